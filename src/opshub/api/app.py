@@ -1,0 +1,41 @@
+"""The FastAPI application: routers, the error envelope, request context and lifespan."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from opshub import __version__
+from opshub.api.errors import register_error_handlers
+from opshub.api.middleware import RequestContextMiddleware
+from opshub.api.routes import admin, auth, data, health, keys
+from opshub.api.state import AppState
+from opshub.config import Settings, get_settings
+from opshub.db.engine import DatabaseUrls, resolve_database_urls
+
+
+def create_app(settings: Settings | None = None, urls: DatabaseUrls | None = None) -> FastAPI:
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        state = AppState.open(settings, urls or resolve_database_urls(settings))
+        app.state.opshub = state
+        try:
+            yield
+        finally:
+            await state.close()
+
+    app = FastAPI(
+        title="opshub",
+        version=__version__,
+        summary="Crews of AI agents for marketing, analytics, e-commerce and operations work.",
+        lifespan=lifespan,
+    )
+    register_error_handlers(app)
+    app.add_middleware(RequestContextMiddleware)
+    for router in (health.router, auth.router, keys.router, admin.router, *data.routers):
+        app.include_router(router)
+    return app

@@ -1,0 +1,89 @@
+"""Typed dependencies: the app state, the authenticated tenant transaction, role requirements."""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Header, Request
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from opshub.api.state import AppState
+from opshub.auth import service as auth_service
+from opshub.auth.errors import AuthenticationError, PermissionDeniedError
+from opshub.auth.models import Principal
+from opshub.tenants.models import Role
+
+
+def get_state(request: Request) -> AppState:
+    state: AppState = request.app.state.opshub
+    return state
+
+
+StateDep = Annotated[AppState, Depends(get_state)]
+
+
+def _bearer(authorization: str | None) -> str:
+    scheme, _, token = (authorization or "").partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise AuthenticationError(
+            "send Authorization: Bearer <token or ohk_ API key>", code="missing_credentials"
+        )
+    return token.strip()
+
+
+@dataclass(frozen=True, slots=True)
+class TenantContext:
+    """An open transaction bound to the caller's tenant, and who the caller is."""
+
+    conn: AsyncConnection
+    principal: Principal
+
+
+async def tenant_context(
+    state: StateDep, authorization: Annotated[str | None, Header()] = None
+) -> AsyncIterator[TenantContext]:
+    bearer = _bearer(authorization)
+    async with state.app_engine.begin() as conn:
+        principal = await auth_service.authenticate(
+            conn, bearer=bearer, jwt_secret=state.jwt_secret
+        )
+        yield TenantContext(conn=conn, principal=principal)
+
+
+def require_role(minimum: Role) -> Callable[[TenantContext], Awaitable[TenantContext]]:
+    async def check(
+        ctx: Annotated[TenantContext, Depends(tenant_context, scope="function")],
+    ) -> TenantContext:
+        if not ctx.principal.role.at_least(minimum):
+            raise PermissionDeniedError(f"this needs the {minimum.value} role or higher")
+        return ctx
+
+    return check
+
+
+# The transaction commits when the route returns, before the response is sent.
+ViewerDep = Annotated[TenantContext, Depends(require_role(Role.viewer), scope="function")]
+MemberDep = Annotated[TenantContext, Depends(require_role(Role.member), scope="function")]
+AdminDep = Annotated[TenantContext, Depends(require_role(Role.admin), scope="function")]
+
+
+async def require_platform_admin(
+    state: StateDep, authorization: Annotated[str | None, Header()] = None
+) -> None:
+    expected = state.settings.admin_token
+    if expected is None:
+        raise PermissionDeniedError("platform administration over HTTP is not enabled")
+    if not hmac.compare_digest(_bearer(authorization), expected.get_secret_value()):
+        raise AuthenticationError("the platform admin token is not valid", code="invalid_token")
+
+
+async def owner_connection(state: StateDep) -> AsyncIterator[AsyncConnection]:
+    async with state.owner_engine.begin() as conn:
+        yield conn
+
+
+PlatformAdminDep = Annotated[None, Depends(require_platform_admin)]
+OwnerConnDep = Annotated[AsyncConnection, Depends(owner_connection, scope="function")]

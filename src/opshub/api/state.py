@@ -1,0 +1,47 @@
+"""What the API process holds for its lifetime: engines, Redis, the login limiter, the JWT key."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from redis.asyncio import Redis
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from opshub.auth.ratelimit import LocalAttemptCounter, LoginRateLimiter, RedisAttemptCounter
+from opshub.config import Settings
+from opshub.db.engine import DatabaseUrls, create_engine
+from opshub.keyfile import read_or_create_key_file
+
+
+@dataclass
+class AppState:
+    settings: Settings
+    app_engine: AsyncEngine
+    owner_engine: AsyncEngine
+    redis: Redis | None
+    limiter: LoginRateLimiter
+    jwt_secret: bytes
+
+    @classmethod
+    def open(cls, settings: Settings, urls: DatabaseUrls) -> AppState:
+        redis = Redis.from_url(settings.redis_url) if settings.redis_url else None
+        counter = RedisAttemptCounter(redis) if redis else LocalAttemptCounter()
+        jwt_secret = (
+            settings.jwt_secret.get_secret_value().encode()
+            if settings.jwt_secret
+            else read_or_create_key_file(settings.data_dir / "jwt_secret")
+        )
+        return cls(
+            settings=settings,
+            app_engine=create_engine(urls.app, pool_size=settings.database_pool_size),
+            owner_engine=create_engine(urls.owner, pool_size=2),
+            redis=redis,
+            limiter=LoginRateLimiter(counter, per_minute=settings.login_attempts_per_minute),
+            jwt_secret=jwt_secret,
+        )
+
+    async def close(self) -> None:
+        await self.app_engine.dispose()
+        await self.owner_engine.dispose()
+        if self.redis is not None:
+            await self.redis.aclose()

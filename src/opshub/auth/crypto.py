@@ -1,0 +1,73 @@
+"""Password hashes (argon2), session tokens (JWT) and API keys (``ohk_``, stored as SHA-256)."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import time
+import uuid
+from typing import Any
+
+import jwt
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+
+from opshub.auth.errors import AuthenticationError
+from opshub.tenants.models import Role
+
+API_KEY_PREFIX = "ohk_"
+_hasher = PasswordHasher()
+# Verifying against this when the e-mail is unknown keeps the response time the same as for a
+# wrong password, so login timing does not reveal which e-mails exist.
+_DUMMY_HASH = _hasher.hash(secrets.token_hex(16))
+
+
+def hash_password(password: str) -> str:
+    return _hasher.hash(password)
+
+
+def verify_password(password_hash: str | None, password: str) -> bool:
+    try:
+        return _hasher.verify(password_hash or _DUMMY_HASH, password) and password_hash is not None
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+def new_api_key() -> tuple[str, str, bytes]:
+    """Return (the key, shown once; its display prefix; the hash that is stored)."""
+    key = API_KEY_PREFIX + secrets.token_urlsafe(32)
+    return key, key[:12], hash_api_key(key)
+
+
+def hash_api_key(key: str) -> bytes:
+    # API keys carry 256 random bits, so a fast hash is enough: nothing is left to brute-force.
+    return hashlib.sha256(key.encode()).digest()
+
+
+def issue_token(
+    *, secret: bytes, user_id: uuid.UUID, tenant_id: uuid.UUID, role: Role, ttl_seconds: int
+) -> tuple[str, int]:
+    now = int(time.time())
+    claims = {
+        "sub": str(user_id),
+        "tid": str(tenant_id),
+        "role": role.value,
+        "iat": now,
+        "exp": now + ttl_seconds,
+        "typ": "session",
+    }
+    return jwt.encode(claims, secret, algorithm="HS256"), ttl_seconds
+
+
+def decode_token(token: str, *, secret: bytes) -> dict[str, Any]:
+    try:
+        claims: dict[str, Any] = jwt.decode(
+            token, secret, algorithms=["HS256"], options={"require": ["exp", "sub", "tid"]}
+        )
+    except jwt.ExpiredSignatureError as exc:
+        raise AuthenticationError("the session token has expired", code="token_expired") from exc
+    except jwt.PyJWTError as exc:
+        raise AuthenticationError("the session token is not valid", code="invalid_token") from exc
+    if claims.get("typ") != "session":
+        raise AuthenticationError("the session token is not valid", code="invalid_token")
+    return claims

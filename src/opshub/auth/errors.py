@@ -1,0 +1,25 @@
+from __future__ import annotations
+
+from opshub.errors import DomainError
+
+
+class AuthenticationError(DomainError):
+    """No valid credentials: 401. ``code`` says which way they failed."""
+
+    code = "unauthenticated"
+
+    def __init__(self, message: str, *, code: str = "unauthenticated") -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class PermissionDeniedError(DomainError):
+    code = "forbidden"
+
+
+class RateLimitedError(DomainError):
+    code = "rate_limited"
+
+    def __init__(self, message: str, *, retry_after: int) -> None:
+        super().__init__(message, details={"retry_after": retry_after})
+        self.retry_after = retry_after

@@ -1,0 +1,202 @@
+"""The ``opshub`` command: serve, api, migrate, tenants and keys."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import uuid
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Annotated, Any, TypeVar
+
+import typer
+import uvicorn
+from pydantic import EmailStr, TypeAdapter, ValidationError
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from opshub.config import get_settings
+from opshub.db.engine import DatabaseUrls, create_engine, resolve_database_urls
+from opshub.db.migrate import DatabaseMisconfiguredError, migrate
+from opshub.errors import DomainError
+from opshub.logging import configure_logging
+from opshub.tenants import service as tenants_service
+from opshub.tenants.models import Role
+
+app = typer.Typer(
+    help="opshub: crews of AI agents for your tenants' operations.", no_args_is_help=True
+)
+tenants_app = typer.Typer(help="Platform administration of tenants.", no_args_is_help=True)
+keys_app = typer.Typer(help="Tenant API keys.", no_args_is_help=True)
+app.add_typer(tenants_app, name="tenants")
+app.add_typer(keys_app, name="keys")
+
+T = TypeVar("T")
+_email = TypeAdapter(EmailStr)
+
+
+def _fail(message: str) -> typer.Exit:
+    typer.secho(f"error: {message}", err=True, fg=typer.colors.RED)
+    return typer.Exit(code=2)
+
+
+def _one_line_errors(func: Callable[..., T]) -> Callable[..., T]:
+    """Expected failures end the command with one line on stderr and exit code 2."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> T:
+        try:
+            return func(*args, **kwargs)
+        except (DomainError, DatabaseMisconfiguredError) as exc:
+            raise _fail(str(exc)) from None
+        except DBAPIError as exc:
+            raise _fail(f"database error: {str(exc.orig).splitlines()[0]}") from None
+        except OSError as exc:
+            raise _fail(f"can't reach a service: {exc}") from None
+
+    return wrapper
+
+
+def _urls() -> DatabaseUrls:
+    return resolve_database_urls(get_settings())
+
+
+def _run_owner(work: Callable[[AsyncConnection], Awaitable[T]]) -> T:
+    """Run ``work`` in one owner transaction (platform administration bypasses RLS)."""
+
+    async def run() -> T:
+        engine = create_engine(_urls().owner, pool_size=1)
+        try:
+            async with engine.begin() as conn:
+                return await work(conn)
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(run())
+
+
+def _run(coro: Coroutine[Any, Any, T]) -> T:
+    return asyncio.run(coro)
+
+
+@app.command("migrate")
+@_one_line_errors
+def migrate_database() -> None:
+    """Apply database migrations and provision the application role."""
+    settings = get_settings()
+    configure_logging(level=settings.log_level, json=settings.log_json)
+    _run(migrate(resolve_database_urls(settings)))
+    typer.echo("database is up to date")
+
+
+def _serve(*, apply_migrations: bool, host: str | None, port: int | None) -> None:
+    from opshub.api.app import create_app
+
+    settings = get_settings()
+    configure_logging(level=settings.log_level, json=settings.log_json)
+    urls = resolve_database_urls(settings)
+    if apply_migrations:
+        _run(migrate(urls))
+    uvicorn.run(
+        create_app(settings, urls),
+        host=host or settings.host,
+        port=port or settings.port,
+        log_config=None,
+        access_log=False,
+    )
+
+
+@app.command()
+@_one_line_errors
+def serve(
+    host: Annotated[str | None, typer.Option(help="Bind address (OPSHUB_HOST)")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (OPSHUB_PORT)")] = None,
+) -> None:
+    """Migrate, then run the hub in one process on the embedded defaults."""
+    _serve(apply_migrations=True, host=host, port=port)
+
+
+@app.command()
+@_one_line_errors
+def api(
+    host: Annotated[str | None, typer.Option(help="Bind address (OPSHUB_HOST)")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (OPSHUB_PORT)")] = None,
+) -> None:
+    """Run the API only (migrations are applied by `opshub migrate`)."""
+    _serve(apply_migrations=False, host=host, port=port)
+
+
+@tenants_app.command("create")
+@_one_line_errors
+def tenants_create(
+    name: Annotated[str, typer.Argument(help="The client business's name")],
+    owner_email: Annotated[str, typer.Option("--owner-email", help="E-mail of the first owner")],
+    password: Annotated[
+        str,
+        typer.Option(prompt=True, hide_input=True, help="The owner's password (≥ 8 characters)"),
+    ],
+    plan: Annotated[str, typer.Option(help="Plan name")] = "standard",
+) -> None:
+    """Create a tenant with its owner user; print its first API key (shown once)."""
+    if not name.strip():
+        raise _fail("the tenant name is empty")
+    try:
+        _email.validate_python(owner_email)
+    except ValidationError:
+        raise _fail(f"{owner_email!r} is not an e-mail address") from None
+    if len(password) < 8:
+        raise _fail("the password needs at least 8 characters")
+    tenant, key = _run_owner(
+        lambda conn: tenants_service.create_tenant(
+            conn, name=name.strip(), owner_email=owner_email, password=password, plan=plan
+        )
+    )
+    typer.echo(f"tenant {tenant.id} ({tenant.name}) created")
+    typer.echo(f"API key (shown once): {key}")
+
+
+@tenants_app.command("list")
+@_one_line_errors
+def tenants_list() -> None:
+    """List tenants."""
+    for row in _run_owner(tenants_service.list_tenants):
+        typer.echo(f"{row.id}  {row.plan:<10}  {row.created_at:%Y-%m-%d}  {row.name}")
+
+
+def _parse_uuid(value: str, what: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        raise _fail(f"{value!r} is not a {what} id") from None
+
+
+@keys_app.command("create")
+@_one_line_errors
+def keys_create(
+    tenant: Annotated[str, typer.Option(help="Tenant id")],
+    name: Annotated[str, typer.Option(help="What the key is for")] = "cli",
+    role: Annotated[Role, typer.Option(help="Role of the key")] = Role.member,
+) -> None:
+    """Create an API key for a tenant; print it (shown once)."""
+    tenant_id = _parse_uuid(tenant, "tenant")
+
+    async def work(conn: AsyncConnection) -> str:
+        await tenants_service.get_tenant_or_raise(conn, tenant_id=tenant_id)
+        row, key = await tenants_service.create_api_key(
+            conn, tenant_id=tenant_id, name=name, role=role
+        )
+        return f"key {row.id} ({row.role}) created\nAPI key (shown once): {key}"
+
+    typer.echo(_run_owner(work))
+
+
+@keys_app.command("revoke")
+@_one_line_errors
+def keys_revoke(key_id: Annotated[str, typer.Argument(help="API key id")]) -> None:
+    """Revoke an API key; requests with it get 401 from then on."""
+    parsed = _parse_uuid(key_id, "key")
+    row = _run_owner(lambda conn: tenants_service.revoke_api_key(conn, key_id=parsed))
+    typer.echo(f"key {row.id} revoked")
+
+
+def main() -> None:
+    app()

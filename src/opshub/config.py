@@ -1,0 +1,60 @@
+"""Every setting opshub reads, in one place: environment variables prefixed ``OPSHUB_``."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="OPSHUB_", extra="ignore")
+
+    data_dir: Path = Field(
+        default=Path(".opshub"),
+        description="Embedded PostgreSQL data, generated secrets and local state.",
+    )
+    database_url: str | None = Field(
+        default=None,
+        description="Owner connection (migrations, platform administration). "
+        "Unset: an embedded PostgreSQL 16 + pgvector is started in data_dir.",
+    )
+    database_app_url: str | None = Field(
+        default=None,
+        description="The API's connection, as a role without BYPASSRLS. Unset: database_url with "
+        "the user swapped for database_app_role.",
+    )
+    database_app_role: str = Field(
+        default="opshub_app", description="Role that tenant requests run as (RLS applies)."
+    )
+    database_pool_size: int = Field(default=20, ge=1, le=500)
+    redis_url: str | None = Field(
+        default=None,
+        description="Redis for rate limits (and later live events). Unset: in-process.",
+    )
+    vault_addr: str | None = Field(default=None, description="Vault/OpenBao address, if any.")
+    jwt_secret: SecretStr | None = Field(
+        default=None,
+        description="HS256 signing key for session tokens. Unset: generated once into data_dir.",
+    )
+    jwt_ttl_seconds: int = Field(default=3600, ge=60, le=7 * 24 * 3600)
+    admin_token: SecretStr | None = Field(
+        default=None, description="Bearer token for /v1/admin/* (platform administration)."
+    )
+    login_attempts_per_minute: int = Field(default=10, ge=1)
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+    log_level: str = "INFO"
+    log_json: bool = Field(default=True, description="Structured JSON logs (false: console).")
+    import_max_rows: int = Field(default=10_000, ge=1)
+
+    @property
+    def embedded(self) -> bool:
+        return self.database_url is None
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

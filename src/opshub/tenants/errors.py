@@ -1,0 +1,7 @@
+from __future__ import annotations
+
+from opshub.errors import ConflictError
+
+
+class EmailTakenError(ConflictError):
+    code = "email_taken"
