@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import signal
 import uuid
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Annotated, Any, TypeVar
@@ -88,9 +89,16 @@ def migrate_database() -> None:
     typer.echo("database is up to date")
 
 
+def _exit_normally(_signum: int, _frame: object) -> None:
+    raise SystemExit(0)
+
+
 def _serve(*, apply_migrations: bool, host: str | None, port: int | None) -> None:
     from opshub.api.app import create_app
 
+    # uvicorn shuts down gracefully on SIGTERM and then re-raises it; exiting normally instead
+    # lets atexit stop the embedded PostgreSQL with the hub.
+    signal.signal(signal.SIGTERM, _exit_normally)
     settings = get_settings()
     configure_logging(level=settings.log_level, json=settings.log_json)
     urls = resolve_database_urls(settings)

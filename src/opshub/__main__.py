@@ -1,0 +1,3 @@
+from opshub.cli import main
+
+main()

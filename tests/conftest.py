@@ -1,0 +1,156 @@
+"""Shared fixtures: a real PostgreSQL 16 + pgvector (pgserver), the migrated schema, the app.
+
+One embedded server serves the whole session. Tests that need an empty or throw-away database
+create their own with ``fresh_database``; everything else shares one migrated database and keeps
+apart by creating its own tenants.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from fastapi import FastAPI
+from httpx import ASGITransport, AsyncClient
+from sqlalchemy import make_url, text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from opshub.api.app import create_app
+from opshub.config import Settings
+from opshub.db.embedded import start_embedded_postgres
+from opshub.db.engine import DatabaseUrls, create_engine
+from opshub.db.migrate import migrate
+from opshub.tenants import service as tenants_service
+
+REDIS_URL = os.environ.get("OPSHUB_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+
+
+@dataclass(frozen=True)
+class TenantHandle:
+    id: uuid.UUID
+    name: str
+    email: str
+    password: str
+    api_key: str
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.api_key}"}
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Iterator[Path]:
+    # Short path: the server's unix socket lives in it and socket paths are capped at 107 bytes.
+    with tempfile.TemporaryDirectory(prefix="ohk-", dir="/tmp") as path:
+        yield Path(path)
+
+
+@pytest.fixture(scope="session")
+def server_url(data_dir: Path) -> str:
+    """Owner URL of the session's embedded server (database ``opshub``)."""
+    return start_embedded_postgres(data_dir)
+
+
+@pytest.fixture(scope="session")
+def owner_admin_engine(server_url: str) -> AsyncEngine:
+    url = make_url(server_url).set(drivername="postgresql+asyncpg", database="postgres")
+    return create_engine(url.render_as_string(hide_password=False), pool_size=1)
+
+
+@pytest.fixture
+async def fresh_database(
+    server_url: str, owner_admin_engine: AsyncEngine
+) -> AsyncIterator[DatabaseUrls]:
+    """An empty database of its own (not migrated), dropped afterwards."""
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    async with owner_admin_engine.connect() as conn:
+        await conn.execution_options(isolation_level="AUTOCOMMIT")
+        await conn.execute(text(f"CREATE DATABASE {name}"))
+    owner = make_url(server_url).set(drivername="postgresql+asyncpg", database=name)
+    yield DatabaseUrls(
+        owner=owner.render_as_string(hide_password=False),
+        app=owner.set(username="opshub_app").render_as_string(hide_password=False),
+    )
+    async with owner_admin_engine.connect() as conn:
+        await conn.execution_options(isolation_level="AUTOCOMMIT")
+        await conn.execute(text(f"DROP DATABASE {name} WITH (FORCE)"))
+
+
+@pytest.fixture(scope="session")
+async def urls(server_url: str) -> DatabaseUrls:
+    """The shared database, migrated to head."""
+    owner = make_url(server_url).set(drivername="postgresql+asyncpg")
+    resolved = DatabaseUrls(
+        owner=owner.render_as_string(hide_password=False),
+        app=owner.set(username="opshub_app").render_as_string(hide_password=False),
+    )
+    await migrate(resolved)
+    return resolved
+
+
+@pytest.fixture(scope="session")
+async def owner_engine(urls: DatabaseUrls) -> AsyncIterator[AsyncEngine]:
+    engine = create_engine(urls.owner, pool_size=2)
+    yield engine
+    await engine.dispose()
+
+
+@pytest.fixture(scope="session")
+async def app_engine(urls: DatabaseUrls) -> AsyncIterator[AsyncEngine]:
+    engine = create_engine(urls.app, pool_size=4)
+    yield engine
+    await engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def settings(data_dir: Path) -> Settings:
+    return Settings(
+        data_dir=data_dir,
+        redis_url=None,
+        admin_token="platform-admin-token-for-tests",  # type: ignore[arg-type]
+        log_json=True,
+    )
+
+
+@pytest.fixture(scope="session")
+async def app(settings: Settings, urls: DatabaseUrls) -> AsyncIterator[FastAPI]:
+    application = create_app(settings, urls)
+    async with application.router.lifespan_context(application):
+        yield application
+
+
+@pytest.fixture
+async def client(app: FastAPI) -> AsyncIterator[AsyncClient]:
+    async with AsyncClient(transport=ASGITransport(app=app), base_url="http://opshub") as c:
+        yield c
+
+
+@pytest.fixture
+def make_tenant(owner_engine: AsyncEngine):  # type: ignore[no-untyped-def]
+    """Create a tenant with an owner user and an owner API key."""
+
+    async def make(name: str = "Tenant") -> TenantHandle:
+        email = f"owner-{uuid.uuid4().hex[:10]}@example.com"
+        password = "correct horse battery"
+        async with owner_engine.begin() as conn:
+            tenant, key = await tenants_service.create_tenant(
+                conn, name=name, owner_email=email, password=password
+            )
+        return TenantHandle(tenant.id, name, email, password, key)
+
+    return make
+
+
+@pytest.fixture
+async def tenant_a(make_tenant) -> TenantHandle:  # type: ignore[no-untyped-def]
+    return await make_tenant("Acme Outdoor")
+
+
+@pytest.fixture
+async def tenant_b(make_tenant) -> TenantHandle:  # type: ignore[no-untyped-def]
+    return await make_tenant("Blue Bakery")
