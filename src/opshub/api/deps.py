@@ -17,7 +17,7 @@ from opshub.auth.models import Principal
 from opshub.tenants.models import Role
 
 
-def get_state(request: Request) -> AppState:
+async def get_state(request: Request) -> AppState:
     state: AppState = request.app.state.opshub
     return state
 

@@ -9,7 +9,7 @@ from pathlib import Path
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import make_url, text
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from opshub.db.engine import DatabaseUrls, create_engine
 
@@ -37,43 +37,55 @@ def downgrade(owner_url: str, revision: str) -> None:
 
 
 async def migrate(urls: DatabaseUrls) -> None:
-    """Bring the schema to head, then make sure the app role can log in and is bound by RLS."""
-    # Alembic's env runs its own event loop, so it gets a thread of its own.
-    await asyncio.to_thread(upgrade, urls.owner)
+    """Check the app role, bring the schema to head, then provision the role for RLS.
+
+    The role is checked first so that a configuration that would defeat isolation changes
+    nothing at all.
+    """
     engine = create_engine(urls.owner, pool_size=1)
     try:
-        await provision_app_role(engine, urls.app)
+        async with engine.connect() as conn:
+            existing = await check_app_role(conn, urls.app)
+        # Alembic's env runs its own event loop, so it gets a thread of its own.
+        await asyncio.to_thread(upgrade, urls.owner)
+        async with engine.begin() as conn:
+            await provision_app_role(conn, urls.app, exists=existing)
     finally:
         await engine.dispose()
 
 
-async def provision_app_role(owner_engine: AsyncEngine, app_url: str) -> None:
-    url = make_url(app_url)
-    role = url.username or ""
+async def check_app_role(conn: AsyncConnection, app_url: str) -> bool:
+    """Refuse an app role that would see every tenant; return whether it exists yet."""
+    role = make_url(app_url).username or ""
     if not _ROLE_NAME.match(role):
         raise DatabaseMisconfiguredError(f"app database role {role!r} is not a plain role name")
-    async with owner_engine.begin() as conn:
-        owner = (await conn.execute(text("SELECT current_user"))).scalar_one()
-        if role == owner:
-            raise DatabaseMisconfiguredError(
-                "the app database URL uses the owner role; tenant requests need a role bound by RLS"
-            )
-        existing = (
-            await conn.execute(
-                text("SELECT rolsuper OR rolbypassrls FROM pg_roles WHERE rolname = :r"),
-                {"r": role},
-            )
-        ).first()
-        if existing is not None and existing[0]:
-            raise DatabaseMisconfiguredError(
-                f"role {role} is a superuser or has BYPASSRLS: it would see every tenant"
-            )
-        verb = "ALTER" if existing is not None else "CREATE"
-        statement = f'{verb} ROLE "{role}" LOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE'
-        if url.password is not None:
-            quoted = await conn.scalar(
-                text("SELECT quote_literal(CAST(:pw AS text))"), {"pw": url.password}
-            )
-            statement += f" PASSWORD {quoted}"
-        await conn.execute(text(statement))
-        await conn.execute(text(f'GRANT opshub_tenant TO "{role}"'))
+    owner = (await conn.execute(text("SELECT current_user"))).scalar_one()
+    if role == owner:
+        raise DatabaseMisconfiguredError(
+            "the app database URL uses the owner role; tenant requests need a role bound by RLS"
+        )
+    existing = (
+        await conn.execute(
+            text("SELECT rolsuper OR rolbypassrls FROM pg_roles WHERE rolname = :r"), {"r": role}
+        )
+    ).first()
+    if existing is not None and existing[0]:
+        raise DatabaseMisconfiguredError(
+            f"role {role} is a superuser or has BYPASSRLS: it would see every tenant"
+        )
+    return existing is not None
+
+
+async def provision_app_role(conn: AsyncConnection, app_url: str, *, exists: bool) -> None:
+    url = make_url(app_url)
+    verb = "ALTER" if exists else "CREATE"
+    statement = (
+        f'{verb} ROLE "{url.username}" LOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE'
+    )
+    if url.password is not None:
+        quoted = await conn.scalar(
+            text("SELECT quote_literal(CAST(:pw AS text))"), {"pw": url.password}
+        )
+        statement += f" PASSWORD {quoted}"
+    await conn.execute(text(statement))
+    await conn.execute(text(f'GRANT opshub_tenant TO "{url.username}"'))

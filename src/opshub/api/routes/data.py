@@ -66,6 +66,7 @@ def build_router(resource: Resource) -> APIRouter:
         items, next_cursor = await data_service.list_(
             ctx.conn,
             resource=resource,
+            tenant_id=ctx.principal.tenant_id,
             filters=filters,
             q=params["q"],
             cursor=params["cursor"],
@@ -75,11 +76,15 @@ def build_router(resource: Resource) -> APIRouter:
 
     @router.get("/{item_id}", response_model=Read, summary=f"Get one {resource.singular}")
     async def get_item(ctx: ViewerDep, item_id: uuid.UUID) -> dict[str, Any]:
-        return await data_service.get_or_raise(ctx.conn, resource=resource, row_id=item_id)
+        return await data_service.get_or_raise(
+            ctx.conn, resource=resource, tenant_id=ctx.principal.tenant_id, row_id=item_id
+        )
 
     @router.post("", response_model=Read, status_code=201, summary=f"Create a {resource.singular}")
     async def create_item(ctx: MemberDep, data: Annotated[Create, Body()]) -> dict[str, Any]:  # type: ignore[valid-type]
-        return await data_service.create(ctx.conn, resource=resource, data=data)
+        return await data_service.create(
+            ctx.conn, resource=resource, tenant_id=ctx.principal.tenant_id, data=data
+        )
 
     @router.patch("/{item_id}", response_model=Read, summary=f"Update a {resource.singular}")
     async def update_item(
@@ -87,11 +92,19 @@ def build_router(resource: Resource) -> APIRouter:
         item_id: uuid.UUID,
         data: Annotated[Update, Body()],  # type: ignore[valid-type]
     ) -> dict[str, Any]:
-        return await data_service.update(ctx.conn, resource=resource, row_id=item_id, data=data)
+        return await data_service.update(
+            ctx.conn,
+            resource=resource,
+            tenant_id=ctx.principal.tenant_id,
+            row_id=item_id,
+            data=data,
+        )
 
     @router.delete("/{item_id}", status_code=204, summary=f"Delete a {resource.singular}")
     async def delete_item(ctx: MemberDep, item_id: uuid.UUID) -> Response:
-        await data_service.delete(ctx.conn, resource=resource, row_id=item_id)
+        await data_service.delete(
+            ctx.conn, resource=resource, tenant_id=ctx.principal.tenant_id, row_id=item_id
+        )
         return Response(status_code=204)
 
     @router.post(
@@ -121,7 +134,11 @@ def build_router(resource: Resource) -> APIRouter:
     async def import_items(ctx: MemberDep, state: StateDep, request: Request) -> ImportResult:
         rows = await _import_rows(request, resource)
         ids = await data_service.import_rows(
-            ctx.conn, resource=resource, rows=rows, max_rows=state.settings.import_max_rows
+            ctx.conn,
+            resource=resource,
+            tenant_id=ctx.principal.tenant_id,
+            rows=rows,
+            max_rows=state.settings.import_max_rows,
         )
         return ImportResult(imported=len(ids), ids=ids)
 

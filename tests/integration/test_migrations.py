@@ -1,0 +1,321 @@
+"""Alembic migrations and app-role provisioning, each run against a database of its own.
+
+Alembic's environment runs its own event loop, so ``upgrade``/``downgrade`` go through
+``asyncio.to_thread``; ``migrate`` is async and does that itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import pytest
+from sqlalchemy import make_url, text
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from opshub.db.engine import DatabaseUrls, create_engine
+from opshub.db.migrate import DatabaseMisconfiguredError, downgrade, migrate, upgrade
+
+TENANT_TABLES = ("users", "api_keys", "clients", "leads", "campaigns", "reports")
+SCHEMA_TABLES = frozenset({"tenants", *TENANT_TABLES})
+AUTH_FUNCTIONS = frozenset(
+    {"opshub_api_key_principal", "opshub_user_principal", "opshub_login_candidate"}
+)
+
+
+@asynccontextmanager
+async def connect(url: str) -> AsyncIterator[AsyncConnection]:
+    engine: AsyncEngine = create_engine(url, pool_size=1)
+    try:
+        async with engine.connect() as conn:
+            yield conn
+    finally:
+        await engine.dispose()
+
+
+async def query(url: str, sql: str, **params: Any) -> list[Any]:
+    async with connect(url) as conn:
+        return list((await conn.execute(text(sql), params)).all())
+
+
+async def tables(url: str) -> set[str]:
+    rows = await query(
+        url,
+        "SELECT tablename FROM pg_tables WHERE schemaname = 'public'"
+        " AND tablename <> 'alembic_version'",
+    )
+    return {row.tablename for row in rows}
+
+
+async def functions(url: str) -> set[str]:
+    rows = await query(
+        url,
+        "SELECT proname FROM pg_proc WHERE pronamespace = 'public'::regnamespace"
+        " AND proname LIKE 'opshub%'",
+    )
+    return {row.proname for row in rows}
+
+
+async def alembic_revision(url: str) -> list[str]:
+    return [row.version_num for row in await query(url, "SELECT version_num FROM alembic_version")]
+
+
+async def upgrade_to_head(urls: DatabaseUrls) -> None:
+    await asyncio.to_thread(upgrade, urls.owner)
+
+
+async def downgrade_to_base(urls: DatabaseUrls) -> None:
+    await asyncio.to_thread(downgrade, urls.owner, "base")
+
+
+# --- Upgrade on an empty database. ---------------------------------------------------------------
+
+
+async def test_upgrade_on_empty_database_creates_every_table(fresh_database: DatabaseUrls) -> None:
+    assert await tables(fresh_database.owner) == set()
+    await upgrade_to_head(fresh_database)
+    assert await tables(fresh_database.owner) == SCHEMA_TABLES
+    assert await alembic_revision(fresh_database.owner) == ["0001"]
+
+
+async def test_upgrade_installs_the_vector_extension(fresh_database: DatabaseUrls) -> None:
+    await upgrade_to_head(fresh_database)
+    rows = await query(
+        fresh_database.owner, "SELECT extversion FROM pg_extension WHERE extname = 'vector'"
+    )
+    assert len(rows) == 1
+    assert rows[0].extversion
+    distance = await query(
+        fresh_database.owner, "SELECT '[1,2,3]'::vector <-> '[1,2,4]'::vector AS d"
+    )
+    assert distance[0].d == pytest.approx(1.0)
+
+
+async def test_upgrade_enables_and_forces_rls_on_every_tenant_table(
+    fresh_database: DatabaseUrls,
+) -> None:
+    await upgrade_to_head(fresh_database)
+    rows = await query(
+        fresh_database.owner,
+        "SELECT relname, relrowsecurity, relforcerowsecurity FROM pg_class"
+        " WHERE relnamespace = 'public'::regnamespace AND relname = ANY(:names)",
+        names=sorted(SCHEMA_TABLES),
+    )
+    security = {row.relname: (row.relrowsecurity, row.relforcerowsecurity) for row in rows}
+    assert security == dict.fromkeys(SCHEMA_TABLES, (True, True))
+
+
+async def test_upgrade_creates_a_tenant_policy_on_every_tenant_table(
+    fresh_database: DatabaseUrls,
+) -> None:
+    await upgrade_to_head(fresh_database)
+    rows = await query(
+        fresh_database.owner,
+        "SELECT tablename, policyname, qual, with_check FROM pg_policies"
+        " WHERE schemaname = 'public'",
+    )
+    by_table = {row.tablename: row for row in rows}
+    assert set(by_table) == SCHEMA_TABLES
+    assert len(rows) == len(SCHEMA_TABLES)
+    for table in TENANT_TABLES:
+        assert "app.tenant_id" in by_table[table].qual
+        assert "app.tenant_id" in by_table[table].with_check
+    assert "app.tenant_id" in by_table["tenants"].qual
+
+
+async def test_upgrade_creates_the_auth_functions_as_security_definer(
+    fresh_database: DatabaseUrls,
+) -> None:
+    await upgrade_to_head(fresh_database)
+    rows = await query(
+        fresh_database.owner,
+        "SELECT proname, prosecdef, proconfig FROM pg_proc"
+        " WHERE pronamespace = 'public'::regnamespace AND proname LIKE 'opshub%'",
+    )
+    assert {row.proname for row in rows} == AUTH_FUNCTIONS
+    for row in rows:
+        assert row.prosecdef is True
+        assert any(setting.startswith("search_path=") for setting in row.proconfig)
+
+
+async def test_migrate_provisions_an_app_role_bound_by_rls(fresh_database: DatabaseUrls) -> None:
+    await migrate(fresh_database)
+    assert (await query(fresh_database.app, "SELECT current_user AS u"))[0].u == "opshub_app"
+    role = (
+        await query(
+            fresh_database.owner,
+            "SELECT rolsuper, rolbypassrls, rolcanlogin,"
+            " pg_has_role('opshub_app', 'opshub_tenant', 'MEMBER') AS tenant_member"
+            " FROM pg_roles WHERE rolname = 'opshub_app'",
+        )
+    )[0]
+    assert tuple(role) == (False, False, True, True)
+
+
+async def test_app_role_of_a_fresh_migration_sees_no_rows_without_a_tenant(
+    fresh_database: DatabaseUrls,
+) -> None:
+    await migrate(fresh_database)
+    async with connect(fresh_database.owner) as conn, conn.begin():
+        await conn.execute(text("INSERT INTO tenants (name) VALUES ('Acme')"))
+    assert (await query(fresh_database.owner, "SELECT count(*) AS n FROM tenants"))[0].n == 1
+    assert (await query(fresh_database.app, "SELECT count(*) AS n FROM tenants"))[0].n == 0
+
+
+# --- Downgrade and round trips. ------------------------------------------------------------------
+
+
+async def test_downgrade_to_base_removes_tables_and_auth_functions(
+    fresh_database: DatabaseUrls,
+) -> None:
+    await migrate(fresh_database)
+    assert await functions(fresh_database.owner) == AUTH_FUNCTIONS
+    await downgrade_to_base(fresh_database)
+    assert await tables(fresh_database.owner) == set()
+    assert await functions(fresh_database.owner) == set()
+    assert await alembic_revision(fresh_database.owner) == []
+    extensions = await query(
+        fresh_database.owner, "SELECT 1 FROM pg_extension WHERE extname = 'vector'"
+    )
+    assert extensions == []
+
+
+async def test_upgrade_after_downgrade_restores_the_schema(fresh_database: DatabaseUrls) -> None:
+    await migrate(fresh_database)
+    await downgrade_to_base(fresh_database)
+    await migrate(fresh_database)
+    assert await tables(fresh_database.owner) == SCHEMA_TABLES
+    assert await functions(fresh_database.owner) == AUTH_FUNCTIONS
+    assert await alembic_revision(fresh_database.owner) == ["0001"]
+    assert (await query(fresh_database.app, "SELECT current_user AS u"))[0].u == "opshub_app"
+
+
+async def test_downgrade_with_data_present_then_upgrade_leaves_an_empty_schema(
+    fresh_database: DatabaseUrls,
+) -> None:
+    await migrate(fresh_database)
+    async with connect(fresh_database.owner) as conn, conn.begin():
+        tenant_id = uuid.uuid4()
+        await conn.execute(
+            text("INSERT INTO tenants (id, name) VALUES (:t, 'Acme')"), {"t": tenant_id}
+        )
+        params = {"t": tenant_id}
+        await conn.execute(
+            text(
+                "INSERT INTO users (tenant_id, email, password_hash, role)"
+                " VALUES (:t, 'owner@acme.example.com', 'x', 'owner')"
+            ),
+            params,
+        )
+        await conn.execute(
+            text(
+                "INSERT INTO api_keys (tenant_id, name, prefix, key_hash, role)"
+                " VALUES (:t, 'k', 'ohk_abcdefgh', sha256('k'::bytea), 'owner')"
+            ),
+            params,
+        )
+        client_id = (
+            await conn.execute(
+                text("INSERT INTO clients (tenant_id, name) VALUES (:t, 'Summit') RETURNING id"),
+                params,
+            )
+        ).scalar_one()
+        refs = {"t": tenant_id, "c": client_id}
+        await conn.execute(
+            text("INSERT INTO leads (tenant_id, client_id, name) VALUES (:t, :c, 'Jane')"), refs
+        )
+        await conn.execute(
+            text(
+                "INSERT INTO campaigns (tenant_id, client_id, name, channel)"
+                " VALUES (:t, :c, 'Spring', 'email')"
+            ),
+            refs,
+        )
+        await conn.execute(
+            text("INSERT INTO reports (tenant_id, title) VALUES (:t, 'Weekly')"), params
+        )
+    for table in SCHEMA_TABLES:
+        count = (await query(fresh_database.owner, f"SELECT count(*) AS n FROM {table}"))[0].n  # noqa: S608
+        assert count == 1, table
+
+    await downgrade_to_base(fresh_database)
+    assert await tables(fresh_database.owner) == set()
+    await migrate(fresh_database)
+
+    assert await tables(fresh_database.owner) == SCHEMA_TABLES
+    for table in SCHEMA_TABLES:
+        count = (await query(fresh_database.owner, f"SELECT count(*) AS n FROM {table}"))[0].n  # noqa: S608
+        assert count == 0, table
+
+
+# --- migrate(): idempotence and refusals. --------------------------------------------------------
+
+
+async def schema_snapshot(url: str) -> dict[str, Any]:
+    columns = await query(
+        url,
+        "SELECT table_name, column_name, data_type, is_nullable, column_default"
+        " FROM information_schema.columns WHERE table_schema = 'public'"
+        " ORDER BY table_name, ordinal_position",
+    )
+    policies = await query(
+        url, "SELECT tablename, policyname, qual, with_check FROM pg_policies ORDER BY 1, 2"
+    )
+    roles = await query(
+        url,
+        "SELECT rolname, rolsuper, rolbypassrls, rolcanlogin FROM pg_roles"
+        " WHERE rolname IN ('opshub_app', 'opshub_tenant') ORDER BY 1",
+    )
+    return {
+        "revision": await alembic_revision(url),
+        "columns": [tuple(row) for row in columns],
+        "policies": [tuple(row) for row in policies],
+        "functions": await functions(url),
+        "roles": [tuple(row) for row in roles],
+    }
+
+
+async def test_migrate_twice_is_a_no_op(fresh_database: DatabaseUrls) -> None:
+    await migrate(fresh_database)
+    async with connect(fresh_database.owner) as conn, conn.begin():
+        await conn.execute(text("INSERT INTO tenants (name) VALUES ('Acme')"))
+    before = await schema_snapshot(fresh_database.owner)
+
+    await migrate(fresh_database)
+
+    assert await schema_snapshot(fresh_database.owner) == before
+    assert (await query(fresh_database.owner, "SELECT count(*) AS n FROM tenants"))[0].n == 1
+    assert (await query(fresh_database.app, "SELECT current_user AS u"))[0].u == "opshub_app"
+
+
+async def test_migrate_refuses_an_app_url_that_uses_the_owner_role_before_changing_anything(
+    fresh_database: DatabaseUrls,
+) -> None:
+    same_role = DatabaseUrls(owner=fresh_database.owner, app=fresh_database.owner)
+    with pytest.raises(DatabaseMisconfiguredError, match="owner role"):
+        await migrate(same_role)
+    tenants = await query(fresh_database.owner, "SELECT to_regclass('public.tenants') AS found")
+    assert tenants[0].found is None
+
+
+async def test_migrate_refuses_an_app_role_with_bypassrls(
+    fresh_database: DatabaseUrls,
+) -> None:
+    role = f"t_bypass_{uuid.uuid4().hex[:8]}"
+    app_url = make_url(fresh_database.owner).set(username=role)
+    urls = DatabaseUrls(owner=fresh_database.owner, app=app_url.render_as_string(False))
+    async with connect(fresh_database.owner) as conn, conn.begin():
+        await conn.execute(text(f"CREATE ROLE {role} LOGIN BYPASSRLS"))
+    try:
+        with pytest.raises(DatabaseMisconfiguredError, match="BYPASSRLS"):
+            await migrate(urls)
+        bypass = await query(
+            fresh_database.owner, "SELECT rolbypassrls FROM pg_roles WHERE rolname = :r", r=role
+        )
+        assert bypass[0].rolbypassrls is True  # refused, not silently altered
+    finally:
+        async with connect(fresh_database.owner) as conn, conn.begin():
+            await conn.execute(text(f"DROP ROLE {role}"))

@@ -1,0 +1,562 @@
+"""Tenant isolation enforced by PostgreSQL row level security, seen through the app's connection.
+
+Every statement here is hand-written SQL run as the application role (``opshub_app``, no
+BYPASSRLS) with the tenant bound the way the application binds it (``set_tenant`` /
+``tenant_transaction``). Rows are seeded and read back through the owner connection, which
+bypasses RLS, so each test can tell whether another tenant's data was seen or touched.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from opshub.auth import crypto
+from opshub.db.engine import tenant_transaction
+from tests.conftest import TenantHandle
+
+TENANT_TABLES = ("users", "api_keys", "clients", "leads", "campaigns", "reports")
+CLIENT_REFERENCING_TABLES = ("leads", "campaigns")
+# A free-text column per table that UPDATE tests overwrite and read back.
+LABEL_COLUMN = {
+    "users": "password_hash",
+    "api_keys": "name",
+    "clients": "name",
+    "leads": "name",
+    "campaigns": "name",
+    "reports": "title",
+}
+RLS_VIOLATION = "row-level security policy"
+HIJACKED = "hijacked"
+
+
+def row_values(table: str) -> dict[str, Any]:
+    """Values for the required columns of a new row in ``table`` (``tenant_id`` excluded)."""
+    token = uuid.uuid4().hex[:12]
+    values: dict[str, dict[str, Any]] = {
+        "users": {
+            "email": f"user-{token}@example.com",
+            "password_hash": f"hash-{token}",
+            "role": "member",
+        },
+        "api_keys": {
+            "name": f"key-{token}",
+            "prefix": f"ohk_{token[:8]}",
+            "key_hash": hashlib.sha256(token.encode()).digest(),
+            "role": "member",
+        },
+        "clients": {"name": f"client-{token}"},
+        "leads": {"name": f"lead-{token}"},
+        "campaigns": {"name": f"campaign-{token}", "channel": "email"},
+        "reports": {"title": f"report-{token}"},
+    }
+    return values[table]
+
+
+def insert_sql(table: str, columns: list[str]) -> Any:
+    names = ", ".join(columns)
+    params = ", ".join(f":{c}" for c in columns)
+    return text(f"INSERT INTO {table} ({names}) VALUES ({params}) RETURNING id, tenant_id")  # noqa: S608
+
+
+@dataclass(frozen=True)
+class SeedTenant:
+    id: uuid.UUID
+    name: str
+
+
+@dataclass(frozen=True)
+class Seed:
+    """Two tenants, and for each tenant table the id and label of one row per tenant."""
+
+    a: SeedTenant
+    b: SeedTenant
+    rows: dict[tuple[str, uuid.UUID], uuid.UUID]
+    labels: dict[uuid.UUID, str]
+
+    def row(self, table: str, tenant: SeedTenant) -> uuid.UUID:
+        return self.rows[(table, tenant.id)]
+
+
+@pytest.fixture
+async def seed(owner_engine: AsyncEngine) -> Seed:
+    """Seeded with plain SQL (no password hashing), so the large matrix stays quick."""
+    rows: dict[tuple[str, uuid.UUID], uuid.UUID] = {}
+    labels: dict[uuid.UUID, str] = {}
+    a = SeedTenant(uuid.uuid4(), f"Acme {uuid.uuid4().hex[:6]}")
+    b = SeedTenant(uuid.uuid4(), f"Blue {uuid.uuid4().hex[:6]}")
+    async with owner_engine.begin() as conn:
+        for tenant in (a, b):
+            await conn.execute(
+                text("INSERT INTO tenants (id, name) VALUES (:id, :name)"),
+                {"id": tenant.id, "name": tenant.name},
+            )
+            for table in TENANT_TABLES:
+                values = {"tenant_id": tenant.id, **row_values(table)}
+                row = (await conn.execute(insert_sql(table, list(values)), values)).one()
+                rows[(table, tenant.id)] = row.id
+                labels[row.id] = values[LABEL_COLUMN[table]]
+    return Seed(a, b, rows, labels)
+
+
+@pytest.fixture
+async def app_conn(app_engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
+    """A connection of the application role with no tenant bound (transactions are the test's)."""
+    async with app_engine.connect() as conn:
+        yield conn
+
+
+async def owner_label(owner_engine: AsyncEngine, table: str, row_id: uuid.UUID) -> str | None:
+    """The row's label as the owner sees it, or None when the row does not exist."""
+    column = LABEL_COLUMN[table]
+    async with owner_engine.connect() as conn:
+        return (
+            await conn.execute(
+                text(f"SELECT {column} FROM {table} WHERE id = :id"),  # noqa: S608
+                {"id": row_id},
+            )
+        ).scalar_one_or_none()
+
+
+async def owner_count(owner_engine: AsyncEngine, table: str, ids: list[uuid.UUID]) -> int:
+    async with owner_engine.connect() as conn:
+        return (
+            await conn.execute(
+                text(f"SELECT count(*) FROM {table} WHERE id = ANY(:ids)"),  # noqa: S608
+                {"ids": ids},
+            )
+        ).scalar_one()
+
+
+tables = pytest.mark.parametrize("table", TENANT_TABLES)
+
+
+# --- No tenant bound: the app role sees and touches nothing. --------------------------------
+
+
+@tables
+async def test_without_tenant_select_returns_no_rows(
+    table: str, seed: Seed, app_engine: AsyncEngine, owner_engine: AsyncEngine
+) -> None:
+    seeded = [seed.row(table, seed.a), seed.row(table, seed.b)]
+    assert await owner_count(owner_engine, table, seeded) == 2
+    async with app_engine.begin() as conn:
+        count = (await conn.execute(text(f"SELECT count(*) FROM {table}"))).scalar_one()  # noqa: S608
+    assert count == 0
+
+
+@tables
+async def test_without_tenant_insert_is_rejected(table: str, app_conn: AsyncConnection) -> None:
+    values = row_values(table)
+    with pytest.raises(DBAPIError, match=f"{RLS_VIOLATION}|null value in column"):
+        async with app_conn.begin():
+            await app_conn.execute(insert_sql(table, list(values)), values)
+
+
+@tables
+async def test_without_tenant_insert_naming_a_tenant_is_rejected(
+    table: str, seed: Seed, app_conn: AsyncConnection
+) -> None:
+    values = {"tenant_id": seed.a.id, **row_values(table)}
+    with pytest.raises(DBAPIError, match=RLS_VIOLATION):
+        async with app_conn.begin():
+            await app_conn.execute(insert_sql(table, list(values)), values)
+
+
+@tables
+async def test_without_tenant_update_affects_no_rows(
+    table: str, seed: Seed, app_engine: AsyncEngine, owner_engine: AsyncEngine
+) -> None:
+    targets = [seed.row(table, seed.a), seed.row(table, seed.b)]
+    async with app_engine.begin() as conn:
+        result = await conn.execute(
+            text(f"UPDATE {table} SET {LABEL_COLUMN[table]} = :v WHERE id = ANY(:ids)"),  # noqa: S608
+            {"v": HIJACKED, "ids": targets},
+        )
+    assert result.rowcount == 0
+    for row_id in targets:
+        assert await owner_label(owner_engine, table, row_id) == seed.labels[row_id]
+
+
+@tables
+async def test_without_tenant_delete_affects_no_rows(
+    table: str, seed: Seed, app_engine: AsyncEngine, owner_engine: AsyncEngine
+) -> None:
+    targets = [seed.row(table, seed.a), seed.row(table, seed.b)]
+    async with app_engine.begin() as conn:
+        result = await conn.execute(
+            text(f"DELETE FROM {table} WHERE id = ANY(:ids)"),  # noqa: S608
+            {"ids": targets},
+        )
+    assert result.rowcount == 0
+    assert await owner_count(owner_engine, table, targets) == 2
+
+
+# --- Tenant A bound: A's rows only. ----------------------------------------------------------
+
+
+@tables
+async def test_tenant_a_cannot_select_tenant_b_rows(
+    table: str, seed: Seed, app_engine: AsyncEngine
+) -> None:
+    async with tenant_transaction(app_engine, seed.a.id) as conn:
+        by_tenant = (
+            await conn.execute(
+                text(f"SELECT id FROM {table} WHERE tenant_id = :b"),  # noqa: S608
+                {"b": seed.b.id},
+            )
+        ).all()
+        by_id = (
+            await conn.execute(
+                text(f"SELECT id FROM {table} WHERE id = :id"),  # noqa: S608
+                {"id": seed.row(table, seed.b)},
+            )
+        ).all()
+    assert by_tenant == []
+    assert by_id == []
+
+
+@tables
+async def test_tenant_a_unfiltered_select_returns_only_its_own_rows(
+    table: str, seed: Seed, app_engine: AsyncEngine
+) -> None:
+    async with tenant_transaction(app_engine, seed.a.id) as conn:
+        rows = (await conn.execute(text(f"SELECT id, tenant_id FROM {table}"))).all()  # noqa: S608
+    assert {row.tenant_id for row in rows} == {seed.a.id}
+    ids = {row.id for row in rows}
+    assert seed.row(table, seed.a) in ids
+    assert seed.row(table, seed.b) not in ids
+
+
+@tables
+async def test_tenant_a_can_change_its_own_rows(
+    table: str, seed: Seed, app_engine: AsyncEngine, owner_engine: AsyncEngine
+) -> None:
+    """Control for the denials below: the same statements do work on the tenant's own rows."""
+    values = row_values(table)
+    own = seed.row(table, seed.a)
+    async with tenant_transaction(app_engine, seed.a.id) as conn:
+        inserted = (await conn.execute(insert_sql(table, list(values)), values)).one()
+        updated = await conn.execute(
+            text(f"UPDATE {table} SET {LABEL_COLUMN[table]} = :v WHERE id = :id"),  # noqa: S608
+            {"v": "renamed", "id": own},
+        )
+        deleted = await conn.execute(
+            text(f"DELETE FROM {table} WHERE id = :id"),  # noqa: S608
+            {"id": inserted.id},
+        )
+    assert inserted.tenant_id == seed.a.id  # the default comes from the bound tenant
+    assert updated.rowcount == 1
+    assert deleted.rowcount == 1
+    assert await owner_label(owner_engine, table, own) == "renamed"
+
+
+@tables
+async def test_tenant_a_cannot_insert_rows_for_tenant_b(
+    table: str, seed: Seed, app_engine: AsyncEngine, owner_engine: AsyncEngine
+) -> None:
+    values = {"tenant_id": seed.b.id, **row_values(table)}
+    with pytest.raises(DBAPIError, match=RLS_VIOLATION):
+        async with tenant_transaction(app_engine, seed.a.id) as conn:
+            await conn.execute(insert_sql(table, list(values)), values)
+    async with owner_engine.connect() as conn:
+        count = (
+            await conn.execute(
+                text(f"SELECT count(*) FROM {table} WHERE tenant_id = :b"),  # noqa: S608
+                {"b": seed.b.id},
+            )
+        ).scalar_one()
+    assert count == 1  # only the seeded row
+
+
+@tables
+async def test_tenant_a_cannot_update_tenant_b_rows(
+    table: str, seed: Seed, app_engine: AsyncEngine, owner_engine: AsyncEngine
+) -> None:
+    victim = seed.row(table, seed.b)
+    async with tenant_transaction(app_engine, seed.a.id) as conn:
+        result = await conn.execute(
+            text(f"UPDATE {table} SET {LABEL_COLUMN[table]} = :v WHERE tenant_id = :b"),  # noqa: S608
+            {"v": HIJACKED, "b": seed.b.id},
+        )
+    assert result.rowcount == 0
+    assert await owner_label(owner_engine, table, victim) == seed.labels[victim]
+
+
+@tables
+async def test_tenant_a_cannot_delete_tenant_b_rows(
+    table: str, seed: Seed, app_engine: AsyncEngine, owner_engine: AsyncEngine
+) -> None:
+    victim = seed.row(table, seed.b)
+    async with tenant_transaction(app_engine, seed.a.id) as conn:
+        result = await conn.execute(
+            text(f"DELETE FROM {table} WHERE id = :id"),  # noqa: S608
+            {"id": victim},
+        )
+    assert result.rowcount == 0
+    assert await owner_label(owner_engine, table, victim) == seed.labels[victim]
+
+
+@tables
+async def test_tenant_a_cannot_move_its_rows_to_tenant_b(
+    table: str, seed: Seed, app_engine: AsyncEngine, owner_engine: AsyncEngine
+) -> None:
+    own = seed.row(table, seed.a)
+    with pytest.raises(DBAPIError, match=RLS_VIOLATION):
+        async with tenant_transaction(app_engine, seed.a.id) as conn:
+            await conn.execute(
+                text(f"UPDATE {table} SET tenant_id = :b WHERE id = :id"),  # noqa: S608
+                {"b": seed.b.id, "id": own},
+            )
+    async with owner_engine.connect() as conn:
+        tenant_id = (
+            await conn.execute(
+                text(f"SELECT tenant_id FROM {table} WHERE id = :id"),  # noqa: S608
+                {"id": own},
+            )
+        ).scalar_one()
+    assert tenant_id == seed.a.id
+
+
+async def test_tenant_binding_does_not_outlive_its_transaction(
+    seed: Seed, app_conn: AsyncConnection
+) -> None:
+    async with app_conn.begin():
+        await app_conn.execute(
+            text("SELECT set_config('app.tenant_id', :t, true)"), {"t": str(seed.a.id)}
+        )
+        during = (await app_conn.execute(text("SELECT count(*) FROM leads"))).scalar_one()
+    async with app_conn.begin():
+        after = (await app_conn.execute(text("SELECT count(*) FROM leads"))).scalar_one()
+    assert during >= 1
+    assert after == 0
+
+
+# --- The tenants table. -------------------------------------------------------------------------
+
+
+async def test_tenant_a_sees_only_its_own_tenant_row(seed: Seed, app_engine: AsyncEngine) -> None:
+    async with tenant_transaction(app_engine, seed.a.id) as conn:
+        ids = (await conn.execute(text("SELECT id FROM tenants"))).scalars().all()
+        b_by_id = (
+            await conn.execute(text("SELECT id FROM tenants WHERE id = :b"), {"b": seed.b.id})
+        ).all()
+    assert ids == [seed.a.id]
+    assert b_by_id == []
+
+
+async def test_without_tenant_no_tenant_row_is_visible(
+    seed: Seed, app_engine: AsyncEngine, owner_engine: AsyncEngine
+) -> None:
+    async with owner_engine.connect() as conn:
+        assert (await conn.execute(text("SELECT count(*) FROM tenants"))).scalar_one() >= 2
+    async with app_engine.begin() as conn:
+        count = (await conn.execute(text("SELECT count(*) FROM tenants"))).scalar_one()
+    assert count == 0
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "INSERT INTO tenants (name) VALUES ('intruder')",
+        "UPDATE tenants SET name = 'hijacked' WHERE id = :a",
+        "DELETE FROM tenants WHERE id = :a",
+    ],
+    ids=["insert", "update", "delete"],
+)
+async def test_app_role_cannot_write_the_tenants_table(
+    statement: str, seed: Seed, app_engine: AsyncEngine, owner_engine: AsyncEngine
+) -> None:
+    with pytest.raises(DBAPIError, match="permission denied for table tenants"):
+        async with tenant_transaction(app_engine, seed.a.id) as conn:
+            await conn.execute(text(statement), {"a": seed.a.id})
+    async with owner_engine.connect() as conn:
+        name = (
+            await conn.execute(text("SELECT name FROM tenants WHERE id = :a"), {"a": seed.a.id})
+        ).scalar_one()
+    assert name == seed.a.name
+
+
+# --- The app role cannot switch RLS off or become someone else. ----------------------------------
+
+
+async def test_row_security_off_does_not_reveal_other_tenants(
+    seed: Seed, app_engine: AsyncEngine
+) -> None:
+    # For a role without BYPASSRLS, row_security = off makes any RLS-filtered query an error.
+    with pytest.raises(DBAPIError, match="would be affected by row-level security policy"):
+        async with tenant_transaction(app_engine, seed.a.id) as conn:
+            await conn.execute(text("SET LOCAL row_security = off"))
+            await conn.execute(text("SELECT id FROM leads WHERE tenant_id = :b"), {"b": seed.b.id})
+
+
+@pytest.mark.parametrize(
+    ("statement", "message"),
+    [
+        ("ALTER TABLE leads DISABLE ROW LEVEL SECURITY", "must be owner of table leads"),
+        ("ALTER TABLE leads NO FORCE ROW LEVEL SECURITY", "must be owner of table leads"),
+        ("DROP POLICY tenant_isolation ON leads", "must be owner of (table|relation) leads"),
+        (
+            "CREATE POLICY open_door ON leads USING (true)",
+            "must be owner of (table|relation) leads",
+        ),
+        ("SET ROLE postgres", 'permission denied to set role "postgres"'),
+        ("SET SESSION AUTHORIZATION postgres", "permission denied to set session authorization"),
+        ("ALTER ROLE opshub_app BYPASSRLS", "permission denied"),
+    ],
+    ids=[
+        "disable-rls",
+        "no-force-rls",
+        "drop-policy",
+        "add-permissive-policy",
+        "set-role",
+        "set-session-authorization",
+        "grant-self-bypassrls",
+    ],
+)
+async def test_app_role_cannot_escape_row_level_security(
+    statement: str, message: str, seed: Seed, app_engine: AsyncEngine, owner_engine: AsyncEngine
+) -> None:
+    with pytest.raises(DBAPIError, match=message):
+        async with tenant_transaction(app_engine, seed.a.id) as conn:
+            await conn.execute(text(statement))
+    async with owner_engine.connect() as conn:
+        state = (
+            await conn.execute(
+                text(
+                    "SELECT c.relrowsecurity, c.relforcerowsecurity,"
+                    " (SELECT count(*) FROM pg_policy p WHERE p.polrelid = c.oid) AS policies,"
+                    " (SELECT rolbypassrls FROM pg_roles WHERE rolname = 'opshub_app') AS bypass"
+                    " FROM pg_class c WHERE c.oid = 'leads'::regclass"
+                )
+            )
+        ).one()
+    assert tuple(state) == (True, True, 1, False)
+
+
+async def test_app_connection_is_not_privileged(app_engine: AsyncEngine) -> None:
+    async with app_engine.connect() as conn:
+        row = (
+            await conn.execute(
+                text(
+                    "SELECT current_user, rolsuper, rolbypassrls FROM pg_roles"
+                    " WHERE rolname = current_user"
+                )
+            )
+        ).one()
+    assert tuple(row) == ("opshub_app", False, False)
+
+
+# --- Cross-tenant references. --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("table", CLIENT_REFERENCING_TABLES)
+async def test_tenant_a_row_cannot_reference_tenant_b_client(
+    table: str, seed: Seed, app_engine: AsyncEngine
+) -> None:
+    values = {**row_values(table), "client_id": seed.row("clients", seed.b)}
+    with pytest.raises(IntegrityError, match=f"fk_{table}_client"):
+        async with tenant_transaction(app_engine, seed.a.id) as conn:
+            await conn.execute(insert_sql(table, list(values)), values)
+
+
+@pytest.mark.parametrize("table", CLIENT_REFERENCING_TABLES)
+async def test_tenant_a_row_cannot_be_repointed_at_tenant_b_client(
+    table: str, seed: Seed, app_engine: AsyncEngine
+) -> None:
+    with pytest.raises(IntegrityError, match=f"fk_{table}_client"):
+        async with tenant_transaction(app_engine, seed.a.id) as conn:
+            await conn.execute(
+                text(f"UPDATE {table} SET client_id = :c WHERE id = :id"),  # noqa: S608
+                {"c": seed.row("clients", seed.b), "id": seed.row(table, seed.a)},
+            )
+
+
+@pytest.mark.parametrize("table", CLIENT_REFERENCING_TABLES)
+async def test_tenant_a_row_can_reference_its_own_client(
+    table: str, seed: Seed, app_engine: AsyncEngine
+) -> None:
+    values = {**row_values(table), "client_id": seed.row("clients", seed.a)}
+    async with tenant_transaction(app_engine, seed.a.id) as conn:
+        row = (await conn.execute(insert_sql(table, list(values)), values)).one()
+    assert row.tenant_id == seed.a.id
+
+
+# --- SECURITY DEFINER authentication lookups. ----------------------------------------------------
+
+API_KEY_PRINCIPAL = text("SELECT key_id, tenant_id, role FROM opshub_api_key_principal(:h)")
+
+
+async def test_api_key_principal_resolves_a_live_key_without_a_tenant(
+    tenant_a: TenantHandle, app_engine: AsyncEngine
+) -> None:
+    async with app_engine.begin() as conn:
+        rows = (
+            await conn.execute(API_KEY_PRINCIPAL, {"h": crypto.hash_api_key(tenant_a.api_key)})
+        ).all()
+    assert [(row.tenant_id, row.role) for row in rows] == [(tenant_a.id, "owner")]
+
+
+async def test_api_key_principal_ignores_a_revoked_key(
+    tenant_a: TenantHandle, app_engine: AsyncEngine, owner_engine: AsyncEngine
+) -> None:
+    key_hash = crypto.hash_api_key(tenant_a.api_key)
+    async with owner_engine.begin() as conn:
+        revoked = await conn.execute(
+            text("UPDATE api_keys SET revoked_at = now() WHERE key_hash = :h"), {"h": key_hash}
+        )
+    assert revoked.rowcount == 1
+    async with app_engine.begin() as conn:
+        rows = (await conn.execute(API_KEY_PRINCIPAL, {"h": key_hash})).all()
+    assert rows == []
+
+
+async def test_api_key_principal_returns_nothing_for_an_unknown_key(
+    tenant_a: TenantHandle, app_engine: AsyncEngine
+) -> None:
+    async with app_engine.begin() as conn:
+        rows = (
+            await conn.execute(
+                API_KEY_PRINCIPAL, {"h": crypto.hash_api_key(tenant_a.api_key + "x")}
+            )
+        ).all()
+    assert rows == []
+
+
+async def test_user_principal_ignores_a_disabled_user(
+    tenant_a: TenantHandle, app_engine: AsyncEngine, owner_engine: AsyncEngine
+) -> None:
+    async with owner_engine.begin() as conn:
+        user_id = (
+            await conn.execute(
+                text("UPDATE users SET disabled_at = now() WHERE email = :e RETURNING id"),
+                {"e": tenant_a.email},
+            )
+        ).scalar_one()
+    async with app_engine.begin() as conn:
+        rows = (
+            await conn.execute(text("SELECT * FROM opshub_user_principal(:u)"), {"u": user_id})
+        ).all()
+    assert rows == []
+
+
+async def test_login_candidate_returns_only_the_matching_user(
+    tenant_a: TenantHandle, tenant_b: TenantHandle, app_engine: AsyncEngine
+) -> None:
+    async with app_engine.begin() as conn:
+        rows = (
+            await conn.execute(
+                text("SELECT tenant_id, role FROM opshub_login_candidate(:e)"),
+                {"e": tenant_a.email.upper()},
+            )
+        ).all()
+    assert [tuple(row) for row in rows] == [(tenant_a.id, "owner")]
+    assert tenant_b.id not in {row.tenant_id for row in rows}
