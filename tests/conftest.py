@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import asyncpg
 import pytest
 from fastapi import FastAPI
 from httpx import ASGITransport, AsyncClient
@@ -23,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from opshub.api.app import create_app
 from opshub.config import Settings
 from opshub.db.embedded import start_embedded_postgres
-from opshub.db.engine import DatabaseUrls, create_engine
+from opshub.db.engine import DatabaseUrls, create_engine, create_pool, transaction
 from opshub.db.migrate import migrate
 from opshub.tenants import service as tenants_service
 
@@ -130,14 +131,29 @@ async def client(app: FastAPI) -> AsyncIterator[AsyncClient]:
         yield c
 
 
+@pytest.fixture(scope="session")
+async def owner_pool(urls: DatabaseUrls) -> AsyncIterator[asyncpg.Pool]:
+    pool = await create_pool(urls.owner, size=2)
+    yield pool
+    await pool.close()
+
+
+@pytest.fixture(scope="session")
+async def app_pool(urls: DatabaseUrls) -> AsyncIterator[asyncpg.Pool]:
+    """The application's own connection pool: role opshub_app, bound by RLS."""
+    pool = await create_pool(urls.app, size=4)
+    yield pool
+    await pool.close()
+
+
 @pytest.fixture
-def make_tenant(owner_engine: AsyncEngine):  # type: ignore[no-untyped-def]
+def make_tenant(owner_pool: asyncpg.Pool):  # type: ignore[no-untyped-def]
     """Create a tenant with an owner user and an owner API key."""
 
     async def make(name: str = "Tenant") -> TenantHandle:
         email = f"owner-{uuid.uuid4().hex[:10]}@example.com"
         password = "correct horse battery"
-        async with owner_engine.begin() as conn:
+        async with transaction(owner_pool) as conn:
             tenant, key = await tenants_service.create_tenant(
                 conn, name=name, owner_email=email, password=password
             )

@@ -9,15 +9,16 @@ import uuid
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Annotated, Any, TypeVar
 
+import asyncpg
 import typer
 import uvicorn
 from pydantic import EmailStr, TypeAdapter, ValidationError
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from opshub.config import get_settings
-from opshub.db.engine import DatabaseUrls, create_engine, resolve_database_urls
+from opshub.db.engine import DatabaseUrls, dsn, resolve_database_urls
 from opshub.db.migrate import DatabaseMisconfiguredError, migrate
+from opshub.db.sql import Connection
 from opshub.errors import DomainError
 from opshub.logging import configure_logging
 from opshub.tenants import service as tenants_service
@@ -51,6 +52,8 @@ def _one_line_errors(func: Callable[..., T]) -> Callable[..., T]:
             raise _fail(str(exc)) from None
         except DBAPIError as exc:
             raise _fail(f"database error: {str(exc.orig).splitlines()[0]}") from None
+        except asyncpg.PostgresError as exc:
+            raise _fail(f"database error: {str(exc).splitlines()[0]}") from None
         except OSError as exc:
             raise _fail(f"can't reach a service: {exc}") from None
 
@@ -61,16 +64,16 @@ def _urls() -> DatabaseUrls:
     return resolve_database_urls(get_settings())
 
 
-def _run_owner(work: Callable[[AsyncConnection], Awaitable[T]]) -> T:
+def _run_owner(work: Callable[[Connection], Awaitable[T]]) -> T:
     """Run ``work`` in one owner transaction (platform administration bypasses RLS)."""
 
     async def run() -> T:
-        engine = create_engine(_urls().owner, pool_size=1)
+        conn = await asyncpg.connect(dsn(_urls().owner))
         try:
-            async with engine.begin() as conn:
+            async with conn.transaction():
                 return await work(conn)
         finally:
-            await engine.dispose()
+            await conn.close()
 
     return asyncio.run(run())
 
@@ -187,7 +190,7 @@ def keys_create(
     """Create an API key for a tenant; print it (shown once)."""
     tenant_id = _parse_uuid(tenant, "tenant")
 
-    async def work(conn: AsyncConnection) -> str:
+    async def work(conn: Connection) -> str:
         await tenants_service.get_tenant_or_raise(conn, tenant_id=tenant_id)
         row, key = await tenants_service.create_api_key(
             conn, tenant_id=tenant_id, name=name, role=role

@@ -21,7 +21,7 @@ def create_app(settings: Settings | None = None, urls: DatabaseUrls | None = Non
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        state = AppState.open(settings, urls or resolve_database_urls(settings))
+        state = await AppState.open(settings, urls or resolve_database_urls(settings))
         app.state.opshub = state
         try:
             yield

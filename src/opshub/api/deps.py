@@ -8,12 +8,13 @@ from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Header, Request
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from opshub.api.state import AppState
 from opshub.auth import service as auth_service
 from opshub.auth.errors import AuthenticationError, PermissionDeniedError
 from opshub.auth.models import Principal
+from opshub.db.engine import transaction
+from opshub.db.sql import Connection
 from opshub.tenants.models import Role
 
 
@@ -38,7 +39,7 @@ def _bearer(authorization: str | None) -> str:
 class TenantContext:
     """An open transaction bound to the caller's tenant, and who the caller is."""
 
-    conn: AsyncConnection
+    conn: Connection
     principal: Principal
 
 
@@ -46,7 +47,7 @@ async def tenant_context(
     state: StateDep, authorization: Annotated[str | None, Header()] = None
 ) -> AsyncIterator[TenantContext]:
     bearer = _bearer(authorization)
-    async with state.app_engine.begin() as conn:
+    async with transaction(state.app_pool) as conn:
         principal = await auth_service.authenticate(
             conn, bearer=bearer, jwt_secret=state.jwt_secret
         )
@@ -80,10 +81,10 @@ async def require_platform_admin(
         raise AuthenticationError("the platform admin token is not valid", code="invalid_token")
 
 
-async def owner_connection(state: StateDep) -> AsyncIterator[AsyncConnection]:
-    async with state.owner_engine.begin() as conn:
+async def owner_connection(state: StateDep) -> AsyncIterator[Connection]:
+    async with transaction(state.owner_pool) as conn:
         yield conn
 
 
 PlatformAdminDep = Annotated[None, Depends(require_platform_admin)]
-OwnerConnDep = Annotated[AsyncConnection, Depends(owner_connection, scope="function")]
+OwnerConnDep = Annotated[Connection, Depends(owner_connection, scope="function")]

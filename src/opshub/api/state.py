@@ -4,26 +4,26 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import asyncpg
 from redis.asyncio import Redis
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from opshub.auth.ratelimit import LocalAttemptCounter, LoginRateLimiter, RedisAttemptCounter
 from opshub.config import Settings
-from opshub.db.engine import DatabaseUrls, create_engine
+from opshub.db.engine import DatabaseUrls, create_pool
 from opshub.keyfile import read_or_create_key_file
 
 
 @dataclass
 class AppState:
     settings: Settings
-    app_engine: AsyncEngine
-    owner_engine: AsyncEngine
+    app_pool: asyncpg.Pool
+    owner_pool: asyncpg.Pool
     redis: Redis | None
     limiter: LoginRateLimiter
     jwt_secret: bytes
 
     @classmethod
-    def open(cls, settings: Settings, urls: DatabaseUrls) -> AppState:
+    async def open(cls, settings: Settings, urls: DatabaseUrls) -> AppState:
         redis = Redis.from_url(settings.redis_url) if settings.redis_url else None
         counter = RedisAttemptCounter(redis) if redis else LocalAttemptCounter()
         jwt_secret = (
@@ -33,15 +33,15 @@ class AppState:
         )
         return cls(
             settings=settings,
-            app_engine=create_engine(urls.app, pool_size=settings.database_pool_size),
-            owner_engine=create_engine(urls.owner, pool_size=2),
+            app_pool=await create_pool(urls.app, size=settings.database_pool_size),
+            owner_pool=await create_pool(urls.owner, size=2),
             redis=redis,
             limiter=LoginRateLimiter(counter, per_minute=settings.login_attempts_per_minute),
             jwt_secret=jwt_secret,
         )
 
     async def close(self) -> None:
-        await self.app_engine.dispose()
-        await self.owner_engine.dispose()
+        await self.app_pool.close()
+        await self.owner_pool.close()
         if self.redis is not None:
             await self.redis.aclose()

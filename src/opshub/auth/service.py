@@ -6,12 +6,13 @@ import asyncio
 import uuid
 
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from opshub.auth import crypto
 from opshub.auth.errors import AuthenticationError
 from opshub.auth.models import Principal, PrincipalKind
 from opshub.auth.ratelimit import LoginRateLimiter
+from opshub.db import sql
+from opshub.db.sql import Connection
 from opshub.tenants.models import Role
 
 # One round trip authenticates and sets the tenant for the rest of the transaction.
@@ -28,37 +29,40 @@ _LOGIN_CANDIDATE = text(
 )
 
 
-async def authenticate(conn: AsyncConnection, *, bearer: str, jwt_secret: bytes) -> Principal:
+async def authenticate(conn: Connection, *, bearer: str, jwt_secret: bytes) -> Principal:
     if bearer.startswith(crypto.API_KEY_PREFIX):
-        row = (
-            await conn.execute(_API_KEY_PRINCIPAL, {"key_hash": crypto.hash_api_key(bearer)})
-        ).first()
+        row = await sql.fetchrow(
+            conn, _API_KEY_PRINCIPAL, {"key_hash": crypto.hash_api_key(bearer)}
+        )
         if row is None:
             raise AuthenticationError(
                 "the API key is not valid or has been revoked", code="invalid_api_key"
             )
         return Principal(
-            tenant_id=row.tenant_id,
-            role=Role(row.role),
+            tenant_id=row["tenant_id"],
+            role=Role(row["role"]),
             kind=PrincipalKind.api_key,
-            subject_id=row.key_id,
+            subject_id=row["key_id"],
         )
     claims = crypto.decode_token(bearer, secret=jwt_secret)
     try:
         user_id = uuid.UUID(claims["sub"])
     except ValueError as exc:
         raise AuthenticationError("the session token is not valid", code="invalid_token") from exc
-    row = (await conn.execute(_USER_PRINCIPAL, {"user_id": user_id})).first()
-    if row is None or str(row.tenant_id) != claims["tid"]:
+    row = await sql.fetchrow(conn, _USER_PRINCIPAL, {"user_id": user_id})
+    if row is None or str(row["tenant_id"]) != claims["tid"]:
         raise AuthenticationError("the user of this token no longer exists", code="invalid_token")
     # The role is read fresh, so a demotion takes effect before the token expires.
     return Principal(
-        tenant_id=row.tenant_id, role=Role(row.role), kind=PrincipalKind.user, subject_id=user_id
+        tenant_id=row["tenant_id"],
+        role=Role(row["role"]),
+        kind=PrincipalKind.user,
+        subject_id=user_id,
     )
 
 
 async def login(
-    conn: AsyncConnection,
+    conn: Connection,
     *,
     email: str,
     password: str,
@@ -67,16 +71,16 @@ async def login(
     ttl_seconds: int,
 ) -> tuple[str, int]:
     await limiter.check(email)
-    row = (await conn.execute(_LOGIN_CANDIDATE, {"email": email.strip()})).first()
+    row = await sql.fetchrow(conn, _LOGIN_CANDIDATE, {"email": email.strip()})
     verified = await asyncio.to_thread(
-        crypto.verify_password, row.password_hash if row else None, password
+        crypto.verify_password, row["password_hash"] if row else None, password
     )
     if row is None or not verified:
         raise AuthenticationError("wrong e-mail or password", code="invalid_credentials")
     return crypto.issue_token(
         secret=jwt_secret,
-        user_id=row.user_id,
-        tenant_id=row.tenant_id,
-        role=Role(row.role),
+        user_id=row["user_id"],
+        tenant_id=row["tenant_id"],
+        role=Role(row["role"]),
         ttl_seconds=ttl_seconds,
     )

@@ -8,6 +8,7 @@ from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import (
+    CheckConstraint,
     Date,
     DateTime,
     ForeignKeyConstraint,
@@ -67,7 +68,10 @@ class Lead(TenantOwned, Updatable, Base):
 
 class Campaign(TenantOwned, Updatable, Base):
     __tablename__ = "campaigns"
-    __table_args__ = (_client_reference(),)
+    __table_args__ = (
+        _client_reference(),
+        CheckConstraint("end_date >= start_date", name="dates"),
+    )
 
     client_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
     name: Mapped[str] = mapped_column(Text, nullable=False)
@@ -83,6 +87,7 @@ class Campaign(TenantOwned, Updatable, Base):
 
 class Report(TenantOwned, Updatable, Base):
     __tablename__ = "reports"
+    __table_args__ = (CheckConstraint("period_end >= period_start", name="period"),)
 
     title: Mapped[str] = mapped_column(Text, nullable=False)
     kind: Mapped[str] = mapped_column(Text, nullable=False, server_default="general")

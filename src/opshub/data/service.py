@@ -3,6 +3,9 @@
 Every function runs on a tenant-bound connection, where RLS already hides other tenants' rows;
 the queries name the tenant as well, so they stay right on a connection that bypasses RLS and
 the planner sees the tenant as a plain index condition.
+
+Rows leave the database as JSON documents (``json_build_object``), which the API sends as they
+are: a page of 50 rows costs no Python per row.
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ from __future__ import annotations
 import base64
 import binascii
 import csv
+import functools
 import io
 import json
 import uuid
@@ -17,21 +21,43 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
+import asyncpg
+import orjson
 from pydantic import BaseModel, ValidationError
+from sqlalchemy import (
+    BindParameter,
+    ColumnElement,
+    Select,
+    Text,
+    TextClause,
+    bindparam,
+    func,
+    insert,
+    literal_column,
+    or_,
+    select,
+    text,
+    tuple_,
+)
 from sqlalchemy import delete as sql_delete
-from sqlalchemy import func, insert, or_, select, tuple_
 from sqlalchemy import update as sql_update
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.sql import ClauseElement
 
 from opshub.data.resources import Resource
+from opshub.db import sql
+from opshub.db.sql import Connection
 from opshub.errors import InvalidInputError, NotFoundError
 
 MAX_PAGE = 200
 
 
-def _read_columns(resource: Resource) -> list[Any]:
-    return [resource.column(name) for name in resource.read.model_fields]
+@functools.lru_cache(maxsize=16)
+def _document(resource: Resource) -> ColumnElement[str]:
+    """The read shape of a row as JSON text, built by the database."""
+    pairs: list[Any] = []
+    for name in resource.read.model_fields:
+        pairs += [literal_column(f"'{name}'"), resource.column(name)]
+    return func.json_build_object(*pairs).cast(Text).label("doc")
 
 
 def encode_cursor(created_at: datetime, row_id: uuid.UUID) -> str:
@@ -51,8 +77,31 @@ def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
         ) from exc
 
 
+@functools.lru_cache(maxsize=256)
+def _list_statement(
+    resource: Resource, filters: frozenset[str], search: bool, after_cursor: bool
+) -> Select[Any]:
+    """One statement per shape of list request, built once: values travel as bind parameters."""
+    table = resource.table
+    query = (
+        select(_document(resource), table.c.created_at, table.c.id)
+        .where(table.c.tenant_id == bindparam("tenant_id"))
+        .order_by(table.c.created_at.desc(), table.c.id.desc())
+        .limit(bindparam("limit"))
+    )
+    for name in sorted(filters):
+        query = query.where(resource.column(name) == bindparam(f"filter_{name}"))
+    if search:
+        pattern: BindParameter[str] = bindparam("pattern")
+        query = query.where(or_(*(resource.column(c).ilike(pattern) for c in resource.searchable)))
+    if after_cursor:
+        position = tuple_(bindparam("cursor_created_at"), bindparam("cursor_id"))
+        query = query.where(tuple_(table.c.created_at, table.c.id) < position)
+    return query
+
+
 async def list_(
-    conn: AsyncConnection,
+    conn: Connection,
     *,
     resource: Resource,
     tenant_id: uuid.UUID,
@@ -60,67 +109,70 @@ async def list_(
     q: str | None = None,
     cursor: str | None = None,
     limit: int = 50,
-) -> tuple[list[dict[str, Any]], str | None]:
-    """Newest first; returns (items, next cursor or None at the end)."""
-    table = resource.table
-    query = (
-        select(*_read_columns(resource))
-        .where(table.c.tenant_id == tenant_id)
-        .order_by(table.c.created_at.desc(), table.c.id.desc())
-    )
-    for name, value in filters.items():
-        if value is not None:
-            query = query.where(resource.column(name) == value)
-    if q:
-        pattern = "%" + q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-        query = query.where(or_(*(resource.column(c).ilike(pattern) for c in resource.searchable)))
-    if cursor:
-        created_at, row_id = decode_cursor(cursor)
-        query = query.where(tuple_(table.c.created_at, table.c.id) < tuple_(created_at, row_id))
+) -> tuple[list[str], str | None]:
+    """Newest first; returns (JSON documents, next cursor or None at the end)."""
     limit = max(1, min(limit, MAX_PAGE))
-    rows = (await conn.execute(query.limit(limit + 1))).mappings().all()
-    items = [dict(row) for row in rows[:limit]]
-    next_cursor = (
-        encode_cursor(items[-1]["created_at"], items[-1]["id"]) if len(rows) > limit else None
-    )
-    return items, next_cursor
+    params: dict[str, Any] = {"tenant_id": tenant_id, "limit": limit + 1}
+    used = frozenset(name for name, value in filters.items() if value is not None)
+    params.update({f"filter_{name}": filters[name] for name in used})
+    if q:
+        escaped = q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        params["pattern"] = f"%{escaped}%"
+    if cursor:
+        params["cursor_created_at"], params["cursor_id"] = decode_cursor(cursor)
+    rows = await sql.fetch(conn, _list_statement(resource, used, bool(q), bool(cursor)), params)
+    documents = [row["doc"] for row in rows[:limit]]
+    if len(rows) <= limit:
+        return documents, None
+    last = rows[limit - 1]
+    return documents, encode_cursor(last["created_at"], last["id"])
 
 
-def _one(resource: Resource, tenant_id: uuid.UUID, row_id: uuid.UUID) -> Any:
-    return (resource.table.c.tenant_id == tenant_id) & (resource.table.c.id == row_id)
+def _one(resource: Resource) -> ColumnElement[bool]:
+    table = resource.table
+    return (table.c.tenant_id == bindparam("tenant_id")) & (table.c.id == bindparam("row_id"))
+
+
+@functools.lru_cache(maxsize=16)
+def _get_statement(resource: Resource) -> Select[Any]:
+    return select(_document(resource)).where(_one(resource))
+
+
+@functools.lru_cache(maxsize=16)
+def _delete_statement(resource: Resource) -> ClauseElement:
+    return sql_delete(resource.table).where(_one(resource)).returning(resource.table.c.id)
 
 
 async def get_or_raise(
-    conn: AsyncConnection, *, resource: Resource, tenant_id: uuid.UUID, row_id: uuid.UUID
-) -> dict[str, Any]:
-    query = select(*_read_columns(resource)).where(_one(resource, tenant_id, row_id))
-    row = (await conn.execute(query)).mappings().first()
-    if row is None:
+    conn: Connection, *, resource: Resource, tenant_id: uuid.UUID, row_id: uuid.UUID
+) -> str:
+    params = {"tenant_id": tenant_id, "row_id": row_id}
+    document: str | None = await sql.fetchval(conn, _get_statement(resource), params)
+    if document is None:
         raise NotFoundError(f"no {resource.singular} with id {row_id}")
-    return dict(row)
+    return document
 
 
 async def create(
-    conn: AsyncConnection, *, resource: Resource, tenant_id: uuid.UUID, data: BaseModel
-) -> dict[str, Any]:
+    conn: Connection, *, resource: Resource, tenant_id: uuid.UUID, data: BaseModel
+) -> str:
     statement = (
         insert(resource.table)
         .values(**data.model_dump(), tenant_id=tenant_id)
-        .returning(*_read_columns(resource))
+        .returning(_document(resource))
     )
-    row = await _write(conn, resource, statement)
-    assert row is not None  # noqa: S101 - an INSERT … RETURNING always yields its row
-    return row
+    document: str = await _write(conn, resource, statement)
+    return document
 
 
 async def update(
-    conn: AsyncConnection,
+    conn: Connection,
     *,
     resource: Resource,
     tenant_id: uuid.UUID,
     row_id: uuid.UUID,
     data: BaseModel,
-) -> dict[str, Any]:
+) -> str:
     values = data.model_dump(exclude_unset=True)
     required = [k for k, v in values.items() if v is None and not resource.column(k).nullable]
     if required:
@@ -132,27 +184,40 @@ async def update(
         )
     statement = (
         sql_update(resource.table)
-        .where(_one(resource, tenant_id, row_id))
+        .where(_one(resource))
         .values(**values, updated_at=func.now())
-        .returning(*_read_columns(resource))
+        .returning(_document(resource))
     )
-    row = await _write(conn, resource, statement)
-    if row is None:
+    document: str | None = await _write(
+        conn, resource, statement, {"tenant_id": tenant_id, "row_id": row_id}
+    )
+    if document is None:
         raise NotFoundError(f"no {resource.singular} with id {row_id}")
-    return row
+    return document
 
 
 async def delete(
-    conn: AsyncConnection, *, resource: Resource, tenant_id: uuid.UUID, row_id: uuid.UUID
+    conn: Connection, *, resource: Resource, tenant_id: uuid.UUID, row_id: uuid.UUID
 ) -> None:
-    statement = sql_delete(resource.table).where(_one(resource, tenant_id, row_id))
-    result = await conn.execute(statement.returning(resource.table.c.id))
-    if result.first() is None:
+    params = {"tenant_id": tenant_id, "row_id": row_id}
+    if await sql.fetchval(conn, _delete_statement(resource), params) is None:
         raise NotFoundError(f"no {resource.singular} with id {row_id}")
 
 
+@functools.lru_cache(maxsize=16)
+def _import_statement(resource: Resource) -> TextClause:
+    # One statement for the whole batch: the rows travel as one JSON array, and columns the
+    # input leaves out keep their defaults.
+    columns = ", ".join(["tenant_id", *resource.create.model_fields])
+    table = resource.table.name
+    return text(
+        f"INSERT INTO {table} ({columns}) SELECT {columns} "  # noqa: S608 - our own identifiers
+        f"FROM json_populate_recordset(NULL::{table}, :rows) RETURNING id"
+    )
+
+
 async def import_rows(
-    conn: AsyncConnection,
+    conn: Connection,
     *,
     resource: Resource,
     tenant_id: uuid.UUID,
@@ -170,9 +235,8 @@ async def import_rows(
     errors: list[dict[str, Any]] = []
     for index, raw in enumerate(rows):
         try:
-            valid.append(
-                {**resource.create.model_validate(raw).model_dump(), "tenant_id": tenant_id}
-            )
+            model = resource.create.model_validate(raw)
+            valid.append({**model.model_dump(mode="json"), "tenant_id": str(tenant_id)})
         except ValidationError as exc:
             errors.extend(
                 {"row": index, "loc": ".".join(str(p) for p in e["loc"]), "message": e["msg"]}
@@ -184,9 +248,11 @@ async def import_rows(
         raise InvalidInputError(
             "some rows are not valid; nothing was imported", details={"rows": errors}
         )
-    statement = insert(resource.table).returning(resource.table.c.id)
-    result = await _execute(conn, resource, statement, valid)
-    return [row.id for row in result]
+    payload = orjson.dumps(valid).decode()
+    inserted = await _guarded(
+        sql.fetch(conn, _import_statement(resource), {"rows": payload}), resource
+    )
+    return [row["id"] for row in inserted]
 
 
 def parse_csv(body: bytes, *, resource: Resource) -> list[dict[str, Any]]:
@@ -218,23 +284,34 @@ def parse_csv(body: bytes, *, resource: Resource) -> list[dict[str, Any]]:
     return rows
 
 
+# Rules that span stored and patched values live in the database as CHECK constraints.
+_CHECKS = {
+    "ck_campaigns_dates": ("end_date", "end_date is before start_date"),
+    "ck_reports_period": ("period_end", "period_end is before period_start"),
+}
+
+
 async def _write(
-    conn: AsyncConnection, resource: Resource, statement: Any
-) -> dict[str, Any] | None:
-    row = (await _execute(conn, resource, statement)).mappings().first()
-    return dict(row) if row is not None else None
-
-
-async def _execute(
-    conn: AsyncConnection, resource: Resource, statement: Any, params: Any = None
+    conn: Connection, resource: Resource, statement: ClauseElement, params: Any = None
 ) -> Any:
-    # A failed statement aborts the transaction; the caller's transaction then rolls back whole.
+    return await _guarded(sql.fetchval(conn, statement, params), resource)
+
+
+async def _guarded(operation: Any, resource: Resource) -> Any:
+    """Turn constraint violations into input errors; the transaction then rolls back whole."""
     try:
-        return await conn.execute(statement, params)
-    except IntegrityError as exc:
-        if "client" in str(exc.orig):
+        return await operation
+    except asyncpg.ForeignKeyViolationError as exc:
+        if "client" in (exc.constraint_name or ""):
             raise InvalidInputError(
                 "client_id does not name a client of this tenant",
                 details={"fields": [{"loc": "body.client_id", "message": "unknown client"}]},
-            ) from exc
-        raise InvalidInputError(f"the {resource.singular} conflicts with stored data") from exc
+            ) from None
+        raise InvalidInputError(f"the {resource.singular} refers to something unknown") from None
+    except asyncpg.CheckViolationError as exc:
+        field, message = _CHECKS.get(exc.constraint_name or "", ("body", "a value is out of range"))
+        raise InvalidInputError(
+            message, details={"fields": [{"loc": f"body.{field}", "message": message}]}
+        ) from None
+    except asyncpg.IntegrityConstraintViolationError:
+        raise InvalidInputError(f"the {resource.singular} conflicts with stored data") from None

@@ -7,18 +7,24 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
-from sqlalchemy import make_url, text
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+import asyncpg
+import orjson
+from sqlalchemy import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from opshub.config import Settings
 from opshub.db.embedded import start_embedded_postgres
+from opshub.db.sql import Connection
 
-SET_TENANT = text("SELECT set_config('app.tenant_id', :tenant_id, true)")
+SET_TENANT = "SELECT set_config('app.tenant_id', $1, true)"
 
 
 @dataclass(frozen=True)
 class DatabaseUrls:
-    """``owner`` runs migrations and platform administration; ``app`` serves tenants under RLS."""
+    """``owner`` runs migrations and platform administration; ``app`` serves tenants under RLS.
+
+    Both are SQLAlchemy URLs (``postgresql+asyncpg://``); ``dsn()`` gives asyncpg's form.
+    """
 
     owner: str
     app: str
@@ -36,19 +42,49 @@ def _async_url(url: str) -> str:
     return make_url(url).set(drivername="postgresql+asyncpg").render_as_string(hide_password=False)
 
 
+def dsn(url: str) -> str:
+    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
 def create_engine(url: str, *, pool_size: int = 5) -> AsyncEngine:
+    """A SQLAlchemy engine, for migrations and provisioning; requests use ``create_pool``."""
     return create_async_engine(url, pool_size=pool_size, max_overflow=pool_size)
 
 
-async def set_tenant(conn: AsyncConnection, tenant_id: uuid.UUID) -> None:
+async def _init_connection(conn: Connection) -> None:
+    await conn.set_type_codec(
+        "jsonb",
+        encoder=lambda value: orjson.dumps(value).decode(),
+        decoder=orjson.loads,
+        schema="pg_catalog",
+    )
+
+
+async def create_pool(url: str, *, size: int) -> asyncpg.Pool:
+    pool: asyncpg.Pool = await asyncpg.create_pool(
+        dsn(url),
+        min_size=1,
+        max_size=size,
+        init=_init_connection,
+        # Timestamps rendered by the database (JSON) come out in UTC, like the rest of the API.
+        server_settings={"timezone": "UTC", "application_name": "opshub"},
+    )
+    return pool
+
+
+async def set_tenant(conn: Connection, tenant_id: uuid.UUID) -> None:
     """Bind the rest of this transaction to one tenant; RLS policies read it."""
-    await conn.execute(SET_TENANT, {"tenant_id": str(tenant_id)})
+    await conn.execute(SET_TENANT, str(tenant_id))
 
 
 @asynccontextmanager
-async def tenant_transaction(
-    engine: AsyncEngine, tenant_id: uuid.UUID
-) -> AsyncIterator[AsyncConnection]:
-    async with engine.begin() as conn:
+async def tenant_transaction(pool: asyncpg.Pool, tenant_id: uuid.UUID) -> AsyncIterator[Connection]:
+    async with pool.acquire() as conn, conn.transaction():
         await set_tenant(conn, tenant_id)
+        yield conn
+
+
+@asynccontextmanager
+async def transaction(pool: asyncpg.Pool) -> AsyncIterator[Connection]:
+    async with pool.acquire() as conn, conn.transaction():
         yield conn

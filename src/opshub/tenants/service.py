@@ -9,16 +9,18 @@ from __future__ import annotations
 
 import uuid
 
+import asyncpg
 from sqlalchemy import func, insert, select, update
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from opshub.auth import crypto
+from opshub.db import sql
+from opshub.db.sql import Connection
 from opshub.errors import NotFoundError
 from opshub.tenants.errors import EmailTakenError
 from opshub.tenants.models import ApiKey, Role, Tenant, User
 from opshub.tenants.schemas import ApiKeyRead, TenantRead
 
+_TENANT_COLUMNS = (Tenant.id, Tenant.name, Tenant.plan, Tenant.created_at)
 _KEY_COLUMNS = (
     ApiKey.id,
     ApiKey.name,
@@ -30,78 +32,65 @@ _KEY_COLUMNS = (
 
 
 async def create_tenant(
-    conn: AsyncConnection, *, name: str, owner_email: str, password: str, plan: str = "standard"
+    conn: Connection, *, name: str, owner_email: str, password: str, plan: str = "standard"
 ) -> tuple[TenantRead, str]:
     """Create the tenant, its owner user and a first owner API key; return (tenant, key)."""
-    tenant = (
-        await conn.execute(
-            insert(Tenant)
-            .values(name=name, plan=plan)
-            .returning(Tenant.id, Tenant.name, Tenant.plan, Tenant.created_at)
-        )
-    ).one()
+    tenant = await sql.fetchrow(
+        conn, insert(Tenant).values(name=name, plan=plan).returning(*_TENANT_COLUMNS)
+    )
+    assert tenant is not None  # noqa: S101 - INSERT … RETURNING yields its row
+    user = insert(User).values(
+        tenant_id=tenant["id"],
+        email=owner_email.strip().lower(),
+        password_hash=crypto.hash_password(password),
+        role=Role.owner.value,
+    )
     try:
-        await conn.execute(
-            insert(User).values(
-                tenant_id=tenant.id,
-                email=owner_email.strip().lower(),
-                password_hash=crypto.hash_password(password),
-                role=Role.owner.value,
-            )
-        )
-    except IntegrityError as exc:
+        await sql.fetch(conn, user)
+    except asyncpg.UniqueViolationError as exc:
         raise EmailTakenError(f"a user with e-mail {owner_email} already exists") from exc
-    _, key = await create_api_key(conn, tenant_id=tenant.id, name="first key", role=Role.owner)
-    return TenantRead.model_validate(tenant), key
+    _, key = await create_api_key(conn, tenant_id=tenant["id"], name="first key", role=Role.owner)
+    return TenantRead.model_validate(dict(tenant)), key
 
 
-async def list_tenants(conn: AsyncConnection) -> list[TenantRead]:
-    query = select(Tenant.id, Tenant.name, Tenant.plan, Tenant.created_at).order_by(
-        Tenant.created_at
-    )
-    return [TenantRead.model_validate(row) for row in await conn.execute(query)]
+async def list_tenants(conn: Connection) -> list[TenantRead]:
+    rows = await sql.fetch(conn, select(*_TENANT_COLUMNS).order_by(Tenant.created_at))
+    return [TenantRead.model_validate(dict(row)) for row in rows]
 
 
-async def get_tenant_or_raise(conn: AsyncConnection, *, tenant_id: uuid.UUID) -> TenantRead:
-    query = select(Tenant.id, Tenant.name, Tenant.plan, Tenant.created_at).where(
-        Tenant.id == tenant_id
-    )
-    row = (await conn.execute(query)).first()
+async def get_tenant_or_raise(conn: Connection, *, tenant_id: uuid.UUID) -> TenantRead:
+    row = await sql.fetchrow(conn, select(*_TENANT_COLUMNS).where(Tenant.id == tenant_id))
     if row is None:
         raise NotFoundError(f"no tenant with id {tenant_id}")
-    return TenantRead.model_validate(row)
+    return TenantRead.model_validate(dict(row))
 
 
 async def create_api_key(
-    conn: AsyncConnection, *, tenant_id: uuid.UUID, name: str, role: Role
+    conn: Connection, *, tenant_id: uuid.UUID, name: str, role: Role
 ) -> tuple[ApiKeyRead, str]:
     key, prefix, key_hash = crypto.new_api_key()
-    row = (
-        await conn.execute(
-            insert(ApiKey)
-            .values(
-                tenant_id=tenant_id, name=name, prefix=prefix, key_hash=key_hash, role=role.value
-            )
-            .returning(*_KEY_COLUMNS)
-        )
-    ).one()
-    return ApiKeyRead.model_validate(row), key
+    statement = (
+        insert(ApiKey)
+        .values(tenant_id=tenant_id, name=name, prefix=prefix, key_hash=key_hash, role=role.value)
+        .returning(*_KEY_COLUMNS)
+    )
+    row = await sql.fetchrow(conn, statement)
+    return ApiKeyRead.model_validate(dict(row or {})), key
 
 
-async def list_api_keys(conn: AsyncConnection) -> list[ApiKeyRead]:
-    rows = await conn.execute(select(*_KEY_COLUMNS).order_by(ApiKey.created_at))
-    return [ApiKeyRead.model_validate(row) for row in rows]
+async def list_api_keys(conn: Connection) -> list[ApiKeyRead]:
+    rows = await sql.fetch(conn, select(*_KEY_COLUMNS).order_by(ApiKey.created_at))
+    return [ApiKeyRead.model_validate(dict(row)) for row in rows]
 
 
-async def revoke_api_key(conn: AsyncConnection, *, key_id: uuid.UUID) -> ApiKeyRead:
-    row = (
-        await conn.execute(
-            update(ApiKey)
-            .where(ApiKey.id == key_id)
-            .values(revoked_at=func.coalesce(ApiKey.revoked_at, func.now()))
-            .returning(*_KEY_COLUMNS)
-        )
-    ).first()
+async def revoke_api_key(conn: Connection, *, key_id: uuid.UUID) -> ApiKeyRead:
+    statement = (
+        update(ApiKey)
+        .where(ApiKey.id == key_id)
+        .values(revoked_at=func.coalesce(ApiKey.revoked_at, func.now()))
+        .returning(*_KEY_COLUMNS)
+    )
+    row = await sql.fetchrow(conn, statement)
     if row is None:
         raise NotFoundError("no such API key")
-    return ApiKeyRead.model_validate(row)
+    return ApiKeyRead.model_validate(dict(row))

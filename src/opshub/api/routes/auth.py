@@ -4,7 +4,7 @@ import uuid
 from typing import Literal
 
 from fastapi import APIRouter
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from opshub.api.deps import StateDep, ViewerDep
 from opshub.auth import service as auth_service
@@ -15,6 +15,8 @@ router = APIRouter(prefix="/v1/auth", tags=["auth"])
 
 
 class TokenRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     email: str = Field(min_length=3, max_length=320)
     password: str = Field(min_length=1, max_length=1024)
 
@@ -34,7 +36,7 @@ class WhoAmI(BaseModel):
 
 @router.post("/token", response_model=TokenResponse)
 async def create_token(body: TokenRequest, state: StateDep) -> TokenResponse:
-    async with state.app_engine.connect() as conn:
+    async with state.app_pool.acquire() as conn:
         token, expires_in = await auth_service.login(
             conn,
             email=body.email,

@@ -7,7 +7,6 @@ import httpx
 from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from sqlalchemy import text
 
 from opshub.api.deps import StateDep
 from opshub.api.state import AppState
@@ -22,8 +21,8 @@ async def healthz() -> dict[str, str]:
 
 
 async def _check_database(state: AppState) -> None:
-    async with state.app_engine.connect() as conn:
-        await conn.execute(text("SELECT 1"))
+    async with state.app_pool.acquire() as conn:
+        await conn.execute("SELECT 1")
 
 
 async def _check_redis(state: AppState) -> None:

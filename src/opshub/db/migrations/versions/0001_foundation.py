@@ -180,6 +180,7 @@ def upgrade() -> None:
         sa.Column("external_id", sa.Text),
         _client_reference("campaigns"),
         sa.CheckConstraint("status IN ('draft', 'active', 'paused', 'ended')", name="status"),
+        sa.CheckConstraint("end_date >= start_date", name="dates"),
     )
     op.create_table(
         "reports",
@@ -192,6 +193,7 @@ def upgrade() -> None:
         sa.Column("body", sa.Text, nullable=False, server_default=""),
         sa.Column("data", JSONB, nullable=False, server_default="{}"),
         sa.Column("author", sa.Text),
+        sa.CheckConstraint("period_end >= period_start", name="period"),
     )
 
     for table in TENANT_TABLES:
