@@ -1,0 +1,99 @@
+"""/healthz, /readyz, /metrics, /docs and the request id that ties log lines to a request."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import pytest
+from fastapi import FastAPI
+from httpx import ASGITransport, AsyncClient
+
+from opshub.api.app import create_app
+from opshub.config import Settings
+from opshub.db.engine import DatabaseUrls
+from opshub.logging import configure_logging
+from tests.conftest import REDIS_URL, TenantHandle
+
+
+async def test_healthz_answers_without_touching_anything(client: AsyncClient) -> None:
+    response = await client.get("/healthz")
+    assert response.status_code == 200 and response.json() == {"status": "ok"}
+
+
+async def test_readyz_reports_the_database(client: AsyncClient) -> None:
+    response = await client.get("/readyz")
+    assert response.status_code == 200
+    assert response.json() == {"status": "ready", "checks": {"database": "ok"}}
+
+
+async def _client_for(settings: Settings, urls: DatabaseUrls) -> tuple[FastAPI, AsyncClient]:
+    app = create_app(settings, urls)
+    return app, AsyncClient(transport=ASGITransport(app=app), base_url="http://opshub")
+
+
+async def test_readyz_checks_redis_and_vault_when_configured(
+    settings: Settings, urls: DatabaseUrls
+) -> None:
+    configured = settings.model_copy(
+        update={"redis_url": REDIS_URL, "vault_addr": "http://127.0.0.1:9"}
+    )
+    app, client = await _client_for(configured, urls)
+    async with app.router.lifespan_context(app), client:
+        response = await client.get("/readyz")
+    body = response.json()
+    assert response.status_code == 503
+    assert body["checks"]["database"] == "ok" and body["checks"]["redis"] == "ok"
+    assert body["checks"]["vault"].startswith("unavailable")
+
+
+async def test_readyz_is_503_when_redis_is_unreachable(
+    settings: Settings, urls: DatabaseUrls
+) -> None:
+    configured = settings.model_copy(update={"redis_url": "redis://127.0.0.1:9/0"})
+    app, client = await _client_for(configured, urls)
+    async with app.router.lifespan_context(app), client:
+        response = await client.get("/readyz")
+    assert response.status_code == 503
+    assert response.json()["checks"]["redis"].startswith("unavailable")
+
+
+async def test_metrics_count_requests_by_route_template(
+    client: AsyncClient, tenant_a: TenantHandle
+) -> None:
+    await client.get("/v1/data/leads", headers=tenant_a.headers)
+    text = (await client.get("/metrics")).text
+    assert 'opshub_http_requests_total{method="GET",route="/v1/data/leads",status="200"}' in text
+    assert "opshub_http_request_duration_seconds_bucket" in text
+
+
+async def test_docs_and_the_openapi_schema_describe_the_api(client: AsyncClient) -> None:
+    assert (await client.get("/docs")).status_code == 200
+    schema = (await client.get("/openapi.json")).json()
+    listing = schema["paths"]["/v1/data/leads"]["get"]
+    assert {p["name"] for p in listing["parameters"]} >= {"status", "q", "cursor", "limit"}
+    assert "/v1/data/leads/import" in schema["paths"]
+
+
+async def test_every_log_line_of_a_request_carries_its_request_id(
+    client: AsyncClient, tenant_a: TenantHandle, capsys: pytest.CaptureFixture[str]
+) -> None:
+    configure_logging(level="INFO", json=True)
+    try:
+        response = await client.get(
+            "/v1/data/nope", headers={**tenant_a.headers, "X-Request-ID": "req-1234"}
+        )
+    finally:
+        logging.getLogger().handlers.clear()
+    assert response.headers["x-request-id"] == "req-1234"
+    lines = [
+        json.loads(line) for line in capsys.readouterr().err.splitlines() if line.startswith("{")
+    ]
+    access = [line for line in lines if line.get("event") == "request"]
+    assert access and all(line["request_id"] == "req-1234" for line in access)
+    assert access[0]["path"] == "/v1/data/nope" and access[0]["status"] == 404
+
+
+async def test_a_request_without_an_id_gets_one(client: AsyncClient) -> None:
+    response = await client.get("/healthz")
+    assert len(response.headers["x-request-id"]) == 32
