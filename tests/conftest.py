@@ -26,6 +26,7 @@ from opshub.config import Settings
 from opshub.db.embedded import start_embedded_postgres
 from opshub.db.engine import DatabaseUrls, create_engine, create_pool, transaction
 from opshub.db.migrate import migrate
+from opshub.logging import configure_logging
 from opshub.tenants import service as tenants_service
 
 REDIS_URL = os.environ.get("OPSHUB_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
@@ -42,6 +43,11 @@ class TenantHandle:
     @property
     def headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.api_key}"}
+
+
+@pytest.fixture(scope="session", autouse=True)
+def quiet_logs() -> None:
+    configure_logging(level="WARNING", json=True)
 
 
 @pytest.fixture(scope="session")

@@ -77,7 +77,9 @@ async def require_platform_admin(
     expected = state.settings.admin_token
     if expected is None:
         raise PermissionDeniedError("platform administration over HTTP is not enabled")
-    if not hmac.compare_digest(_bearer(authorization), expected.get_secret_value()):
+    # As bytes: compare_digest refuses str with non-ASCII characters, which headers may carry.
+    given = _bearer(authorization).encode()
+    if not hmac.compare_digest(given, expected.get_secret_value().encode()):
         raise AuthenticationError("the platform admin token is not valid", code="invalid_token")
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+import asyncpg
 import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -67,6 +68,13 @@ async def _http_error(_: Request, exc: Exception) -> JSONResponse:
     return error_response(exc.status_code, code, str(exc.detail), headers=exc.headers)
 
 
+async def _unstorable_value(_: Request, exc: Exception) -> JSONResponse:
+    # Inputs are validated before they reach the database; this catches what slips through
+    # (a value PostgreSQL can't represent) as the client's error, not ours.
+    log.warning("value refused by the database", error=type(exc).__name__)
+    return error_response(422, "invalid_request", "a value in the request can't be stored")
+
+
 async def _unexpected_error(_: Request, exc: Exception) -> JSONResponse:
     log.error("unhandled error", exc_info=exc)
     return error_response(500, "internal_error", "something went wrong on our side")
@@ -76,4 +84,5 @@ def register_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(DomainError, _domain_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(asyncpg.DataError, _unstorable_value)
     app.add_exception_handler(Exception, _unexpected_error)

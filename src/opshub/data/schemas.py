@@ -7,7 +7,9 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, EmailStr, Field, model_validator
+from pydantic import BaseModel, EmailStr, Field, model_validator
+
+from opshub.schemas import StrictInput, UtcDatetime
 
 Text = Annotated[str, Field(max_length=10_000)]
 Name = Annotated[str, Field(min_length=1, max_length=500)]
@@ -17,17 +19,13 @@ Channel = Literal["google_ads", "meta_ads", "linkedin_ads", "email", "seo", "sal
 Currency = Annotated[str, Field(pattern=r"^[A-Z]{3}$")]
 
 
-class _Input(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
-
-
 class _Read(BaseModel):
     id: uuid.UUID
     created_at: datetime
     updated_at: datetime
 
 
-class ClientCreate(_Input):
+class ClientCreate(StrictInput):
     name: Name
     industry: Text | None = None
     website: Text | None = None
@@ -37,7 +35,7 @@ class ClientCreate(_Input):
     attributes: dict[str, Any] = Field(default_factory=dict)
 
 
-class ClientUpdate(_Input):
+class ClientUpdate(StrictInput):
     name: Name | None = None
     industry: Text | None = None
     website: Text | None = None
@@ -57,7 +55,7 @@ class ClientRead(_Read):
     attributes: dict[str, Any]
 
 
-class LeadCreate(_Input):
+class LeadCreate(StrictInput):
     client_id: uuid.UUID | None = None
     name: Name
     email: EmailStr | None = None
@@ -66,10 +64,10 @@ class LeadCreate(_Input):
     status: LeadStatus = "new"
     score: Annotated[int, Field(ge=0, le=100)] | None = None
     notes: Text | None = None
-    next_follow_up_at: datetime | None = None
+    next_follow_up_at: UtcDatetime | None = None
 
 
-class LeadUpdate(_Input):
+class LeadUpdate(StrictInput):
     client_id: uuid.UUID | None = None
     name: Name | None = None
     email: EmailStr | None = None
@@ -78,7 +76,7 @@ class LeadUpdate(_Input):
     status: LeadStatus | None = None
     score: Annotated[int, Field(ge=0, le=100)] | None = None
     notes: Text | None = None
-    next_follow_up_at: datetime | None = None
+    next_follow_up_at: UtcDatetime | None = None
 
 
 class LeadRead(_Read):
@@ -93,7 +91,7 @@ class LeadRead(_Read):
     next_follow_up_at: datetime | None
 
 
-class _CampaignDates(_Input):
+class _CampaignDates(StrictInput):
     start_date: date | None = None
     end_date: date | None = None
 
@@ -129,7 +127,7 @@ class CampaignUpdate(_CampaignDates):
 class CampaignRead(_Read):
     client_id: uuid.UUID | None
     name: str
-    channel: str
+    channel: Channel
     status: CampaignStatus
     objective: str | None
     daily_budget: Decimal | None
@@ -139,7 +137,7 @@ class CampaignRead(_Read):
     external_id: str | None
 
 
-class _ReportPeriod(_Input):
+class _ReportPeriod(StrictInput):
     period_start: date | None = None
     period_end: date | None = None
 

@@ -18,7 +18,7 @@ import io
 import json
 import uuid
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
@@ -69,8 +69,8 @@ def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         created_at, row_id = json.loads(raw)
-        return datetime.fromisoformat(created_at), uuid.UUID(row_id)
-    except (binascii.Error, ValueError, TypeError) as exc:
+        return datetime.fromisoformat(created_at).astimezone(UTC), uuid.UUID(row_id)
+    except (binascii.Error, ValueError, TypeError, OverflowError) as exc:
         raise InvalidInputError(
             "the cursor is not one this API returned",
             details={"fields": [{"loc": "query.cursor", "message": "invalid cursor"}]},
@@ -262,13 +262,21 @@ def parse_csv(body: bytes, *, resource: Resource) -> list[dict[str, Any]]:
     except UnicodeDecodeError as exc:
         raise InvalidInputError("the CSV is not UTF-8") from exc
     reader = csv.DictReader(io.StringIO(text))
-    unknown = set(reader.fieldnames or ()) - set(resource.create.model_fields)
+    header = reader.fieldnames or []
+    repeated = sorted({name for name in header if header.count(name) > 1})
+    if repeated:
+        raise InvalidInputError(f"CSV columns appear more than once: {', '.join(repeated)}")
+    unknown = set(header) - set(resource.create.model_fields)
     if unknown:
         raise InvalidInputError(
             f"unknown CSV columns for {resource.name}: {', '.join(sorted(unknown))}"
         )
     rows: list[dict[str, Any]] = []
-    for record in reader:
+    for number, record in enumerate(reader):
+        if None in record:
+            raise InvalidInputError(
+                f"CSV row {number} has more cells than the header", details={"rows": [number]}
+            )
         row: dict[str, Any] = {}
         for key, value in record.items():
             if not value:

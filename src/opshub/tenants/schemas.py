@@ -5,12 +5,11 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from opshub.schemas import StrictInput
 from opshub.tenants.models import Role
 
 
-class ApiKeyCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class ApiKeyCreate(StrictInput):
     name: str = Field(min_length=1, max_length=200)
     role: Role = Role.member
 

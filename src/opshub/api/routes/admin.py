@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 from fastapi import APIRouter
-from pydantic import BaseModel, EmailStr, Field
+from pydantic import EmailStr, Field
 
 from opshub.api.deps import OwnerConnDep, PlatformAdminDep
+from opshub.schemas import StrictInput
 from opshub.tenants import service as tenants_service
 from opshub.tenants.schemas import TenantRead
 
 router = APIRouter(prefix="/v1/admin", tags=["platform admin"])
 
 
-class TenantCreate(BaseModel):
+class TenantCreate(StrictInput):
     name: str = Field(min_length=1, max_length=200)
     owner_email: EmailStr
     password: str = Field(min_length=8, max_length=1024)

@@ -4,19 +4,18 @@ import uuid
 from typing import Literal
 
 from fastapi import APIRouter
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
 from opshub.api.deps import StateDep, ViewerDep
 from opshub.auth import service as auth_service
 from opshub.auth.models import PrincipalKind
+from opshub.schemas import StrictInput
 from opshub.tenants.models import Role
 
 router = APIRouter(prefix="/v1/auth", tags=["auth"])
 
 
-class TokenRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class TokenRequest(StrictInput):
     email: str = Field(min_length=3, max_length=320)
     password: str = Field(min_length=1, max_length=1024)
 

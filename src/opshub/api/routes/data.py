@@ -6,13 +6,14 @@ from typing import Annotated, Any, Generic, TypeVar
 import orjson
 from fastapi import APIRouter, Body, Request, Response
 from fastapi.exceptions import RequestValidationError
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
+from pydantic import BaseModel, Field, ValidationError, create_model
 
 from opshub.api.deps import MemberDep, StateDep, ViewerDep
 from opshub.data import service as data_service
 from opshub.data.resources import RESOURCES, Resource
 from opshub.data.schemas import ImportResult
 from opshub.errors import InvalidInputError
+from opshub.schemas import StrictInput
 
 T = TypeVar("T")
 
@@ -31,11 +32,7 @@ def _list_query_model(resource: Resource) -> type[BaseModel]:
     for name in resource.filters:
         annotation = resource.read.model_fields[name].annotation
         fields[name] = (annotation, None)
-    return create_model(
-        f"{resource.singular.title()}ListQuery",
-        __config__=ConfigDict(extra="forbid"),
-        **fields,
-    )
+    return create_model(f"{resource.singular.title()}ListQuery", __base__=StrictInput, **fields)
 
 
 class JSONText(Response):
