@@ -27,11 +27,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
-from sqlalchemy import func, insert, select, text
 
 from opshub.config import Settings
-from opshub.data.models import Lead
-from opshub.db.engine import DatabaseUrls, create_engine, resolve_database_urls
+from opshub.db.engine import DatabaseUrls, create_pool, resolve_database_urls, transaction
 from opshub.db.migrate import migrate
 from opshub.tenants import service as tenants_service
 from opshub.tenants.models import Role
@@ -46,52 +44,49 @@ BYPASS_ROLE = "opshub_bench_bypass"
 async def seed(urls: DatabaseUrls) -> list[str]:
     """Create the tenants and leads once; return one API key per tenant (new keys each run)."""
     await migrate(urls)
-    engine = create_engine(urls.owner, pool_size=1)
+    pool = await create_pool(urls.owner, size=1)
     keys: list[str] = []
-    async with engine.begin() as conn:
+    async with transaction(pool) as conn:
         tenants = await tenants_service.list_tenants(conn)
-        if len(tenants) < TENANTS:
-            for n in range(len(tenants), TENANTS):
-                tenant, _ = await tenants_service.create_tenant(
-                    conn,
-                    name=f"bench-{n}",
-                    owner_email=f"bench{n}@example.com",
-                    password="bench-password",
-                )
-                tenants.append(tenant)
-        for tenant in tenants:
-            have = await conn.scalar(
-                select(func.count()).select_from(Lead).where(Lead.tenant_id == tenant.id)
+        for n in range(len(tenants), TENANTS):
+            tenant, _ = await tenants_service.create_tenant(
+                conn,
+                name=f"bench-{n}",
+                owner_email=f"bench{n}@example.com",
+                password="bench-password",  # noqa: S106 - a throw-away benchmark tenant
             )
-            start = datetime.now(UTC) - timedelta(days=365)
-            rows = [
-                {
-                    "tenant_id": tenant.id,
-                    "name": f"Lead {i}",
-                    "email": f"lead{i}@example.com",
-                    "company": f"Company {i % 300}",
-                    "source": ("ads", "web", "referral")[i % 3],
-                    "status": ("new", "contacted", "qualified", "won", "lost")[i % 5],
-                    "score": i % 100,
-                    "created_at": start + timedelta(minutes=i),
-                }
-                for i in range(have or 0, LEADS_PER_TENANT)
+            tenants.append(tenant)
+        start = datetime.now(UTC) - timedelta(days=365)
+        for tenant in tenants:
+            have = await conn.fetchval("SELECT count(*) FROM leads WHERE tenant_id = $1", tenant.id)
+            records = [
+                (
+                    tenant.id,
+                    f"Lead {i}",
+                    f"lead{i}@example.com",
+                    f"Company {i % 300}",
+                    ("ads", "web", "referral")[i % 3],
+                    ("new", "contacted", "qualified", "won", "lost")[i % 5],
+                    i % 100,
+                    start + timedelta(minutes=i),
+                )
+                for i in range(have, LEADS_PER_TENANT)
             ]
-            if rows:
-                await conn.execute(insert(Lead), rows)
+            columns = ["tenant_id", "name", "email", "company", "source", "status", "score"]
+            await conn.copy_records_to_table(
+                "leads", records=records, columns=[*columns, "created_at"]
+            )
             _, key = await tenants_service.create_api_key(
                 conn, tenant_id=tenant.id, name="bench", role=Role.viewer
             )
             keys.append(key)
-        await conn.execute(
-            text(
-                f"DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '{BYPASS_ROLE}') "
-                f"THEN CREATE ROLE {BYPASS_ROLE} LOGIN BYPASSRLS; END IF; END $$"
-            )
-        )
-        await conn.execute(text(f"GRANT opshub_tenant TO {BYPASS_ROLE}"))
-        await conn.execute(text("ANALYZE"))
-    await engine.dispose()
+        exists = await conn.fetchval("SELECT 1 FROM pg_roles WHERE rolname = $1", BYPASS_ROLE)
+        if not exists:
+            await conn.execute(f"CREATE ROLE {BYPASS_ROLE} LOGIN BYPASSRLS")
+        await conn.execute(f"GRANT opshub_tenant TO {BYPASS_ROLE}")
+    async with pool.acquire() as conn:
+        await conn.execute("ANALYZE")
+    await pool.close()
     return keys
 
 
@@ -109,7 +104,8 @@ def write_wrk_script(keys: list[str]) -> Path:
         "request = function()\n"
         "  counter = counter + 1\n"
         "  local key = keys[(counter % #keys) + 1]\n"
-        '  return wrk.format("GET", "/v1/data/leads?limit=50", {["Authorization"] = "Bearer " .. key})\n'
+        '  local headers = {["Authorization"] = "Bearer " .. key}\n'
+        '  return wrk.format("GET", "/v1/data/leads?limit=50", headers)\n'
         "end\n"
     )
     return script
@@ -118,14 +114,16 @@ def write_wrk_script(keys: list[str]) -> Path:
 def parse_wrk(output: str) -> dict[str, float]:
     def latency_ms(label: str) -> float:
         match = re.search(rf"^\s+{label}%\s+([\d.]+)(us|ms|s)\s*$", output, re.M)
-        assert match, output
+        if match is None:
+            raise SystemExit(f"no {label}th percentile in wrk's output:\n{output}")
         value, unit = float(match[1]), match[2]
         return value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
 
     rps = re.search(r"Requests/sec:\s+([\d.]+)", output)
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
     socket_errors = re.search(r"Socket errors: (.*)", output)
-    assert rps, output
+    if rps is None:
+        raise SystemExit(f"no throughput in wrk's output:\n{output}")
     if errors or socket_errors:
         raise SystemExit(f"the run had failed requests:\n{output}")
     return {"rps": float(rps[1]), "p50_ms": latency_ms("50"), "p99_ms": latency_ms("99")}
@@ -202,7 +200,8 @@ def main() -> None:
     report = {
         "benchmark": "api_read",
         "run_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, "
+        f"Python {platform.python_version()}",
         "setup": f"{TENANTS} tenants x {LEADS_PER_TENANT} leads, GET /v1/data/leads?limit=50, "
         f"API-key auth, 50 connections (wrk -t1), 1 uvicorn worker, "
         f"{args.rounds} alternating rounds of {args.seconds}s",
