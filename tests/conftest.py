@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from opshub.api.app import create_app
 from opshub.config import Settings
-from opshub.db.embedded import start_embedded_postgres
+from opshub.db.embedded import start_embedded_postgres, stop_embedded_postgres
 from opshub.db.engine import DatabaseUrls, create_engine, create_pool, transaction
 from opshub.db.migrate import migrate
 from opshub.logging import configure_logging
@@ -58,9 +58,10 @@ def data_dir() -> Iterator[Path]:
 
 
 @pytest.fixture(scope="session")
-def server_url(data_dir: Path) -> str:
+def server_url(data_dir: Path) -> Iterator[str]:
     """Owner URL of the session's embedded server (database ``opshub``)."""
-    return start_embedded_postgres(data_dir)
+    yield start_embedded_postgres(data_dir)
+    stop_embedded_postgres(data_dir)
 
 
 @pytest.fixture(scope="session")

@@ -31,3 +31,11 @@ def start_embedded_postgres(data_dir: Path) -> str:
     if "(1 row)" not in exists:
         server.psql(f"CREATE DATABASE {DATABASE_NAME};")
     return f"postgresql://postgres@/{DATABASE_NAME}?host={quote(str(pg_dir))}"
+
+
+def stop_embedded_postgres(data_dir: Path) -> None:
+    """Let go of this process's handle now; the server stops if no other process holds one.
+
+    Needed when the data directory is about to be removed, before the exit hook would run.
+    """
+    pgserver.get_server((data_dir / "pg").resolve()).cleanup()  # type: ignore[attr-defined]
