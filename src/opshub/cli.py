@@ -16,6 +16,8 @@ from pydantic import EmailStr, TypeAdapter, ValidationError
 from sqlalchemy.exc import DBAPIError
 
 from opshub.config import get_settings
+from opshub.credentials.envelope import parse_key
+from opshub.credentials.store import DatabaseSecretStore, open_secret_store
 from opshub.db.engine import DatabaseUrls, dsn, resolve_database_urls
 from opshub.db.migrate import DatabaseMisconfiguredError, migrate
 from opshub.db.sql import Connection
@@ -207,6 +209,30 @@ def keys_revoke(key_id: Annotated[str, typer.Argument(help="API key id")]) -> No
     parsed = _parse_uuid(key_id, "key")
     row = _run_owner(lambda conn: tenants_service.revoke_api_key(conn, key_id=parsed))
     typer.echo(f"key {row.id} revoked")
+
+
+@keys_app.command("rotate-master")
+@_one_line_errors
+def keys_rotate_master(
+    new_key: Annotated[
+        str | None,
+        typer.Option(
+            help="The new master key (hex or base64) when keys come from OPSHUB_MASTER_KEY"
+        ),
+    ] = None,
+) -> None:
+    """Re-wrap every tenant's data key with a new master key (embedded credential backend)."""
+    settings = get_settings()
+    store = open_secret_store(settings)
+    if not isinstance(store, DatabaseSecretStore):
+        raise _fail("secrets are in Vault (OPSHUB_VAULT_ADDR): rotate them there")
+    if settings.master_key is not None and new_key is None:
+        raise _fail("keys come from OPSHUB_MASTER_KEY: pass --new-key, then put it first there")
+    key = parse_key(new_key) if new_key else None
+    count = _run_owner(lambda conn: store.rotate_master_key(conn, key))
+    typer.echo(
+        f"re-wrapped {count} tenant data keys; current master key {store.keyring.current_id}"
+    )
 
 
 def main() -> None:

@@ -34,7 +34,34 @@ class Settings(BaseSettings):
         default=None,
         description="Redis for rate limits (and later live events). Unset: in-process.",
     )
-    vault_addr: str | None = Field(default=None, description="Vault/OpenBao address, if any.")
+    vault_addr: str | None = Field(
+        default=None,
+        description="Vault/OpenBao address. Set: tenant secrets live in Vault KV v2. "
+        "Unset: encrypted rows in PostgreSQL.",
+    )
+    vault_token: SecretStr | None = Field(default=None, description="Vault token auth.")
+    vault_role_id: str | None = Field(default=None, description="Vault AppRole role id.")
+    vault_secret_id: SecretStr | None = Field(default=None, description="Vault AppRole secret id.")
+    vault_mount: str = Field(default="secret", description="KV v2 mount.")
+    vault_prefix: str = Field(default="tenants", description="Path prefix of tenant secrets.")
+    master_key: SecretStr | None = Field(
+        default=None,
+        description="Master key(s) for the embedded backend, 32 bytes hex or base64, "
+        "comma-separated, current first. Unset: data_dir/master_keys, created 0600.",
+    )
+    platform_openai_api_key: SecretStr | None = Field(
+        default=None, description="The platform's OpenAI key, for plans that allow it."
+    )
+    platform_anthropic_api_key: SecretStr | None = Field(
+        default=None, description="The platform's Anthropic key, for plans that allow it."
+    )
+    platform_key_plans: list[str] = Field(
+        default=["pro", "enterprise"],
+        description="Plans whose tenants may use platform keys when they have none of their own.",
+    )
+    openai_base_url: str = "https://api.openai.com/v1"
+    anthropic_base_url: str = "https://api.anthropic.com"
+    credential_cache_seconds: float = Field(default=30.0, ge=0)
     jwt_secret: SecretStr | None = Field(
         default=None,
         description="HS256 signing key for session tokens. Unset: generated once into data_dir.",

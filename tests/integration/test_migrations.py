@@ -13,14 +13,25 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
+from alembic.script import ScriptDirectory
 from sqlalchemy import make_url, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from opshub.db.engine import DatabaseUrls, create_engine
-from opshub.db.migrate import DatabaseMisconfiguredError, downgrade, migrate, upgrade
+from opshub.db.migrate import (
+    MIGRATIONS_DIR,
+    DatabaseMisconfiguredError,
+    downgrade,
+    migrate,
+    upgrade,
+)
 
-TENANT_TABLES = ("users", "api_keys", "clients", "leads", "campaigns", "reports")
+TENANT_TABLES = (
+    *("users", "api_keys", "clients", "leads", "campaigns", "reports"),
+    *("credentials", "tenant_data_keys"),
+)
 SCHEMA_TABLES = frozenset({"tenants", *TENANT_TABLES})
+HEAD = ScriptDirectory(str(MIGRATIONS_DIR)).get_current_head()
 AUTH_FUNCTIONS = frozenset(
     {"opshub_api_key_principal", "opshub_user_principal", "opshub_login_candidate"}
 )
@@ -78,7 +89,7 @@ async def test_upgrade_on_empty_database_creates_every_table(fresh_database: Dat
     assert await tables(fresh_database.owner) == set()
     await upgrade_to_head(fresh_database)
     assert await tables(fresh_database.owner) == SCHEMA_TABLES
-    assert await alembic_revision(fresh_database.owner) == ["0001"]
+    assert await alembic_revision(fresh_database.owner) == [HEAD]
 
 
 async def test_upgrade_installs_the_vector_extension(fresh_database: DatabaseUrls) -> None:
@@ -124,6 +135,22 @@ async def test_upgrade_creates_a_tenant_policy_on_every_tenant_table(
         assert "app.tenant_id" in by_table[table].qual
         assert "app.tenant_id" in by_table[table].with_check
     assert "app.tenant_id" in by_table["tenants"].qual
+
+
+async def test_every_table_with_a_tenant_column_is_isolated(fresh_database: DatabaseUrls) -> None:
+    """The invariant itself, so a table added later without RLS fails here."""
+    await upgrade_to_head(fresh_database)
+    rows = await query(
+        fresh_database.owner,
+        "SELECT c.relname, c.relrowsecurity, c.relforcerowsecurity,"
+        " (SELECT count(*) FROM pg_policies p WHERE p.tablename = c.relname"
+        "  AND p.qual LIKE '%app.tenant_id%' AND p.with_check LIKE '%app.tenant_id%') AS policies"
+        " FROM pg_class c JOIN pg_attribute a ON a.attrelid = c.oid AND a.attname = 'tenant_id'"
+        " WHERE c.relnamespace = 'public'::regnamespace AND c.relkind = 'r'",
+    )
+    assert {row.relname for row in rows} >= set(TENANT_TABLES)
+    for row in rows:
+        assert (row.relrowsecurity, row.relforcerowsecurity, row.policies) == (True, True, 1), row
 
 
 async def test_upgrade_creates_the_auth_functions_as_security_definer(
@@ -189,7 +216,7 @@ async def test_upgrade_after_downgrade_restores_the_schema(fresh_database: Datab
     await migrate(fresh_database)
     assert await tables(fresh_database.owner) == SCHEMA_TABLES
     assert await functions(fresh_database.owner) == AUTH_FUNCTIONS
-    assert await alembic_revision(fresh_database.owner) == ["0001"]
+    assert await alembic_revision(fresh_database.owner) == [HEAD]
     assert (await query(fresh_database.app, "SELECT current_user AS u"))[0].u == "opshub_app"
 
 
@@ -236,6 +263,20 @@ async def test_downgrade_with_data_present_then_upgrade_leaves_an_empty_schema(
         )
         await conn.execute(
             text("INSERT INTO reports (tenant_id, title) VALUES (:t, 'Weekly')"), params
+        )
+        await conn.execute(
+            text(
+                "INSERT INTO credentials (tenant_id, provider, fingerprint, last4, backend)"
+                " VALUES (:t, 'saleor', 'fp', 'abcd', 'vault')"
+            ),
+            params,
+        )
+        await conn.execute(
+            text(
+                "INSERT INTO tenant_data_keys (tenant_id, wrapped_key, master_key_id)"
+                " VALUES (:t, 'wrapped'::bytea, 'k1')"
+            ),
+            params,
         )
     for table in SCHEMA_TABLES:
         count = (await query(fresh_database.owner, f"SELECT count(*) AS n FROM {table}"))[0].n  # noqa: S608

@@ -10,6 +10,7 @@ touched.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -25,7 +26,7 @@ from opshub.db.engine import set_tenant, tenant_transaction
 from opshub.db.sql import Connection
 from tests.conftest import TenantHandle
 
-TENANT_TABLES = ("users", "api_keys", "clients", "leads", "campaigns", "reports")
+TENANT_TABLES = ("users", "api_keys", "clients", "leads", "campaigns", "reports", "credentials")
 CLIENT_REFERENCING_TABLES = ("leads", "campaigns")
 # A free-text column per table that UPDATE tests overwrite and read back.
 LABEL_COLUMN = {
@@ -35,7 +36,11 @@ LABEL_COLUMN = {
     "leads": "name",
     "campaigns": "name",
     "reports": "title",
+    "credentials": "fingerprint",
 }
+_PROVIDERS = itertools.cycle(
+    ["openai", "anthropic", "google_ads", "meta_ads", "linkedin_ads", "amazon_creators", "saleor"]
+)
 RLS_VIOLATION = "row-level security policy"
 HIJACKED = "hijacked"
 
@@ -59,6 +64,13 @@ def row_values(table: str) -> dict[str, Any]:
         "leads": {"name": f"lead-{token}"},
         "campaigns": {"name": f"campaign-{token}", "channel": "email"},
         "reports": {"title": f"report-{token}"},
+        "credentials": {
+            # Unique per (tenant, provider): successive rows take successive providers.
+            "provider": next(_PROVIDERS),
+            "fingerprint": f"fp-{token}",
+            "last4": token[-4:],
+            "backend": "vault",
+        },
     }
     return values[table]
 

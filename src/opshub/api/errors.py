@@ -13,6 +13,11 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from opshub.auth.errors import AuthenticationError, PermissionDeniedError, RateLimitedError
+from opshub.credentials.errors import (
+    CredentialInvalidError,
+    CredentialMissingError,
+    CredentialStoreError,
+)
 from opshub.errors import ConflictError, DomainError, InvalidInputError, NotFoundError
 
 log = structlog.get_logger(__name__)
@@ -24,6 +29,9 @@ _STATUS: list[tuple[type[DomainError], int]] = [
     (AuthenticationError, 401),
     (PermissionDeniedError, 403),
     (RateLimitedError, 429),
+    (CredentialMissingError, 409),
+    (CredentialInvalidError, 409),
+    (CredentialStoreError, 503),
 ]
 _HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}
 

@@ -5,10 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import asyncpg
+import httpx
 from redis.asyncio import Redis
 
 from opshub.auth.ratelimit import LocalAttemptCounter, LoginRateLimiter, RedisAttemptCounter
 from opshub.config import Settings
+from opshub.credentials.resolver import CredentialResolver
+from opshub.credentials.store import SecretStore, open_secret_store
 from opshub.db.engine import DatabaseUrls, create_pool
 from opshub.keyfile import read_or_create_key_file
 
@@ -21,6 +24,9 @@ class AppState:
     redis: Redis | None
     limiter: LoginRateLimiter
     jwt_secret: bytes
+    credential_store: SecretStore
+    resolver: CredentialResolver
+    http: httpx.AsyncClient
 
     @classmethod
     async def open(cls, settings: Settings, urls: DatabaseUrls) -> AppState:
@@ -31,16 +37,25 @@ class AppState:
             if settings.jwt_secret
             else read_or_create_key_file(settings.data_dir / "jwt_secret")
         )
+        app_pool = await create_pool(urls.app, size=settings.database_pool_size)
+        store = open_secret_store(settings)
+        resolver = CredentialResolver(pool=app_pool, store=store, settings=settings, redis=redis)
+        resolver.start()
         return cls(
             settings=settings,
-            app_pool=await create_pool(urls.app, size=settings.database_pool_size),
+            app_pool=app_pool,
             owner_pool=await create_pool(urls.owner, size=2),
             redis=redis,
             limiter=LoginRateLimiter(counter, per_minute=settings.login_attempts_per_minute),
             jwt_secret=jwt_secret,
+            credential_store=store,
+            resolver=resolver,
+            http=httpx.AsyncClient(),
         )
 
     async def close(self) -> None:
+        await self.resolver.stop()
+        await self.http.aclose()
         await self.app_pool.close()
         await self.owner_pool.close()
         if self.redis is not None:

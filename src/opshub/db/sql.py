@@ -12,7 +12,9 @@ Statements that run often are built once with ``bindparam`` placeholders and kep
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any, TypeAlias, cast
 
 import asyncpg
@@ -66,3 +68,20 @@ async def execute_many(
 ) -> None:
     sql, order, inline = _compile(statement)
     await conn.executemany(sql, [[{**inline, **row}[name] for name in order] for row in rows])
+
+
+def load_queries(path: Path) -> dict[str, str]:
+    """Named SQL blocks from a ``.sql`` file: a ``-- name --`` line starts each block."""
+    queries: dict[str, str] = {}
+    name = None
+    for line in path.read_text().splitlines():
+        header = _BLOCK.match(line)
+        if header:
+            name = header[1]
+            queries[name] = ""
+        elif name and not line.startswith("--"):
+            queries[name] += line + "\n"
+    return {key: value.strip() for key, value in queries.items()}
+
+
+_BLOCK = re.compile(r"^-- (\w+) --$")

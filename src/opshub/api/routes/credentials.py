@@ -1,0 +1,100 @@
+"""/v1/credentials: bring your own key. A secret goes in; only its fingerprint ever comes out."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from fastapi import APIRouter, BackgroundTasks, Response
+
+from opshub.api.deps import AdminDep, StateDep, ViewerDep
+from opshub.credentials import health
+from opshub.credentials import service as credentials_service
+from opshub.credentials.models import Provider
+from opshub.credentials.schemas import (
+    CredentialPut,
+    CredentialRead,
+    CredentialSummary,
+    validate_secret,
+)
+
+router = APIRouter(prefix="/v1/credentials", tags=["credentials"])
+
+
+@router.get("", response_model=list[CredentialSummary])
+async def list_credentials(ctx: ViewerDep, state: StateDep) -> list[CredentialSummary]:
+    return await credentials_service.list_(
+        ctx.conn, tenant_id=ctx.principal.tenant_id, settings=state.settings
+    )
+
+
+@router.put("/{provider}", response_model=CredentialRead)
+async def put_credential(
+    ctx: AdminDep, state: StateDep, provider: Provider, body: CredentialPut, later: BackgroundTasks
+) -> CredentialRead:
+    tenant_id = ctx.principal.tenant_id
+    stored = await credentials_service.put(
+        ctx.conn,
+        store=state.credential_store,
+        tenant_id=tenant_id,
+        provider=provider,
+        secret=body.secret,
+        label=body.label,
+    )
+    # Checked on save with the secret just validated; the row is recorded in this transaction.
+    secret = validate_secret(provider, body.secret)
+    result = await health.check(
+        state.http, provider=provider, secret=secret, settings=state.settings
+    )
+    await credentials_service.record_health(
+        ctx.conn,
+        tenant_id=tenant_id,
+        provider=provider,
+        status=result.status,
+        detail=result.detail,
+        checked_at=datetime.now(UTC),
+    )
+    # After the response, so after the commit: other processes must not re-read the old key.
+    later.add_task(state.resolver.changed, tenant_id=tenant_id, provider=provider)
+    return stored.model_copy(
+        update={
+            "status": result.status,
+            "status_detail": result.detail,
+            "checked_at": datetime.now(UTC),
+        }
+    )
+
+
+@router.post("/{provider}/check", response_model=CredentialRead)
+async def check_credential(ctx: AdminDep, state: StateDep, provider: Provider) -> CredentialRead:
+    tenant_id = ctx.principal.tenant_id
+    secret = await credentials_service.read_secret(
+        ctx.conn, store=state.credential_store, tenant_id=tenant_id, provider=provider
+    )
+    if secret is None:
+        return await credentials_service.get_or_raise(
+            ctx.conn, tenant_id=tenant_id, provider=provider
+        )
+    result = await health.check(
+        state.http, provider=provider, secret=secret, settings=state.settings
+    )
+    await credentials_service.record_health(
+        ctx.conn,
+        tenant_id=tenant_id,
+        provider=provider,
+        status=result.status,
+        detail=result.detail,
+        checked_at=datetime.now(UTC),
+    )
+    return await credentials_service.get_or_raise(ctx.conn, tenant_id=tenant_id, provider=provider)
+
+
+@router.delete("/{provider}", status_code=204)
+async def delete_credential(
+    ctx: AdminDep, state: StateDep, provider: Provider, later: BackgroundTasks
+) -> Response:
+    tenant_id = ctx.principal.tenant_id
+    await credentials_service.delete(
+        ctx.conn, store=state.credential_store, tenant_id=tenant_id, provider=provider
+    )
+    later.add_task(state.resolver.changed, tenant_id=tenant_id, provider=provider)
+    return Response(status_code=204)

@@ -1,0 +1,131 @@
+"""The secret each provider needs, validated before it is stored, and what the API shows."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, Field, HttpUrl, ValidationError
+
+from opshub.credentials.errors import InvalidSecretError
+from opshub.credentials.models import Health, Provider, Source
+from opshub.schemas import StrictInput
+
+Token = Annotated[str, Field(min_length=8, max_length=4096)]
+Short = Annotated[str, Field(min_length=1, max_length=512)]
+Digits = Annotated[str, Field(pattern=r"^\d{1,20}$")]
+
+
+class OpenAISecret(StrictInput):
+    api_key: Token
+    organization: Short | None = None
+
+
+class AnthropicSecret(StrictInput):
+    api_key: Token
+
+
+class OpenAICompatibleSecret(StrictInput):
+    base_url: HttpUrl
+    api_key: Token | None = Field(default=None, description="Omit for servers without auth.")
+
+
+class GoogleAdsSecret(StrictInput):
+    client_id: Short
+    client_secret: Token
+    refresh_token: Token
+    developer_token: Token
+    login_customer_id: Digits
+    customer_id: Digits | None = None
+
+
+class MetaAdsSecret(StrictInput):
+    access_token: Token
+    ad_account_id: Short
+    app_secret: Token | None = None
+
+
+class LinkedInAdsSecret(StrictInput):
+    access_token: Token
+    ad_account_id: Digits
+    refresh_token: Token | None = None
+    client_id: Short | None = None
+    client_secret: Token | None = None
+
+
+class AmazonCreatorsSecret(StrictInput):
+    client_id: Short
+    client_secret: Token
+    partner_tag: Short
+    credential_version: Literal["2.1", "2.2", "3.0"] = "3.0"
+    marketplace: Short = "www.amazon.com"
+
+
+class SaleorSecret(StrictInput):
+    url: HttpUrl
+    token: Token
+
+
+SECRET_SCHEMAS: dict[Provider, type[StrictInput]] = {
+    Provider.openai: OpenAISecret,
+    Provider.anthropic: AnthropicSecret,
+    Provider.openai_compatible: OpenAICompatibleSecret,
+    Provider.google_ads: GoogleAdsSecret,
+    Provider.meta_ads: MetaAdsSecret,
+    Provider.linkedin_ads: LinkedInAdsSecret,
+    Provider.amazon_creators: AmazonCreatorsSecret,
+    Provider.saleor: SaleorSecret,
+}
+# The field whose fingerprint and last four characters identify the secret.
+IDENTIFYING_FIELD: dict[Provider, str] = {
+    Provider.openai: "api_key",
+    Provider.anthropic: "api_key",
+    Provider.openai_compatible: "api_key",
+    Provider.google_ads: "refresh_token",
+    Provider.meta_ads: "access_token",
+    Provider.linkedin_ads: "access_token",
+    Provider.amazon_creators: "client_secret",
+    Provider.saleor: "token",
+}
+
+
+def validate_secret(provider: Provider, secret: dict[str, Any]) -> dict[str, Any]:
+    """The secret in its stored form, or InvalidSecretError naming the fields (never values)."""
+    try:
+        model = SECRET_SCHEMAS[provider].model_validate(secret)
+    except ValidationError as exc:
+        fields = [
+            {"loc": "body.secret." + ".".join(str(p) for p in e["loc"]), "message": e["msg"]}
+            for e in exc.errors(include_input=False)
+        ]
+        raise InvalidSecretError(
+            f"the secret is not a valid {provider.value} credential", details={"fields": fields}
+        ) from None
+    return model.model_dump(mode="json", exclude_none=True)
+
+
+class CredentialPut(StrictInput):
+    secret: dict[str, Any]
+    label: Annotated[str, Field(max_length=200)] | None = None
+
+
+class CredentialRead(BaseModel):
+    provider: Provider
+    label: str | None = None
+    fingerprint: str
+    last4: str
+    status: Health
+    status_detail: str | None = None
+    checked_at: datetime | None = None
+    updated_at: datetime
+
+
+class CredentialSummary(BaseModel):
+    """Per provider: where a call's key would come from, and how healthy the tenant's key is."""
+
+    provider: Provider
+    source: Source
+    status: Health
+    checked_at: datetime | None = None
+    fingerprint: str | None = None
+    last4: str | None = None

@@ -1,0 +1,165 @@
+"""Store, list, read, check and delete a tenant's credentials.
+
+Functions run on a tenant-bound connection; the secret itself goes through the ``SecretStore``.
+What they return describes a credential by fingerprint and last four characters only.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from opshub.config import Settings
+from opshub.credentials.errors import CredentialStoreError
+from opshub.credentials.models import MODEL_PROVIDERS, Health, Provider, Source
+from opshub.credentials.schemas import (
+    IDENTIFYING_FIELD,
+    CredentialRead,
+    CredentialSummary,
+    validate_secret,
+)
+from opshub.credentials.store import SecretStore, StoredRow
+from opshub.db.sql import Connection, load_queries
+from opshub.errors import NotFoundError
+
+QUERIES = load_queries(Path(__file__).with_name("queries.sql"))
+
+
+def identify(provider: Provider, secret: dict[str, Any]) -> tuple[str, str]:
+    """(fingerprint, last four characters) of the secret's identifying value."""
+    value = str(secret.get(IDENTIFYING_FIELD[provider]) or secret.get("base_url") or "")
+    return hashlib.sha256(value.encode()).hexdigest()[:16], value[-4:]
+
+
+def platform_secret(settings: Settings, provider: Provider) -> dict[str, Any] | None:
+    key = {
+        Provider.openai: settings.platform_openai_api_key,
+        Provider.anthropic: settings.platform_anthropic_api_key,
+    }.get(provider)
+    return {"api_key": key.get_secret_value()} if key else None
+
+
+async def put(
+    conn: Connection,
+    *,
+    store: SecretStore,
+    tenant_id: uuid.UUID,
+    provider: Provider,
+    secret: dict[str, Any],
+    label: str | None,
+) -> CredentialRead:
+    stored = validate_secret(provider, secret)
+    fingerprint, last4 = identify(provider, stored)
+    current = await conn.fetchval(QUERIES["lock_version"], tenant_id, provider.value)
+    sealed = await store.seal(
+        conn, tenant_id=tenant_id, provider=provider.value, secret=stored, current_version=current
+    )
+    row = await conn.fetchrow(
+        QUERIES["upsert_credential"],
+        tenant_id,
+        provider.value,
+        label,
+        fingerprint,
+        last4,
+        store.backend,
+        sealed.ciphertext,
+        sealed.version,
+    )
+    return CredentialRead.model_validate(dict(row))
+
+
+async def get_or_raise(
+    conn: Connection, *, tenant_id: uuid.UUID, provider: Provider
+) -> CredentialRead:
+    row = await conn.fetchrow(QUERIES["get_credential"], tenant_id, provider.value)
+    if row is None:
+        raise NotFoundError(f"no {provider.value} credential is stored")
+    return CredentialRead.model_validate(dict(row))
+
+
+async def list_(
+    conn: Connection, *, tenant_id: uuid.UUID, settings: Settings
+) -> list[CredentialSummary]:
+    """Every provider: the tenant's own key, else the platform's where the plan allows it."""
+    rows = {
+        row["provider"]: row for row in await conn.fetch(QUERIES["list_credentials"], tenant_id)
+    }
+    plan = await conn.fetchval(QUERIES["get_plan"], tenant_id)
+    summaries = []
+    for provider in Provider:
+        row = rows.get(provider.value)
+        if row is not None:
+            summaries.append(
+                CredentialSummary(
+                    provider=provider,
+                    source=Source.byok,
+                    status=row["status"],
+                    checked_at=row["checked_at"],
+                    fingerprint=row["fingerprint"],
+                    last4=row["last4"],
+                )
+            )
+            continue
+        platform = plan in settings.platform_key_plans and platform_secret(settings, provider)
+        summaries.append(
+            CredentialSummary(
+                provider=provider,
+                source=Source.platform if platform else Source.none,
+                status=Health.unchecked,
+            )
+        )
+    return summaries
+
+
+async def read_secret(
+    conn: Connection, *, store: SecretStore, tenant_id: uuid.UUID, provider: Provider
+) -> dict[str, Any] | None:
+    row = await conn.fetchrow(QUERIES["get_secret_row"], tenant_id, provider.value)
+    if row is None:
+        return None
+    if row["backend"] != store.backend:
+        raise CredentialStoreError(
+            f"the {provider.value} secret was stored in {row['backend']}, "
+            f"but opshub now runs on {store.backend}: store it again"
+        )
+    return await store.open(
+        conn,
+        StoredRow(row["tenant_id"], row["provider"], row["version"], row["ciphertext"]),
+    )
+
+
+async def delete(
+    conn: Connection, *, store: SecretStore, tenant_id: uuid.UUID, provider: Provider
+) -> None:
+    deleted = await conn.fetchval(QUERIES["delete_credential"], tenant_id, provider.value)
+    if deleted is None:
+        raise NotFoundError(f"no {provider.value} credential is stored")
+    await store.destroy(tenant_id=tenant_id, provider=provider.value)
+
+
+async def record_health(
+    conn: Connection,
+    *,
+    tenant_id: uuid.UUID,
+    provider: Provider,
+    status: Health,
+    detail: str | None,
+    checked_at: datetime,
+) -> Health | None:
+    """Store a check's outcome; return the status it had before (None: no such credential)."""
+    previous: str | None = await conn.fetchval(
+        QUERIES["record_health"],
+        tenant_id,
+        provider.value,
+        status.value,
+        detail,
+        checked_at,
+    )
+    return Health(previous) if previous else None
+
+
+def is_model_provider(provider: Provider) -> bool:
+    return provider in MODEL_PROVIDERS
