@@ -8,6 +8,8 @@ from pathlib import Path
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from opshub.llm.prices import ModelPrice
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="OPSHUB_", extra="ignore")
@@ -62,6 +64,18 @@ class Settings(BaseSettings):
     openai_base_url: str = "https://api.openai.com/v1"
     anthropic_base_url: str = "https://api.anthropic.com"
     credential_cache_seconds: float = Field(default=30.0, ge=0)
+    llm_timeout_seconds: float = Field(default=60.0, gt=0, description="Per model call.")
+    llm_max_retries: int = Field(
+        default=3,
+        ge=0,
+        le=10,
+        description="Retries on 429/5xx/529, honouring Retry-After; 401/403 never retry.",
+    )
+    model_prices: dict[str, ModelPrice] = Field(
+        default_factory=dict,
+        description='Price overrides, JSON: {"model": {"input": .., "output": .., '
+        '"cached_input": ..}} in USD per 1M tokens.',
+    )
     jwt_secret: SecretStr | None = Field(
         default=None,
         description="HS256 signing key for session tokens. Unset: generated once into data_dir.",

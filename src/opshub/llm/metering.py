@@ -1,0 +1,122 @@
+"""Metering one crew run: tokens and cost of every model call, and the budget stop.
+
+The worker sets ``current_run`` before a kickoff. CrewAI runs its steps in threads that copy the
+caller's context and hands events to handlers with a copy of the emitter's context, so the
+meter reaches every call of its own run and no other run's, however many run at once.
+Importing this module imports CrewAI: only processes that run crews do.
+"""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from crewai.events import crewai_event_bus
+from crewai.events.types.llm_events import LLMCallCompletedEvent
+from crewai.hooks import register_before_llm_call_hook
+from crewai.hooks.dispatch import HookAborted
+
+from opshub.credentials.models import Source
+from opshub.db.sql import Connection
+from opshub.errors import DomainError
+from opshub.llm import usage as usage_ledger
+from opshub.llm.errors import BudgetExceededError
+from opshub.llm.prices import ModelPrice
+from opshub.llm.usage import TokenUsage
+
+current_run: ContextVar[RunMeter | None] = ContextVar("opshub_current_run", default=None)
+
+
+@dataclass(frozen=True)
+class MeteredCall:
+    model: str
+    usage: TokenUsage
+    cost_usd: Decimal
+
+
+@dataclass
+class RunMeter:
+    tenant_id: uuid.UUID
+    task_id: uuid.UUID | None
+    provider: str
+    billed_to: Source
+    prices: dict[str, ModelPrice]
+    budget_left_usd: Decimal | None = None
+    """Platform money this run may still spend; None: no budget applies."""
+    calls: list[MeteredCall] = field(default_factory=list)
+    stopped_by: DomainError | None = None
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def add(self, model: str, usage: TokenUsage) -> None:
+        cost = usage_ledger.cost_usd(model, usage, self.prices)
+        with self._lock:
+            self.calls.append(MeteredCall(model, usage, cost))
+            if (
+                self.billed_to is Source.platform
+                and self.budget_left_usd is not None
+                and self.cost_usd >= self.budget_left_usd
+            ):
+                self.stopped_by = BudgetExceededError(
+                    "the run reached this month's platform budget and was stopped"
+                )
+
+    def stop(self, reason: DomainError) -> None:
+        """Stop the run at its next model call (cancellation uses this too)."""
+        self.stopped_by = reason
+
+    @property
+    def usage(self) -> TokenUsage:
+        total = TokenUsage()
+        for call in self.calls:
+            total = total + call.usage
+        return total
+
+    @property
+    def cost_usd(self) -> Decimal:
+        return sum((call.cost_usd for call in self.calls), Decimal(0))
+
+    async def persist(self, conn: Connection) -> None:
+        for call in self.calls:
+            await conn.execute(
+                usage_ledger.QUERIES["insert_usage"],
+                self.tenant_id,
+                self.task_id,
+                self.provider,
+                call.model,
+                call.usage.input_tokens,
+                call.usage.output_tokens,
+                call.usage.cached_tokens,
+                call.cost_usd,
+                self.billed_to.value,
+            )
+
+
+def _on_llm_call_completed(_source: Any, event: LLMCallCompletedEvent) -> None:
+    meter = current_run.get()
+    if meter is not None:
+        meter.add(event.model or "unknown", TokenUsage.from_provider(event.usage))
+
+
+def _before_llm_call(_context: Any) -> None:
+    meter = current_run.get()
+    if meter is not None and meter.stopped_by is not None:
+        raise HookAborted(meter.stopped_by.message, source="opshub")
+
+
+_installed = threading.Lock()
+_done = False
+
+
+def install() -> None:
+    """Register the meter with CrewAI once per process."""
+    global _done
+    with _installed:
+        if _done:
+            return
+        crewai_event_bus.on(LLMCallCompletedEvent)(_on_llm_call_completed)
+        register_before_llm_call_hook(_before_llm_call)
+        _done = True

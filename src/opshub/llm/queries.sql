@@ -1,0 +1,21 @@
+-- insert_usage --
+INSERT INTO usage_records
+    (tenant_id, task_id, provider, model, input_tokens, output_tokens, cached_tokens, cost_usd, billed_to)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+
+-- platform_spend_this_month --
+-- Platform-paid spend since the first of this month, UTC.
+SELECT coalesce(sum(cost_usd), 0) FROM usage_records
+WHERE tenant_id = $1 AND billed_to = 'platform'
+  AND created_at >= date_trunc('month', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'
+
+-- get_budget --
+SELECT monthly_platform_usd FROM tenant_budgets WHERE tenant_id = $1
+
+-- put_budget --
+INSERT INTO tenant_budgets (tenant_id, monthly_platform_usd) VALUES ($1, $2)
+ON CONFLICT (tenant_id) DO UPDATE SET monthly_platform_usd = EXCLUDED.monthly_platform_usd,
+    updated_at = now()
+
+-- delete_budget --
+DELETE FROM tenant_budgets WHERE tenant_id = $1
