@@ -11,6 +11,7 @@ import contextlib
 import time
 import uuid
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
@@ -21,7 +22,7 @@ from redis.exceptions import RedisError
 from opshub.config import Settings
 from opshub.credentials import service as credentials_service
 from opshub.credentials.errors import CredentialMissingError
-from opshub.credentials.models import Provider, Source
+from opshub.credentials.models import Health, Provider, Source
 from opshub.credentials.store import SecretStore
 from opshub.db.engine import tenant_transaction
 
@@ -83,6 +84,19 @@ class CredentialResolver:
             f"no {provider.value} credential: store one with PUT /v1/credentials/{provider.value}"
             + ("" if platform is None else f" (plan {plan!r} does not include platform keys)")
         )
+
+    async def mark_invalid(self, *, tenant_id: uuid.UUID, provider: Provider, detail: str) -> None:
+        """The provider refused the tenant's key during a run: say so where the tenant looks."""
+        async with tenant_transaction(self._pool, tenant_id) as conn:
+            await credentials_service.record_health(
+                conn,
+                tenant_id=tenant_id,
+                provider=provider,
+                status=Health.invalid,
+                detail=detail,
+                checked_at=datetime.now(UTC),
+            )
+        await self.changed(tenant_id=tenant_id, provider=provider)
 
     def forget(self, *, tenant_id: uuid.UUID, provider: Provider) -> None:
         self._cache.pop((tenant_id, provider), None)

@@ -14,9 +14,12 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from opshub.config import Settings
+from opshub.credentials.errors import CredentialInvalidError
 from opshub.credentials.models import MODEL_PROVIDERS, Provider, Source
 from opshub.credentials.resolver import CredentialResolver
-from opshub.errors import InvalidInputError
+from opshub.errors import DomainError, InvalidInputError
+from opshub.llm.classify import classify_provider_error
+from opshub.llm.crewai_setup import prepare_crewai
 
 if TYPE_CHECKING:
     from crewai import LLM
@@ -38,6 +41,7 @@ class LLMFactory:
         self._resolver = resolver
         self._settings = settings
         self._cache: OrderedDict[tuple[uuid.UUID, Provider, str, str], TenantLLM] = OrderedDict()
+        prepare_crewai(settings.data_dir)
 
     async def for_tenant(
         self, *, tenant_id: uuid.UUID, provider: Provider, model: str
@@ -56,6 +60,17 @@ class LLMFactory:
         if len(self._cache) > CACHE_SIZE:
             self._cache.popitem(last=False)
         return built
+
+    async def report_failure(
+        self, *, tenant_id: uuid.UUID, provider: Provider, error: BaseException
+    ) -> DomainError | None:
+        """Classify a failed model call; a refused BYOK key is marked invalid for the tenant."""
+        classified = classify_provider_error(error, provider=provider.value)
+        if isinstance(classified, CredentialInvalidError):
+            await self._resolver.mark_invalid(
+                tenant_id=tenant_id, provider=provider, detail="the provider refused the key"
+            )
+        return classified
 
     def _construct(self, provider: Provider, model: str, secret: dict[str, Any]) -> LLM:
         from crewai import LLM  # a heavy import: only processes that run crews pay for it

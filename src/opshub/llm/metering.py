@@ -3,7 +3,7 @@
 The worker sets ``current_run`` before a kickoff. CrewAI runs its steps in threads that copy the
 caller's context and hands events to handlers with a copy of the emitter's context, so the
 meter reaches every call of its own run and no other run's, however many run at once.
-Importing this module imports CrewAI: only processes that run crews do.
+``install`` imports CrewAI: only processes that run crews call it.
 """
 
 from __future__ import annotations
@@ -13,17 +13,14 @@ import uuid
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
-
-from crewai.events import crewai_event_bus
-from crewai.events.types.llm_events import LLMCallCompletedEvent
-from crewai.hooks import register_before_llm_call_hook
-from crewai.hooks.dispatch import HookAborted
 
 from opshub.credentials.models import Source
 from opshub.db.sql import Connection
 from opshub.errors import DomainError
 from opshub.llm import usage as usage_ledger
+from opshub.llm.crewai_setup import prepare_crewai
 from opshub.llm.errors import BudgetExceededError
 from opshub.llm.prices import ModelPrice
 from opshub.llm.usage import TokenUsage
@@ -95,13 +92,15 @@ class RunMeter:
             )
 
 
-def _on_llm_call_completed(_source: Any, event: LLMCallCompletedEvent) -> None:
+def _on_llm_call_completed(_source: Any, event: Any) -> None:
     meter = current_run.get()
     if meter is not None:
         meter.add(event.model or "unknown", TokenUsage.from_provider(event.usage))
 
 
 def _before_llm_call(_context: Any) -> None:
+    from crewai.hooks.dispatch import HookAborted
+
     meter = current_run.get()
     if meter is not None and meter.stopped_by is not None:
         raise HookAborted(meter.stopped_by.message, source="opshub")
@@ -111,12 +110,17 @@ _installed = threading.Lock()
 _done = False
 
 
-def install() -> None:
+def install(data_dir: Path) -> None:
     """Register the meter with CrewAI once per process."""
     global _done
     with _installed:
         if _done:
             return
+        prepare_crewai(data_dir)
+        from crewai.events import crewai_event_bus
+        from crewai.events.types.llm_events import LLMCallCompletedEvent
+        from crewai.hooks import register_before_llm_call_hook
+
         crewai_event_bus.on(LLMCallCompletedEvent)(_on_llm_call_completed)
         register_before_llm_call_hook(_before_llm_call)
         _done = True
