@@ -17,8 +17,9 @@ from sqlalchemy.exc import DBAPIError
 
 from opshub.config import get_settings
 from opshub.credentials.envelope import parse_key
+from opshub.credentials.monitor import sweep_once
 from opshub.credentials.store import DatabaseSecretStore, open_secret_store
-from opshub.db.engine import DatabaseUrls, dsn, resolve_database_urls
+from opshub.db.engine import DatabaseUrls, create_pool, dsn, resolve_database_urls
 from opshub.db.migrate import DatabaseMisconfiguredError, migrate
 from opshub.db.sql import Connection
 from opshub.errors import DomainError
@@ -33,6 +34,8 @@ tenants_app = typer.Typer(help="Platform administration of tenants.", no_args_is
 keys_app = typer.Typer(help="Tenant API keys.", no_args_is_help=True)
 app.add_typer(tenants_app, name="tenants")
 app.add_typer(keys_app, name="keys")
+credentials_app = typer.Typer(help="Tenants' stored credentials.", no_args_is_help=True)
+app.add_typer(credentials_app, name="credentials")
 
 T = TypeVar("T")
 _email = TypeAdapter(EmailStr)
@@ -233,6 +236,33 @@ def keys_rotate_master(
     typer.echo(
         f"re-wrapped {count} tenant data keys; current master key {store.keyring.current_id}"
     )
+
+
+@credentials_app.command("sweep")
+@_one_line_errors
+def credentials_sweep() -> None:
+    """Check every stored credential now (the API also does this on a schedule)."""
+    settings = get_settings()
+
+    async def sweep() -> str:
+        urls = resolve_database_urls(settings)
+        app_pool = await create_pool(urls.app, size=settings.credential_check_concurrency)
+        owner_pool = await create_pool(urls.owner, size=2)
+        try:
+            counts = await sweep_once(
+                app_pool=app_pool,
+                owner_pool=owner_pool,
+                store=open_secret_store(settings),
+                settings=settings,
+            )
+        finally:
+            await app_pool.close()
+            await owner_pool.close()
+        if counts is None:
+            return "another process is sweeping; nothing done"
+        return ", ".join(f"{status.value} {n}" for status, n in counts.items())
+
+    typer.echo(_run(sweep()))
 
 
 def main() -> None:

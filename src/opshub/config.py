@@ -63,7 +63,19 @@ class Settings(BaseSettings):
     )
     openai_base_url: str = "https://api.openai.com/v1"
     anthropic_base_url: str = "https://api.anthropic.com"
+    google_oauth_url: str = "https://oauth2.googleapis.com/token"
+    google_ads_api_url: str = "https://googleads.googleapis.com/v26"
+    meta_graph_url: str = "https://graph.facebook.com/v26.0"
+    linkedin_api_url: str = "https://api.linkedin.com/rest"
+    linkedin_version: str = Field(default="202610", pattern=r"^\d{6}$")
+    amazon_lwa_url: str = "https://api.amazon.com/auth/o2/token"
+    amazon_cognito_url: str = "https://creatorsapi.auth.us-east-1.amazoncognito.com/oauth2/token"
     credential_cache_seconds: float = Field(default=30.0, ge=0)
+    credential_check_minutes: float = Field(
+        default=60.0, ge=0, description="Health sweep of every stored credential; 0 turns it off."
+    )
+    credential_check_concurrency: int = Field(default=20, ge=1, le=500)
+    credential_check_jitter_seconds: float = Field(default=5.0, ge=0)
     llm_timeout_seconds: float = Field(default=60.0, gt=0, description="Per model call.")
     llm_max_retries: int = Field(
         default=3,

@@ -173,8 +173,11 @@ def _mask(key: str | None) -> str:
 class FakeLLMServer:
     """OpenAI + Anthropic on one local port; see the module docstring."""
 
-    def __init__(self, *, default_text: str = "ok") -> None:
+    def __init__(self, *, default_text: str = "ok", default_latency: float = 0.0) -> None:
         self.default_text = default_text
+        self.default_latency = default_latency  # for answers nobody scripted
+        self.in_flight = 0
+        self.max_in_flight = 0  # the most requests ever being answered at once
         self.valid_keys: set[str] | None = None  # None: any non-empty key is accepted
         self.model_access: dict[str, set[str]] = {}  # key -> models it may use (absent: all)
         self.openai_models = ["gpt-4o-mini", "gpt-4o", "text-embedding-3-small"]
@@ -329,6 +332,7 @@ class FakeLLMServer:
             for queue in self._queues.values():
                 queue.clear()
             self.valid_keys, self.model_access = None, {}
+            self.max_in_flight = 0
 
     # -- HTTP -----------------------------------------------------------------------------------
     async def _record(self, request: Request) -> tuple[RecordedRequest, bytes]:
@@ -352,10 +356,16 @@ class FakeLLMServer:
         if family == "openai_models" and "anthropic-version" in req.headers:
             family = "anthropic_models"
         anthropic = req.path.startswith("/v1/messages") or family == "anthropic_models"
+        with self._lock:
+            self.in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self.in_flight)
         try:
             return await self._answer(req, raw, family)
         except FakeLLMError as err:
             return self._error(anthropic, err)
+        finally:
+            with self._lock:
+                self.in_flight -= 1
 
     async def _answer(self, req: RecordedRequest, raw: bytes, family: str | None) -> Response:
         """Checks in the real APIs' order (route, body, key, params, model), then the script."""
@@ -373,7 +383,7 @@ class FakeLLMServer:
             raise FakeLLMError(404, model=str(body["model"]))
         with self._lock:
             queue = self._queues[family]
-            item = queue.popleft() if queue else Scripted()
+            item = queue.popleft() if queue else Scripted(latency=self.default_latency)
         if item.latency:
             await asyncio.sleep(item.latency)
         if item.status >= 400:

@@ -10,7 +10,7 @@ from fastapi import FastAPI
 from opshub import __version__
 from opshub.api.errors import register_error_handlers
 from opshub.api.middleware import RequestContextMiddleware
-from opshub.api.routes import admin, auth, credentials, data, health, keys
+from opshub.api.routes import admin, auth, budget, credentials, data, health, keys
 from opshub.api.state import AppState
 from opshub.config import Settings, get_settings
 from opshub.db.engine import DatabaseUrls, resolve_database_urls
@@ -41,6 +41,7 @@ def create_app(settings: Settings | None = None, urls: DatabaseUrls | None = Non
         auth.router,
         keys.router,
         credentials.router,
+        budget.router,
         admin.router,
         *data.routers,
     ):

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import asyncio
+from dataclasses import dataclass, field
 
 import asyncpg
 import httpx
@@ -10,6 +11,7 @@ from redis.asyncio import Redis
 
 from opshub.auth.ratelimit import LocalAttemptCounter, LoginRateLimiter, RedisAttemptCounter
 from opshub.config import Settings
+from opshub.credentials.monitor import run_monitor
 from opshub.credentials.resolver import CredentialResolver
 from opshub.credentials.store import SecretStore, open_secret_store
 from opshub.db.engine import DatabaseUrls, create_pool
@@ -27,6 +29,7 @@ class AppState:
     credential_store: SecretStore
     resolver: CredentialResolver
     http: httpx.AsyncClient
+    background: list[asyncio.Task[None]] = field(default_factory=list)
 
     @classmethod
     async def open(cls, settings: Settings, urls: DatabaseUrls) -> AppState:
@@ -41,7 +44,7 @@ class AppState:
         store = open_secret_store(settings)
         resolver = CredentialResolver(pool=app_pool, store=store, settings=settings, redis=redis)
         resolver.start()
-        return cls(
+        state = cls(
             settings=settings,
             app_pool=app_pool,
             owner_pool=await create_pool(urls.owner, size=2),
@@ -52,8 +55,21 @@ class AppState:
             resolver=resolver,
             http=httpx.AsyncClient(),
         )
+        if settings.credential_check_minutes > 0:
+            monitor = run_monitor(
+                app_pool=state.app_pool,
+                owner_pool=state.owner_pool,
+                store=store,
+                settings=settings,
+                resolver=resolver,
+            )
+            state.background.append(asyncio.create_task(monitor))
+        return state
 
     async def close(self) -> None:
+        for task in self.background:
+            task.cancel()
+        await asyncio.gather(*self.background, return_exceptions=True)
         await self.resolver.stop()
         await self.http.aclose()
         await self.app_pool.close()

@@ -1,8 +1,4 @@
-"""Is a stored credential usable? Each provider's cheapest authenticated call says.
-
-A check never raises: it answers a status (healthy, invalid, rate_limited, unreachable, or
-unchecked where opshub has no check for the provider yet) and a short detail without secrets.
-"""
+"""Checking stored credentials: one on demand, or all of them with bounded concurrency."""
 
 from __future__ import annotations
 
@@ -10,7 +6,6 @@ import asyncio
 import random
 import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -19,60 +14,25 @@ import httpx
 
 from opshub.config import Settings
 from opshub.credentials import service as credentials_service
+from opshub.credentials.checks import CHECKS, CheckResult
 from opshub.credentials.models import Health, Provider
 from opshub.credentials.store import SecretStore
 from opshub.db.engine import tenant_transaction
 
 CHECK_TIMEOUT = 10.0
-ANTHROPIC_VERSION = "2023-06-01"
-
-
-@dataclass(frozen=True)
-class CheckResult:
-    status: Health
-    detail: str | None = None
-
-
-def _from_status(code: int) -> CheckResult:
-    if code < 300:
-        return CheckResult(Health.healthy)
-    if code in (401, 403):
-        return CheckResult(Health.invalid, f"the provider refused the key ({code})")
-    if code == 429:
-        return CheckResult(Health.rate_limited, "the provider is rate limiting this key")
-    return CheckResult(Health.unreachable, f"the provider answered {code}")
-
-
-def _model_list_request(
-    provider: Provider, secret: dict[str, Any], settings: Settings
-) -> tuple[str, dict[str, str]] | None:
-    if provider is Provider.openai:
-        return f"{settings.openai_base_url}/models", {
-            "Authorization": f"Bearer {secret['api_key']}"
-        }
-    if provider is Provider.anthropic:
-        return f"{settings.anthropic_base_url}/v1/models", {
-            "x-api-key": secret["api_key"],
-            "anthropic-version": ANTHROPIC_VERSION,
-        }
-    if provider is Provider.openai_compatible:
-        headers = {"Authorization": f"Bearer {secret['api_key']}"} if "api_key" in secret else {}
-        return f"{str(secret['base_url']).rstrip('/')}/models", headers
-    return None
 
 
 async def check(
     client: httpx.AsyncClient, *, provider: Provider, secret: dict[str, Any], settings: Settings
 ) -> CheckResult:
-    request = _model_list_request(provider, secret, settings)
-    if request is None:
-        return CheckResult(Health.unchecked, f"opshub has no check for {provider.value} yet")
-    url, headers = request
+    """Never raises: a provider that does not answer, or answers nonsense, is unreachable."""
     try:
-        response = await client.get(url, headers=headers, timeout=CHECK_TIMEOUT)
-    except httpx.HTTPError as exc:
+        async with asyncio.timeout(CHECK_TIMEOUT):
+            return await CHECKS[provider](client, secret, settings)
+    except (httpx.HTTPError, TimeoutError) as exc:
         return CheckResult(Health.unreachable, f"no answer: {type(exc).__name__}")
-    return _from_status(response.status_code)
+    except (ValueError, KeyError, AttributeError) as exc:
+        return CheckResult(Health.unreachable, f"an answer opshub can't read: {type(exc).__name__}")
 
 
 async def check_and_record(
