@@ -163,6 +163,8 @@ def settings(data_dir: Path) -> Settings:
         data_dir=data_dir,
         redis_url=None,
         admin_token="platform-admin-token-for-tests",  # type: ignore[arg-type]
+        # The fakes standing in for tenants' servers listen on loopback.
+        allow_internal_urls=True,
         log_json=True,
     )
 

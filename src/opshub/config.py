@@ -71,6 +71,11 @@ class Settings(BaseSettings):
     amazon_lwa_url: str = "https://api.amazon.com/auth/o2/token"
     amazon_cognito_url: str = "https://creatorsapi.auth.us-east-1.amazoncognito.com/oauth2/token"
     credential_cache_seconds: float = Field(default=30.0, ge=0)
+    allow_internal_urls: bool = Field(
+        default=False,
+        description="Let tenants' openai_compatible and saleor URLs name loopback, private or "
+        "link-local addresses (self-hosted models on the same network).",
+    )
     credential_check_minutes: float = Field(
         default=60.0, ge=0, description="Health sweep of every stored credential; 0 turns it off."
     )

@@ -42,3 +42,6 @@ def configure_logging(*, level: str = "INFO", json: bool = True) -> None:
         logging.getLogger(name).handlers[:] = []
         logging.getLogger(name).propagate = True
     logging.getLogger("uvicorn.access").disabled = True
+    # httpx logs every request's full URL at INFO, and some APIs (Meta's Graph API) carry the
+    # access token in the query string: URLs must not reach the logs.
+    logging.getLogger("httpx").setLevel(logging.WARNING)

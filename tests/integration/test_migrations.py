@@ -28,7 +28,7 @@ from opshub.db.migrate import (
 
 TENANT_TABLES = (
     *("users", "api_keys", "clients", "leads", "campaigns", "reports"),
-    *("credentials", "tenant_data_keys"),
+    *("credentials", "tenant_data_keys", "usage_records", "tenant_budgets"),
 )
 SCHEMA_TABLES = frozenset({"tenants", *TENANT_TABLES})
 HEAD = ScriptDirectory(str(MIGRATIONS_DIR)).get_current_head()
@@ -276,6 +276,18 @@ async def test_downgrade_with_data_present_then_upgrade_leaves_an_empty_schema(
                 "INSERT INTO tenant_data_keys (tenant_id, wrapped_key, master_key_id)"
                 " VALUES (:t, 'wrapped'::bytea, 'k1')"
             ),
+            params,
+        )
+        await conn.execute(
+            text(
+                "INSERT INTO usage_records (tenant_id, provider, model, input_tokens,"
+                " output_tokens, cost_usd, billed_to)"
+                " VALUES (:t, 'openai', 'gpt-4o', 1, 1, 0, 'byok')"
+            ),
+            params,
+        )
+        await conn.execute(
+            text("INSERT INTO tenant_budgets (tenant_id, monthly_platform_usd) VALUES (:t, 10)"),
             params,
         )
     for table in SCHEMA_TABLES:

@@ -11,13 +11,18 @@ from typing import Any
 
 import asyncpg
 import httpx
+import structlog
 
 from opshub.config import Settings
 from opshub.credentials import service as credentials_service
 from opshub.credentials.checks import CHECKS, CheckResult
+from opshub.credentials.errors import CredentialStoreError
 from opshub.credentials.models import Health, Provider
 from opshub.credentials.store import SecretStore
 from opshub.db.engine import tenant_transaction
+from opshub.errors import DomainError
+
+log = structlog.get_logger(__name__)
 
 CHECK_TIMEOUT = 10.0
 
@@ -46,14 +51,23 @@ async def check_and_record(
     on_change: Callable[[uuid.UUID, Provider, Health, Health], Awaitable[None]] | None = None,
 ) -> CheckResult:
     """Check one stored credential and record the outcome; ``on_change`` hears of a new status."""
-    async with tenant_transaction(pool, tenant_id) as conn:
-        secret = await credentials_service.read_secret(
-            conn, store=store, tenant_id=tenant_id, provider=provider
-        )
-    if secret is None:
+    secret: dict[str, Any] | None = None
+    unreadable: CredentialStoreError | None = None
+    try:
+        async with tenant_transaction(pool, tenant_id) as conn:
+            secret = await credentials_service.read_secret(
+                conn, store=store, tenant_id=tenant_id, provider=provider
+            )
+    except CredentialStoreError as exc:
+        unreadable = exc
+    if secret is None and unreadable is None:
         return CheckResult(Health.unchecked, "no credential is stored")
-    # The check runs outside any transaction: a slow provider must not hold a connection.
-    result = await check(client, provider=provider, secret=secret, settings=settings)
+    if secret is None:
+        # Can't be checked and can't be used: the tenant has to store it again.
+        result = CheckResult(Health.invalid, f"the stored secret can't be read: {unreadable}")
+    else:
+        # The check runs outside any transaction: a slow provider must not hold a connection.
+        result = await check(client, provider=provider, secret=secret, settings=settings)
     async with tenant_transaction(pool, tenant_id) as conn:
         previous = await credentials_service.record_health(
             conn,
@@ -88,15 +102,26 @@ async def sweep(
         # Jitter spreads the checks of one provider's keys instead of firing them in a burst.
         await asyncio.sleep(random.uniform(0, jitter_seconds))  # noqa: S311 - not for secrets
         async with limit:
-            result = await check_and_record(
-                pool,
-                client,
-                store=store,
-                settings=settings,
-                tenant_id=tenant_id,
-                provider=provider,
-                on_change=on_change,
-            )
+            try:
+                result = await check_and_record(
+                    pool,
+                    client,
+                    store=store,
+                    settings=settings,
+                    tenant_id=tenant_id,
+                    provider=provider,
+                    on_change=on_change,
+                )
+            except (OSError, asyncpg.PostgresError, DomainError) as exc:
+                # One credential's trouble is that credential's; the sweep goes on.
+                log.warning(
+                    "credential check failed",
+                    tenant_id=str(tenant_id),
+                    provider=provider.value,
+                    error=type(exc).__name__,
+                )
+                counts[Health.unreachable] += 1
+                return
         counts[result.status] += 1
 
     limits = httpx.Limits(max_connections=concurrency)

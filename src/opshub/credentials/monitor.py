@@ -83,7 +83,7 @@ async def run_monitor(
                 settings=settings,
                 resolver=resolver,
             )
-        except (OSError, asyncpg.PostgresError) as exc:
+        except Exception as exc:  # the monitor outlives any one bad sweep
             log.warning("credential sweep failed", error=type(exc).__name__)
             continue
         if counts is not None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
@@ -89,7 +90,31 @@ IDENTIFYING_FIELD: dict[Provider, str] = {
 }
 
 
-def validate_secret(provider: Provider, secret: dict[str, Any]) -> dict[str, Any]:
+# Secrets that name a server the hub will call: a tenant must not aim the hub at the platform's
+# own network (server-side request forgery) unless the operator allows it.
+URL_FIELDS = {Provider.openai_compatible: "base_url", Provider.saleor: "url"}
+_INTERNAL_SUFFIXES = (".localhost", ".local", ".internal", ".localdomain")
+
+
+def is_internal_host(host: str) -> bool:
+    """Loopback, private, link-local or reserved addresses, and names that only mean those.
+
+    A public name that resolves to a private address is not caught here (that needs the
+    resolution at connect time); literal addresses and the well-known internal names are.
+    """
+    host = host.strip("[]").lower()
+    if host == "localhost" or host.endswith(_INTERNAL_SUFFIXES):
+        return True
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return not address.is_global
+
+
+def validate_secret(
+    provider: Provider, secret: dict[str, Any], *, allow_internal_urls: bool = False
+) -> dict[str, Any]:
     """The secret in its stored form, or InvalidSecretError naming the fields (never values)."""
     try:
         model = SECRET_SCHEMAS[provider].model_validate(secret)
@@ -101,6 +126,15 @@ def validate_secret(provider: Provider, secret: dict[str, Any]) -> dict[str, Any
         raise InvalidSecretError(
             f"the secret is not a valid {provider.value} credential", details={"fields": fields}
         ) from None
+    url_field = URL_FIELDS.get(provider)
+    if url_field and not allow_internal_urls:
+        url: HttpUrl = getattr(model, url_field)
+        if is_internal_host(url.host or ""):
+            message = "the URL points at an internal address, which this hub does not call"
+            raise InvalidSecretError(
+                message,
+                details={"fields": [{"loc": f"body.secret.{url_field}", "message": message}]},
+            )
     return model.model_dump(mode="json", exclude_none=True)
 
 

@@ -50,8 +50,9 @@ async def put(
     provider: Provider,
     secret: dict[str, Any],
     label: str | None,
+    allow_internal_urls: bool = False,
 ) -> CredentialRead:
-    stored = validate_secret(provider, secret)
+    stored = validate_secret(provider, secret, allow_internal_urls=allow_internal_urls)
     fingerprint, last4 = identify(provider, stored)
     current = await conn.fetchval(QUERIES["lock_version"], tenant_id, provider.value)
     sealed = await store.seal(

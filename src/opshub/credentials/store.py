@@ -165,16 +165,19 @@ class VaultSecretStore:
                 kv.create_or_update_secret, path=path, secret=secret, cas=current_version or 0
             )
         except InvalidRequest:
-            if current_version is not None:
+            # opshub's own writers are serialised by the row lock, so a version Vault has and
+            # the row doesn't was left by a save whose database transaction rolled back: take
+            # its place. A second mismatch is a writer outside opshub, and a real conflict.
+            metadata = await self._call(kv.read_secret_metadata, path=path)
+            latest = int(metadata["data"]["current_version"])
+            try:
+                response = await self._call(
+                    kv.create_or_update_secret, path=path, secret=secret, cas=latest
+                )
+            except InvalidRequest:
                 raise CredentialConflictError(
                     f"the {provider} credential changed meanwhile; read it and try again"
                 ) from None
-            # A version left by a write whose database row never landed: take its place.
-            metadata = await self._call(kv.read_secret_metadata, path=path)
-            latest = int(metadata["data"]["current_version"])
-            response = await self._call(
-                kv.create_or_update_secret, path=path, secret=secret, cas=latest
-            )
         return Sealed(ciphertext=None, version=int(response["data"]["version"]))
 
     async def open(

@@ -39,9 +39,12 @@ async def put_credential(
         provider=provider,
         secret=body.secret,
         label=body.label,
+        allow_internal_urls=state.settings.allow_internal_urls,
     )
     # Checked on save with the secret just validated; the row is recorded in this transaction.
-    secret = validate_secret(provider, body.secret)
+    secret = validate_secret(
+        provider, body.secret, allow_internal_urls=state.settings.allow_internal_urls
+    )
     result = await health.check(
         state.http, provider=provider, secret=secret, settings=state.settings
     )
