@@ -7,6 +7,7 @@ credentials stored encrypted in the real PostgreSQL and resolved as a worker wou
 from __future__ import annotations
 
 import asyncio
+import logging
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from decimal import Decimal
@@ -33,6 +34,7 @@ from opshub.llm.errors import BudgetExceededError
 from opshub.llm.factory import LLMFactory
 from opshub.llm.metering import RunMeter, current_run
 from opshub.llm.usage import TokenUsage
+from opshub.logging import configure_logging
 from tests.conftest import TenantHandle
 from tests.fakes.llm import FakeLLMServer
 
@@ -307,3 +309,43 @@ async def test_no_platform_paid_run_starts_once_the_month_reached_the_budget(
             await usage_ledger.ensure_within_budget(conn, tenant_id=tenant_a.id)
         await usage_ledger.put_budget(conn, tenant_id=tenant_a.id, monthly_usd=Decimal("50"))
         await usage_ledger.ensure_within_budget(conn, tenant_id=tenant_a.id)
+
+
+async def test_a_canary_key_appears_nowhere_a_run_leaves_traces(
+    app_pool: asyncpg.Pool,
+    factory: LLMFactory,
+    fake: FakeLLMServer,
+    tenant_a: TenantHandle,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    canary = f"sk-canary-{uuid.uuid4().hex}"
+    configure_logging(level="DEBUG", json=True)
+    try:
+        await store_key(app_pool, factory, tenant_a, Provider.openai, canary)
+        llm = await factory.for_tenant(
+            tenant_id=tenant_a.id, provider=Provider.openai, model="gpt-4o"
+        )
+        meter = meter_for(tenant_a, Source.byok)
+        fake.script_openai(tool_calls=[("stock_lookup", {"sku": "SKU-1"})])
+        fake.script_error("openai", 401)
+        with pytest.raises(Exception) as failure:
+            await run_metered(meter, llm.llm, with_tool=True)
+        classified = await factory.report_failure(
+            tenant_id=tenant_a.id, provider=Provider.openai, error=failure.value
+        )
+        result_text = str(meter.calls) + repr(meter) + repr(llm)
+    finally:
+        logging.getLogger().handlers.clear()
+        configure_logging(level="WARNING", json=True)
+
+    logs = capsys.readouterr()
+    assert fake.requests[0].api_key == canary  # the key did reach the provider
+    for trace in (
+        logs.out,
+        logs.err,
+        str(failure.value),
+        repr(failure.value),
+        str(classified),
+        result_text,
+    ):
+        assert canary not in trace

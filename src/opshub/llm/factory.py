@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from opshub.config import Settings
@@ -29,7 +29,8 @@ CACHE_SIZE = 512
 
 @dataclass(frozen=True)
 class TenantLLM:
-    llm: LLM
+    # CrewAI's LLM shows its api_key in its repr: it stays out of this one.
+    llm: LLM = field(repr=False)
     provider: Provider
     model: str
     billed_to: Source
