@@ -69,7 +69,13 @@ class Settings(BaseSettings):
     linkedin_api_url: str = "https://api.linkedin.com/rest"
     linkedin_version: str = Field(default="202610", pattern=r"^\d{6}$")
     amazon_lwa_url: str = "https://api.amazon.com/auth/o2/token"
-    amazon_cognito_url: str = "https://creatorsapi.auth.us-east-1.amazoncognito.com/oauth2/token"
+    amazon_cognito_urls: dict[str, str] = Field(
+        default={
+            "2.1": "https://creatorsapi.auth.us-east-1.amazoncognito.com/oauth2/token",
+            "2.2": "https://creatorsapi.auth.eu-south-2.amazoncognito.com/oauth2/token",
+        },
+        description="Amazon Creators 2.x token endpoint per credential version (region).",
+    )
     credential_cache_seconds: float = Field(default=30.0, ge=0)
     allow_internal_urls: bool = Field(
         default=False,

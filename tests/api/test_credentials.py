@@ -88,11 +88,17 @@ class FakeProvider:
                 with fake._lock:
                     fake.seen.append(Seen(self.command, url.path, url.query, headers, body))
                     status = fake.status_for.get(key, fake.default_status)
-                answer = (
-                    {"object": "list", "data": [], "access_token": "fake-access", "id": "1"}
-                    if status < 300
-                    else {"error": {"code": status}}
-                )
+                if status >= 300:
+                    answer: dict[str, Any] = {"error": {"code": status}}
+                elif url.path.startswith("/saleor/"):  # the probe asks who the token is
+                    answer = {"data": {"me": {"id": "VXNlcjox"}, "app": None}}
+                else:
+                    answer = {
+                        "object": "list",
+                        "data": [],
+                        "access_token": "fake-access",
+                        "id": "1",
+                    }
                 payload = json.dumps(answer).encode()
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
@@ -153,7 +159,7 @@ def hub_settings(settings: Settings, fake: FakeProvider, **overrides: Any) -> Se
         "meta_graph_url": f"{fake.base}/meta",
         "linkedin_api_url": f"{fake.base}/linkedin",
         "amazon_lwa_url": f"{fake.base}/amazon/token",
-        "amazon_cognito_url": f"{fake.base}/cognito/token",
+        "amazon_cognito_urls": {"2.1": f"{fake.base}/cognito/token"},
     }
     known = {k: v for k, v in urls.items() if k in Settings.model_fields}
     return settings.model_copy(update={**known, **overrides})

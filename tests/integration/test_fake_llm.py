@@ -186,8 +186,9 @@ def test_anthropic_message_and_both_auth_headers(fake: FakeLLMServer) -> None:
     bearer = ant(fake, key=None, auth_token="sk-ant-bearer")
     bearer.messages.create(model="claude-sonnet-4-5", max_tokens=64, messages=USER)
     first, second = fake.requests_for("/v1/messages")
-    assert (first.api_key, first.headers["x-api-key"]) == ("sk-ant-a", "sk-ant-a")
-    assert first.headers["anthropic-version"]
+    # anthropic >= 2.0 sends the API key as a bearer token, with API version 2026-10-21.
+    assert (first.api_key, first.headers["authorization"]) == ("sk-ant-a", "Bearer sk-ant-a")
+    assert first.headers["anthropic-version"] == "2026-10-21"
     assert (second.api_key, second.headers["authorization"]) == (
         "sk-ant-bearer",
         "Bearer sk-ant-bearer",
@@ -321,8 +322,8 @@ def test_anthropic_529_is_retried(fake: FakeLLMServer) -> None:
             max_tokens=8,
             messages=USER,
         )
-    assert err.value.status_code == 529  # OverloadedError: not an InternalServerError in 0.73
-    assert not isinstance(err.value, anthropic.InternalServerError)
+    assert err.value.status_code == 529
+    assert type(err.value).__name__ == "OverloadedError"
     assert err.value.body["error"]["type"] == "overloaded_error"
 
 
@@ -339,13 +340,15 @@ def test_latency_model_access_and_version_rules(fake: FakeLLMServer) -> None:
         small.chat.completions.create(model="gpt-4o", messages=USER)
     assert missing.value.code == "model_not_found"
 
+    # anthropic 2.x dropped the sampling parameters from its signature; raw JSON still reaches
+    # the API, which refuses them under 2026-10-21.
     new_api = ant(fake, default_headers={"anthropic-version": "2026-10-21"}, max_retries=0)
     with pytest.raises(anthropic.BadRequestError):
         new_api.messages.create(
             model="claude-sonnet-4-5",
             max_tokens=8,
-            temperature=0.2,
             messages=USER,
+            extra_body={"temperature": 0.2},
         )
     assert fake.pending("openai") == 0
 

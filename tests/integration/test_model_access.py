@@ -349,3 +349,28 @@ async def test_a_canary_key_appears_nowhere_a_run_leaves_traces(
         result_text,
     ):
         assert canary not in trace
+
+
+@pytest.mark.parametrize(
+    ("provider", "model", "path"),
+    [
+        (Provider.openai, "gpt-4o-mini", "/v1/chat/completions"),
+        (Provider.anthropic, "claude-haiku-4-5", "/v1/messages"),
+    ],
+)
+async def test_the_routing_chat_model_pays_with_the_tenants_key(
+    app_pool: asyncpg.Pool,
+    factory: LLMFactory,
+    fake: FakeLLMServer,
+    tenant_a: TenantHandle,
+    provider: Provider,
+    model: str,
+    path: str,
+) -> None:
+    await store_key(app_pool, factory, tenant_a, provider, f"sk-router-{provider.value}-0001")
+    chat = await factory.chat_model_for(tenant_id=tenant_a.id, provider=provider, model=model)
+    reply = await chat.llm.ainvoke("Which crew handles a question about ROAS?")
+
+    assert reply.content
+    assert [r.api_key for r in fake.requests_for(path)] == [f"sk-router-{provider.value}-0001"]
+    assert f"sk-router-{provider.value}" not in repr(chat)

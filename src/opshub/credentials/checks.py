@@ -18,7 +18,9 @@ from opshub.credentials.models import Health, Provider
 ANTHROPIC_VERSION = "2023-06-01"
 META_THROTTLING = {4, 17, 32, 613, 80000, 80003, 80004}
 META_INVALID_TOKEN = 190
-SALEOR_PROBE = "query OpshubCredentialCheck { shop { name } }"
+# `me` answers a staff token and `app` an app token; an anonymous caller gets neither, so a
+# public field would pass for any token Saleor does not recognise.
+SALEOR_PROBE = "query OpshubCredentialCheck { me { id } app { id } }"
 
 
 @dataclass(frozen=True)
@@ -123,11 +125,13 @@ async def _amazon_creators(
         "client_id": secret["client_id"],
         "client_secret": secret["client_secret"],
     }
-    if str(secret.get("credential_version", "3.0")).startswith("2."):
-        # Credential version 2.x: Cognito, form-encoded, scope with a slash.
-        response = await client.post(
-            s.amazon_cognito_url, data={**grant, "scope": "creatorsapi/default"}
-        )
+    version = str(secret.get("credential_version", "3.0"))
+    if version.startswith("2."):
+        # Credential version 2.x: a Cognito pool per region, form-encoded, scope with a slash.
+        url = s.amazon_cognito_urls.get(version)
+        if url is None:
+            return CheckResult(Health.unreachable, f"no token endpoint for version {version}")
+        response = await client.post(url, data={**grant, "scope": "creatorsapi/default"})
     else:
         response = await client.post(
             s.amazon_lwa_url, json={**grant, "scope": "creatorsapi::default"}
@@ -143,11 +147,11 @@ async def _saleor(client: httpx.AsyncClient, secret: dict[str, Any], _: Settings
     )
     if response.status_code != 200:
         return from_status(response.status_code)
-    body = response.json()
-    if body.get("errors"):
-        # Saleor answers a bad token with a GraphQL error, not an HTTP status.
-        return CheckResult(Health.invalid, "Saleor refused the token")
-    return HEALTHY
+    data = response.json().get("data") or {}
+    if data.get("me") or data.get("app"):
+        return HEALTHY
+    # Saleor answers a bad token with a GraphQL error (HTTP 200), an unknown one as anonymous.
+    return CheckResult(Health.invalid, "Saleor does not recognise the token")
 
 
 CHECKS: dict[Provider, Check] = {

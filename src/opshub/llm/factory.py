@@ -1,8 +1,8 @@
-"""The CrewAI ``LLM`` for a tenant, provider and model, paid with the key the resolver picks.
+"""Model clients for a tenant, provider and model, paid with the key the resolver picks.
 
-Building an ``LLM`` costs ~75 ms (two SDK clients), so instances are kept per (tenant, provider,
-model, key fingerprint): a new key is a new entry, and an old key's entry ages out. The key is
-always passed explicitly; nothing falls back to OPENAI_API_KEY in the environment.
+Building a client costs ~75 ms (two SDK clients), so they are kept per (tenant, provider, model,
+key fingerprint): a new key is a new entry, and an old key's entry ages out. The key is always
+passed explicitly; nothing falls back to OPENAI_API_KEY in the environment.
 """
 
 from __future__ import annotations
@@ -10,8 +10,11 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
+
+from pydantic import SecretStr
 
 from opshub.config import Settings
 from opshub.credentials.errors import CredentialInvalidError
@@ -23,14 +26,16 @@ from opshub.llm.crewai_setup import prepare_crewai
 
 if TYPE_CHECKING:
     from crewai import LLM
+    from langchain_core.language_models import BaseChatModel
 
 CACHE_SIZE = 512
+ModelT = TypeVar("ModelT")
 
 
 @dataclass(frozen=True)
-class TenantLLM:
+class TenantLLM(Generic[ModelT]):
     # CrewAI's LLM shows its api_key in its repr: it stays out of this one.
-    llm: LLM = field(repr=False)
+    llm: ModelT = field(repr=False)
     provider: Provider
     model: str
     billed_to: Source
@@ -38,25 +43,44 @@ class TenantLLM:
 
 
 class LLMFactory:
+    """CrewAI LLMs for crews and LangChain chat models for routing, per tenant and key."""
+
     def __init__(self, *, resolver: CredentialResolver, settings: Settings) -> None:
         self._resolver = resolver
         self._settings = settings
-        self._cache: OrderedDict[tuple[uuid.UUID, Provider, str, str], TenantLLM] = OrderedDict()
+        self._cache: OrderedDict[tuple[str, uuid.UUID, Provider, str, str], TenantLLM[Any]] = (
+            OrderedDict()
+        )
         prepare_crewai(settings.data_dir)
 
     async def for_tenant(
         self, *, tenant_id: uuid.UUID, provider: Provider, model: str
-    ) -> TenantLLM:
+    ) -> TenantLLM[LLM]:
+        return await self._build("crewai", tenant_id, provider, model, self._crewai_llm)
+
+    async def chat_model_for(
+        self, *, tenant_id: uuid.UUID, provider: Provider, model: str
+    ) -> TenantLLM[BaseChatModel]:
+        return await self._build("langchain", tenant_id, provider, model, self._chat_model)
+
+    async def _build(
+        self,
+        kind: str,
+        tenant_id: uuid.UUID,
+        provider: Provider,
+        model: str,
+        construct: Callable[[Provider, str, dict[str, Any]], ModelT],
+    ) -> TenantLLM[ModelT]:
         if provider not in MODEL_PROVIDERS:
             raise InvalidInputError(f"{provider.value} is not a model provider")
         credential = await self._resolver.resolve(tenant_id=tenant_id, provider=provider)
-        key = (tenant_id, provider, model, credential.fingerprint)
+        key = (kind, tenant_id, provider, model, credential.fingerprint)
         cached = self._cache.get(key)
         if cached is not None:
             self._cache.move_to_end(key)
             return cached
-        llm = await asyncio.to_thread(self._construct, provider, model, credential.secret)
-        built = TenantLLM(llm, provider, model, credential.source, credential.fingerprint)
+        client = await asyncio.to_thread(construct, provider, model, credential.secret)
+        built = TenantLLM(client, provider, model, credential.source, credential.fingerprint)
         self._cache[key] = built
         if len(self._cache) > CACHE_SIZE:
             self._cache.popitem(last=False)
@@ -73,34 +97,52 @@ class LLMFactory:
             )
         return classified
 
-    def _construct(self, provider: Provider, model: str, secret: dict[str, Any]) -> LLM:
+    def _endpoint(self, provider: Provider, secret: dict[str, Any]) -> tuple[str, str]:
+        """(api key, base URL) for a provider; the key is always explicit, never ambient."""
+        if provider is Provider.anthropic:
+            return secret["api_key"], self._settings.anthropic_base_url
+        if provider is Provider.openai_compatible:
+            # Servers without auth still need a non-empty key for the SDK.
+            return secret.get("api_key") or "no-key", str(secret["base_url"])
+        return secret["api_key"], self._settings.openai_base_url
+
+    def _crewai_llm(self, provider: Provider, model: str, secret: dict[str, Any]) -> LLM:
         from crewai import LLM  # a heavy import: only processes that run crews pay for it
 
-        common: dict[str, Any] = {
-            "timeout": self._settings.llm_timeout_seconds,
+        api_key, base_url = self._endpoint(provider, secret)
+        prefix = "anthropic" if provider is Provider.anthropic else "openai"
+        extra = {"organization": secret["organization"]} if "organization" in secret else {}
+        return LLM(
+            model=f"{prefix}/{model}",
+            api_key=api_key,
+            base_url=base_url,
+            timeout=self._settings.llm_timeout_seconds,
             # The SDKs retry 408/409/429/5xx (and Anthropic's 529) with backoff, honouring
             # Retry-After, and never retry 401/403.
-            "max_retries": self._settings.llm_max_retries,
-        }
+            max_retries=self._settings.llm_max_retries,
+            **extra,
+        )
+
+    def _chat_model(self, provider: Provider, model: str, secret: dict[str, Any]) -> BaseChatModel:
+        api_key, base_url = self._endpoint(provider, secret)
+        timeout, retries = self._settings.llm_timeout_seconds, self._settings.llm_max_retries
         if provider is Provider.anthropic:
-            return LLM(
-                model=f"anthropic/{model}",
-                api_key=secret["api_key"],
-                base_url=self._settings.anthropic_base_url,
-                **common,
+            from langchain_anthropic import ChatAnthropic
+
+            return ChatAnthropic(
+                model=model,
+                api_key=SecretStr(api_key),
+                base_url=base_url,
+                timeout=timeout,
+                max_retries=retries,
             )
-        if provider is Provider.openai_compatible:
-            return LLM(
-                model=f"openai/{model}",
-                # Servers without auth still need a non-empty key for the SDK.
-                api_key=secret.get("api_key") or "no-key",
-                base_url=str(secret["base_url"]),
-                **common,
-            )
-        return LLM(
-            model=f"openai/{model}",
-            api_key=secret["api_key"],
-            base_url=self._settings.openai_base_url,
+        from langchain_openai import ChatOpenAI
+
+        return ChatOpenAI(
             organization=secret.get("organization"),
-            **common,
+            model=model,
+            api_key=SecretStr(api_key),
+            base_url=base_url,
+            timeout=timeout,
+            max_retries=retries,
         )
