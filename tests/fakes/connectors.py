@@ -38,7 +38,6 @@ import json
 import os
 import re
 import secrets
-import socket
 import threading
 import time
 import uuid
@@ -50,11 +49,12 @@ from typing import Any, ClassVar
 from urllib.parse import parse_qsl
 
 import graphql
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+
+from tests.fakes.server import BackgroundServer
 
 SALEOR_SCHEMA_PATH = Path(
     os.environ.get("OPSHUB_TEST_SALEOR_SCHEMA", "/work/shared/fixtures/saleor-3.20.graphql")
@@ -130,7 +130,7 @@ def _token(prefix: str, size: int = 32) -> str:
     return prefix + secrets.token_urlsafe(size)
 
 
-class FakeServer:
+class FakeServer(BackgroundServer):
     """A real HTTP server for a provider fake; subclasses declare ``ROUTES`` and handlers."""
 
     name: ClassVar[str] = "fake"
@@ -143,54 +143,11 @@ class FakeServer:
         self._routes = [(m, re.compile(p), r) for m, p, r in self.ROUTES]
         self._queues: dict[str, deque[Scripted]] = {r: deque() for _, _, r in self.ROUTES}
         methods = ["GET", "POST", "PUT", "PATCH", "DELETE"]
-        self._app = Starlette(routes=[Route("/{path:path}", self._dispatch, methods=methods)])
-        self._server: uvicorn.Server | None = None
-        self._thread: threading.Thread | None = None
-        self.port = 0
+        super().__init__(Starlette(routes=[Route("/{path:path}", self._dispatch, methods=methods)]))
         self._restore()
 
     def _restore(self) -> None:
         """Set the configuration the constructor asked for (called again by ``reset``)."""
-
-    # -- lifecycle ------------------------------------------------------------------------------
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self) -> FakeServer:
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.bind(("127.0.0.1", 0))
-        self.port = sock.getsockname()[1]
-        config = uvicorn.Config(
-            self._app,
-            log_level="warning",
-            access_log=False,
-            lifespan="off",
-            timeout_graceful_shutdown=1,
-        )
-        self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(
-            target=self._server.run, kwargs={"sockets": [sock]}, name=self.name, daemon=True
-        )
-        self._thread.start()
-        deadline = time.monotonic() + 10
-        while not self._server.started:
-            if not self._thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError(f"{type(self).__name__} did not start")
-            time.sleep(0.01)
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None and self._thread is not None:
-            self._server.should_exit = True
-            self._thread.join(timeout=10)
-        self._server = self._thread = None
-
-    def __enter__(self) -> Any:  # the subclass itself
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
     # -- scripting and inspection ---------------------------------------------------------------
     def script(

@@ -22,7 +22,6 @@ import json
 import math
 import random
 import re
-import socket
 import struct
 import threading
 import time
@@ -32,11 +31,12 @@ from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
+
+from tests.fakes.server import BackgroundServer
 
 ROUTES = {  # (method, path) -> route family; GET /v1/models is split by `anthropic-version`
     ("POST", "/v1/chat/completions"): "openai",
@@ -170,7 +170,7 @@ def _mask(key: str | None) -> str:
     return f"{key[:3]}***{key[-4:]}" if key and len(key) > 8 else "***"
 
 
-class FakeLLMServer:
+class FakeLLMServer(BackgroundServer):
     """OpenAI + Anthropic on one local port; see the module docstring."""
 
     def __init__(self, *, default_text: str = "ok", default_latency: float = 0.0) -> None:
@@ -185,60 +185,9 @@ class FakeLLMServer:
         self._lock = threading.Lock()
         self._requests: list[RecordedRequest] = []
         self._queues: dict[str, deque[Scripted]] = {f: deque() for f in FAMILIES}
-        self._app = Starlette(
-            routes=[
-                Route(
-                    "/{path:path}",
-                    self._dispatch,
-                    methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
-                )
-            ]
-        )
-        self._server: uvicorn.Server | None = None
-        self._thread: threading.Thread | None = None
-        self.port = 0
+        methods = ["GET", "POST", "PUT", "PATCH", "DELETE"]
+        super().__init__(Starlette(routes=[Route("/{path:path}", self._dispatch, methods=methods)]))
 
-    # -- lifecycle ------------------------------------------------------------------------------
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self) -> FakeLLMServer:
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.bind(("127.0.0.1", 0))
-        self.port = sock.getsockname()[1]
-        config = uvicorn.Config(
-            self._app,
-            log_level="warning",
-            access_log=False,
-            lifespan="off",
-            timeout_graceful_shutdown=1,
-        )
-        self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(
-            target=self._server.run, kwargs={"sockets": [sock]}, name="fake-llm", daemon=True
-        )
-        self._thread.start()
-        deadline = time.monotonic() + 10
-        while not self._server.started:
-            if not self._thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError("FakeLLMServer did not start")
-            time.sleep(0.01)
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None and self._thread is not None:
-            self._server.should_exit = True
-            self._thread.join(timeout=10)
-        self._server = self._thread = None
-
-    def __enter__(self) -> FakeLLMServer:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    # -- scripting ------------------------------------------------------------------------------
     def script_openai(
         self,
         text: str | None = None,

@@ -18,8 +18,10 @@ from opshub.credentials import service as credentials_service
 from opshub.credentials.checks import CHECKS, CheckResult
 from opshub.credentials.errors import CredentialStoreError
 from opshub.credentials.models import Health, Provider
+from opshub.credentials.schemas import CredentialRead
 from opshub.credentials.store import SecretStore
 from opshub.db.engine import tenant_transaction
+from opshub.db.sql import Connection
 from opshub.errors import DomainError
 
 log = structlog.get_logger(__name__)
@@ -38,6 +40,36 @@ async def check(
         return CheckResult(Health.unreachable, f"no answer: {type(exc).__name__}")
     except (ValueError, KeyError, AttributeError) as exc:
         return CheckResult(Health.unreachable, f"an answer opshub can't read: {type(exc).__name__}")
+
+
+async def check_stored(
+    conn: Connection,
+    client: httpx.AsyncClient,
+    *,
+    store: SecretStore,
+    settings: Settings,
+    tenant_id: uuid.UUID,
+    provider: Provider,
+) -> CredentialRead:
+    """Check the stored credential inside the caller's transaction and record the outcome.
+
+    For the API's save and check-now: the caller waits for the answer anyway. The scheduled
+    sweep uses ``check_and_record``, which holds no connection while a provider answers.
+    """
+    secret = await credentials_service.read_secret(
+        conn, store=store, tenant_id=tenant_id, provider=provider
+    )
+    if secret is not None:
+        result = await check(client, provider=provider, secret=secret, settings=settings)
+        await credentials_service.record_health(
+            conn,
+            tenant_id=tenant_id,
+            provider=provider,
+            status=result.status,
+            detail=result.detail,
+            checked_at=datetime.now(UTC),
+        )
+    return await credentials_service.get_or_raise(conn, tenant_id=tenant_id, provider=provider)
 
 
 async def check_and_record(

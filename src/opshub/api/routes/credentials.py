@@ -2,20 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 from fastapi import APIRouter, BackgroundTasks, Response
 
-from opshub.api.deps import AdminDep, StateDep, ViewerDep
+from opshub.api.deps import AdminDep, StateDep, TenantContext, ViewerDep
+from opshub.api.state import AppState
 from opshub.credentials import health
 from opshub.credentials import service as credentials_service
 from opshub.credentials.models import Provider
-from opshub.credentials.schemas import (
-    CredentialPut,
-    CredentialRead,
-    CredentialSummary,
-    validate_secret,
-)
+from opshub.credentials.schemas import CredentialPut, CredentialRead, CredentialSummary
 
 router = APIRouter(prefix="/v1/credentials", tags=["credentials"])
 
@@ -32,7 +26,7 @@ async def put_credential(
     ctx: AdminDep, state: StateDep, provider: Provider, body: CredentialPut, later: BackgroundTasks
 ) -> CredentialRead:
     tenant_id = ctx.principal.tenant_id
-    stored = await credentials_service.put(
+    await credentials_service.put(
         ctx.conn,
         store=state.credential_store,
         tenant_id=tenant_id,
@@ -41,54 +35,25 @@ async def put_credential(
         label=body.label,
         allow_internal_urls=state.settings.allow_internal_urls,
     )
-    # Checked on save with the secret just validated; the row is recorded in this transaction.
-    secret = validate_secret(
-        provider, body.secret, allow_internal_urls=state.settings.allow_internal_urls
-    )
-    result = await health.check(
-        state.http, provider=provider, secret=secret, settings=state.settings
-    )
-    await credentials_service.record_health(
-        ctx.conn,
-        tenant_id=tenant_id,
-        provider=provider,
-        status=result.status,
-        detail=result.detail,
-        checked_at=datetime.now(UTC),
-    )
     # After the response, so after the commit: other processes must not re-read the old key.
     later.add_task(state.resolver.changed, tenant_id=tenant_id, provider=provider)
-    return stored.model_copy(
-        update={
-            "status": result.status,
-            "status_detail": result.detail,
-            "checked_at": datetime.now(UTC),
-        }
-    )
+    return await _check(ctx, state, provider)
 
 
 @router.post("/{provider}/check", response_model=CredentialRead)
 async def check_credential(ctx: AdminDep, state: StateDep, provider: Provider) -> CredentialRead:
-    tenant_id = ctx.principal.tenant_id
-    secret = await credentials_service.read_secret(
-        ctx.conn, store=state.credential_store, tenant_id=tenant_id, provider=provider
-    )
-    if secret is None:
-        return await credentials_service.get_or_raise(
-            ctx.conn, tenant_id=tenant_id, provider=provider
-        )
-    result = await health.check(
-        state.http, provider=provider, secret=secret, settings=state.settings
-    )
-    await credentials_service.record_health(
+    return await _check(ctx, state, provider)
+
+
+async def _check(ctx: TenantContext, state: AppState, provider: Provider) -> CredentialRead:
+    return await health.check_stored(
         ctx.conn,
-        tenant_id=tenant_id,
+        state.http,
+        store=state.credential_store,
+        settings=state.settings,
+        tenant_id=ctx.principal.tenant_id,
         provider=provider,
-        status=result.status,
-        detail=result.detail,
-        checked_at=datetime.now(UTC),
     )
-    return await credentials_service.get_or_raise(ctx.conn, tenant_id=tenant_id, provider=provider)
 
 
 @router.delete("/{provider}", status_code=204)

