@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
 
@@ -93,6 +94,9 @@ class Settings(BaseSettings):
         ge=0,
         le=10,
         description="Retries on 429/5xx/529, honouring Retry-After; 401/403 never retry.",
+    )
+    byok_run_fee_usd: Decimal = Field(
+        default=Decimal(0), ge=0, description="Platform fee per run on a tenant's own key."
     )
     model_prices: dict[str, ModelPrice] = Field(
         default_factory=dict,

@@ -374,3 +374,48 @@ async def test_the_routing_chat_model_pays_with_the_tenants_key(
     assert reply.content
     assert [r.api_key for r in fake.requests_for(path)] == [f"sk-router-{provider.value}-0001"]
     assert f"sk-router-{provider.value}" not in repr(chat)
+
+
+async def test_a_byok_run_is_billed_the_plans_run_fee_not_its_model_cost(
+    app_pool: asyncpg.Pool, factory: LLMFactory, fake: FakeLLMServer, tenant_a: TenantHandle
+) -> None:
+    await store_key(app_pool, factory, tenant_a, Provider.openai, "sk-fee-key-77777777")
+    llm = await factory.for_tenant(tenant_id=tenant_a.id, provider=Provider.openai, model="gpt-4o")
+    fake.script_openai(text="Done.", usage=(100_000, 10_000))
+    meter = meter_for(tenant_a, Source.byok, byok_run_fee_usd=Decimal("0.05"))
+
+    await run_metered(meter, llm.llm)
+    async with tenant_transaction(app_pool, tenant_a.id) as conn:
+        await meter.persist(conn)
+        billable = await usage_ledger.billable_this_month(conn, tenant_id=tenant_a.id)
+        spend = await usage_ledger.platform_spend_this_month(conn, tenant_id=tenant_a.id)
+
+    # The model call (0.35 USD on the tenant's key) is recorded, the platform bills the fee.
+    assert meter.cost_usd == Decimal("0.35")
+    assert (billable, spend) == (Decimal("0.05"), Decimal(0))
+
+
+async def test_usage_of_a_streamed_run_is_captured(
+    app_pool: asyncpg.Pool, factory: LLMFactory, fake: FakeLLMServer, tenant_a: TenantHandle
+) -> None:
+    from crewai import LLM
+
+    await store_key(app_pool, factory, tenant_a, Provider.openai, "sk-stream-key-888888")
+    built = await factory.for_tenant(
+        tenant_id=tenant_a.id, provider=Provider.openai, model="gpt-4o-mini"
+    )
+    streaming = LLM(
+        model="openai/gpt-4o-mini",
+        api_key=built.llm.api_key,
+        base_url=built.llm.base_url,
+        stream=True,
+    )
+    fake.script_openai(text="Streamed, token by token.", usage=(640, 48))
+    meter = meter_for(tenant_a, Source.byok)
+
+    await run_metered(meter, streaming)
+
+    request = fake.requests_for("/v1/chat/completions")[0]
+    assert request.body["stream"] is True
+    assert request.body["stream_options"] == {"include_usage": True}
+    assert meter.usage == TokenUsage(input_tokens=640, output_tokens=48)

@@ -44,6 +44,8 @@ class RunMeter:
     prices: dict[str, ModelPrice]
     budget_left_usd: Decimal | None = None
     """Platform money this run may still spend; None: no budget applies."""
+    byok_run_fee_usd: Decimal = Decimal(0)
+    """The platform's fee for a run on the tenant's own key (the plan's BYOK rate)."""
     calls: list[MeteredCall] = field(default_factory=list)
     stopped_by: DomainError | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
@@ -77,6 +79,14 @@ class RunMeter:
         return sum((call.cost_usd for call in self.calls), Decimal(0))
 
     async def persist(self, conn: Connection) -> None:
+        """Write the run's usage to the tenant's ledger (once, when the run ends)."""
+        if self.billed_to is Source.byok and self.byok_run_fee_usd > 0:
+            await conn.execute(
+                usage_ledger.QUERIES["insert_run_fee"],
+                self.tenant_id,
+                self.task_id,
+                self.byok_run_fee_usd,
+            )
         for call in self.calls:
             await conn.execute(
                 usage_ledger.QUERIES["insert_usage"],

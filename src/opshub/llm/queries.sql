@@ -3,10 +3,22 @@ INSERT INTO usage_records
     (tenant_id, task_id, provider, model, input_tokens, output_tokens, cached_tokens, cost_usd, billed_to)
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
 
+-- insert_run_fee --
+INSERT INTO usage_records
+    (tenant_id, task_id, provider, model, input_tokens, output_tokens, cost_usd, billed_to, kind)
+VALUES ($1, $2, 'opshub', 'byok-run-fee', 0, 0, $3, 'byok', 'run_fee')
+
+-- billable_this_month --
+-- What the platform bills: model calls on its own keys, plus the fee of each BYOK run.
+SELECT coalesce(sum(cost_usd) FILTER (WHERE billed_to = 'platform' OR kind = 'run_fee'), 0)
+FROM usage_records
+WHERE tenant_id = $1
+  AND created_at >= date_trunc('month', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'
+
 -- platform_spend_this_month --
 -- Platform-paid spend since the first of this month, UTC.
 SELECT coalesce(sum(cost_usd), 0) FROM usage_records
-WHERE tenant_id = $1 AND billed_to = 'platform'
+WHERE tenant_id = $1 AND billed_to = 'platform' AND kind = 'model_call'
   AND created_at >= date_trunc('month', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'
 
 -- get_budget --

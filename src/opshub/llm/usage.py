@@ -98,6 +98,11 @@ async def record(
     return cost
 
 
+async def billable_this_month(conn: Connection, *, tenant_id: uuid.UUID) -> Decimal:
+    billable: Decimal = await conn.fetchval(QUERIES["billable_this_month"], tenant_id)
+    return billable
+
+
 async def get_budget(conn: Connection, *, tenant_id: uuid.UUID) -> Decimal | None:
     budget: Decimal | None = await conn.fetchval(QUERIES["get_budget"], tenant_id)
     return budget

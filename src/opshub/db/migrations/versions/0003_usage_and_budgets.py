@@ -46,7 +46,11 @@ def upgrade() -> None:
         sa.Column("cached_tokens", sa.Integer, nullable=False, server_default="0"),
         sa.Column("cost_usd", sa.Numeric(14, 6), nullable=False),
         sa.Column("billed_to", sa.Text, nullable=False),
+        # model_call: a call's tokens and their price; run_fee: the platform's fee for a run on
+        # the tenant's own key (BYOK), billable although the model cost is the tenant's.
+        sa.Column("kind", sa.Text, nullable=False, server_default="model_call"),
         sa.CheckConstraint("billed_to IN ('byok', 'platform')", name="billed_to"),
+        sa.CheckConstraint("kind IN ('model_call', 'run_fee')", name="kind"),
     )
     op.create_index(
         "ix_usage_records_tenant_month", "usage_records", ["tenant_id", "billed_to", "created_at"]
