@@ -29,6 +29,7 @@ from opshub.db.migrate import (
 TENANT_TABLES = (
     *("users", "api_keys", "clients", "leads", "campaigns", "reports"),
     *("credentials", "tenant_data_keys", "usage_records", "tenant_budgets"),
+    "tenant_model_fallbacks",
 )
 SCHEMA_TABLES = frozenset({"tenants", *TENANT_TABLES})
 HEAD = ScriptDirectory(str(MIGRATIONS_DIR)).get_current_head()
@@ -288,6 +289,13 @@ async def test_downgrade_with_data_present_then_upgrade_leaves_an_empty_schema(
         )
         await conn.execute(
             text("INSERT INTO tenant_budgets (tenant_id, monthly_platform_usd) VALUES (:t, 10)"),
+            params,
+        )
+        await conn.execute(
+            text(
+                "INSERT INTO tenant_model_fallbacks (tenant_id, provider, model)"
+                " VALUES (:t, 'anthropic', 'claude-haiku-4-5')"
+            ),
             params,
         )
     for table in SCHEMA_TABLES:

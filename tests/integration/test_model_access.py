@@ -28,10 +28,11 @@ from opshub.credentials.models import Health, Provider, Source
 from opshub.credentials.resolver import CredentialResolver
 from opshub.credentials.store import DatabaseSecretStore
 from opshub.db.engine import tenant_transaction
-from opshub.llm import metering
+from opshub.llm import fallback, metering
 from opshub.llm import usage as usage_ledger
-from opshub.llm.errors import BudgetExceededError
+from opshub.llm.errors import BudgetExceededError, ProviderUnavailableError
 from opshub.llm.factory import LLMFactory
+from opshub.llm.fallback import ModelChoice
 from opshub.llm.metering import RunMeter, current_run
 from opshub.llm.usage import TokenUsage
 from opshub.logging import configure_logging
@@ -68,7 +69,7 @@ async def factory(
     store = DatabaseSecretStore(MasterKeyring.load(env_keys=None, path=tmp_path / "master_keys"))
     resolver = CredentialResolver(pool=app_pool, store=store, settings=model_settings)
     metering.install(model_settings.data_dir)
-    built = LLMFactory(resolver=resolver, settings=model_settings)
+    built = LLMFactory(pool=app_pool, resolver=resolver, settings=model_settings)
     built.store = store  # type: ignore[attr-defined]
     yield built
 
@@ -419,3 +420,41 @@ async def test_usage_of_a_streamed_run_is_captured(
     assert request.body["stream"] is True
     assert request.body["stream_options"] == {"include_usage": True}
     assert meter.usage == TokenUsage(input_tokens=640, output_tokens=48)
+
+
+async def test_a_provider_that_stays_down_hands_the_run_to_the_tenants_fallback(
+    app_pool: asyncpg.Pool, factory: LLMFactory, fake: FakeLLMServer, tenant_a: TenantHandle
+) -> None:
+    await store_key(app_pool, factory, tenant_a, Provider.openai, "sk-primary-key-999999")
+    await store_key(app_pool, factory, tenant_a, Provider.anthropic, "sk-fallback-key-99999")
+    async with tenant_transaction(app_pool, tenant_a.id) as conn:
+        await fallback.put(
+            conn,
+            tenant_id=tenant_a.id,
+            choice=ModelChoice(provider=Provider.anthropic, model="claude-haiku-4-5"),
+        )
+    primary = await factory.for_tenant(
+        tenant_id=tenant_a.id, provider=Provider.openai, model="gpt-4o"
+    )
+    fake.script_error("openai", 500, times=3)  # the first try and both retries
+    fake.script_anthropic(text="Answered by the fallback.")
+
+    with pytest.raises(Exception) as failure:
+        await run_metered(meter_for(tenant_a, Source.byok), primary.llm)
+    down = await factory.report_failure(
+        tenant_id=tenant_a.id, provider=Provider.openai, error=failure.value
+    )
+    backup = await factory.fallback_for(tenant_id=tenant_a.id, failed=Provider.openai)
+    assert backup is not None
+    result = await run_metered(meter_for(tenant_a, Source.byok), backup.llm)
+
+    assert isinstance(down, ProviderUnavailableError)
+    assert "Answered by the fallback." in result
+    assert len(fake.requests_for("/v1/chat/completions")) == 3
+    assert {r.api_key for r in fake.requests_for("/v1/messages")} == {"sk-fallback-key-99999"}
+
+
+async def test_without_a_fallback_there_is_nothing_to_hand_over(
+    factory: LLMFactory, tenant_a: TenantHandle
+) -> None:
+    assert await factory.fallback_for(tenant_id=tenant_a.id, failed=Provider.openai) is None

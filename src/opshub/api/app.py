@@ -10,7 +10,7 @@ from fastapi import FastAPI
 from opshub import __version__
 from opshub.api.errors import register_error_handlers
 from opshub.api.middleware import RequestContextMiddleware
-from opshub.api.routes import admin, auth, budget, credentials, data, health, keys
+from opshub.api.routes import admin, auth, budget, credentials, data, health, keys, models
 from opshub.api.state import AppState
 from opshub.config import Settings, get_settings
 from opshub.db.engine import DatabaseUrls, resolve_database_urls
@@ -42,6 +42,7 @@ def create_app(settings: Settings | None = None, urls: DatabaseUrls | None = Non
         keys.router,
         credentials.router,
         budget.router,
+        models.router,
         admin.router,
         *data.routers,
     ):

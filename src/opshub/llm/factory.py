@@ -14,13 +14,16 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
+import asyncpg
 from pydantic import SecretStr
 
 from opshub.config import Settings
 from opshub.credentials.errors import CredentialInvalidError
 from opshub.credentials.models import MODEL_PROVIDERS, Provider, Source
 from opshub.credentials.resolver import CredentialResolver
+from opshub.db.engine import tenant_transaction
 from opshub.errors import DomainError, InvalidInputError
+from opshub.llm import fallback
 from opshub.llm.classify import classify_provider_error
 from opshub.llm.crewai_setup import prepare_crewai
 
@@ -45,7 +48,10 @@ class TenantLLM(Generic[ModelT]):
 class LLMFactory:
     """CrewAI LLMs for crews and LangChain chat models for routing, per tenant and key."""
 
-    def __init__(self, *, resolver: CredentialResolver, settings: Settings) -> None:
+    def __init__(
+        self, *, pool: asyncpg.Pool, resolver: CredentialResolver, settings: Settings
+    ) -> None:
+        self._pool = pool
         self._resolver = resolver
         self._settings = settings
         self._cache: OrderedDict[tuple[str, uuid.UUID, Provider, str, str], TenantLLM[Any]] = (
@@ -62,6 +68,19 @@ class LLMFactory:
         self, *, tenant_id: uuid.UUID, provider: Provider, model: str
     ) -> TenantLLM[BaseChatModel]:
         return await self._build("langchain", tenant_id, provider, model, self._chat_model)
+
+    async def fallback_for(
+        self, *, tenant_id: uuid.UUID, failed: Provider
+    ) -> TenantLLM[LLM] | None:
+        """The tenant's fallback model when ``failed`` is down; None without one (or if the
+        fallback is on the provider that failed)."""
+        async with tenant_transaction(self._pool, tenant_id) as conn:
+            choice = await fallback.get(conn, tenant_id=tenant_id)
+        if choice is None or choice.provider is failed:
+            return None
+        return await self.for_tenant(
+            tenant_id=tenant_id, provider=choice.provider, model=choice.model
+        )
 
     async def _build(
         self,

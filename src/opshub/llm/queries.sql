@@ -31,3 +31,14 @@ ON CONFLICT (tenant_id) DO UPDATE SET monthly_platform_usd = EXCLUDED.monthly_pl
 
 -- delete_budget --
 DELETE FROM tenant_budgets WHERE tenant_id = $1
+
+-- get_fallback --
+SELECT provider, model FROM tenant_model_fallbacks WHERE tenant_id = $1
+
+-- put_fallback --
+INSERT INTO tenant_model_fallbacks (tenant_id, provider, model) VALUES ($1, $2, $3)
+ON CONFLICT (tenant_id) DO UPDATE SET provider = EXCLUDED.provider, model = EXCLUDED.model,
+    updated_at = now()
+
+-- delete_fallback --
+DELETE FROM tenant_model_fallbacks WHERE tenant_id = $1
