@@ -16,6 +16,7 @@ from opshub.credentials.resolver import CredentialResolver
 from opshub.credentials.store import SecretStore, open_secret_store
 from opshub.db.engine import DatabaseUrls, create_pool
 from opshub.keyfile import read_or_create_key_file
+from opshub.runtime.relay import OutboxRelay
 
 
 @dataclass
@@ -55,6 +56,9 @@ class AppState:
             resolver=resolver,
             http=httpx.AsyncClient(),
         )
+        if redis is not None:
+            relay = OutboxRelay(owner_pool=state.owner_pool, redis=redis)
+            state.background.append(asyncio.create_task(relay.run()))
         if settings.credential_check_minutes > 0:
             monitor = run_monitor(
                 app_pool=state.app_pool,

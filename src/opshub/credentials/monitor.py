@@ -1,8 +1,8 @@
 """Checks every stored credential on a schedule, from one process at a time.
 
 Any number of opshub processes may run the monitor; a PostgreSQL advisory lock lets one sweep
-while the others skip that round. A change of health is logged as ``credential.health_changed``
-(the domain-event outbox of the runtime turns it into an event for other services).
+while the others skip that round. A change of health is recorded with a domain event (see
+``credentials.service.record_health``); here it is logged and the cached resolution dropped.
 """
 
 from __future__ import annotations

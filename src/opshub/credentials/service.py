@@ -24,6 +24,7 @@ from opshub.credentials.schemas import (
 from opshub.credentials.store import SecretStore, StoredRow
 from opshub.db.sql import Connection, load_queries
 from opshub.errors import NotFoundError
+from opshub.events import outbox
 
 QUERIES = load_queries(Path(__file__).with_name("queries.sql"))
 
@@ -150,7 +151,10 @@ async def record_health(
     detail: str | None,
     checked_at: datetime,
 ) -> Health | None:
-    """Store a check's outcome; return the status it had before (None: no such credential)."""
+    """Store a check's outcome; return the status it had before (None: no such credential).
+
+    A change of health is a domain event, committed with the change.
+    """
     previous: str | None = await conn.fetchval(
         QUERIES["record_health"],
         tenant_id,
@@ -159,7 +163,22 @@ async def record_health(
         detail,
         checked_at,
     )
-    return Health(previous) if previous else None
+    if previous is None:
+        return None
+    if previous != status.value:
+        await outbox.emit(
+            conn,
+            tenant_id=tenant_id,
+            event_type="credential.health_changed",
+            data={
+                "provider": provider.value,
+                "previous": previous,
+                "status": status.value,
+                "detail": detail,
+                "checked_at": checked_at.isoformat(),
+            },
+        )
+    return Health(previous)
 
 
 def is_model_provider(provider: Provider) -> bool:
