@@ -29,10 +29,18 @@ from opshub.db.migrate import (
 TENANT_TABLES = (
     *("users", "api_keys", "clients", "leads", "campaigns", "reports"),
     *("credentials", "tenant_data_keys", "usage_records", "tenant_budgets"),
-    "tenant_model_fallbacks",
+    *("tenant_model_fallbacks", "outbox"),
 )
 SCHEMA_TABLES = frozenset({"tenants", *TENANT_TABLES})
 HEAD = ScriptDirectory(str(MIGRATIONS_DIR)).get_current_head()
+ALL_FUNCTIONS = frozenset(
+    {
+        "opshub_api_key_principal",
+        "opshub_user_principal",
+        "opshub_login_candidate",
+        "opshub_outbox_notify",
+    }
+)
 AUTH_FUNCTIONS = frozenset(
     {"opshub_api_key_principal", "opshub_user_principal", "opshub_login_candidate"}
 )
@@ -163,9 +171,10 @@ async def test_upgrade_creates_the_auth_functions_as_security_definer(
         "SELECT proname, prosecdef, proconfig FROM pg_proc"
         " WHERE pronamespace = 'public'::regnamespace AND proname LIKE 'opshub%'",
     )
-    assert {row.proname for row in rows} == AUTH_FUNCTIONS
-    for row in rows:
-        assert row.prosecdef is True
+    definers = [row for row in rows if row.prosecdef]
+    # Only the auth lookups run with the owner's rights; nothing else may.
+    assert {row.proname for row in definers} == AUTH_FUNCTIONS
+    for row in definers:
         assert any(setting.startswith("search_path=") for setting in row.proconfig)
 
 
@@ -200,7 +209,7 @@ async def test_downgrade_to_base_removes_tables_and_auth_functions(
     fresh_database: DatabaseUrls,
 ) -> None:
     await migrate(fresh_database)
-    assert await functions(fresh_database.owner) == AUTH_FUNCTIONS
+    assert await functions(fresh_database.owner) == ALL_FUNCTIONS
     await downgrade_to_base(fresh_database)
     assert await tables(fresh_database.owner) == set()
     assert await functions(fresh_database.owner) == set()
@@ -216,7 +225,7 @@ async def test_upgrade_after_downgrade_restores_the_schema(fresh_database: Datab
     await downgrade_to_base(fresh_database)
     await migrate(fresh_database)
     assert await tables(fresh_database.owner) == SCHEMA_TABLES
-    assert await functions(fresh_database.owner) == AUTH_FUNCTIONS
+    assert await functions(fresh_database.owner) == ALL_FUNCTIONS
     assert await alembic_revision(fresh_database.owner) == [HEAD]
     assert (await query(fresh_database.app, "SELECT current_user AS u"))[0].u == "opshub_app"
 
@@ -295,6 +304,13 @@ async def test_downgrade_with_data_present_then_upgrade_leaves_an_empty_schema(
             text(
                 "INSERT INTO tenant_model_fallbacks (tenant_id, provider, model)"
                 " VALUES (:t, 'anthropic', 'claude-haiku-4-5')"
+            ),
+            params,
+        )
+        await conn.execute(
+            text(
+                "INSERT INTO outbox (tenant_id, event_type, data)"
+                " VALUES (:t, 'tenant.created', '{}')"
             ),
             params,
         )

@@ -7,16 +7,20 @@ from dataclasses import dataclass, field
 
 import asyncpg
 import httpx
+import structlog
 from redis.asyncio import Redis
 
 from opshub.auth.ratelimit import LocalAttemptCounter, LoginRateLimiter, RedisAttemptCounter
 from opshub.config import Settings
-from opshub.credentials.monitor import run_monitor
 from opshub.credentials.resolver import CredentialResolver
 from opshub.credentials.store import SecretStore, open_secret_store
 from opshub.db.engine import DatabaseUrls, create_pool
 from opshub.keyfile import read_or_create_key_file
+from opshub.runtime.credential_monitor import run_monitor
+from opshub.runtime.loops import stop_all
 from opshub.runtime.relay import OutboxRelay
+
+log = structlog.get_logger(__name__)
 
 
 @dataclass
@@ -71,12 +75,16 @@ class AppState:
         return state
 
     async def close(self) -> None:
-        for task in self.background:
-            task.cancel()
-        await asyncio.gather(*self.background, return_exceptions=True)
+        if not await stop_all(self.background):
+            # A loop stuck in a call: don't let shutdown wait on its connection for ever.
+            log.warning("background tasks outlived shutdown; closing their connections")
+            self.app_pool.terminate()
+            self.owner_pool.terminate()
         await self.resolver.stop()
         await self.http.aclose()
-        await self.app_pool.close()
-        await self.owner_pool.close()
+        if not self.app_pool.is_closing():
+            await self.app_pool.close()
+        if not self.owner_pool.is_closing():
+            await self.owner_pool.close()
         if self.redis is not None:
             await self.redis.aclose()

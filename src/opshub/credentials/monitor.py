@@ -7,8 +7,6 @@ while the others skip that round. A change of health is recorded with a domain e
 
 from __future__ import annotations
 
-import asyncio
-import random
 import uuid
 
 import asyncpg
@@ -61,30 +59,3 @@ async def sweep_once(
             )
         finally:
             await conn.execute("SELECT pg_advisory_unlock($1)", SWEEP_LOCK)
-
-
-async def run_monitor(
-    *,
-    app_pool: asyncpg.Pool,
-    owner_pool: asyncpg.Pool,
-    store: SecretStore,
-    settings: Settings,
-    resolver: CredentialResolver,
-) -> None:
-    interval = settings.credential_check_minutes * 60
-    while True:
-        # Processes started together don't all try the lock at the same instant.
-        await asyncio.sleep(interval * random.uniform(0.9, 1.1))  # noqa: S311 - not for secrets
-        try:
-            counts = await sweep_once(
-                app_pool=app_pool,
-                owner_pool=owner_pool,
-                store=store,
-                settings=settings,
-                resolver=resolver,
-            )
-        except Exception as exc:  # the monitor outlives any one bad sweep
-            log.warning("credential sweep failed", error=type(exc).__name__)
-            continue
-        if counts is not None:
-            log.info("credential sweep", **{status.value: n for status, n in counts.items()})

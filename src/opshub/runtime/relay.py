@@ -20,6 +20,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from opshub.events.outbox import QUERIES, STREAM
+from opshub.runtime.loops import stop_requested
 
 RELAY_LOCK = 0x6F707368_75620002
 DELIVERY_KEY_TTL = timedelta(days=7)
@@ -76,7 +77,7 @@ class OutboxRelay:
         listener = await self._pool.acquire()
         try:
             await listener.add_listener("opshub_outbox", self._notified)
-            while True:
+            while not stop_requested():
                 try:
                     await self.deliver_pending()
                 except (RedisError, OSError) as exc:
