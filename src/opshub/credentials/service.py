@@ -14,7 +14,7 @@ from typing import Any
 
 from opshub.config import Settings
 from opshub.credentials.errors import CredentialStoreError
-from opshub.credentials.models import MODEL_PROVIDERS, Health, Provider, Source
+from opshub.credentials.models import Health, Provider, Source
 from opshub.credentials.schemas import (
     IDENTIFYING_FIELD,
     CredentialRead,
@@ -179,7 +179,3 @@ async def record_health(
             },
         )
     return Health(previous)
-
-
-def is_model_provider(provider: Provider) -> bool:
-    return provider in MODEL_PROVIDERS

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, TypeAlias, cast
 
@@ -61,13 +61,6 @@ async def fetchval(
 ) -> Any:
     sql, args = _prepare(statement, params)
     return await conn.fetchval(sql, *args)
-
-
-async def execute_many(
-    conn: Connection, statement: ClauseElement, rows: Sequence[Mapping[str, Any]]
-) -> None:
-    sql, order, inline = _compile(statement)
-    await conn.executemany(sql, [[{**inline, **row}[name] for name in order] for row in rows])
 
 
 def load_queries(path: Path) -> dict[str, str]:
