@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import signal
 import uuid
@@ -13,11 +14,13 @@ import asyncpg
 import typer
 import uvicorn
 from pydantic import EmailStr, TypeAdapter, ValidationError
+from redis.asyncio import Redis
 from sqlalchemy.exc import DBAPIError
 
 from opshub.config import get_settings
 from opshub.credentials.envelope import parse_key
 from opshub.credentials.monitor import sweep_once
+from opshub.credentials.resolver import CredentialResolver
 from opshub.credentials.store import DatabaseSecretStore, open_secret_store
 from opshub.db.engine import DatabaseUrls, create_pool, dsn, resolve_database_urls
 from opshub.db.migrate import DatabaseMisconfiguredError, migrate
@@ -101,7 +104,9 @@ def _exit_normally(_signum: int, _frame: object) -> None:
     raise SystemExit(0)
 
 
-def _serve(*, apply_migrations: bool, host: str | None, port: int | None) -> None:
+def _serve(
+    *, apply_migrations: bool, host: str | None, port: int | None, run_workers: bool = False
+) -> None:
     from opshub.api.app import create_app
 
     # uvicorn shuts down gracefully on SIGTERM and then re-raises it; exiting normally instead
@@ -113,7 +118,7 @@ def _serve(*, apply_migrations: bool, host: str | None, port: int | None) -> Non
     if apply_migrations:
         _run(migrate(urls))
     uvicorn.run(
-        create_app(settings, urls),
+        create_app(settings, urls, run_workers=run_workers),
         host=host or settings.host,
         port=port or settings.port,
         log_config=None,
@@ -127,8 +132,8 @@ def serve(
     host: Annotated[str | None, typer.Option(help="Bind address (OPSHUB_HOST)")] = None,
     port: Annotated[int | None, typer.Option(help="Port (OPSHUB_PORT)")] = None,
 ) -> None:
-    """Migrate, then run the hub in one process on the embedded defaults."""
-    _serve(apply_migrations=True, host=host, port=port)
+    """Migrate, then run the hub (API, worker and scheduler) in one process."""
+    _serve(apply_migrations=True, host=host, port=port, run_workers=True)
 
 
 @app.command()
@@ -139,6 +144,79 @@ def api(
 ) -> None:
     """Run the API only (migrations are applied by `opshub migrate`)."""
     _serve(apply_migrations=False, host=host, port=port)
+
+
+async def _run_until_signalled(
+    work: Callable[[asyncpg.Pool, asyncpg.Pool], Coroutine[Any, Any, None]], *, pool_size: int
+) -> None:
+    """Run ``work`` with the two pools until SIGTERM or SIGINT, then let it stop gracefully."""
+    settings = get_settings()
+    urls = resolve_database_urls(settings)
+    app_pool = await create_pool(urls.app, size=pool_size)
+    owner_pool = await create_pool(urls.owner, size=pool_size)
+    task = asyncio.create_task(work(app_pool, owner_pool))
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, task.cancel)
+    try:
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    finally:
+        await app_pool.close()
+        await owner_pool.close()
+
+
+@app.command()
+@_one_line_errors
+def worker(
+    concurrency: Annotated[
+        int | None, typer.Option(min=1, help="Crews run at once (OPSHUB_WORKER_CONCURRENCY)")
+    ] = None,
+) -> None:
+    """Claim queued tasks and run their crews; SIGTERM finishes or hands back running ones."""
+    from opshub.runtime.live import LocalLiveEvents, RedisLiveEvents
+    from opshub.runtime.worker import Worker
+
+    settings = get_settings()
+    configure_logging(level=settings.log_level, json=settings.log_json)
+
+    async def work(app_pool: asyncpg.Pool, owner_pool: asyncpg.Pool) -> None:
+        redis = Redis.from_url(settings.redis_url) if settings.redis_url else None
+        resolver = CredentialResolver(
+            pool=app_pool, store=open_secret_store(settings), settings=settings, redis=redis
+        )
+        resolver.start()
+        try:
+            await Worker(
+                owner_pool=owner_pool,
+                app_pool=app_pool,
+                resolver=resolver,
+                live=RedisLiveEvents(redis) if redis else LocalLiveEvents(),
+                settings=settings,
+                concurrency=concurrency,
+            ).run()
+        finally:
+            await resolver.stop()
+            if redis is not None:
+                await redis.aclose()
+
+    size = min((concurrency or settings.worker_concurrency) + 4, 60)
+    _run(_run_until_signalled(work, pool_size=size))
+
+
+@app.command()
+@_one_line_errors
+def scheduler() -> None:
+    """Fire due schedules as tasks (any number of schedulers may run; each slot fires once)."""
+    from opshub.runtime.scheduler import Scheduler
+
+    settings = get_settings()
+    configure_logging(level=settings.log_level, json=settings.log_json)
+
+    async def work(_app_pool: asyncpg.Pool, owner_pool: asyncpg.Pool) -> None:
+        await Scheduler(owner_pool=owner_pool).run()
+
+    _run(_run_until_signalled(work, pool_size=2))
 
 
 @tenants_app.command("create")

@@ -103,6 +103,38 @@ class Settings(BaseSettings):
         description='Price overrides, JSON: {"model": {"input": .., "output": .., '
         '"cached_input": ..}} in USD per 1M tokens.',
     )
+    default_models: dict[str, str] = Field(
+        default={
+            "openai": "gpt-4.1-mini",
+            "anthropic": "claude-haiku-4-5",
+            "openai_compatible": "default",
+        },
+        description="The model crews use per provider, JSON; the first provider the tenant has "
+        "a key for (BYOK or platform), in this order, pays for the run.",
+    )
+    stream_tokens: bool = Field(default=True, description="Stream model output as token events.")
+    worker_concurrency: int = Field(default=32, ge=1, le=1000, description="Crews per worker.")
+    worker_threads: int = Field(
+        default=256,
+        ge=8,
+        le=4096,
+        description="Threads for CrewAI's synchronous steps (the default pool has 6 on 2 cores).",
+    )
+    worker_shutdown_grace_seconds: float = Field(
+        default=30.0, ge=0, description="On SIGTERM, how long running crews get to finish."
+    )
+    task_lease_seconds: float = Field(
+        default=30.0, gt=0, description="A worker silent this long has died; its tasks rerun."
+    )
+    task_retry_backoff_seconds: float = Field(
+        default=2.0, ge=0, description="First retry delay; doubles per attempt (max 300 s)."
+    )
+    tenant_max_running_tasks: int = Field(
+        default=16, ge=1, description="Running tasks per tenant, unless the tenant has its own."
+    )
+    thread_history_messages: int = Field(default=20, ge=0, le=200)
+    webhook_max_attempts: int = Field(default=8, ge=1, le=30)
+    webhook_timeout_seconds: float = Field(default=10.0, gt=0)
     jwt_secret: SecretStr | None = Field(
         default=None,
         description="HS256 signing key for session tokens. Unset: generated once into data_dir.",

@@ -10,18 +10,38 @@ from fastapi import FastAPI
 from opshub import __version__
 from opshub.api.errors import register_error_handlers
 from opshub.api.middleware import RequestContextMiddleware
-from opshub.api.routes import admin, auth, budget, credentials, data, health, keys, models
+from opshub.api.routes import (
+    admin,
+    auth,
+    budget,
+    credentials,
+    data,
+    health,
+    keys,
+    models,
+    schedules,
+    tasks,
+    threads,
+    webhooks,
+)
 from opshub.api.state import AppState
 from opshub.config import Settings, get_settings
 from opshub.db.engine import DatabaseUrls, resolve_database_urls
 
 
-def create_app(settings: Settings | None = None, urls: DatabaseUrls | None = None) -> FastAPI:
+def create_app(
+    settings: Settings | None = None,
+    urls: DatabaseUrls | None = None,
+    *,
+    run_workers: bool = False,
+) -> FastAPI:
     settings = settings or get_settings()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        state = await AppState.open(settings, urls or resolve_database_urls(settings))
+        state = await AppState.open(
+            settings, urls or resolve_database_urls(settings), run_workers=run_workers
+        )
         app.state.opshub = state
         try:
             yield
@@ -44,6 +64,10 @@ def create_app(settings: Settings | None = None, urls: DatabaseUrls | None = Non
         budget.router,
         models.router,
         admin.router,
+        tasks.router,
+        threads.router,
+        schedules.router,
+        webhooks.router,
         *data.routers,
     ):
         app.include_router(router)

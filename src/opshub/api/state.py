@@ -17,8 +17,10 @@ from opshub.credentials.store import SecretStore, open_secret_store
 from opshub.db.engine import DatabaseUrls, create_pool
 from opshub.keyfile import read_or_create_key_file
 from opshub.runtime.credential_monitor import run_monitor
+from opshub.runtime.live import LiveEvents, LocalLiveEvents, RedisLiveEvents
 from opshub.runtime.loops import stop_all
 from opshub.runtime.relay import OutboxRelay
+from opshub.runtime.scheduler import Scheduler
 
 log = structlog.get_logger(__name__)
 
@@ -34,10 +36,14 @@ class AppState:
     credential_store: SecretStore
     resolver: CredentialResolver
     http: httpx.AsyncClient
+    live: LiveEvents
     background: list[asyncio.Task[None]] = field(default_factory=list)
 
     @classmethod
-    async def open(cls, settings: Settings, urls: DatabaseUrls) -> AppState:
+    async def open(
+        cls, settings: Settings, urls: DatabaseUrls, *, run_workers: bool = False
+    ) -> AppState:
+        """``run_workers``: also run a worker and a scheduler in this process (``opshub serve``)."""
         redis = Redis.from_url(settings.redis_url) if settings.redis_url else None
         counter = RedisAttemptCounter(redis) if redis else LocalAttemptCounter()
         jwt_secret = (
@@ -52,13 +58,15 @@ class AppState:
         state = cls(
             settings=settings,
             app_pool=app_pool,
-            owner_pool=await create_pool(urls.owner, size=2),
+            # The relay, and with workers their listener, claims and event writes.
+            owner_pool=await create_pool(urls.owner, size=10 if run_workers else 3),
             redis=redis,
             limiter=LoginRateLimiter(counter, per_minute=settings.login_attempts_per_minute),
             jwt_secret=jwt_secret,
             credential_store=store,
             resolver=resolver,
             http=httpx.AsyncClient(),
+            live=RedisLiveEvents(redis) if redis else LocalLiveEvents(),
         )
         if redis is not None:
             relay = OutboxRelay(owner_pool=state.owner_pool, redis=redis)
@@ -72,14 +80,30 @@ class AppState:
                 resolver=resolver,
             )
             state.background.append(asyncio.create_task(monitor))
+        if run_workers:
+            from opshub.runtime.worker import Worker
+
+            worker = Worker(
+                owner_pool=state.owner_pool,
+                app_pool=state.app_pool,
+                resolver=resolver,
+                live=state.live,
+                settings=settings,
+            )
+            state.background.append(asyncio.create_task(worker.run()))
+            scheduler = Scheduler(owner_pool=state.owner_pool)
+            state.background.append(asyncio.create_task(scheduler.run()))
         return state
 
     async def close(self) -> None:
-        if not await stop_all(self.background):
+        grace = self.settings.worker_shutdown_grace_seconds + 10
+        if not await stop_all(self.background, grace_seconds=grace):
             # A loop stuck in a call: don't let shutdown wait on its connection for ever.
             log.warning("background tasks outlived shutdown; closing their connections")
             self.app_pool.terminate()
             self.owner_pool.terminate()
+        if isinstance(self.live, RedisLiveEvents):
+            await self.live.close()
         await self.resolver.stop()
         await self.http.aclose()
         if not self.app_pool.is_closing():

@@ -10,15 +10,12 @@ are: a page of 50 rows costs no Python per row.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import csv
 import functools
 import io
 import json
 import uuid
 from collections.abc import Mapping
-from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
@@ -45,6 +42,7 @@ from sqlalchemy.sql import ClauseElement
 
 from opshub.data.resources import Resource
 from opshub.db import sql
+from opshub.db.cursor import decode_cursor, encode_cursor
 from opshub.db.sql import Connection
 from opshub.errors import InvalidInputError, NotFoundError
 
@@ -58,23 +56,6 @@ def _document(resource: Resource) -> ColumnElement[str]:
     for name in resource.read.model_fields:
         pairs += [literal_column(f"'{name}'"), resource.column(name)]
     return func.json_build_object(*pairs).cast(Text).label("doc")
-
-
-def encode_cursor(created_at: datetime, row_id: uuid.UUID) -> str:
-    raw = json.dumps([created_at.isoformat(), str(row_id)]).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        created_at, row_id = json.loads(raw)
-        return datetime.fromisoformat(created_at).astimezone(UTC), uuid.UUID(row_id)
-    except (binascii.Error, ValueError, TypeError, OverflowError) as exc:
-        raise InvalidInputError(
-            "the cursor is not one this API returned",
-            details={"fields": [{"loc": "query.cursor", "message": "invalid cursor"}]},
-        ) from exc
 
 
 @functools.lru_cache(maxsize=256)

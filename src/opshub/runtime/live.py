@@ -1,0 +1,142 @@
+"""Live task events: a run's steps reach every API process that has a client watching the task.
+
+With Redis, each task has a pub/sub channel and each API process one connection that subscribes
+to the channels its clients watch (500 watchers cost one connection, not 500). Without Redis (the
+single-process embedded mode) the worker hands events to the API in memory. Events are published
+after they are stored, so a client that reads the stored events and then listens misses nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from collections import defaultdict
+from collections.abc import AsyncIterator
+from typing import Any, Protocol
+
+import orjson
+import structlog
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from opshub.runtime.loops import stop_requested
+
+log = structlog.get_logger(__name__)
+Batch = list[dict[str, Any]]
+
+
+def channel(task_id: uuid.UUID) -> str:
+    return f"opshub:task-events:{task_id}"
+
+
+class LiveEvents(Protocol):
+    async def publish(self, task_id: uuid.UUID, events: Batch) -> None: ...
+
+    def watch(
+        self, task_id: uuid.UUID
+    ) -> contextlib.AbstractAsyncContextManager[asyncio.Queue[Batch]]: ...
+
+
+class _Watchers:
+    def __init__(self) -> None:
+        self.queues: defaultdict[uuid.UUID, set[asyncio.Queue[Batch]]] = defaultdict(set)
+
+    def deliver(self, task_id: uuid.UUID, events: Batch) -> None:
+        for queue in self.queues.get(task_id, ()):
+            queue.put_nowait(events)
+
+
+class LocalLiveEvents:
+    """One process: the worker's batches go straight to the watching clients' queues."""
+
+    def __init__(self) -> None:
+        self._watchers = _Watchers()
+
+    async def publish(self, task_id: uuid.UUID, events: Batch) -> None:
+        self._watchers.deliver(task_id, events)
+
+    @contextlib.asynccontextmanager
+    async def watch(self, task_id: uuid.UUID) -> AsyncIterator[asyncio.Queue[Batch]]:
+        queue: asyncio.Queue[Batch] = asyncio.Queue()
+        self._watchers.queues[task_id].add(queue)
+        try:
+            yield queue
+        finally:
+            watchers = self._watchers.queues[task_id]
+            watchers.discard(queue)
+            if not watchers:
+                del self._watchers.queues[task_id]
+
+
+class RedisLiveEvents:
+    """Redis pub/sub, one subscriber connection per process, channels joined on demand."""
+
+    def __init__(self, redis: Redis) -> None:
+        self._redis = redis
+        self._watchers = _Watchers()
+        self._pubsub = redis.pubsub(ignore_subscribe_messages=True)
+        self._changed = asyncio.Lock()
+        self._listener: asyncio.Task[None] | None = None
+
+    async def publish(self, task_id: uuid.UUID, events: Batch) -> None:
+        try:
+            await self._redis.publish(channel(task_id), orjson.dumps(events))
+        except (RedisError, OSError) as exc:
+            # Watchers fall back to reading the stored events; the run goes on.
+            log.warning("live events not published", error=type(exc).__name__)
+
+    @contextlib.asynccontextmanager
+    async def watch(self, task_id: uuid.UUID) -> AsyncIterator[asyncio.Queue[Batch]]:
+        queue: asyncio.Queue[Batch] = asyncio.Queue()
+        async with self._changed:
+            first = not self._watchers.queues.get(task_id)
+            self._watchers.queues[task_id].add(queue)
+            if first:
+                with contextlib.suppress(RedisError, OSError):
+                    await self._pubsub.subscribe(channel(task_id))
+            if self._listener is None or self._listener.done():
+                self._listener = asyncio.create_task(self._listen())
+        try:
+            yield queue
+        finally:
+            async with self._changed:
+                watchers = self._watchers.queues[task_id]
+                watchers.discard(queue)
+                if not watchers:
+                    del self._watchers.queues[task_id]
+                    with contextlib.suppress(RedisError, OSError):
+                        await self._pubsub.unsubscribe(channel(task_id))
+
+    async def _listen(self) -> None:
+        while not stop_requested():
+            if not self._pubsub.subscribed:
+                await asyncio.sleep(0.05)
+                continue
+            try:
+                message = await self._pubsub.get_message(timeout=1.0)
+            except (RedisError, OSError) as exc:
+                log.warning("live events listener reconnecting", error=type(exc).__name__)
+                await asyncio.sleep(0.5)
+                await self._resubscribe()
+                continue
+            if message is None:
+                continue
+            name = message["channel"]
+            name = name.decode() if isinstance(name, bytes) else name
+            task_id = uuid.UUID(name.rpartition(":")[2])
+            self._watchers.deliver(task_id, orjson.loads(message["data"]))
+
+    async def _resubscribe(self) -> None:
+        with contextlib.suppress(RedisError, OSError):
+            channels = [channel(task_id) for task_id in self._watchers.queues]
+            if channels:
+                await self._pubsub.subscribe(*channels)
+
+    async def close(self) -> None:
+        if self._listener is not None:
+            self._listener.cancel()
+            with contextlib.suppress(asyncio.CancelledError, RedisError, OSError):
+                await self._listener
+        with contextlib.suppress(RedisError, OSError):
+            await self._pubsub.aclose()  # type: ignore[no-untyped-call]

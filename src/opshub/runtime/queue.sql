@@ -1,0 +1,144 @@
+-- The queue is the tasks table. Workers run these as the owner: claiming looks across tenants.
+
+-- claim_tasks --
+-- Claims run one at a time (an advisory lock held by the caller's transaction), so the
+-- per-tenant running counts read here are exact and a tenant's limit holds.
+-- Fairness: every tenant with due work is visited (a loose index scan, one probe per tenant, however
+-- many tasks a tenant has queued); a task's turn is its tenant's running count plus its place in
+-- the tenant's own order, so every tenant's next task comes before any tenant's second-next.
+WITH RECURSIVE queued_tenants AS (
+    (SELECT tenant_id FROM tasks
+     WHERE status = 'queued' AND run_after <= now()
+     ORDER BY tenant_id LIMIT 1)
+    UNION ALL
+    SELECT (SELECT t.tenant_id FROM tasks t
+            WHERE t.status = 'queued' AND t.run_after <= now() AND t.tenant_id > q.tenant_id
+            ORDER BY t.tenant_id LIMIT 1)
+    FROM queued_tenants q
+    WHERE q.tenant_id IS NOT NULL
+),
+eligible AS (
+    SELECT q.tenant_id, r.running, coalesce(ten.max_running_tasks, $4) - r.running AS free
+    FROM queued_tenants q
+    JOIN tenants ten ON ten.id = q.tenant_id
+    CROSS JOIN LATERAL (
+        SELECT count(*)::int AS running FROM tasks r
+        WHERE r.tenant_id = q.tenant_id AND r.status = 'running'
+    ) r
+),
+candidates AS (
+    SELECT c.id, e.running + c.place AS turn, c.priority, c.created_at
+    FROM eligible e
+    CROSS JOIN LATERAL (
+        SELECT t.id, t.priority, t.created_at,
+               row_number() OVER (ORDER BY t.priority DESC, t.created_at) AS place
+        FROM tasks t
+        WHERE t.tenant_id = e.tenant_id AND t.status = 'queued' AND t.run_after <= now()
+        ORDER BY t.priority DESC, t.created_at
+        LIMIT greatest(least(e.free, $2), 0)
+    ) c
+),
+picked AS (
+    SELECT t.id FROM tasks t JOIN candidates c ON c.id = t.id
+    WHERE t.status = 'queued'
+    ORDER BY c.turn, c.priority DESC, c.created_at
+    LIMIT $2
+    FOR UPDATE OF t SKIP LOCKED
+)
+UPDATE tasks t SET
+    status = 'running',
+    attempt = t.attempt + 1,
+    lease_owner = $1,
+    lease_expires_at = now() + $3 * interval '1 second',
+    started_at = coalesce(t.started_at, now())
+FROM picked
+WHERE t.id = picked.id
+RETURNING t.*
+
+-- requeue_expired --
+-- A worker that stopped renewing its lease has died: its tasks go back to the queue with a
+-- backoff, or fail once they have had every attempt (or end cancelled if that was asked).
+UPDATE tasks SET
+    status = CASE
+        WHEN cancel_requested THEN 'cancelled'
+        WHEN attempt < max_attempts THEN 'queued'
+        ELSE 'failed' END,
+    run_after = now() + least($1 * power(2, attempt - 1), 300) * interval '1 second',
+    error = CASE
+        WHEN cancel_requested OR attempt < max_attempts THEN error
+        ELSE '{"code": "worker_lost", "message": "the worker running this task stopped responding on every attempt"}'::jsonb
+        END,
+    finished_at = CASE WHEN cancel_requested OR attempt >= max_attempts THEN now() END,
+    lease_owner = NULL,
+    lease_expires_at = NULL
+WHERE status = 'running' AND lease_expires_at < now()
+RETURNING *
+
+-- renew_leases --
+-- Tasks missing from the answer are no longer this worker's: it stops them without a word.
+UPDATE tasks SET lease_expires_at = now() + $3 * interval '1 second'
+WHERE id = ANY($1::uuid[]) AND lease_owner = $2 AND status = 'running'
+RETURNING id, cancel_requested
+
+-- finish_task --
+UPDATE tasks SET
+    status = $3, result = $4, error = $5,
+    input_tokens = $6, output_tokens = $7, cost_usd = $8, billed_to = $9,
+    finished_at = now(), lease_owner = NULL, lease_expires_at = NULL
+WHERE tenant_id = $10 AND id = $1 AND lease_owner = $2 AND status = 'running'
+RETURNING *
+
+-- retry_later --
+UPDATE tasks SET
+    status = 'queued', error = $4, lease_owner = NULL, lease_expires_at = NULL,
+    run_after = now() + $3 * interval '1 second'
+WHERE tenant_id = $5 AND id = $1 AND lease_owner = $2 AND status = 'running'
+RETURNING *
+
+-- release --
+-- A worker shutting down hands back what it could not finish; that was not an attempt.
+UPDATE tasks SET
+    status = 'queued', attempt = attempt - 1, lease_owner = NULL, lease_expires_at = NULL,
+    run_after = now()
+WHERE id = ANY($1::uuid[]) AND lease_owner = $2 AND status = 'running'
+RETURNING id
+
+-- last_seq --
+SELECT coalesce(max(seq), 0) FROM task_events WHERE task_id = $1
+
+-- insert_events --
+INSERT INTO task_events (tenant_id, task_id, seq, type, ts, data) VALUES ($1, $2, $3, $4, $5, $6)
+ON CONFLICT (task_id, seq) DO NOTHING
+
+-- thread_history --
+SELECT role, content FROM (
+    SELECT id, role, content FROM thread_messages
+    WHERE tenant_id = $1 AND thread_id = $2 AND task_id IS DISTINCT FROM $4
+    ORDER BY id DESC LIMIT $3
+) recent ORDER BY id
+
+-- add_agent_message --
+INSERT INTO thread_messages (tenant_id, thread_id, role, content, task_id)
+VALUES ($1, $2, 'agent', $3, $4)
+
+-- add_webhook_delivery --
+INSERT INTO webhook_deliveries (tenant_id, task_id, url, body) VALUES ($1, $2, $3, $4)
+
+-- due_webhooks --
+-- Each delivery is locked by the sender that takes it; several senders share the work.
+SELECT d.id, d.tenant_id, d.url, d.body, d.attempts, t.webhook_secret
+FROM webhook_deliveries d JOIN tenants t ON t.id = d.tenant_id
+WHERE d.delivered_at IS NULL AND d.next_attempt_at <= now() AND d.attempts < $1
+ORDER BY d.next_attempt_at
+LIMIT $2
+FOR UPDATE OF d SKIP LOCKED
+
+-- webhook_delivered --
+UPDATE webhook_deliveries SET delivered_at = now(), attempts = attempts + 1, last_status = $2,
+    last_error = NULL
+WHERE id = $1
+
+-- webhook_failed --
+UPDATE webhook_deliveries SET attempts = attempts + 1, last_status = $2, last_error = $3,
+    next_attempt_at = now() + $4 * interval '1 second'
+WHERE id = $1

@@ -1,0 +1,453 @@
+"""``opshub worker``: claims tasks from the queue and runs their crews, many at once.
+
+One event loop runs every crew of the process (``akickoff``); CrewAI's synchronous steps go to a
+large thread pool, since each waits on a model call most of its time. A claimed task is held
+under a lease the worker renews; a worker that dies stops renewing and its tasks run again
+elsewhere. Cancels arrive by NOTIFY at the commit of the request and stop a crew at its next
+model call (the before-call hook in ``opshub.llm.metering``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import os
+import socket
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+import asyncpg
+import structlog
+
+from opshub.config import Settings
+from opshub.credentials.errors import CredentialMissingError
+from opshub.credentials.models import Provider, Source
+from opshub.credentials.resolver import CredentialResolver
+from opshub.crews.registry import DEFAULT_CREW
+from opshub.db.engine import tenant_transaction
+from opshub.db.sql import Record
+from opshub.errors import DomainError
+from opshub.events import outbox
+from opshub.llm import metering
+from opshub.llm import usage as usage_ledger
+from opshub.llm.errors import ProviderUnavailableError
+from opshub.llm.factory import LLMFactory, TenantLLM
+from opshub.runtime import crew_events, queue
+from opshub.runtime.events import RunEvents, TaskEventWriter
+from opshub.runtime.live import LiveEvents
+from opshub.runtime.loops import stop_all, stop_requested
+from opshub.runtime.queue import QUERIES
+from opshub.runtime.webhooks import WebhookSender, webhook_body
+from opshub.tasks import service as tasks_service
+from opshub.tasks.models import EventType, TaskStatus
+from opshub.tools.context import ToolContext
+
+log = structlog.get_logger(__name__)
+MODEL_PREFERENCE = (Provider.openai, Provider.anthropic, Provider.openai_compatible)
+
+
+class TaskCancelledError(DomainError):
+    code = "cancelled"
+
+
+class RunFailedError(DomainError):
+    code = "internal_error"
+
+
+@dataclass
+class Run:
+    row: Record
+    task: asyncio.Task[None]
+    meter: metering.RunMeter | None = None
+
+    @property
+    def id(self) -> uuid.UUID:
+        task_id: uuid.UUID = self.row["id"]
+        return task_id
+
+    def request_cancel(self) -> None:
+        if self.meter is not None:
+            self.meter.stop(TaskCancelledError("the task was cancelled"))
+        else:
+            self.task.cancel()
+
+
+class Worker:
+    def __init__(
+        self,
+        *,
+        owner_pool: asyncpg.Pool,
+        app_pool: asyncpg.Pool,
+        resolver: CredentialResolver,
+        live: LiveEvents,
+        settings: Settings,
+        concurrency: int | None = None,
+    ) -> None:
+        self._owner_pool = owner_pool
+        self._app_pool = app_pool
+        self._resolver = resolver
+        self._live = live
+        self._settings = settings
+        self._concurrency = concurrency or settings.worker_concurrency
+        self._factory = LLMFactory(pool=app_pool, resolver=resolver, settings=settings)
+        self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+        self._runs: dict[uuid.UUID, Run] = {}
+        self._wake = asyncio.Event()
+        self._writer: TaskEventWriter | None = None
+
+    async def run(self) -> None:
+        """Work until cancelled, then finish or hand back the running tasks."""
+        loop = asyncio.get_running_loop()
+        loop.set_default_executor(ThreadPoolExecutor(max_workers=self._settings.worker_threads))
+        await asyncio.to_thread(self._install_crewai)
+        self._writer = TaskEventWriter(pool=self._owner_pool, live=self._live)
+        helpers = [
+            asyncio.create_task(self._writer.run()),
+            asyncio.create_task(self._heartbeat()),
+            asyncio.create_task(
+                WebhookSender(pool=self._owner_pool, settings=self._settings).run()
+            ),
+        ]
+        listener = await self._owner_pool.acquire()
+        await listener.add_listener("opshub_tasks", self._on_new_task)
+        await listener.add_listener("opshub_task_cancel", self._on_cancel)
+        log.info("worker started", worker=self.worker_id, concurrency=self._concurrency)
+        try:
+            await self._claim_loop()
+        finally:
+            await self._shut_down()
+            await listener.remove_listener("opshub_tasks", self._on_new_task)
+            await listener.remove_listener("opshub_task_cancel", self._on_cancel)
+            await self._owner_pool.release(listener)
+            # The writer goes last: it stores the final events of the runs above.
+            await stop_all(helpers[1:])
+            await stop_all(helpers[:1])
+
+    def _install_crewai(self) -> None:
+        metering.install(self._settings.data_dir)
+        crew_events.install()
+
+    async def _claim_loop(self) -> None:
+        while not stop_requested():
+            free = self._concurrency - len(self._runs)
+            claimed = await self._claim(free) if free > 0 else []
+            for row in claimed:
+                run = Run(row=row, task=asyncio.create_task(self._execute(row)))
+                self._runs[run.id] = run
+                run.task.add_done_callback(functools.partial(self._finished, run.id))
+            if claimed and len(claimed) == free:
+                continue
+            with contextlib.suppress(TimeoutError):
+                # Tasks waiting out a retry backoff have no NOTIFY: look again each second.
+                await asyncio.wait_for(self._wake.wait(), 1.0)
+            self._wake.clear()
+
+    async def _claim(self, limit: int) -> list[Record]:
+        claim = await queue.claim_next_tasks(
+            self._owner_pool,
+            worker_id=self.worker_id,
+            limit=limit,
+            lease_seconds=self._settings.task_lease_seconds,
+            backoff_seconds=self._settings.task_retry_backoff_seconds,
+            tenant_limit=self._settings.tenant_max_running_tasks,
+        )
+        for row in claim.expired:
+            await self._record_requeued(row)
+        return claim.tasks
+
+    async def _record_requeued(self, row: Record) -> None:
+        log.warning("task lease expired", task=str(row["id"]), status=row["status"])
+        if row["status"] == TaskStatus.queued:
+            return
+        async with tenant_transaction(self._app_pool, row["tenant_id"]) as conn:
+            await self._record_lost(conn, row)
+
+    async def _record_lost(self, conn: asyncpg.Connection, row: Record) -> None:
+        await outbox.emit(
+            conn,
+            tenant_id=row["tenant_id"],
+            event_type=f"task.{row['status']}",
+            data=tasks_service.domain_event_data(row),
+        )
+        error = row["error"] or {}
+        event = await tasks_service.append_event(
+            conn,
+            tenant_id=row["tenant_id"],
+            task_id=row["id"],
+            type=f"task.{row['status']}",
+            data={"error": error} if error else {},
+        )
+        await self._live.publish(row["id"], [{**event.model_dump(mode="json")}])
+
+    def _finished(self, task_id: uuid.UUID, _task: asyncio.Task[None]) -> None:
+        self._runs.pop(task_id, None)
+        self._wake.set()
+
+    def _on_new_task(self, *_args: object) -> None:
+        self._wake.set()
+
+    def _on_cancel(self, _conn: object, _pid: int, _channel: str, payload: str) -> None:
+        run = self._runs.get(uuid.UUID(payload))
+        if run is not None:
+            run.request_cancel()
+
+    async def _heartbeat(self) -> None:
+        interval = self._settings.task_lease_seconds / 3
+        while not stop_requested():
+            await asyncio.sleep(interval)
+            if not self._runs:
+                continue
+            try:
+                renewed = await queue.renew_leases(
+                    self._owner_pool,
+                    task_ids=list(self._runs),
+                    worker_id=self.worker_id,
+                    lease_seconds=self._settings.task_lease_seconds,
+                )
+            except (OSError, asyncpg.PostgresError) as exc:
+                log.warning("lease renewal failed", error=type(exc).__name__)
+                continue
+            for task_id, run in list(self._runs.items()):
+                if task_id not in renewed and not run.task.done():
+                    # Another worker has it now (this one was presumed dead): stop quietly.
+                    log.warning("lease lost; abandoning run", task=str(task_id))
+                    run.task.cancel()
+                elif renewed.get(task_id):
+                    run.request_cancel()
+
+    async def _shut_down(self) -> None:
+        runs = [run.task for run in self._runs.values()]
+        if runs:
+            log.info("worker stopping; waiting for running crews", running=len(runs))
+            await asyncio.wait(runs, timeout=self._settings.worker_shutdown_grace_seconds)
+        unfinished = [run for run in self._runs.values() if not run.task.done()]
+        if unfinished:
+            await queue.release(
+                self._owner_pool, task_ids=[run.id for run in unfinished], worker_id=self.worker_id
+            )
+            for run in unfinished:
+                run.task.cancel()
+            await asyncio.wait([run.task for run in unfinished], timeout=5)
+            log.info("worker handed back unfinished tasks", released=len(unfinished))
+
+    async def _execute(self, row: Record) -> None:
+        assert self._writer is not None  # noqa: S101 - set before the first claim
+        tenant_id, task_id = row["tenant_id"], row["id"]
+        events = await self._writer.open_run(tenant_id=tenant_id, task_id=task_id)
+        crew_name = row["crew"] or DEFAULT_CREW
+        events.emit(EventType.task_started, crew=crew_name, attempt=row["attempt"])
+        async with tenant_transaction(self._app_pool, tenant_id) as conn:
+            await outbox.emit(
+                conn,
+                tenant_id=tenant_id,
+                event_type="task.started",
+                data=tasks_service.domain_event_data(row),
+            )
+        run = self._runs.get(task_id)
+        try:
+            llm = await self._pick_model(tenant_id)
+            meter = await self._meter(row, llm)
+            if run is not None:
+                run.meter = meter
+            if row["cancel_requested"]:
+                meter.stop(TaskCancelledError("the task was cancelled"))
+            result = await self._kickoff(row, llm, meter, events)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            await self._fail(row, events, exc, run.meter if run else None)
+            return
+        await self._complete(row, events, TaskStatus.succeeded, meter, result=result)
+
+    async def _pick_model(self, tenant_id: uuid.UUID) -> TenantLLM[Any]:
+        """The first provider, in preference order, the tenant has a key for (BYOK or platform)."""
+        for provider in MODEL_PREFERENCE:
+            try:
+                await self._resolver.resolve(tenant_id=tenant_id, provider=provider)
+            except CredentialMissingError:
+                continue
+            model = self._settings.default_models[provider.value]
+            return await self._factory.for_tenant(
+                tenant_id=tenant_id, provider=provider, model=model
+            )
+        raise CredentialMissingError(
+            "no model key: store one with PUT /v1/credentials/openai (or anthropic, "
+            "openai_compatible)"
+        )
+
+    async def _meter(self, row: Record, llm: TenantLLM[Any]) -> metering.RunMeter:
+        tenant_id = row["tenant_id"]
+        budget_left: Decimal | None = None
+        if llm.billed_to is Source.platform:
+            async with tenant_transaction(self._app_pool, tenant_id) as conn:
+                await usage_ledger.ensure_within_budget(conn, tenant_id=tenant_id)
+                budget = await usage_ledger.get_budget(conn, tenant_id=tenant_id)
+                if budget is not None:
+                    spent = await usage_ledger.platform_spend_this_month(conn, tenant_id=tenant_id)
+                    budget_left = budget - spent
+        return metering.RunMeter(
+            tenant_id=tenant_id,
+            task_id=row["id"],
+            provider=llm.provider.value,
+            billed_to=llm.billed_to,
+            prices=self._settings.model_prices,
+            budget_left_usd=budget_left,
+            byok_run_fee_usd=self._settings.byok_run_fee_usd,
+        )
+
+    async def _history(self, row: Record) -> str:
+        if row["thread_id"] is None or self._settings.thread_history_messages == 0:
+            return ""
+        async with tenant_transaction(self._app_pool, row["tenant_id"]) as conn:
+            turns = await conn.fetch(
+                QUERIES["thread_history"],
+                row["tenant_id"],
+                row["thread_id"],
+                self._settings.thread_history_messages,
+                row["id"],
+            )
+        if not turns:
+            return ""
+        lines = [f"{turn['role']}: {turn['content']}" for turn in turns]
+        return "The conversation so far:\n" + "\n".join(lines) + "\n"
+
+    async def _kickoff(
+        self,
+        row: Record,
+        llm: TenantLLM[Any],
+        meter: metering.RunMeter,
+        events: RunEvents,
+    ) -> str:
+        from crewai.types.streaming import CrewStreamingOutput
+
+        from opshub.crews import assistant
+
+        context = ToolContext(
+            tenant_id=row["tenant_id"], app_pool=self._app_pool, loop=asyncio.get_running_loop()
+        )
+        inputs = {**row["inputs"], "input": row["input"], "history": await self._history(row)}
+        crew = await asyncio.to_thread(
+            assistant.build, llm=llm.llm, context=context, stream=self._settings.stream_tokens
+        )
+        meter_token = metering.current_run.set(meter)
+        events_token = crew_events.current_events.set(events)
+        try:
+            output = await crew.akickoff(inputs=inputs)
+            if isinstance(output, CrewStreamingOutput):
+                async for _chunk in output:  # tokens reach the run's events from CrewAI's bus
+                    pass
+                output = output.result
+        finally:
+            metering.current_run.reset(meter_token)
+            crew_events.current_events.reset(events_token)
+        if meter.stopped_by is not None:
+            raise meter.stopped_by
+        return str(output.raw)
+
+    async def _fail(
+        self,
+        row: Record,
+        events: RunEvents,
+        exc: Exception,
+        meter: metering.RunMeter | None,
+    ) -> None:
+        error = meter.stopped_by if meter and meter.stopped_by else None
+        if error is None and isinstance(exc, DomainError):
+            error = exc
+        if error is None and meter is not None:
+            error = await self._factory.report_failure(
+                tenant_id=row["tenant_id"], provider=Provider(meter.provider), error=exc
+            )
+        if isinstance(error, TaskCancelledError):
+            await self._complete(row, events, TaskStatus.cancelled, meter)
+            return
+        if error is None:
+            log.error("crew run failed", task=str(row["id"]), error=type(exc).__name__)
+            error = RunFailedError("the run failed unexpectedly; retry it or contact support")
+        transient = isinstance(error, (ProviderUnavailableError, RunFailedError))
+        if transient and row["attempt"] < row["max_attempts"]:
+            await self._retry_later(row, events, error)
+            return
+        await self._complete(row, events, TaskStatus.failed, meter, error=error)
+
+    async def _retry_later(self, row: Record, events: RunEvents, error: DomainError) -> None:
+        delay = self._settings.task_retry_backoff_seconds * 2 ** (row["attempt"] - 1)
+        events.emit("task.retrying", error={"code": error.code, "message": error.message})
+        await events.flush()
+        async with tenant_transaction(self._app_pool, row["tenant_id"]) as conn:
+            await conn.execute(
+                QUERIES["retry_later"],
+                row["id"],
+                self.worker_id,
+                min(delay, 300),
+                {"code": error.code, "message": error.message},
+                row["tenant_id"],
+            )
+
+    async def _complete(
+        self,
+        row: Record,
+        events: RunEvents,
+        status: TaskStatus,
+        meter: metering.RunMeter | None,
+        *,
+        result: str | None = None,
+        error: DomainError | None = None,
+    ) -> None:
+        """Store the outcome, usage, thread turn and webhook in one transaction, then say so."""
+        tenant_id, task_id = row["tenant_id"], row["id"]
+        await events.flush()  # every step is stored before the task reads as finished
+        usage = meter.usage if meter else None
+        error_body = {"code": error.code, "message": error.message} if error else None
+        async with tenant_transaction(self._app_pool, tenant_id) as conn:
+            finished = await conn.fetchrow(
+                QUERIES["finish_task"],
+                task_id,
+                self.worker_id,
+                status.value,
+                result,
+                error_body,
+                usage.input_tokens if usage else 0,
+                usage.output_tokens if usage else 0,
+                meter.cost_usd if meter else Decimal(0),
+                meter.billed_to.value if meter else None,
+                tenant_id,
+            )
+            if finished is None:
+                log.warning(
+                    "task no longer held by this worker; outcome dropped", task=str(task_id)
+                )
+                return
+            if meter is not None:
+                await meter.persist(conn)
+            await outbox.emit(
+                conn,
+                tenant_id=tenant_id,
+                event_type=f"task.{status.value}",
+                data=tasks_service.domain_event_data(finished),
+            )
+            if finished["thread_id"] is not None and result is not None:
+                await conn.execute(
+                    QUERIES["add_agent_message"], tenant_id, finished["thread_id"], result, task_id
+                )
+            if finished["webhook_url"]:
+                await conn.execute(
+                    QUERIES["add_webhook_delivery"],
+                    tenant_id,
+                    task_id,
+                    finished["webhook_url"],
+                    webhook_body(tasks_service.task_read(finished)),
+                )
+        events.emit(
+            f"task.{status.value}",
+            text=result,
+            error=error_body,
+            usage={"input_tokens": usage.input_tokens, "output_tokens": usage.output_tokens}
+            if usage
+            else None,
+        )
+        await events.flush()

@@ -1,0 +1,234 @@
+"""Submit, read, list, cancel and retry tasks; a task's events and the tenant's webhook secret.
+
+Every function runs on a tenant-bound connection. A submitted task commits together with its
+``task.queued`` domain event; the insert trigger wakes the workers at commit.
+"""
+
+from __future__ import annotations
+
+import secrets
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from opshub.crews.registry import CREWS
+from opshub.db.cursor import decode_cursor, encode_cursor
+from opshub.db.sql import Connection, Record, load_queries
+from opshub.errors import NotFoundError
+from opshub.events import outbox
+from opshub.tasks.errors import (
+    TaskFinishedError,
+    TaskNotRetryableError,
+    UnknownCrewError,
+    WebhookSecretMissingError,
+)
+from opshub.tasks.models import TaskStatus
+from opshub.tasks.schemas import TaskCreate, TaskError, TaskEvent, TaskRead, TaskUsage
+
+QUERIES = load_queries(Path(__file__).with_name("queries.sql"))
+IDEMPOTENCY_WINDOW = timedelta(hours=24)
+MAX_PAGE = 200
+
+
+def task_read(row: Record) -> TaskRead:
+    error = row["error"]
+    return TaskRead(
+        id=row["id"],
+        status=TaskStatus(row["status"]),
+        crew=row["crew"],
+        input=row["input"],
+        inputs=row["inputs"],
+        thread_id=row["thread_id"],
+        schedule_id=row["schedule_id"],
+        retry_of=row["retry_of"],
+        priority=row["priority"],
+        result=row["result"],
+        error=TaskError(**error) if error else None,
+        usage=TaskUsage(
+            input_tokens=row["input_tokens"],
+            output_tokens=row["output_tokens"],
+            cost_usd=row["cost_usd"],
+            billed_to=row["billed_to"],
+        ),
+        webhook_url=row["webhook_url"],
+        created_at=row["created_at"],
+        started_at=row["started_at"],
+        finished_at=row["finished_at"],
+        attempt=row["attempt"],
+        pending_actions=[],
+    )
+
+
+def domain_event_data(row: Record) -> dict[str, Any]:
+    return {"task_id": str(row["id"]), "status": row["status"], "crew": row["crew"]}
+
+
+async def submit_task(
+    conn: Connection,
+    *,
+    tenant_id: uuid.UUID,
+    body: TaskCreate,
+    schedule_id: uuid.UUID | None = None,
+    retry_of: uuid.UUID | None = None,
+) -> tuple[TaskRead, bool]:
+    """The new task and True, or the task already submitted under the same key and False."""
+    if body.crew is not None and body.crew not in CREWS:
+        raise UnknownCrewError(f"there is no crew {body.crew!r}", details={"crews": sorted(CREWS)})
+    if body.thread_id is not None:
+        await _require_thread(conn, tenant_id=tenant_id, thread_id=body.thread_id)
+    if body.webhook_url is not None and not await conn.fetchval(
+        QUERIES["webhook_secret"], tenant_id
+    ):
+        raise WebhookSecretMissingError(
+            "webhooks are signed with the tenant's webhook secret: create it first with "
+            "POST /v1/webhook-secret"
+        )
+    args = (
+        tenant_id,
+        body.crew,
+        body.input,
+        body.inputs,
+        body.thread_id,
+        schedule_id,
+        retry_of,
+        body.priority,
+        body.idempotency_key,
+        str(body.webhook_url) if body.webhook_url else None,
+    )
+    row = await conn.fetchrow(QUERIES["insert_task"], *args)
+    if row is None:
+        existing = await conn.fetchrow(
+            QUERIES["get_by_idempotency_key"], tenant_id, body.idempotency_key
+        )
+        if existing is not None and existing["created_at"] > datetime.now(UTC) - IDEMPOTENCY_WINDOW:
+            return task_read(existing), False
+        if existing is not None:
+            await conn.execute(QUERIES["expire_idempotency_key"], tenant_id, existing["id"])
+        row = await conn.fetchrow(QUERIES["insert_task"], *args)
+        if row is None:  # another request took the freed key in between: that task is ours
+            existing = await conn.fetchrow(
+                QUERIES["get_by_idempotency_key"], tenant_id, body.idempotency_key
+            )
+            assert existing is not None  # noqa: S101 - the conflict means the row exists
+            return task_read(existing), False
+    await outbox.emit(
+        conn, tenant_id=tenant_id, event_type="task.queued", data=domain_event_data(row)
+    )
+    return task_read(row), True
+
+
+async def _require_thread(conn: Connection, *, tenant_id: uuid.UUID, thread_id: uuid.UUID) -> None:
+    found = await conn.fetchval(
+        "SELECT true FROM threads WHERE tenant_id = $1 AND id = $2", tenant_id, thread_id
+    )
+    if not found:
+        raise NotFoundError("thread not found")
+
+
+async def get_task(conn: Connection, *, tenant_id: uuid.UUID, task_id: uuid.UUID) -> TaskRead:
+    return task_read(await _get_row(conn, tenant_id=tenant_id, task_id=task_id))
+
+
+async def _get_row(conn: Connection, *, tenant_id: uuid.UUID, task_id: uuid.UUID) -> Record:
+    row: Record | None = await conn.fetchrow(QUERIES["get_task"], tenant_id, task_id)
+    if row is None:
+        raise NotFoundError("task not found")
+    return row
+
+
+async def list_tasks(
+    conn: Connection,
+    *,
+    tenant_id: uuid.UUID,
+    status: TaskStatus | None = None,
+    crew: str | None = None,
+    thread_id: uuid.UUID | None = None,
+    schedule_id: uuid.UUID | None = None,
+    cursor: str | None = None,
+    limit: int = 50,
+) -> tuple[list[TaskRead], str | None]:
+    """Newest first; returns (tasks, next cursor or None at the end)."""
+    after_at, after_id = decode_cursor(cursor) if cursor else (None, None)
+    rows = await conn.fetch(
+        QUERIES["list_tasks"],
+        tenant_id,
+        status.value if status else None,
+        crew,
+        thread_id,
+        schedule_id,
+        after_at,
+        after_id,
+        limit + 1,
+    )
+    items = [task_read(row) for row in rows[:limit]]
+    if len(rows) <= limit:
+        return items, None
+    last = rows[limit - 1]
+    return items, encode_cursor(last["created_at"], last["id"])
+
+
+async def cancel_task(
+    conn: Connection, *, tenant_id: uuid.UUID, task_id: uuid.UUID
+) -> tuple[TaskRead, TaskEvent | None]:
+    """Cancel a queued task at once (returns its final event) or ask a running one to stop."""
+    row = await conn.fetchrow(QUERIES["cancel_task"], tenant_id, task_id)
+    if row is None:
+        current = await _get_row(conn, tenant_id=tenant_id, task_id=task_id)
+        raise TaskFinishedError(f"the task has already {current['status']}")
+    if row["status"] != TaskStatus.cancelled:
+        return task_read(row), None
+    await outbox.emit(
+        conn, tenant_id=tenant_id, event_type="task.cancelled", data=domain_event_data(row)
+    )
+    event = await append_event(
+        conn, tenant_id=tenant_id, task_id=task_id, type="task.cancelled", data={}
+    )
+    return task_read(row), event
+
+
+async def retry_task(conn: Connection, *, tenant_id: uuid.UUID, task_id: uuid.UUID) -> TaskRead:
+    """A new task with the failed (or cancelled) one's request, linked to it."""
+    old = await _get_row(conn, tenant_id=tenant_id, task_id=task_id)
+    if old["status"] not in (TaskStatus.failed, TaskStatus.cancelled):
+        raise TaskNotRetryableError(
+            f"only failed or cancelled tasks are retried; this one is {old['status']}"
+        )
+    body = TaskCreate.model_construct(
+        crew=old["crew"],
+        input=old["input"],
+        inputs=old["inputs"],
+        thread_id=old["thread_id"],
+        priority=old["priority"],
+        idempotency_key=None,
+        webhook_url=old["webhook_url"],
+    )
+    task, _ = await submit_task(conn, tenant_id=tenant_id, body=body, retry_of=old["id"])
+    return task
+
+
+def event_from_row(row: Record) -> TaskEvent:
+    return TaskEvent(seq=row["seq"], type=row["type"], ts=row["ts"], **row["data"])
+
+
+async def append_event(
+    conn: Connection, *, tenant_id: uuid.UUID, task_id: uuid.UUID, type: str, data: dict[str, Any]
+) -> TaskEvent:
+    """One event written outside a run (a queued task's cancel); runs batch theirs."""
+    row = await conn.fetchrow(QUERIES["insert_event"], tenant_id, task_id, type, data)
+    assert row is not None  # noqa: S101 - INSERT … RETURNING returns the row
+    return event_from_row(row)
+
+
+async def events_after(
+    conn: Connection, *, tenant_id: uuid.UUID, task_id: uuid.UUID, after: int, limit: int = 500
+) -> list[TaskEvent]:
+    rows = await conn.fetch(QUERIES["events_after"], tenant_id, task_id, after, limit)
+    return [event_from_row(row) for row in rows]
+
+
+async def rotate_webhook_secret(conn: Connection, *, tenant_id: uuid.UUID) -> str:
+    """A new signing secret, returned once; deliveries from now on are signed with it."""
+    secret = "whsec_" + secrets.token_urlsafe(32)
+    await conn.execute(QUERIES["set_webhook_secret"], tenant_id, secret)
+    return secret

@@ -1,0 +1,16 @@
+-- create_thread --
+INSERT INTO threads (tenant_id, title) VALUES ($1, $2) RETURNING id, title, created_at
+
+-- get_thread --
+SELECT id, title, created_at FROM threads WHERE tenant_id = $1 AND id = $2
+
+-- add_user_message --
+INSERT INTO thread_messages (tenant_id, thread_id, role, content, task_id)
+VALUES ($1, $2, 'user', $3, $4)
+RETURNING id, role, content, task_id, created_at
+
+-- list_messages --
+SELECT id, role, content, task_id, created_at FROM thread_messages
+WHERE tenant_id = $1 AND thread_id = $2 AND id > $3
+ORDER BY id
+LIMIT $4

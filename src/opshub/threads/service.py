@@ -1,0 +1,50 @@
+"""Chat-style threads: each user message becomes a task of the thread; the answer is the agent's
+turn (stored by the worker with the task's outcome)."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+
+from opshub.db.sql import Connection, load_queries
+from opshub.errors import NotFoundError
+from opshub.tasks import service as tasks_service
+from opshub.tasks.schemas import TaskCreate
+from opshub.threads.schemas import MessageCreate, MessagePosted, MessageRead, ThreadRead
+
+QUERIES = load_queries(Path(__file__).with_name("queries.sql"))
+
+
+async def create_thread(conn: Connection, *, tenant_id: uuid.UUID, title: str | None) -> ThreadRead:
+    row = await conn.fetchrow(QUERIES["create_thread"], tenant_id, title)
+    return ThreadRead(**dict(row))
+
+
+async def get_thread(conn: Connection, *, tenant_id: uuid.UUID, thread_id: uuid.UUID) -> ThreadRead:
+    row = await conn.fetchrow(QUERIES["get_thread"], tenant_id, thread_id)
+    if row is None:
+        raise NotFoundError("thread not found")
+    return ThreadRead(**dict(row))
+
+
+async def post_message(
+    conn: Connection, *, tenant_id: uuid.UUID, thread_id: uuid.UUID, body: MessageCreate
+) -> MessagePosted:
+    """The user's turn and the task that answers it, committed together."""
+    task, _ = await tasks_service.submit_task(
+        conn,
+        tenant_id=tenant_id,
+        body=TaskCreate(crew=body.crew, input=body.content, thread_id=thread_id),
+    )
+    row = await conn.fetchrow(
+        QUERIES["add_user_message"], tenant_id, thread_id, body.content, task.id
+    )
+    return MessagePosted(message=MessageRead(**dict(row)), task=task)
+
+
+async def list_messages(
+    conn: Connection, *, tenant_id: uuid.UUID, thread_id: uuid.UUID, after: int, limit: int
+) -> list[MessageRead]:
+    await get_thread(conn, tenant_id=tenant_id, thread_id=thread_id)
+    rows = await conn.fetch(QUERIES["list_messages"], tenant_id, thread_id, after, limit)
+    return [MessageRead(**dict(row)) for row in rows]

@@ -1,0 +1,83 @@
+"""A hub with its worker and scheduler in process, against the fake model server."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import pytest
+from fastapi import FastAPI
+from httpx import ASGITransport, AsyncClient
+
+from opshub.api.app import create_app
+from opshub.config import Settings
+from opshub.db.engine import DatabaseUrls
+from tests.conftest import TenantHandle
+from tests.fakes.llm import FakeLLMServer
+
+TERMINAL = {"succeeded", "failed", "cancelled"}
+
+
+@pytest.fixture(scope="session")
+def fake_llm() -> Iterator[FakeLLMServer]:
+    with FakeLLMServer(default_text="Final answer from the fake model.") as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def runtime_settings(settings: Settings, fake_llm: FakeLLMServer) -> Settings:
+    return settings.model_copy(
+        update={
+            "openai_base_url": f"{fake_llm.base_url}/v1",
+            "anthropic_base_url": fake_llm.base_url,
+            "credential_cache_seconds": 0,
+            "llm_max_retries": 0,
+            "task_lease_seconds": 3.0,
+            "task_retry_backoff_seconds": 0.2,
+            "worker_shutdown_grace_seconds": 2.0,
+            "credential_check_minutes": 0,
+        }
+    )
+
+
+@pytest.fixture(scope="session")
+async def hub(runtime_settings: Settings, urls: DatabaseUrls) -> AsyncIterator[FastAPI]:
+    application = create_app(runtime_settings, urls, run_workers=True)
+    async with application.router.lifespan_context(application):
+        yield application
+
+
+@pytest.fixture
+async def hub_client(hub: FastAPI) -> AsyncIterator[AsyncClient]:
+    async with AsyncClient(transport=ASGITransport(app=hub), base_url="http://opshub") as c:
+        yield c
+
+
+async def store_openai_key(client: AsyncClient, tenant: TenantHandle, key: str | None = None) -> str:
+    key = key or f"sk-{tenant.name.split()[0].lower()}-{uuid.uuid4().hex[:16]}"
+    response = await client.put(
+        "/v1/credentials/openai", json={"secret": {"api_key": key}}, headers=tenant.headers
+    )
+    assert response.status_code == 200, response.text
+    return key
+
+
+async def wait_for_status(
+    client: AsyncClient,
+    tenant: TenantHandle,
+    task_id: str,
+    statuses: set[str] = TERMINAL,
+    timeout: float = 30.0,
+) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while True:
+        response = await client.get(f"/v1/tasks/{task_id}", headers=tenant.headers)
+        assert response.status_code == 200, response.text
+        task: dict[str, Any] = response.json()
+        if task["status"] in statuses:
+            return task
+        assert time.monotonic() < deadline, f"task stayed {task['status']}"
+        await asyncio.sleep(0.05)

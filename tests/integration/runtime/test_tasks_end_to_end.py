@@ -1,0 +1,40 @@
+"""A task from submission to answer through the API, a real worker and the fake model."""
+
+from __future__ import annotations
+
+from httpx import AsyncClient
+
+from tests.conftest import TenantHandle
+from tests.fakes.llm import FakeLLMServer
+from tests.integration.runtime.conftest import store_openai_key, wait_for_status
+
+
+async def test_a_task_runs_to_its_answer_with_the_tenants_key(
+    hub_client: AsyncClient, tenant_a: TenantHandle, fake_llm: FakeLLMServer
+) -> None:
+    key = await store_openai_key(hub_client, tenant_a)
+    fake_llm.script_openai(tool_calls=[("tenant_data", {"resource": "clients"})], usage=(50, 10))
+    fake_llm.script_openai("Acme has no clients yet.", usage=(80, 12))
+
+    response = await hub_client.post(
+        "/v1/tasks", json={"input": "How many clients do we have?"}, headers=tenant_a.headers
+    )
+    assert response.status_code == 202, response.text
+    submitted = response.json()
+    assert submitted["status"] == "queued"
+
+    task = await wait_for_status(hub_client, tenant_a, submitted["id"])
+    assert task["status"] == "succeeded", task
+    assert task["result"] == "Acme has no clients yet."
+    assert task["usage"]["input_tokens"] == 130
+    assert task["usage"]["billed_to"] == "byok"
+    assert task["attempt"] == 1
+    calls = fake_llm.requests_for("/v1/chat/completions")
+    assert calls and all(call.api_key == key for call in calls[-2:])
+
+    events = await hub_client.get(f"/v1/tasks/{submitted['id']}/events", headers=tenant_a.headers)
+    assert events.status_code == 200
+    types = [line.split(": ", 1)[1] for line in events.text.splitlines() if line.startswith("event: ")]
+    assert types[0] == "task.started"
+    assert types[-1] == "task.succeeded"
+    assert "tool.call" in types and "tool.result" in types and "llm.call" in types
