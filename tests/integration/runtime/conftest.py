@@ -56,7 +56,9 @@ async def hub_client(hub: FastAPI) -> AsyncIterator[AsyncClient]:
         yield c
 
 
-async def store_openai_key(client: AsyncClient, tenant: TenantHandle, key: str | None = None) -> str:
+async def store_openai_key(
+    client: AsyncClient, tenant: TenantHandle, key: str | None = None
+) -> str:
     key = key or f"sk-{tenant.name.split()[0].lower()}-{uuid.uuid4().hex[:16]}"
     response = await client.put(
         "/v1/credentials/openai", json={"secret": {"api_key": key}}, headers=tenant.headers
@@ -70,9 +72,9 @@ async def wait_for_status(
     tenant: TenantHandle,
     task_id: str,
     statuses: set[str] = TERMINAL,
-    timeout: float = 30.0,
+    within: float = 30.0,
 ) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + within
     while True:
         response = await client.get(f"/v1/tasks/{task_id}", headers=tenant.headers)
         assert response.status_code == 200, response.text

@@ -34,7 +34,9 @@ async def test_a_task_runs_to_its_answer_with_the_tenants_key(
 
     events = await hub_client.get(f"/v1/tasks/{submitted['id']}/events", headers=tenant_a.headers)
     assert events.status_code == 200
-    types = [line.split(": ", 1)[1] for line in events.text.splitlines() if line.startswith("event: ")]
+    types = [
+        line.split(": ", 1)[1] for line in events.text.splitlines() if line.startswith("event: ")
+    ]
     assert types[0] == "task.started"
     assert types[-1] == "task.succeeded"
     assert "tool.call" in types and "tool.result" in types and "llm.call" in types
