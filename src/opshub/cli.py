@@ -11,6 +11,7 @@ from collections.abc import Awaitable, Callable, Coroutine
 from typing import Annotated, Any, TypeVar
 
 import asyncpg
+import httpx
 import typer
 import uvicorn
 from pydantic import EmailStr, TypeAdapter, ValidationError
@@ -217,6 +218,32 @@ def scheduler() -> None:
         await Scheduler(owner_pool=owner_pool).run()
 
     _run(_run_until_signalled(work, pool_size=2))
+
+
+@app.command("run")
+def run_message(
+    message: Annotated[str, typer.Argument(help="What to do, in plain language")],
+    crew: Annotated[str | None, typer.Option(help="The crew to run (default: routed)")] = None,
+    url: Annotated[
+        str, typer.Option(envvar="OPSHUB_URL", help="The hub's API")
+    ] = "http://127.0.0.1:8000",
+    api_key: Annotated[
+        str | None, typer.Option(envvar="OPSHUB_API_KEY", help="A tenant API key (ohk_…)")
+    ] = None,
+) -> None:
+    """Submit a task through the API and show the run live: steps, tools, answer, cost."""
+    from rich.console import Console
+
+    from opshub.terminal_run import RunFailed, run_task
+
+    if not api_key:
+        raise _fail("pass --api-key or set OPSHUB_API_KEY (create one: opshub keys create)")
+    try:
+        run_task(url=url, api_key=api_key, message=message, crew=crew, console=Console())
+    except RunFailed as exc:
+        raise _fail(str(exc)) from None
+    except httpx.HTTPError as exc:
+        raise _fail(f"can't reach the hub at {url}: {type(exc).__name__}") from None
 
 
 @tenants_app.command("create")

@@ -30,6 +30,7 @@ TENANT_TABLES = (
     *("users", "api_keys", "clients", "leads", "campaigns", "reports"),
     *("credentials", "tenant_data_keys", "usage_records", "tenant_budgets"),
     *("tenant_model_fallbacks", "outbox"),
+    *("threads", "thread_messages", "schedules", "tasks", "task_events", "webhook_deliveries"),
 )
 SCHEMA_TABLES = frozenset({"tenants", *TENANT_TABLES})
 HEAD = ScriptDirectory(str(MIGRATIONS_DIR)).get_current_head()
@@ -39,6 +40,7 @@ ALL_FUNCTIONS = frozenset(
         "opshub_user_principal",
         "opshub_login_candidate",
         "opshub_outbox_notify",
+        "opshub_tasks_notify",
     }
 )
 AUTH_FUNCTIONS = frozenset(
@@ -311,6 +313,22 @@ async def test_downgrade_with_data_present_then_upgrade_leaves_an_empty_schema(
             text(
                 "INSERT INTO outbox (tenant_id, event_type, data)"
                 " VALUES (:t, 'tenant.created', '{}')"
+            ),
+            params,
+        )
+        await conn.execute(
+            text(
+                "WITH th AS (INSERT INTO threads (tenant_id) VALUES (:t) RETURNING id),"
+                " s AS (INSERT INTO schedules (tenant_id, input, cron, timezone)"
+                "   VALUES (:t, 'report', '0 9 * * MON', 'Europe/Berlin') RETURNING id),"
+                " tk AS (INSERT INTO tasks (tenant_id, input, thread_id, schedule_id)"
+                "   SELECT :t, 'hello', th.id, s.id FROM th, s RETURNING id, thread_id),"
+                " m AS (INSERT INTO thread_messages (tenant_id, thread_id, role, content, task_id)"
+                "   SELECT :t, thread_id, 'user', 'hello', id FROM tk),"
+                " e AS (INSERT INTO task_events (tenant_id, task_id, seq, type, ts, data)"
+                "   SELECT :t, id, 1, 'task.started', now(), '{}' FROM tk)"
+                " INSERT INTO webhook_deliveries (tenant_id, task_id, url, body)"
+                " SELECT :t, id, 'https://example.com/hook', '{}' FROM tk"
             ),
             params,
         )
