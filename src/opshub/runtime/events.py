@@ -34,18 +34,26 @@ class RunEvents:
     tenant_id: uuid.UUID
     task_id: uuid.UUID
     last_seq: int
+    closed: bool = False
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def emit(self, type: str, **data: Any) -> None:
-        """Thread-safe; returns at once."""
+        """Thread-safe; returns at once. A closed run (abandoned by its worker) emits nothing."""
         fields = {key: value for key, value in data.items() if value is not None}
         with self._lock:
+            if self.closed:
+                return
             self.last_seq += 1
             row = (self.tenant_id, self.task_id, self.last_seq, type, datetime.now(UTC), fields)
         self.writer.submit(row)
 
     async def flush(self) -> None:
         await self.writer.flush()
+
+    def close(self) -> None:
+        """The task is another worker's now: its sequence numbers are no longer ours to use."""
+        with self._lock:
+            self.closed = True
 
 
 class TaskEventWriter:

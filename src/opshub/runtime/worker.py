@@ -257,6 +257,11 @@ class Worker:
                 meter.stop(TaskCancelledError("the task was cancelled"))
             result = await self._kickoff(row, llm, meter, events)
         except asyncio.CancelledError:
+            # Abandoned (lease lost, or handed back at shutdown): the crew's thread may still be
+            # going; it stops at its next model call and writes nothing more.
+            events.close()
+            if run is not None and run.meter is not None:
+                run.meter.stop(TaskCancelledError("the run was handed to another worker"))
             raise
         except Exception as exc:
             await self._fail(row, events, exc, run.meter if run else None)
