@@ -26,6 +26,12 @@ log = structlog.get_logger(__name__)
 Row = tuple[uuid.UUID, uuid.UUID, int, str, datetime, dict[str, Any]]
 
 
+def _wire_ts(ts: datetime) -> str:
+    """As the stored event reads back through the API (pydantic: UTC as ``Z``), so a live event
+    and its replay carry the same text."""
+    return ts.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
 @dataclass
 class RunEvents:
     """The event sequence of one task's run."""
@@ -120,7 +126,7 @@ class TaskEventWriter:
         by_task: dict[uuid.UUID, Batch] = {}
         for _tenant, task_id, seq, type_, ts, data in rows:
             by_task.setdefault(task_id, []).append(
-                {"seq": seq, "type": type_, "ts": ts.isoformat(), **data}
+                {"seq": seq, "type": type_, "ts": _wire_ts(ts), **data}
             )
         for task_id, batch in by_task.items():
             await self._live.publish(task_id, batch)

@@ -201,17 +201,23 @@ class Worker:
             await asyncio.sleep(interval)
             if not self._runs:
                 continue
+            # Only the runs asked about: runs claimed while the renewal is under way hold fresh
+            # leases and are not in its answer.
+            asked = list(self._runs)
             try:
                 renewed = await queue.renew_leases(
                     self._owner_pool,
-                    task_ids=list(self._runs),
+                    task_ids=asked,
                     worker_id=self.worker_id,
                     lease_seconds=self._settings.task_lease_seconds,
                 )
             except (OSError, asyncpg.PostgresError) as exc:
                 log.warning("lease renewal failed", error=type(exc).__name__)
                 continue
-            for task_id, run in list(self._runs.items()):
+            for task_id in asked:
+                run = self._runs.get(task_id)
+                if run is None:
+                    continue
                 if task_id not in renewed and not run.task.done():
                     # Another worker has it now (this one was presumed dead): stop quietly.
                     log.warning("lease lost; abandoning run", task=str(task_id))

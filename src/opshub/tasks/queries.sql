@@ -49,6 +49,12 @@ WHERE tenant_id = $1 AND task_id = $2 AND seq > $3
 ORDER BY seq
 LIMIT $4
 
+-- ended_by --
+SELECT EXISTS (
+    SELECT 1 FROM task_events
+    WHERE tenant_id = $1 AND task_id = $2 AND seq <= $3 AND type = ANY($4::text[])
+)
+
 -- insert_event --
 INSERT INTO task_events (tenant_id, task_id, seq, type, ts, data)
 SELECT $1, $2, coalesce(max(seq), 0) + 1, $3, now(), $4 FROM task_events WHERE task_id = $2

@@ -23,7 +23,7 @@ from opshub.tasks.errors import (
     UnknownCrewError,
     WebhookSecretMissingError,
 )
-from opshub.tasks.models import TaskStatus
+from opshub.tasks.models import TERMINAL_EVENTS, TaskStatus
 from opshub.tasks.schemas import TaskCreate, TaskError, TaskEvent, TaskRead, TaskUsage
 
 QUERIES = load_queries(Path(__file__).with_name("queries.sql"))
@@ -205,6 +205,13 @@ async def retry_task(conn: Connection, *, tenant_id: uuid.UUID, task_id: uuid.UU
     )
     task, _ = await submit_task(conn, tenant_id=tenant_id, body=body, retry_of=old["id"])
     return task
+
+
+async def ended_by(conn: Connection, *, tenant_id: uuid.UUID, task_id: uuid.UUID, seq: int) -> bool:
+    """Whether the task's events up to ``seq`` include its final one."""
+    return bool(
+        await conn.fetchval(QUERIES["ended_by"], tenant_id, task_id, seq, sorted(TERMINAL_EVENTS))
+    )
 
 
 def event_from_row(row: Record) -> TaskEvent:

@@ -120,13 +120,20 @@ async def task_events(
     state: StateDep,
     task_id: uuid.UUID,
     last_event_id: Annotated[str | None, Header(alias="Last-Event-ID", max_length=20)] = None,
-) -> StreamingResponse:
+) -> Response:
     """Every step of the run in order; resumes after ``Last-Event-ID``; ends with the task."""
     tenant_id = ctx.principal.tenant_id
     await tasks_service.get_task(ctx.conn, tenant_id=tenant_id, task_id=task_id)  # 404 first
+    resume_from = _resume_point(last_event_id)
+    if resume_from and await tasks_service.ended_by(
+        ctx.conn, tenant_id=tenant_id, task_id=task_id, seq=resume_from
+    ):
+        # The client has the final event (an EventSource reconnects whenever a stream ends):
+        # nothing more will come, and 204 tells it to stop reconnecting.
+        return Response(status_code=204)
 
     async def stream() -> AsyncIterator[bytes]:
-        last = _resume_point(last_event_id)
+        last = resume_from
         async with state.live.watch(task_id) as live:
             read_stored = True
             while True:

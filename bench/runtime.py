@@ -1,0 +1,875 @@
+"""The task runtime (queue, worker, live events) beside bare CrewAI, against the fake model server.
+
+Real processes throughout: the embedded PostgreSQL, one `opshub api` and `opshub worker`
+processes (Redis db 14 carries live events from the workers to the API), the fake model server
+in a process of its own (one answering at once, one after 1 s) and bare CrewAI in another. The
+same built-in assistant crew (`opshub.crews.assistant.build`) runs both ways, streaming tokens
+(`Crew(stream=True)`, opshub's default `OPSHUB_STREAM_TOKENS=true`).
+
+- overhead: one task at a time, submit -> `task.succeeded` on SSE, beside building the crew and
+  `crew.kickoff()` bare (alternating blocks); median seconds per run and the ratio;
+- dispatch: tasks offered at a fixed rate; submit -> `task.started` (the event's `ts` minus the
+  task's `created_at`, both from the database; and minus the client's send time);
+- concurrency: tasks whose model calls take 1 s, one worker with `--concurrency N`, beside N bare
+  `akickoff`s in one process with a 256-thread default executor; wall times, peak RSS;
+- scale-out: completed tasks/s with 1 and with 2 worker processes (instant model);
+- sse: subscribers on one API process watching tasks that start once all have connected;
+  delivery latency = receive time - the event's `ts`.
+
+    .venv/bin/python bench/runtime.py [--overhead-runs 20] [--dispatch-rates 20,4]
+        [--dispatch-seconds 10] [--concurrency-tasks 200] [--scale-tasks 300]
+        [--sse-tasks 50] [--sse-per-task 10] [--only overhead,dispatch,...]
+
+Each scenario also reports the CPU seconds of every process (PostgreSQL, API, workers, fake,
+this client) and the overhead run a median breakdown of a task's steps from its stored events.
+The embedded PostgreSQL's max_connections is raised to 500 first: workers size their two pools
+by their concurrency (up to 2 x 60 connections each), beyond PostgreSQL's default of 100.
+
+Needs Redis at 127.0.0.1:6379. Results go to bench/results/runtime.json (not with --only).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import platform
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+import orjson
+import psutil
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+HERE = Path(__file__).parent
+WORK = HERE / ".work" / "runtime"
+RESULTS = HERE / "results" / "runtime.json"
+REDIS_URL = "redis://127.0.0.1:6379/14"
+TENANTS = 10
+MAX_CONNECTIONS = 500  # set on the embedded PostgreSQL; see run()
+# The fake's answer: ~40 streamed pieces, so a run has a realistic number of token events.
+ANSWER = (
+    "Final answer: three leads came in this week. Acme Outdoor asked for a quote on Monday, "
+    "Blue Bakery booked a call for Thursday, and Cedar Dental replied to the spring campaign "
+    "asking about prices. Follow up with Cedar Dental first; the other two are scheduled."
+)
+QUESTION = "Which leads should we follow up on this week?"
+TERMINAL = ("succeeded", "failed", "cancelled")
+WORKER_COMMAND = [sys.executable, "-m", "opshub", "worker"]
+
+
+def percentiles(samples: list[float]) -> dict[str, float]:
+    ordered = sorted(samples)
+    if not ordered:
+        return {"n": 0}
+    return {
+        "n": len(ordered),
+        "p50_ms": round(statistics.median(ordered) * 1000, 2),
+        "p99_ms": round(ordered[max(int(len(ordered) * 0.99) - 1, 0)] * 1000, 2),
+        "max_ms": round(ordered[-1] * 1000, 2),
+    }
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def vm_hwm_mb(pid: int) -> float:
+    """Peak resident set size of a live process, from /proc."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return round(int(line.split()[1]) / 1024, 1)
+    return float("nan")
+
+
+# -- helper processes: the fake model server and bare CrewAI ----------------------------------
+def serve_fake(latency: float) -> None:
+    """`runtime.py _fake LATENCY`: print the port; answer `stats`/`reset` lines on stdin."""
+    from tests.fakes.llm import FakeLLMServer
+
+    with FakeLLMServer(default_text=ANSWER, default_latency=latency) as fake:
+        print(fake.port, flush=True)
+        for line in sys.stdin:
+            if line.strip() == "reset":
+                fake.reset()
+            calls = len(fake.requests_for("/v1/chat/completions"))
+            print(json.dumps({"max_in_flight": fake.max_in_flight, "calls": calls}), flush=True)
+
+
+def serve_bare() -> None:
+    """`runtime.py _bare`: run bare CrewAI as told by JSON lines on stdin, answer JSON lines."""
+    from opshub.llm.crewai_setup import prepare_crewai
+
+    prepare_crewai(WORK)  # telemetry off, as opshub runs it
+    from concurrent.futures import ThreadPoolExecutor
+
+    from crewai import LLM
+
+    from opshub.crews import assistant
+    from opshub.tools.context import ToolContext
+
+    # The assistant's tool is never called (the fake answers in text): it needs no database.
+    context = ToolContext(tenant_id=uuid.uuid4(), app_pool=None, loop=None)  # type: ignore[arg-type]
+
+    def make_llm(base_url: str) -> LLM:
+        return LLM(
+            model="openai/gpt-4.1-mini", api_key="sk-bare-0000000000", base_url=base_url,
+            timeout=60, max_retries=0,
+        )  # fmt: skip
+
+    def sequential(base_url: str, runs: int) -> dict[str, Any]:
+        llm = make_llm(base_url)
+        totals, kickoffs = [], []
+        for _ in range(runs):
+            start = time.perf_counter()
+            crew = assistant.build(llm=llm, context=context, stream=True)
+            built = time.perf_counter()
+            output = crew.kickoff(inputs={"input": QUESTION, "history": ""})
+            for _chunk in output:
+                pass
+            assert ANSWER[:20] in str(output.result.raw)  # noqa: S101
+            done = time.perf_counter()
+            totals.append(done - start)
+            kickoffs.append(done - built)
+        return {"seconds": totals, "kickoff_seconds": kickoffs}
+
+    async def concurrent(base_url: str, tasks: int, threads: int) -> dict[str, Any]:
+        loop = asyncio.get_running_loop()
+        loop.set_default_executor(ThreadPoolExecutor(max_workers=threads))
+        llm = make_llm(base_url)
+
+        async def one() -> None:
+            crew = await asyncio.to_thread(assistant.build, llm=llm, context=context, stream=True)
+            output = await crew.akickoff(inputs={"input": QUESTION, "history": ""})
+            async for _chunk in output:
+                pass
+            assert ANSWER[:20] in str(output.result.raw)  # noqa: S101
+
+        start = time.perf_counter()
+        await asyncio.gather(*(one() for _ in range(tasks)))
+        return {"seconds": time.perf_counter() - start}
+
+    for line in sys.stdin:
+        order = json.loads(line)
+        cpu = time.process_time()
+        if order["op"] == "sequential":
+            answer = sequential(order["base_url"], order["runs"])
+        else:
+            answer = asyncio.run(concurrent(order["base_url"], order["tasks"], order["threads"]))
+        answer["cpu_seconds"] = round(time.process_time() - cpu, 2)
+        answer["peak_rss_mb"] = vm_hwm_mb(os.getpid())
+        print(json.dumps(answer), flush=True)
+
+
+class LineProcess:
+    """A helper process of this script that answers one JSON line per line it is sent."""
+
+    def __init__(self, *args: str) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, __file__, *args],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            cwd=ROOT,
+        )
+
+    def readline(self) -> str:
+        assert self.process.stdout is not None  # noqa: S101
+        line = self.process.stdout.readline()
+        if not line:
+            raise SystemExit(f"helper {self.process.args} ended")
+        return line
+
+    def ask(self, order: str) -> Any:
+        assert self.process.stdin is not None  # noqa: S101
+        self.process.stdin.write(order + "\n")
+        self.process.stdin.flush()
+        return json.loads(self.readline())
+
+    def close(self) -> None:
+        if self.process.stdin is not None:
+            self.process.stdin.close()
+        try:
+            self.process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+class Fake(LineProcess):
+    def __init__(self, latency: float) -> None:
+        super().__init__("_fake", str(latency))
+        self.base_url = f"http://127.0.0.1:{int(self.readline())}/v1"
+
+    def stats(self, *, reset: bool = False) -> dict[str, int]:
+        stats: dict[str, int] = self.ask("reset" if reset else "stats")
+        return stats
+
+
+# -- opshub processes ---------------------------------------------------------------------------
+@dataclass
+class Hub:
+    """The database, the fakes, the API process and the tenants shared by every scenario."""
+
+    owner_url: str
+    app_url: str
+    instant: Fake
+    slow: Fake
+    pool: asyncpg.Pool
+    keys: list[str] = field(default_factory=list)
+    api: subprocess.Popen[bytes] | None = None
+    base: str = ""
+    started_workers: int = 0  # numbers the workers' log files
+    peak_connections: int = 0  # opshub's PostgreSQL connections, sampled while waiting
+
+    def env(self, **extra: str) -> dict[str, str]:
+        return {
+            **{k: v for k, v in os.environ.items() if not k.startswith("OPSHUB_")},
+            "OPSHUB_DATABASE_URL": self.owner_url,
+            "OPSHUB_DATABASE_APP_URL": self.app_url,
+            "OPSHUB_DATA_DIR": str(WORK),
+            "OPSHUB_REDIS_URL": REDIS_URL,
+            "OPSHUB_ALLOW_INTERNAL_URLS": "true",
+            "OPSHUB_CREDENTIAL_CHECK_MINUTES": "0",
+            "OPSHUB_LLM_MAX_RETRIES": "0",
+            "OPSHUB_LOG_LEVEL": "WARNING",
+            **extra,
+        }
+
+    def start_api(self) -> None:
+        port = free_port()
+        self.base = f"http://127.0.0.1:{port}"
+        self.api = subprocess.Popen(
+            [sys.executable, "-m", "opshub", "api", "--port", str(port)],
+            env=self.env(),
+            stdout=subprocess.DEVNULL,
+            stderr=(WORK / "api.log").open("ab"),
+        )
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            with contextlib.suppress(httpx.TransportError):
+                if httpx.get(f"{self.base}/readyz", timeout=1).status_code == 200:
+                    return
+            if self.api.poll() is not None:
+                raise SystemExit("opshub api exited; see bench/.work/runtime/api.log")
+            time.sleep(0.1)
+        raise SystemExit("opshub api did not become ready")
+
+    def spawn_workers(
+        self, count: int, *, fake: Fake, concurrency: int, tenant_limit: int
+    ) -> tuple[list[subprocess.Popen[bytes]], list[Path]]:
+        env = self.env(
+            OPSHUB_LOG_LEVEL="INFO",  # for "worker started"; workers say little more at INFO
+            OPSHUB_OPENAI_BASE_URL=fake.base_url,
+            OPSHUB_TENANT_MAX_RUNNING_TASKS=str(tenant_limit),
+        )
+        workers, logs = [], []
+        for _ in range(count):
+            self.started_workers += 1
+            log_path = WORK / f"worker-{self.started_workers:02d}.log"
+            log_path.write_bytes(b"")
+            command = [*WORKER_COMMAND, "--concurrency", str(concurrency)]
+            stderr = log_path.open("ab")
+            workers.append(
+                subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=stderr)
+            )
+            logs.append(log_path)
+        return workers, logs
+
+    async def start_workers(
+        self, count: int, *, fake: Fake, concurrency: int = 32, tenant_limit: int = 16
+    ) -> list[subprocess.Popen[bytes]]:
+        """Start workers and wait until each says it has started (CrewAI imported)."""
+        workers, logs = self.spawn_workers(
+            count, fake=fake, concurrency=concurrency, tenant_limit=tenant_limit
+        )
+        deadline = time.monotonic() + 90
+        while not all("worker started" in p.read_text() for p in logs):
+            if any(w.poll() is not None for w in workers) or time.monotonic() > deadline:
+                raise SystemExit("a worker did not start; see bench/.work/runtime/worker-*.log")
+            await asyncio.sleep(0.1)
+        return workers
+
+    @staticmethod
+    async def stop_workers(workers: list[subprocess.Popen[bytes]]) -> None:
+        for worker in workers:
+            worker.send_signal(signal.SIGTERM)
+        for worker in workers:
+            await asyncio.to_thread(worker.wait, 60)
+
+    def headers(self, n: int) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.keys[n % len(self.keys)]}"}
+
+
+async def submit(client: httpx.AsyncClient, hub: Hub, n: int) -> tuple[str, float]:
+    """Submit one task for tenant n; (task id, wall-clock time the request went out)."""
+    sent = time.time()
+    response = await client.post(
+        "/v1/tasks", json={"input": f"{QUESTION} ({n})"}, headers=hub.headers(n)
+    )
+    if response.status_code != 202:
+        raise SystemExit(f"submit failed: {response.status_code} {response.text}")
+    return str(response.json()["id"]), sent
+
+
+async def submit_many(
+    client: httpx.AsyncClient, hub: Hub, count: int, parallel: int = 16
+) -> list[str]:
+    gate = asyncio.Semaphore(parallel)
+
+    async def one(n: int) -> str:
+        async with gate:
+            return (await submit(client, hub, n))[0]
+
+    return list(await asyncio.gather(*(one(n) for n in range(count))))
+
+
+async def wait_done(hub: Hub, ids: list[str], within: float = 300) -> dict[str, Any]:
+    """Poll the database until every task has ended; their outcome counts and last finish."""
+    task_ids = [uuid.UUID(i) for i in ids]
+    deadline = time.monotonic() + within
+    while True:
+        done = await hub.pool.fetchval(
+            "SELECT count(*) FROM tasks WHERE id = ANY($1) AND status = ANY($2)",
+            task_ids,
+            list(TERMINAL),
+        )
+        connections = await hub.pool.fetchval(
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'opshub'"
+        )
+        hub.peak_connections = max(hub.peak_connections, connections)
+        if done == len(ids):
+            break
+        if time.monotonic() > deadline:
+            raise SystemExit(f"only {done} of {len(ids)} tasks ended within {within}s")
+        await asyncio.sleep(0.05)
+    row = await hub.pool.fetchrow(
+        "SELECT count(*) FILTER (WHERE status <> 'succeeded') AS not_ok,"
+        " min(created_at) AS first_created, max(finished_at) AS last_finished"
+        " FROM tasks WHERE id = ANY($1)",
+        task_ids,
+    )
+    if row["not_ok"]:
+        bad = await hub.pool.fetchrow(
+            "SELECT status, error FROM tasks WHERE id = ANY($1) AND status <> 'succeeded' LIMIT 1",
+            task_ids,
+        )
+        raise SystemExit(f"{row['not_ok']} tasks did not succeed, e.g. {dict(bad)}")
+    return dict(row)
+
+
+class CpuMeter:
+    """CPU seconds used by each process of the system between start() and stop()."""
+
+    def __init__(self, groups: dict[str, list[int]], hub: Hub | None = None) -> None:
+        self.groups = groups
+        self.hub = hub
+        self.before: dict[str, float] = {}
+
+    @staticmethod
+    def _postgres() -> float:
+        pid = int((WORK / "pg" / "postmaster.pid").read_text().split()[0])
+        parent = psutil.Process(pid)
+        times = parent.cpu_times()
+        total = times.user + times.system + times.children_user + times.children_system
+        for child in parent.children(recursive=True):
+            with contextlib.suppress(psutil.NoSuchProcess):
+                child_times = child.cpu_times()
+                total += child_times.user + child_times.system
+        return total
+
+    def _read(self) -> dict[str, float]:
+        out = {"postgres": self._postgres()}
+        for name, pids in self.groups.items():
+            total = 0.0
+            for pid in pids:
+                with contextlib.suppress(psutil.NoSuchProcess):
+                    times = psutil.Process(pid).cpu_times()
+                    total += times.user + times.system
+            out[name] = total
+        return out
+
+    def start(self) -> None:
+        self.before = self._read()
+        if self.hub is not None:
+            self.hub.peak_connections = 0
+
+    def stop(self, seconds: float) -> dict[str, Any]:
+        after = self._read()
+        used = {name: round(after[name] - self.before[name], 2) for name in after}
+        report = {"cpu_seconds": used, "cores_busy": round(sum(used.values()) / seconds, 2)}
+        if self.hub is not None:
+            report["peak_db_connections"] = self.hub.peak_connections
+        return report
+
+
+def cpu_meter(hub: Hub, workers: list[subprocess.Popen[bytes]], *fakes: Fake) -> CpuMeter:
+    assert hub.api is not None  # noqa: S101
+    return CpuMeter(
+        {
+            "api": [hub.api.pid],
+            "workers": [w.pid for w in workers],
+            "fake": [f.process.pid for f in fakes],
+            "bench_client": [os.getpid()],
+        },
+        hub,
+    )
+
+
+# -- scenarios ----------------------------------------------------------------------------------
+async def wait_for_event(
+    client: httpx.AsyncClient, hub: Hub, task_id: str, n: int, wanted: str
+) -> dict[str, Any]:
+    """Follow the task's SSE stream until the event type `wanted` arrives; return its data."""
+    url = f"/v1/tasks/{task_id}/events"
+    async with client.stream("GET", url, headers=hub.headers(n)) as response:
+        async for line in response.aiter_lines():
+            if line.startswith("data: "):
+                data: dict[str, Any] = orjson.loads(line[6:])
+                if data["type"] == wanted:
+                    return data
+                if data["type"] in {f"task.{s}" for s in TERMINAL}:
+                    raise SystemExit(f"task {task_id} ended {data['type']}: {data}")
+    raise SystemExit(f"the event stream of {task_id} ended without {wanted}")
+
+
+async def overhead(
+    hub: Hub, bare: LineProcess, client: httpx.AsyncClient, runs: int, rounds: int
+) -> dict[str, Any]:
+    workers = await hub.start_workers(1, fake=hub.instant)
+    try:
+        for n in range(TENANTS):  # warm-up: each tenant's model client is built and cached
+            task_id, _ = await submit(client, hub, n)
+            await wait_for_event(client, hub, task_id, n, "task.succeeded")
+        bare.ask(json.dumps({"op": "sequential", "base_url": hub.instant.base_url, "runs": 3}))
+        bare_runs: list[float] = []
+        bare_kickoffs: list[float] = []
+        hub_runs: list[float] = []
+        timeline: list[tuple[str, float, float]] = []  # task id, sent, task.succeeded received
+        per_round = max(runs // rounds, 1)
+        for _ in range(rounds):
+            order = {"op": "sequential", "base_url": hub.instant.base_url, "runs": per_round}
+            answer = bare.ask(json.dumps(order))
+            bare_runs += answer["seconds"]
+            bare_kickoffs += answer["kickoff_seconds"]
+            for n in range(per_round):
+                start = time.perf_counter()
+                task_id, sent = await submit(client, hub, n)
+                await wait_for_event(client, hub, task_id, n, "task.succeeded")
+                hub_runs.append(time.perf_counter() - start)
+                timeline.append((task_id, sent, time.time()))
+    finally:
+        await hub.stop_workers(workers)
+    bare_median, hub_median = statistics.median(bare_runs), statistics.median(hub_runs)
+    steps = await where_the_time_goes(hub, timeline)
+    return {
+        "runs_each": len(hub_runs),
+        "bare_build_and_kickoff_median_s": round(bare_median, 4),
+        "bare_kickoff_only_median_s": round(statistics.median(bare_kickoffs), 4),
+        "opshub_submit_to_succeeded_median_s": round(hub_median, 4),
+        "ratio": round(hub_median / bare_median, 3),
+        "target_ratio_max": 1.15,
+        "opshub_steps_median_ms": steps,
+        "bare_seconds": [round(s, 4) for s in bare_runs],
+        "opshub_seconds": [round(s, 4) for s in hub_runs],
+    }
+
+
+STEPS = (  # (name, the mark it ends at); each step starts at the previous mark
+    ("sent", None),
+    ("request_to_insert", "created_at"),
+    ("insert_to_claim", "started_at"),
+    ("claim_to_task_started_event", "task.started"),
+    ("to_agent_started (model, meter, crew build)", "agent.started"),
+    ("to_first_token (model call)", "token"),
+    ("to_llm_call_completed", "llm.call"),
+    ("to_agent_finished", "agent.finished"),
+    ("to_task_succeeded_event (finish transaction)", "task.succeeded"),
+    ("to_received_by_sse_client", "received"),
+)
+
+
+async def where_the_time_goes(
+    hub: Hub, timeline: list[tuple[str, float, float]]
+) -> dict[str, float]:
+    """Median duration of each step of a run, from the task's row and its stored events."""
+    durations: dict[str, list[float]] = {name: [] for name, _ in STEPS[1:]}
+    for task_id, sent, received in timeline:
+        row = await hub.pool.fetchrow(
+            "SELECT extract(epoch FROM created_at) AS c, extract(epoch FROM started_at) AS s"
+            " FROM tasks WHERE id = $1",
+            uuid.UUID(task_id),
+        )
+        events = await hub.pool.fetch(
+            "SELECT type, data->>'status' AS status, extract(epoch FROM ts) AS at"
+            " FROM task_events WHERE task_id = $1 ORDER BY seq",
+            uuid.UUID(task_id),
+        )
+        marks = {"sent": sent, "created_at": float(row["c"]), "started_at": float(row["s"])}
+        for event in events:
+            name = event["type"]
+            if name == "agent.step":
+                name = f"agent.{event['status']}"
+            marks.setdefault(name, float(event["at"]))  # the first of each kind
+        marks["received"] = received
+        previous = "sent"
+        for step, mark in STEPS[1:]:
+            assert mark is not None  # noqa: S101
+            durations[step].append(marks[mark] - marks[previous])
+            previous = mark
+    return {step: round(statistics.median(d) * 1000, 1) for step, d in durations.items()}
+
+
+async def dispatch(
+    hub: Hub, client: httpx.AsyncClient, rates: list[float], seconds: float
+) -> dict[str, Any]:
+    """At each offered rate in turn (the first is the target's; a lower one shows the queue's
+    own latency when the worker is not saturated)."""
+    return {
+        f"offered_{rate:g}_per_s": await dispatch_at(hub, client, rate, seconds) for rate in rates
+    }
+
+
+async def dispatch_at(
+    hub: Hub, client: httpx.AsyncClient, rate: float, seconds: float
+) -> dict[str, Any]:
+    workers = await hub.start_workers(1, fake=hub.instant)
+    try:
+        await wait_done(hub, await submit_many(client, hub, TENANTS))  # warm-up
+        count = int(rate * seconds)
+        meter = cpu_meter(hub, workers, hub.instant)
+        meter.start()
+        began = time.perf_counter()
+
+        async def offered(n: int) -> tuple[str, float]:
+            await asyncio.sleep(max(began + n / rate - time.perf_counter(), 0))
+            return await submit(client, hub, n)
+
+        sent = await asyncio.gather(*(offered(n) for n in range(count)))
+        await wait_done(hub, [task_id for task_id, _ in sent])
+        cpu = meter.stop(time.perf_counter() - began)
+    finally:
+        await hub.stop_workers(workers)
+    rows = await hub.pool.fetch(
+        "SELECT t.id, extract(epoch FROM t.created_at) AS created,"
+        " extract(epoch FROM min(e.ts)) AS started"
+        " FROM tasks t JOIN task_events e ON e.task_id = t.id AND e.type = 'task.started'"
+        " WHERE t.id = ANY($1) GROUP BY t.id",
+        [uuid.UUID(task_id) for task_id, _ in sent],
+    )
+    started = {str(r["id"]): (float(r["created"]), float(r["started"])) for r in rows}
+    in_db = [s - c for c, s in started.values()]
+    from_client = [started[task_id][1] - at for task_id, at in sent]
+    db_pct, client_pct = percentiles(in_db), percentiles(from_client)
+    return {
+        "offered_per_s": rate,
+        "tasks": count,
+        "created_to_started": db_pct,
+        "client_send_to_started": client_pct,
+        "target_p50_ms": 15,
+        "target_p99_ms": 60,
+        **cpu,
+    }
+
+
+async def concurrency(
+    hub: Hub, bare: LineProcess, client: httpx.AsyncClient, tasks: int
+) -> dict[str, Any]:
+    order = {"op": "concurrent", "base_url": hub.slow.base_url, "tasks": tasks, "threads": 256}
+    hub.slow.stats(reset=True)
+    bare_answer = bare.ask(json.dumps(order))
+    bare_in_flight = hub.slow.stats()["max_in_flight"]
+    workers = await hub.start_workers(1, fake=hub.slow, concurrency=tasks, tenant_limit=tasks)
+    try:
+        await wait_done(hub, await submit_many(client, hub, TENANTS))  # warm-up
+        hub.slow.stats(reset=True)
+        meter = cpu_meter(hub, workers, hub.slow)
+        meter.start()
+        began, began_wall = time.perf_counter(), time.time()
+        ids = await submit_many(client, hub, tasks, parallel=32)
+        submitted = time.perf_counter() - began
+        done = await wait_done(hub, ids)
+        wall = done["last_finished"].timestamp() - began_wall
+        cpu = meter.stop(wall)
+        peak_rss = vm_hwm_mb(workers[0].pid)
+        hub_in_flight = hub.slow.stats()["max_in_flight"]
+    finally:
+        await hub.stop_workers(workers)
+    return {
+        "tasks": tasks,
+        "model_latency_s": 1.0,
+        "bare_akickoff_256_threads_s": round(bare_answer["seconds"], 2),
+        "bare_max_model_calls_in_flight": bare_in_flight,
+        "bare_cpu_seconds": bare_answer["cpu_seconds"],
+        "opshub_submit_to_all_done_s": round(wall, 2),
+        "opshub_submitting_took_s": round(submitted, 2),
+        "opshub_max_model_calls_in_flight": hub_in_flight,
+        "ratio": round(wall / bare_answer["seconds"], 3),
+        "target_ratio_max": 1.2,
+        "worker_peak_rss_mb": peak_rss,
+        "bare_process_peak_rss_mb": bare_answer["peak_rss_mb"],
+        **cpu,
+    }
+
+
+async def scale_out(hub: Hub, client: httpx.AsyncClient, tasks: int) -> dict[str, Any]:
+    result: dict[str, Any] = {"tasks": tasks, "tenants": TENANTS}
+    for count in (1, 2):
+        workers = await hub.start_workers(count, fake=hub.instant)
+        try:
+            await wait_done(hub, await submit_many(client, hub, 4 * TENANTS))  # warm-up
+            meter = cpu_meter(hub, workers, hub.instant)
+            meter.start()
+            began, began_wall = time.perf_counter(), time.time()
+            ids = await submit_many(client, hub, tasks)
+            submitted = time.perf_counter() - began
+            done = await wait_done(hub, ids)
+            wall = done["last_finished"].timestamp() - began_wall
+            cpu = meter.stop(wall)
+        finally:
+            await hub.stop_workers(workers)
+        result[f"workers_{count}"] = {
+            "tasks_per_s": round(tasks / wall, 2),
+            "seconds": round(wall, 2),
+            "submitting_took_s": round(submitted, 2),
+            **cpu,
+        }
+    one, two = result["workers_1"]["tasks_per_s"], result["workers_2"]["tasks_per_s"]
+    result["ratio"] = round(two / one, 3)
+    result["target_ratio_min"] = 1.5
+    return result
+
+
+async def sse_fan_out(hub: Hub, tasks: int, per_task: int) -> dict[str, Any]:
+    """Subscribers connect to queued tasks; then a worker starts and runs them all."""
+    limits = httpx.Limits(max_connections=None, max_keepalive_connections=None)
+    timeout = httpx.Timeout(120.0, connect=30.0)
+    async with httpx.AsyncClient(base_url=hub.base, limits=limits, timeout=timeout) as client:
+        ids = await submit_many(client, hub, tasks)
+        connected = asyncio.Event()
+        open_streams = 0
+        samples: list[float] = []
+        terminal: list[float] = []
+        kinds: dict[str, int] = {}
+
+        async def subscriber(task_id: str, n: int) -> None:
+            nonlocal open_streams
+            url = f"/v1/tasks/{task_id}/events"
+            async with client.stream("GET", url, headers=hub.headers(n)) as response:
+                assert response.status_code == 200  # noqa: S101
+                open_streams += 1
+                if open_streams == tasks * per_task:
+                    connected.set()
+                async for line in response.aiter_lines():
+                    if not line.startswith("data: "):
+                        continue
+                    received = time.time()
+                    data = orjson.loads(line[6:])
+                    lag = received - datetime.fromisoformat(data["ts"]).timestamp()
+                    samples.append(lag)
+                    kinds[data["type"]] = kinds.get(data["type"], 0) + 1
+                    if data["type"] in {f"task.{s}" for s in TERMINAL}:
+                        terminal.append(lag)
+                        return
+
+        streams = [
+            asyncio.create_task(subscriber(task_id, n))
+            for n, task_id in enumerate(ids)
+            for _ in range(per_task)
+        ]
+        await asyncio.wait_for(connected.wait(), 120)
+        await asyncio.sleep(1.0)  # the last subscribers' Redis SUBSCRIBE has no reply to await
+        assert hub.api is not None  # noqa: S101
+        meter = CpuMeter({"api": [hub.api.pid], "bench_client": [os.getpid()]})
+        meter.start()
+        began = time.perf_counter()
+        workers = await hub.start_workers(1, fake=hub.instant, concurrency=tasks)
+        try:
+            await asyncio.wait_for(asyncio.gather(*streams), 300)
+            cpu = meter.stop(time.perf_counter() - began)
+        finally:
+            await hub.stop_workers(workers)
+    return {
+        "tasks": tasks,
+        "subscribers": tasks * per_task,
+        "events_delivered": len(samples),
+        "event_types": kinds,
+        "delivery": percentiles(samples),
+        "delivery_of_terminal_event": percentiles(terminal),
+        "target_p99_ms": 100,
+        "client": "one asyncio process, httpx streams",
+        **cpu,
+    }
+
+
+# -- setup --------------------------------------------------------------------------------------
+async def seed(owner_url: str) -> list[str]:
+    """Ten tenants, each with an owner API key (new tenants on every run)."""
+    from opshub.tenants import service as tenants_service
+
+    conn = await asyncpg.connect(owner_url)
+    keys = []
+    try:
+        async with conn.transaction():
+            for n in range(TENANTS):
+                _, key = await tenants_service.create_tenant(
+                    conn,
+                    name=f"runtime-bench-{n}",
+                    owner_email=f"runtime-bench-{uuid.uuid4().hex[:8]}@example.com",
+                    password="bench-password",  # noqa: S106 - a throw-away tenant
+                )
+                keys.append(key)
+    finally:
+        await conn.close()
+    return keys
+
+
+async def store_keys(hub: Hub) -> None:
+    async with httpx.AsyncClient(base_url=hub.base) as client:
+        for n in range(TENANTS):
+            response = await client.put(
+                "/v1/credentials/openai",
+                json={"secret": {"api_key": f"sk-bench-{n:04d}-{uuid.uuid4().hex[:12]}"}},
+                headers=hub.headers(n),
+            )
+            if response.status_code != 200:
+                raise SystemExit(f"storing a model key failed: {response.text}")
+
+
+@contextlib.contextmanager
+def helpers() -> Iterator[tuple[Fake, Fake, LineProcess]]:
+    instant, slow, bare = Fake(0.0), Fake(1.0), LineProcess("_bare")
+    try:
+        yield instant, slow, bare
+    finally:
+        for helper in (bare, instant, slow):
+            helper.close()
+
+
+async def run(args: argparse.Namespace) -> dict[str, Any]:
+    from opshub.config import Settings
+    from opshub.db.embedded import start_embedded_postgres, stop_embedded_postgres
+    from opshub.db.engine import resolve_database_urls
+    from opshub.db.migrate import migrate
+
+    urls = resolve_database_urls(Settings(data_dir=WORK))  # the embedded PostgreSQL in WORK
+    owner = urls.owner.replace("+asyncpg", "")
+    conn = await asyncpg.connect(owner)
+    max_connections = int(await conn.fetchval("SHOW max_connections"))
+    if max_connections < MAX_CONNECTIONS:
+        # Two workers at the default concurrency open up to 2 x 2 x 36 connections, one worker
+        # at --concurrency 200 up to 2 x 60: more than PostgreSQL's default of 100.
+        await conn.execute(f"ALTER SYSTEM SET max_connections = {MAX_CONNECTIONS}")
+        await conn.close()
+        stop_embedded_postgres(WORK)
+        start_embedded_postgres(WORK)
+        conn = await asyncpg.connect(owner)
+    await conn.close()
+    await migrate(urls)
+    # Tasks of earlier runs (and their events) would slow the claim and the polls down.
+    conn = await asyncpg.connect(owner)
+    await conn.execute("TRUNCATE task_events, tasks CASCADE")
+    await conn.close()
+    keys = await seed(owner)
+    pool = await asyncpg.create_pool(owner, min_size=1, max_size=4)
+    report: dict[str, Any] = {}
+    with helpers() as (instant, slow, bare):
+        hub = Hub(owner, urls.app.replace("+asyncpg", ""), instant, slow, pool, keys)
+        hub.start_api()
+        try:
+            await store_keys(hub)
+            limits = httpx.Limits(max_connections=64)
+            async with httpx.AsyncClient(base_url=hub.base, limits=limits, timeout=60) as client:
+                scenarios: dict[str, Callable[[], Awaitable[dict[str, Any]]]] = {
+                    "overhead": lambda: overhead(
+                        hub, bare, client, args.overhead_runs, args.overhead_rounds
+                    ),
+                    "dispatch": lambda: dispatch(
+                        hub, client, args.dispatch_rates, args.dispatch_seconds
+                    ),
+                    "concurrency": lambda: concurrency(hub, bare, client, args.concurrency_tasks),
+                    "scale_out": lambda: scale_out(hub, client, args.scale_tasks),
+                    "sse": lambda: sse_fan_out(hub, args.sse_tasks, args.sse_per_task),
+                }
+                for name, scenario in scenarios.items():
+                    if args.only and name not in args.only:
+                        continue
+                    began = time.perf_counter()
+                    report[name] = await scenario()
+                    took = time.perf_counter() - began
+                    print(f"{name} ({took:.0f}s): {json.dumps(report[name])}", flush=True)
+        finally:
+            if hub.api is not None:
+                hub.api.send_signal(signal.SIGTERM)
+                hub.api.wait(timeout=30)
+            await pool.close()
+    return report
+
+
+def main() -> None:
+    if len(sys.argv) > 1 and sys.argv[1] == "_fake":
+        serve_fake(float(sys.argv[2]))
+        return
+    if len(sys.argv) > 1 and sys.argv[1] == "_bare":
+        serve_bare()
+        return
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--overhead-runs", type=int, default=20)
+    parser.add_argument("--overhead-rounds", type=int, default=2)
+    parser.add_argument(
+        "--dispatch-rates", type=lambda s: [float(r) for r in s.split(",")], default=[20.0, 4.0]
+    )
+    parser.add_argument("--dispatch-seconds", type=float, default=10.0)
+    parser.add_argument("--concurrency-tasks", type=int, default=200)
+    parser.add_argument("--scale-tasks", type=int, default=300)
+    parser.add_argument("--sse-tasks", type=int, default=50)
+    parser.add_argument("--sse-per-task", type=int, default=10)
+    parser.add_argument(
+        "--only", type=lambda s: set(s.split(",")), default=None, help="e.g. overhead,sse"
+    )
+    args = parser.parse_args()
+
+    WORK.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    report = asyncio.run(run(args))
+    report = {
+        "benchmark": "runtime",
+        "run_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, "
+        f"Python {platform.python_version()}",
+        "setup": "embedded PostgreSQL 16, one `opshub api` process, `opshub worker` processes, "
+        "live events over Redis pub/sub, the fake model server in its own process, the built-in "
+        f"assistant crew streaming tokens (OPSHUB_STREAM_TOKENS=true, Crew(stream=True)), "
+        f"{TENANTS} tenants with their own OpenAI key; bare CrewAI in a process of its own; "
+        f"PostgreSQL max_connections raised to {MAX_CONNECTIONS}",
+        "took_s": round(time.perf_counter() - started, 1),
+        **report,
+    }
+    if args.only:
+        print(json.dumps(report, indent=2))
+        return
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(report, indent=2) + "\n")
+    print(f"written to {RESULTS.relative_to(ROOT)}")
+
+
+if __name__ == "__main__":
+    main()
