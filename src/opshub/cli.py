@@ -148,13 +148,16 @@ def api(
 
 
 async def _run_until_signalled(
-    work: Callable[[asyncpg.Pool, asyncpg.Pool], Coroutine[Any, Any, None]], *, pool_size: int
+    work: Callable[[asyncpg.Pool, asyncpg.Pool], Coroutine[Any, Any, None]],
+    *,
+    app_pool_size: int,
+    owner_pool_size: int,
 ) -> None:
     """Run ``work`` with the two pools until SIGTERM or SIGINT, then let it stop gracefully."""
     settings = get_settings()
     urls = resolve_database_urls(settings)
-    app_pool = await create_pool(urls.app, size=pool_size)
-    owner_pool = await create_pool(urls.owner, size=pool_size)
+    app_pool = await create_pool(urls.app, size=app_pool_size)
+    owner_pool = await create_pool(urls.owner, size=owner_pool_size)
     task = asyncio.create_task(work(app_pool, owner_pool))
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -201,8 +204,11 @@ def worker(
             if redis is not None:
                 await redis.aclose()
 
-    size = min((concurrency or settings.worker_concurrency) + 4, 60)
-    _run(_run_until_signalled(work, pool_size=size))
+    # Runs hold a connection only for short statements (tools, outcome); the owner pool serves
+    # the listener, claims, lease renewals, event writes and webhooks. Two workers at the
+    # default concurrency stay well under PostgreSQL's default 100 connections.
+    size = min((concurrency or settings.worker_concurrency) // 2 + 4, 32)
+    _run(_run_until_signalled(work, app_pool_size=size, owner_pool_size=8))
 
 
 @app.command()
@@ -217,7 +223,7 @@ def scheduler() -> None:
     async def work(_app_pool: asyncpg.Pool, owner_pool: asyncpg.Pool) -> None:
         await Scheduler(owner_pool=owner_pool).run()
 
-    _run(_run_until_signalled(work, pool_size=2))
+    _run(_run_until_signalled(work, app_pool_size=1, owner_pool_size=2))
 
 
 @app.command("run")

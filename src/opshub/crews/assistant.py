@@ -11,6 +11,7 @@ from typing import Any
 
 import yaml
 from crewai import LLM, Agent, Crew, Process, Task
+from crewai.utilities.task_output_storage_handler import TaskOutputStorageHandler
 
 from opshub.tools.context import ToolContext
 from opshub.tools.tenant_data import TenantDataTool
@@ -43,6 +44,28 @@ def build(*, llm: LLM, context: ToolContext, stream: bool = False) -> Crew:
         expected_output=task_spec["expected_output"],
         agent=agent,
     )
-    return Crew(
+    crew = Crew(
         agents=[agent], tasks=[task], process=Process.sequential, stream=stream, verbose=False
     )
+    crew._task_output_handler = NoTaskOutputs()
+    return crew
+
+
+class NoTaskOutputs(TaskOutputStorageHandler):
+    """CrewAI keeps every kickoff's task outputs in a SQLite file for its replay command, one
+    file for every tenant of the process. opshub stores outcomes itself, under RLS: keep none."""
+
+    def __init__(self) -> None:
+        pass
+
+    def update(self, task_index: int, log: dict[str, Any]) -> None:
+        pass
+
+    def add(self, *_args: Any, **_kwargs: Any) -> None:
+        pass
+
+    def reset(self) -> None:
+        pass
+
+    def load(self) -> list[dict[str, Any]] | None:
+        return None

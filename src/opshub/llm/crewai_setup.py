@@ -2,13 +2,18 @@
 
 Telemetry off (on a closed network a run otherwise waits ~10 s at exit for a telemetry host);
 CrewAI's own files in opshub's data directory, not a directory shared by every tenant under
-~/.local/share; and no ambient provider keys, which CrewAI would otherwise fall back to.
+~/.local/share; no ambient provider keys, which CrewAI would otherwise fall back to; and
+in-process locks for CrewAI's own bookkeeping files: its default is a file lock that, contended
+by a worker's concurrent crews, retries every 250 ms (measured in bench/runtime.py's profile).
 """
 
 from __future__ import annotations
 
 import os
 import threading
+from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 SWITCHES = {
@@ -20,6 +25,19 @@ SWITCHES = {
 }
 AMBIENT_KEYS = ("OPENAI_API_KEY", "ANTHROPIC_API_KEY")
 _lock = threading.Lock()
+_named_locks: defaultdict[str, threading.Lock] = defaultdict(threading.Lock)
+
+
+@contextmanager
+def _in_process_lock(name: str, *, timeout: float = 120) -> Iterator[None]:
+    with _lock:
+        named = _named_locks[name]
+    if not named.acquire(timeout=timeout):
+        raise TimeoutError(f"CrewAI lock {name!r} not acquired in {timeout} s")
+    try:
+        yield
+    finally:
+        named.release()
 
 
 def prepare_crewai(data_dir: Path) -> None:
@@ -27,6 +45,9 @@ def prepare_crewai(data_dir: Path) -> None:
         os.environ.update(SWITCHES)
         os.environ["CREWAI_STORAGE_DIR"] = str((data_dir / "crewai").resolve())
         import crewai  # noqa: F401 - imported here, after the switches; it loads .env files
+        from crewai_core.lock_store import set_lock_backend
+
+        set_lock_backend(_in_process_lock)
 
         # Removed after the import, since crewai.llm's load_dotenv() may have brought them in.
         for name in AMBIENT_KEYS:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -21,6 +21,7 @@ import structlog
 from opshub.runtime.live import Batch, LiveEvents
 from opshub.runtime.loops import stop_requested
 from opshub.runtime.queue import QUERIES
+from opshub.tasks.models import EventType
 
 log = structlog.get_logger(__name__)
 Row = tuple[uuid.UUID, uuid.UUID, int, str, datetime, dict[str, Any]]
@@ -34,32 +35,26 @@ def _wire_ts(ts: datetime) -> str:
 
 @dataclass
 class RunEvents:
-    """The event sequence of one task's run."""
+    """The event sequence of one task's run; numbered by its writer."""
 
     writer: TaskEventWriter
     tenant_id: uuid.UUID
     task_id: uuid.UUID
     last_seq: int
     closed: bool = False
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def emit(self, type: str, **data: Any) -> None:
         """Thread-safe; returns at once. A closed run (abandoned by its worker) emits nothing."""
-        fields = {key: value for key, value in data.items() if value is not None}
-        with self._lock:
-            if self.closed:
-                return
-            self.last_seq += 1
-            row = (self.tenant_id, self.task_id, self.last_seq, type, datetime.now(UTC), fields)
-        self.writer.submit(row)
+        self.writer.submit(
+            self, type, {key: value for key, value in data.items() if value is not None}
+        )
 
     async def flush(self) -> None:
         await self.writer.flush()
 
     def close(self) -> None:
         """The task is another worker's now: its sequence numbers are no longer ours to use."""
-        with self._lock:
-            self.closed = True
+        self.writer.close(self)
 
 
 class TaskEventWriter:
@@ -67,6 +62,7 @@ class TaskEventWriter:
         self._pool = pool
         self._live = live
         self._pending: list[Row] = []
+        self._last_pending: dict[uuid.UUID, Row] = {}
         self._lock = threading.Lock()
         self._wake = asyncio.Event()
         self._written = asyncio.Condition()
@@ -74,15 +70,24 @@ class TaskEventWriter:
         self._done = 0
         self._loop = asyncio.get_running_loop()
 
-    async def open_run(self, *, tenant_id: uuid.UUID, task_id: uuid.UUID) -> RunEvents:
-        """Numbering continues after a previous attempt's stored events."""
-        async with self._pool.acquire() as conn:
-            last = await conn.fetchval(QUERIES["last_seq"], task_id)
-        return RunEvents(self, tenant_id, task_id, last)
+    def open_run(self, *, tenant_id: uuid.UUID, task_id: uuid.UUID, last_seq: int) -> RunEvents:
+        """``last_seq``: numbering continues after a previous attempt's stored events."""
+        return RunEvents(self, tenant_id, task_id, last_seq)
 
-    def submit(self, row: Row) -> None:
+    def submit(self, run: RunEvents, type: str, fields: dict[str, Any]) -> None:
         with self._lock:
+            if run.closed:
+                return
+            last = self._last_pending.get(run.task_id)
+            if type == EventType.token and last is not None and last[3] == EventType.token:
+                # Tokens that arrive faster than a round trip travel as one event: a streaming
+                # crew would otherwise make one row and one message per token.
+                last[5]["text"] = last[5].get("text", "") + fields.get("text", "")
+                return
+            run.last_seq += 1
+            row = (run.tenant_id, run.task_id, run.last_seq, type, datetime.now(UTC), fields)
             self._pending.append(row)
+            self._last_pending[run.task_id] = row
             self._submitted += 1
         try:
             running = asyncio.get_running_loop()
@@ -92,6 +97,10 @@ class TaskEventWriter:
             self._wake.set()
         else:
             self._loop.call_soon_threadsafe(self._wake.set)
+
+    def close(self, run: RunEvents) -> None:
+        with self._lock:
+            run.closed = True
 
     async def flush(self) -> None:
         """Wait until everything submitted so far is stored and published."""
@@ -113,6 +122,7 @@ class TaskEventWriter:
     async def _write_pending(self) -> None:
         with self._lock:
             rows, self._pending = self._pending, []
+            self._last_pending.clear()
         if not rows:
             return
         while True:

@@ -40,6 +40,8 @@ async def claim_next_tasks(
         tasks = await conn.fetch(
             QUERIES["claim_tasks"], worker_id, limit, lease_seconds, tenant_limit
         )
+        if tasks:
+            await conn.execute(QUERIES["started_events"], [task["id"] for task in tasks])
     return Claim(tasks=tasks, expired=expired)
 
 

@@ -53,7 +53,15 @@ UPDATE tasks t SET
     started_at = coalesce(t.started_at, now())
 FROM picked
 WHERE t.id = picked.id
-RETURNING t.*
+RETURNING t.*,
+    (SELECT coalesce(max(e.seq), 0) FROM task_events e WHERE e.task_id = t.id) AS last_seq
+
+-- started_events --
+-- The domain event of each claimed task commits with its claim.
+INSERT INTO outbox (tenant_id, event_type, data)
+SELECT tenant_id, 'task.started',
+       jsonb_build_object('task_id', id::text, 'status', status, 'crew', crew)
+FROM tasks WHERE id = ANY($1::uuid[])
 
 -- requeue_expired --
 -- A worker that stopped renewing its lease has died: its tasks go back to the queue with a
@@ -103,9 +111,6 @@ UPDATE tasks SET
 WHERE id = ANY($1::uuid[]) AND lease_owner = $2 AND status = 'running'
 RETURNING id
 
--- last_seq --
-SELECT coalesce(max(seq), 0) FROM task_events WHERE task_id = $1
-
 -- insert_events --
 INSERT INTO task_events (tenant_id, task_id, seq, type, ts, data) VALUES ($1, $2, $3, $4, $5, $6)
 ON CONFLICT (task_id, seq) DO NOTHING
@@ -120,9 +125,6 @@ SELECT role, content FROM (
 -- add_agent_message --
 INSERT INTO thread_messages (tenant_id, thread_id, role, content, task_id)
 VALUES ($1, $2, 'agent', $3, $4)
-
--- add_webhook_delivery --
-INSERT INTO webhook_deliveries (tenant_id, task_id, url, body) VALUES ($1, $2, $3, $4)
 
 -- due_webhooks --
 -- Each delivery is locked by the sender that takes it; several senders share the work.

@@ -11,7 +11,6 @@ import asyncio
 import contextlib
 import hashlib
 import hmac
-from typing import Any
 
 import asyncpg
 import httpx
@@ -22,15 +21,10 @@ from opshub import __version__
 from opshub.config import Settings
 from opshub.runtime.loops import stop_requested
 from opshub.runtime.queue import QUERIES
-from opshub.tasks.schemas import TaskRead
 
 log = structlog.get_logger(__name__)
 SIGNATURE_HEADER = "X-Opshub-Signature"
 BATCH = 20
-
-
-def webhook_body(task: TaskRead) -> dict[str, Any]:
-    return {"event": f"task.{task.status.value}", "task": task.model_dump(mode="json")}
 
 
 def sign(secret: str, body: bytes) -> str:

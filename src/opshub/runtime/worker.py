@@ -41,7 +41,7 @@ from opshub.runtime.events import RunEvents, TaskEventWriter
 from opshub.runtime.live import LiveEvents
 from opshub.runtime.loops import stop_all, stop_requested
 from opshub.runtime.queue import QUERIES
-from opshub.runtime.webhooks import WebhookSender, webhook_body
+from opshub.runtime.webhooks import WebhookSender
 from opshub.tasks import service as tasks_service
 from opshub.tasks.models import EventType, TaskStatus
 from opshub.tools.context import ToolContext
@@ -241,18 +241,23 @@ class Worker:
             log.info("worker handed back unfinished tasks", released=len(unfinished))
 
     async def _execute(self, row: Record) -> None:
+        try:
+            await self._run_task(row)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # the database went away under the bookkeeping
+            # The lease is no longer renewed: the task runs again once it expires.
+            log.error("task bookkeeping failed", task=str(row["id"]), error=type(exc).__name__)
+
+    async def _run_task(self, row: Record) -> None:
         assert self._writer is not None  # noqa: S101 - set before the first claim
         tenant_id, task_id = row["tenant_id"], row["id"]
-        events = await self._writer.open_run(tenant_id=tenant_id, task_id=task_id)
-        crew_name = row["crew"] or DEFAULT_CREW
-        events.emit(EventType.task_started, crew=crew_name, attempt=row["attempt"])
-        async with tenant_transaction(self._app_pool, tenant_id) as conn:
-            await outbox.emit(
-                conn,
-                tenant_id=tenant_id,
-                event_type="task.started",
-                data=tasks_service.domain_event_data(row),
-            )
+        events = self._writer.open_run(
+            tenant_id=tenant_id, task_id=task_id, last_seq=row["last_seq"]
+        )
+        events.emit(
+            EventType.task_started, crew=row["crew"] or DEFAULT_CREW, attempt=row["attempt"]
+        )
         run = self._runs.get(task_id)
         try:
             llm = await self._pick_model(tenant_id)
@@ -269,7 +274,7 @@ class Worker:
             if run is not None and run.meter is not None:
                 run.meter.stop(TaskCancelledError("the run was handed to another worker"))
             raise
-        except Exception as exc:
+        except Exception as exc:  # every failure ends the task with a reason
             await self._fail(row, events, exc, run.meter if run else None)
             return
         await self._complete(row, events, TaskStatus.succeeded, meter, result=result)
@@ -445,14 +450,9 @@ class Worker:
                 await conn.execute(
                     QUERIES["add_agent_message"], tenant_id, finished["thread_id"], result, task_id
                 )
-            if finished["webhook_url"]:
-                await conn.execute(
-                    QUERIES["add_webhook_delivery"],
-                    tenant_id,
-                    task_id,
-                    finished["webhook_url"],
-                    webhook_body(tasks_service.task_read(finished)),
-                )
+            await tasks_service.enqueue_webhook(
+                conn, tenant_id=tenant_id, task=tasks_service.task_read(finished)
+            )
         events.emit(
             f"task.{status.value}",
             text=result,

@@ -32,3 +32,6 @@ FOR UPDATE SKIP LOCKED
 
 -- mark_fired --
 UPDATE schedules SET last_run_at = now(), next_run_at = $2 WHERE id = $1
+
+-- disable_schedule --
+UPDATE schedules SET enabled = false, updated_at = now() WHERE id = $1

@@ -6,15 +6,18 @@ import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
+import structlog
+
 from opshub.crews.registry import CREWS
 from opshub.db.sql import Connection, Record, load_queries
-from opshub.errors import NotFoundError
+from opshub.errors import DomainError, NotFoundError
 from opshub.schedules.cron import next_fire, parse_zone, validate_cron
 from opshub.schedules.schemas import ScheduleCreate, ScheduleRead, ScheduleUpdate
 from opshub.tasks import service as tasks_service
 from opshub.tasks.errors import UnknownCrewError
 from opshub.tasks.schemas import TaskCreate, TaskRead
 
+log = structlog.get_logger(__name__)
 QUERIES = load_queries(Path(__file__).with_name("queries.sql"))
 
 
@@ -117,26 +120,39 @@ async def fire_due(conn: Connection, *, limit: int = 100) -> list[TaskRead]:
     """Fire every due schedule once, in the caller's transaction (the scheduler runs as owner).
 
     The next firing is computed from now, not from the missed slot: a scheduler that was down
-    over several slots fires once when it returns.
+    over several slots fires once when it returns. A schedule that can no longer fire (its crew
+    was retired) is disabled rather than holding up every other schedule.
     """
     fired = []
     now = datetime.now(UTC)
     for row in await conn.fetch(QUERIES["due_schedules"], limit):
-        task, _ = await tasks_service.submit_task(
-            conn,
-            tenant_id=row["tenant_id"],
-            body=TaskCreate.model_construct(
-                crew=row["crew"],
-                input=row["input"],
-                inputs=row["inputs"],
-                thread_id=None,
-                priority=0,
-                idempotency_key=f"schedule:{row['id']}:{row['next_run_at'].isoformat()}",
-                webhook_url=None,
-            ),
-            schedule_id=row["id"],
-        )
-        next_run = next_fire(row["cron"], parse_zone(row["timezone"]), now)
-        await conn.execute(QUERIES["mark_fired"], row["id"], next_run)
-        fired.append(task)
+        try:
+            async with conn.transaction():  # a savepoint: one bad schedule stops only itself
+                fired.append(await _fire(conn, row, now))
+        except DomainError as exc:
+            log.warning(
+                "schedule disabled: it cannot fire", schedule=str(row["id"]), reason=exc.message
+            )
+            await conn.execute(QUERIES["disable_schedule"], row["id"])
     return fired
+
+
+async def _fire(conn: Connection, row: Record, now: datetime) -> TaskRead:
+    _check_crew(row["crew"])
+    task, _ = await tasks_service.submit_task(
+        conn,
+        tenant_id=row["tenant_id"],
+        body=TaskCreate.model_construct(
+            crew=row["crew"],
+            input=row["input"],
+            inputs=row["inputs"],
+            thread_id=None,
+            priority=0,
+            idempotency_key=f"schedule:{row['id']}:{row['next_run_at'].isoformat()}",
+            webhook_url=None,
+        ),
+        schedule_id=row["id"],
+    )
+    next_run = next_fire(row["cron"], parse_zone(row["timezone"]), now)
+    await conn.execute(QUERIES["mark_fired"], row["id"], next_run)
+    return task

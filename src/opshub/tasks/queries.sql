@@ -59,3 +59,6 @@ SELECT EXISTS (
 INSERT INTO task_events (tenant_id, task_id, seq, type, ts, data)
 SELECT $1, $2, coalesce(max(seq), 0) + 1, $3, now(), $4 FROM task_events WHERE task_id = $2
 RETURNING seq, type, ts, data
+
+-- add_webhook_delivery --
+INSERT INTO webhook_deliveries (tenant_id, task_id, url, body) VALUES ($1, $2, $3, $4)

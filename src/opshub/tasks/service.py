@@ -60,6 +60,15 @@ def task_read(row: Record) -> TaskRead:
     )
 
 
+async def enqueue_webhook(conn: Connection, *, tenant_id: uuid.UUID, task: TaskRead) -> None:
+    """The finished task's webhook, sent by a worker after this transaction commits."""
+    if task.webhook_url:
+        body = {"event": f"task.{task.status.value}", "task": task.model_dump(mode="json")}
+        await conn.execute(
+            QUERIES["add_webhook_delivery"], tenant_id, task.id, task.webhook_url, body
+        )
+
+
 def domain_event_data(row: Record) -> dict[str, Any]:
     return {"task_id": str(row["id"]), "status": row["status"], "crew": row["crew"]}
 
@@ -184,7 +193,9 @@ async def cancel_task(
     event = await append_event(
         conn, tenant_id=tenant_id, task_id=task_id, type="task.cancelled", data={}
     )
-    return task_read(row), event
+    task = task_read(row)
+    await enqueue_webhook(conn, tenant_id=tenant_id, task=task)
+    return task, event
 
 
 async def retry_task(conn: Connection, *, tenant_id: uuid.UUID, task_id: uuid.UUID) -> TaskRead:
