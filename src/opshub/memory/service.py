@@ -1,0 +1,381 @@
+"""Remember, recall and forget: the tenant's long-term memory.
+
+Every function runs on a tenant-bound connection inside a transaction. Recall is hybrid: the
+vector ranking (exact, or the tenant's own HNSW index, see ``opshub.memory.indexes``) and the
+full-text ranking are fused by reciprocal rank; importance, then recency, break ties.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from opshub.db.sql import Connection, Record, load_queries
+from opshub.errors import NotFoundError
+from opshub.memory.embedders import Embedders
+from opshub.memory.indexes import IndexBuilder, nearest_indexed_sql
+
+__all__ = ["nearest_indexed_sql"]
+from opshub.memory.models import MemoryKind, Scope, ScopeKind
+from opshub.memory.schemas import MemoryCreate, MemoryHit, MemoryRead, MemorySaved
+
+QUERIES = load_queries(Path(__file__).with_name("queries.sql"))
+
+# Cosine similarity above which a new memory is about what a stored one says (MiniLM: rewordings
+# of one sentence score 0.9+, related but different facts 0.5-0.8). The same sentence with other
+# figures or a negation scores 0.95+ too: that is an update, not a repeat (see ``_restates``).
+NEAR_DUPLICATE = 0.92
+_FIGURES = re.compile(r"\d+(?:[.,]\d+)*")
+_NEGATIONS = frozenset({"not", "no", "never", "none", "nobody", "nothing", "without"})
+RRF_K = 60
+MAX_EF_SEARCH = 1_000
+
+
+@dataclass(frozen=True)
+class MemoryFilter:
+    scopes: Sequence[Scope] | None = None
+    kinds: Sequence[MemoryKind] | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    def args(self) -> tuple[list[str] | None, list[str] | None, dict[str, Any]]:
+        refs = [f"{s.kind.value}:{s.key}" for s in self.scopes] if self.scopes else None
+        kinds = [k.value for k in self.kinds] if self.kinds else None
+        return refs, kinds, self.metadata
+
+
+def vector_text(vector: Sequence[float]) -> str:
+    return "[" + ",".join(map(repr, vector)) + "]"
+
+
+def content_hash(content: str) -> bytes:
+    """Same words, same hash: case and whitespace do not make a new memory."""
+    return hashlib.sha256(re.sub(r"\s+", " ", content.strip().lower()).encode()).digest()
+
+
+def _restates(new: str, old: str) -> bool:
+    """Whether two near-identical texts say the same: same figures, same negations."""
+
+    def claims(text: str) -> tuple[list[str], set[str]]:
+        words = set(re.findall(r"[a-z']+", text.lower().replace("n't", " not")))
+        return _FIGURES.findall(text), words & _NEGATIONS
+
+    return claims(new) == claims(old)
+
+
+def memory_read(row: Record) -> MemoryRead:
+    return MemoryRead(
+        id=row["id"],
+        scope=str(Scope(ScopeKind(row["scope"]), row["scope_key"])),
+        kind=MemoryKind(row["kind"]),
+        content=row["content"],
+        subject=row["subject"],
+        metadata=row["metadata"],
+        importance=row["importance"],
+        embedding_model=row["embedding_model"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+        last_recalled_at=row["last_recalled_at"],
+        recall_count=row["recall_count"],
+        expires_at=row["expires_at"],
+        superseded_by=row["superseded_by"],
+    )
+
+
+async def active_model(conn: Connection, *, tenant_id: uuid.UUID) -> str:
+    model: str = await conn.fetchval(QUERIES["active_model"], tenant_id)
+    return model
+
+
+async def extraction_enabled(conn: Connection, *, tenant_id: uuid.UUID) -> bool:
+    row = await conn.fetchrow(QUERIES["active_model"], tenant_id)
+    return bool(row and row["memory_extraction"])
+
+
+async def nearest(
+    conn: Connection,
+    *,
+    tenant_id: uuid.UUID,
+    model: str,
+    vector: Sequence[float],
+    limit: int,
+    where: MemoryFilter | None = None,
+    ef_search: int = 100,
+) -> list[tuple[uuid.UUID, float]]:
+    """The ``limit`` closest live memories of ``model``: (id, cosine distance), closest first.
+
+    Exact below the index threshold. Through the tenant's index, a filter that leaves fewer than
+    ``limit`` of the candidates widens the search, and falls back to the exact path at the end.
+    """
+    refs, kinds, metadata = (where or MemoryFilter()).args()
+    text = vector_text(vector)
+    if await conn.fetchval(QUERIES["tenant_index"], tenant_id, model):
+        ef = max(ef_search, limit)
+        while True:
+            await conn.execute("SELECT set_config('hnsw.ef_search', $1, true)", str(ef))
+            rows = await conn.fetch(
+                nearest_indexed_sql(tenant_id, model, ef), text, refs, kinds, metadata, limit
+            )
+            if len(rows) >= limit or ef >= MAX_EF_SEARCH:
+                break
+            ef = min(ef * 4, MAX_EF_SEARCH)
+        if len(rows) >= limit or (refs is None and kinds is None and not metadata):
+            return [(row["id"], row["distance"]) for row in rows]
+    rows = await conn.fetch(
+        QUERIES["nearest_exact"], tenant_id, model, text, refs, kinds, metadata, limit
+    )
+    return [(row["id"], row["distance"]) for row in rows]
+
+
+async def search(
+    conn: Connection,
+    *,
+    tenant_id: uuid.UUID,
+    embedders: Embedders,
+    query: str,
+    limit: int = 10,
+    where: MemoryFilter | None = None,
+    min_similarity: float = 0.0,
+    ef_search: int = 100,
+    touch: bool = True,
+) -> list[MemoryHit]:
+    """Hybrid recall of ``query``; ``min_similarity`` drops weak vector-only matches."""
+    where = where or MemoryFilter()
+    model = await active_model(conn, tenant_id=tenant_id)
+    [vector] = await embedders.for_model(model, tenant_id=tenant_id).embed([query])
+    depth = max(limit * 2, 20)
+    by_vector = await nearest(
+        conn,
+        tenant_id=tenant_id,
+        model=model,
+        vector=vector,
+        limit=depth,
+        where=where,
+        ef_search=ef_search,
+    )
+    refs, kinds, metadata = where.args()
+    by_text = await conn.fetch(
+        QUERIES["text_matches"], tenant_id, query, refs, kinds, metadata, depth
+    )
+    scores: dict[uuid.UUID, float] = {}
+    similarity: dict[uuid.UUID, float] = {}
+    for rank, (memory_id, distance) in enumerate(by_vector):
+        if 1 - distance >= min_similarity:
+            similarity[memory_id] = 1 - distance
+            scores[memory_id] = 1 / (RRF_K + rank + 1)
+    for rank, row in enumerate(by_text):
+        scores[row["id"]] = scores.get(row["id"], 0.0) + 1 / (RRF_K + rank + 1)
+    if not scores:
+        return []
+    rows = {
+        row["id"]: row for row in await conn.fetch(QUERIES["rows_by_id"], tenant_id, list(scores))
+    }
+    ranked = sorted(
+        rows.values(),
+        key=lambda r: (round(scores[r["id"]], 9), r["importance"], r["updated_at"]),
+        reverse=True,
+    )[:limit]
+    if touch and ranked:
+        await conn.execute(QUERIES["mark_recalled"], tenant_id, [row["id"] for row in ranked])
+    return [
+        MemoryHit(
+            **memory_read(row).model_dump(),
+            score=scores[row["id"]],
+            similarity=similarity.get(row["id"]),
+        )
+        for row in ranked
+    ]
+
+
+async def recent(
+    conn: Connection, *, tenant_id: uuid.UUID, limit: int, where: MemoryFilter | None = None
+) -> list[MemoryHit]:
+    refs, kinds, metadata = (where or MemoryFilter()).args()
+    rows = await conn.fetch(QUERIES["recent"], tenant_id, refs, kinds, metadata, limit)
+    return [MemoryHit(**memory_read(row).model_dump(), score=0.0, similarity=None) for row in rows]
+
+
+async def remember_many(
+    conn: Connection,
+    *,
+    tenant_id: uuid.UUID,
+    embedders: Embedders,
+    items: Sequence[MemoryCreate],
+    source_task_id: uuid.UUID | None = None,
+    index_builder: IndexBuilder | None = None,
+    vectors: Sequence[Sequence[float]] | None = None,
+) -> list[MemorySaved]:
+    """Store each item unless it is already known: exact duplicates and near-duplicates refresh
+    the stored memory; a fact about the same subject supersedes the older one (kept as history).
+    """
+    if not items:
+        return []
+    model = await active_model(conn, tenant_id=tenant_id)
+    if vectors is None:
+        vectors = await embedders.for_model(model, tenant_id=tenant_id).embed(
+            [item.content for item in items]
+        )
+    await conn.execute(QUERIES["lock_tenant_writes"], tenant_id)
+    if await active_model(conn, tenant_id=tenant_id) != model:  # moved models meanwhile
+        return await remember_many(
+            conn,
+            tenant_id=tenant_id,
+            embedders=embedders,
+            items=items,
+            source_task_id=source_task_id,
+            index_builder=index_builder,
+        )
+    saved = [
+        await _remember_one(
+            conn,
+            tenant_id=tenant_id,
+            model=model,
+            item=item,
+            vector=vector,
+            source_task_id=source_task_id,
+        )
+        for item, vector in zip(items, vectors, strict=True)
+    ]
+    if index_builder is not None and not await conn.fetchval(
+        QUERIES["tenant_index"], tenant_id, model
+    ):
+        held = await conn.fetchval(
+            QUERIES["live_rows_up_to"], tenant_id, model, index_builder.threshold
+        )
+        if held >= index_builder.threshold:
+            index_builder.request(tenant_id=tenant_id, model=model)
+    return saved
+
+
+async def remember(
+    conn: Connection,
+    *,
+    tenant_id: uuid.UUID,
+    embedders: Embedders,
+    item: MemoryCreate,
+    source_task_id: uuid.UUID | None = None,
+    index_builder: IndexBuilder | None = None,
+) -> MemorySaved:
+    [saved] = await remember_many(
+        conn,
+        tenant_id=tenant_id,
+        embedders=embedders,
+        items=[item],
+        source_task_id=source_task_id,
+        index_builder=index_builder,
+    )
+    return saved
+
+
+async def _remember_one(
+    conn: Connection,
+    *,
+    tenant_id: uuid.UUID,
+    model: str,
+    item: MemoryCreate,
+    vector: Sequence[float],
+    source_task_id: uuid.UUID | None,
+) -> MemorySaved:
+    scope = Scope.parse(item.scope)
+    digest = content_hash(item.content)
+    same = await conn.fetchrow(
+        QUERIES["find_same_content"],
+        tenant_id,
+        scope.kind.value,
+        scope.key,
+        digest,
+        item.importance,
+    )
+    if same is not None:
+        return MemorySaved(memory=memory_read(same), outcome="duplicate")
+    older: list[uuid.UUID] = []
+    if item.subject and item.kind in (MemoryKind.fact, MemoryKind.preference):
+        older = [
+            row["id"]
+            for row in await conn.fetch(
+                QUERIES["same_subject"], tenant_id, scope.kind.value, scope.key, item.subject
+            )
+        ]
+    if not older:
+        [closest] = await nearest(
+            conn,
+            tenant_id=tenant_id,
+            model=model,
+            vector=vector,
+            limit=1,
+            where=MemoryFilter(scopes=[scope]),
+        ) or [(None, 2.0)]
+        memory_id, distance = closest
+        if memory_id is not None and 1 - distance >= NEAR_DUPLICATE:
+            stored = await conn.fetchrow(QUERIES["get"], tenant_id, memory_id)
+            assert stored is not None  # noqa: S101 - under the tenant's write lock
+            if _restates(item.content, stored["content"]):
+                refreshed = await conn.fetchrow(
+                    QUERIES["refresh"],
+                    tenant_id,
+                    memory_id,
+                    item.importance,
+                    item.metadata,
+                    item.expires_at,
+                )
+                assert refreshed is not None  # noqa: S101
+                return MemorySaved(memory=memory_read(refreshed), outcome="refreshed")
+            if item.kind in (MemoryKind.fact, MemoryKind.preference):
+                older = [memory_id]
+    row = await conn.fetchrow(
+        QUERIES["insert"],
+        tenant_id,
+        scope.kind.value,
+        scope.key,
+        item.kind.value,
+        item.content,
+        item.subject,
+        vector_text(vector),
+        model,
+        item.metadata,
+        digest,
+        item.importance,
+        source_task_id,
+        item.expires_at,
+    )
+    assert row is not None  # noqa: S101 - INSERT … RETURNING
+    if older:
+        await conn.execute(QUERIES["supersede"], tenant_id, older, row["id"])
+    return MemorySaved(
+        memory=memory_read(row),
+        outcome="superseded" if older else "created",
+        superseded=older,
+    )
+
+
+async def get_memory(conn: Connection, *, tenant_id: uuid.UUID, memory_id: uuid.UUID) -> MemoryRead:
+    row = await conn.fetchrow(QUERIES["get"], tenant_id, memory_id)
+    if row is None:
+        raise NotFoundError("memory not found")
+    return memory_read(row)
+
+
+async def delete_memory(conn: Connection, *, tenant_id: uuid.UUID, memory_id: uuid.UUID) -> None:
+    if await conn.fetchval(QUERIES["delete_one"], tenant_id, memory_id) is None:
+        raise NotFoundError("memory not found")
+
+
+async def forget_scope(conn: Connection, *, tenant_id: uuid.UUID, scope: Scope) -> int:
+    deleted: int = await conn.fetchval(
+        QUERIES["forget_scope"], tenant_id, scope.kind.value, scope.key
+    )
+    return deleted
+
+
+async def erase_tenant(conn: Connection, *, tenant_id: uuid.UUID) -> int:
+    """Every memory of the tenant, history included (an erasure request)."""
+    deleted: int = await conn.fetchval(QUERIES["erase_tenant"], tenant_id)
+    return deleted
+
+
+async def set_extraction(conn: Connection, *, tenant_id: uuid.UUID, enabled: bool) -> None:
+    await conn.execute(QUERIES["set_extraction"], tenant_id, enabled)

@@ -1,0 +1,58 @@
+"""Recall: exact below the index threshold, through the tenant's own HNSW index above it."""
+
+from __future__ import annotations
+
+import uuid
+
+import asyncpg
+
+from opshub.db.engine import tenant_transaction
+from opshub.memory import service
+from opshub.memory.schemas import MemoryCreate
+from tests.conftest import TenantHandle
+
+PRODUCTS = [
+    f"Product note {n}: the {colour} {item} sells best in {month}."
+    for n, (colour, item, month) in enumerate(
+        (c, i, m)
+        for c in ("red", "blue", "green", "black")
+        for i in ("mug", "scarf", "tent", "lamp", "kettle")
+        for m in ("March", "July", "November")
+    )
+]
+
+
+async def test_a_tenant_over_the_threshold_is_searched_through_its_own_index(  # type: ignore[no-untyped-def]
+    memory_of, tenant_a: TenantHandle, tenant_b: TenantHandle, app_pool: asyncpg.Pool
+) -> None:
+    memory = memory_of(tenant_a, index_threshold=40)
+    other = memory_of(tenant_b, index_threshold=40)
+    # One thread each: the notes are near-duplicates of one another, and dedupe is per scope.
+    await memory.remember(
+        [MemoryCreate(content=text, scope=f"thread:{uuid.uuid4()}") for text in PRODUCTS]
+    )
+    await other.remember([MemoryCreate(content="Blue Bakery's blue mug sells best in July.")])
+    await memory.index_builder.wait()
+    async with tenant_transaction(app_pool, tenant_a.id) as conn:
+        assert await conn.fetchval(
+            "SELECT index_name FROM memory_indexes WHERE tenant_id = $1", tenant_a.id
+        )
+        # 60 rows are cheaper to sort than to walk a graph; without sorting, the planner must
+        # show the index matches the query's predicate under RLS.
+        await conn.execute("SET LOCAL enable_sort = off")
+        plan = "\n".join(
+            row[0]
+            for row in await conn.fetch(
+                "EXPLAIN "
+                + service.nearest_indexed_sql(tenant_a.id, "local/all-MiniLM-L6-v2", 100),
+                "[" + ",".join(["0.05"] * 384) + "]",
+                None,
+                None,
+                {},
+                10,
+            )
+        )
+    assert "ix_memories_hnsw_" in plan
+    hits = await memory.search("When does the blue mug sell best?", limit=3)
+    assert any("blue mug sells best in July" in hit.content for hit in hits)
+    assert all("Bakery" not in hit.content for hit in hits)

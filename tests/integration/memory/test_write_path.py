@@ -1,0 +1,72 @@
+"""What is stored and what is refreshed or superseded, with the real local embedding model."""
+
+from __future__ import annotations
+
+from opshub.memory.models import MemoryKind
+from opshub.memory.schemas import MemoryCreate
+from tests.conftest import TenantHandle
+
+
+async def test_exact_duplicate_is_stored_once(memory_of, tenant_a: TenantHandle) -> None:  # type: ignore[no-untyped-def]
+    memory = memory_of(tenant_a)
+    [first] = await memory.remember([MemoryCreate(content="Acme's brand colour is forest green.")])
+    [again] = await memory.remember(
+        [MemoryCreate(content="  acme's brand colour is   FOREST green. ")]
+    )
+    assert first.outcome == "created"
+    assert again.outcome == "duplicate"
+    assert again.memory.id == first.memory.id
+    hits = await memory.search("brand colour")
+    assert [hit.id for hit in hits] == [first.memory.id]
+
+
+async def test_near_duplicate_refreshes_the_stored_memory(
+    memory_of, tenant_a: TenantHandle
+) -> None:  # type: ignore[no-untyped-def]
+    memory = memory_of(tenant_a)
+    [first] = await memory.remember(
+        [MemoryCreate(content="The client prefers to be contacted by email.", importance=0.4)]
+    )
+    [second] = await memory.remember(
+        [MemoryCreate(content="The client prefers being contacted by email.", importance=0.9)]
+    )
+    assert second.outcome == "refreshed"
+    assert second.memory.id == first.memory.id
+    assert second.memory.importance == 0.9
+    assert second.memory.updated_at > first.memory.updated_at
+
+
+async def test_newer_fact_on_the_same_subject_supersedes(memory_of, tenant_a: TenantHandle) -> None:  # type: ignore[no-untyped-def]
+    memory = memory_of(tenant_a)
+    [old] = await memory.remember(
+        [
+            MemoryCreate(
+                content="Acme's Google Ads budget is 500 USD a day.", subject="acme.ads_budget"
+            )
+        ]
+    )
+    [new] = await memory.remember(
+        [
+            MemoryCreate(
+                content="Acme's Google Ads budget is 800 USD a day.", subject="acme.ads_budget"
+            )
+        ]
+    )
+    assert new.outcome == "superseded"
+    assert new.superseded == [old.memory.id]
+    hits = await memory.search("What is Acme's Google Ads budget?")
+    assert [hit.content for hit in hits] == ["Acme's Google Ads budget is 800 USD a day."]
+    assert hits[0].kind is MemoryKind.fact
+
+
+async def test_same_sentence_with_new_figures_supersedes_without_a_subject(  # type: ignore[no-untyped-def]
+    memory_of, tenant_a: TenantHandle
+) -> None:
+    memory = memory_of(tenant_a)
+    [old] = await memory.remember([MemoryCreate(content="Acme's Meta budget is 120 USD a day.")])
+    [new] = await memory.remember([MemoryCreate(content="Acme's Meta budget is 90 USD a day.")])
+    [negated] = await memory.remember(
+        [MemoryCreate(content="Acme's Meta budget is not 90 USD a day.")]
+    )
+    assert (new.outcome, new.superseded) == ("superseded", [old.memory.id])
+    assert (negated.outcome, negated.superseded) == ("superseded", [new.memory.id])
