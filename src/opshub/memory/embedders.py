@@ -1,4 +1,4 @@
-"""Sentence embeddings behind one interface: the local MiniLM model, or OpenAI with the tenant's key.
+"""Sentence embeddings behind one interface: local MiniLM, or OpenAI with the tenant's key.
 
 Every vector is 384-dimensional and unit length, so one ``vector(384)`` column holds both models
 (OpenAI is asked for 384 ``dimensions``) and cosine distance is comparable within a model. The

@@ -60,7 +60,7 @@ SELECT id, distance FROM (
    AND ($3::text[] IS NULL OR kind = ANY($3))
    AND metadata @> $4
  ORDER BY distance
- LIMIT $5"""
+ LIMIT $5"""  # noqa: S608 - checked literals only (tenant_predicate)
 
 
 async def build_tenant_index(pool: asyncpg.Pool, *, tenant_id: uuid.UUID, model: str) -> bool:
@@ -85,7 +85,7 @@ async def build_tenant_index(pool: asyncpg.Pool, *, tenant_id: uuid.UUID, model:
             async with conn.transaction():
                 await conn.execute("SELECT set_config('app.tenant_id', $1, true)", str(tenant_id))
                 rows = await conn.fetchval(
-                    f"SELECT count(*) FROM memories WHERE {tenant_predicate(tenant_id, model)}"
+                    f"SELECT count(*) FROM memories WHERE {tenant_predicate(tenant_id, model)}"  # noqa: S608
                 )
                 await conn.execute(
                     "INSERT INTO memory_indexes (tenant_id, embedding_model, index_name, "

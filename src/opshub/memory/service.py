@@ -19,8 +19,6 @@ from opshub.db.sql import Connection, Record, load_queries
 from opshub.errors import NotFoundError
 from opshub.memory.embedders import Embedders
 from opshub.memory.indexes import IndexBuilder, nearest_indexed_sql
-
-__all__ = ["nearest_indexed_sql"]
 from opshub.memory.models import MemoryKind, Scope, ScopeKind
 from opshub.memory.schemas import MemoryCreate, MemoryHit, MemoryRead, MemorySaved
 

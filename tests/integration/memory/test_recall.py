@@ -7,7 +7,8 @@ import uuid
 import asyncpg
 
 from opshub.db.engine import tenant_transaction
-from opshub.memory import service
+from opshub.memory.embedders import LOCAL_MODEL
+from opshub.memory.indexes import nearest_indexed_sql
 from opshub.memory.schemas import MemoryCreate
 from tests.conftest import TenantHandle
 
@@ -43,8 +44,7 @@ async def test_a_tenant_over_the_threshold_is_searched_through_its_own_index(  #
         plan = "\n".join(
             row[0]
             for row in await conn.fetch(
-                "EXPLAIN "
-                + service.nearest_indexed_sql(tenant_a.id, "local/all-MiniLM-L6-v2", 100),
+                "EXPLAIN " + nearest_indexed_sql(tenant_a.id, LOCAL_MODEL, 100),
                 "[" + ",".join(["0.05"] * 384) + "]",
                 None,
                 None,

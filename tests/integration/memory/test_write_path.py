@@ -6,6 +6,8 @@ from opshub.memory.models import MemoryKind
 from opshub.memory.schemas import MemoryCreate
 from tests.conftest import TenantHandle
 
+SUBJECT = "acme.ads_budget"
+
 
 async def test_exact_duplicate_is_stored_once(memory_of, tenant_a: TenantHandle) -> None:  # type: ignore[no-untyped-def]
     memory = memory_of(tenant_a)
