@@ -124,10 +124,14 @@ def serve_bare() -> None:
     from crewai import LLM
 
     from opshub.crews import assistant
+    from opshub.memory.run_memory import TenantMemory
+    from opshub.memory.service import MemoryFilter
     from opshub.tools.context import ToolContext
 
-    # The assistant's tool is never called (the fake answers in text): it needs no database.
+    # The assistant's tools are never called (the fake answers in text): no database, no memory.
     context = ToolContext(tenant_id=uuid.uuid4(), app_pool=None, loop=None)  # type: ignore[arg-type]
+    memory = TenantMemory(app_pool=None, tenant_id=context.tenant_id, embedders=None)  # type: ignore[arg-type]
+    tools = {"context": context, "memory": memory, "recall_from": MemoryFilter()}
 
     def make_llm(base_url: str) -> LLM:
         return LLM(
@@ -140,9 +144,9 @@ def serve_bare() -> None:
         totals, kickoffs = [], []
         for _ in range(runs):
             start = time.perf_counter()
-            crew = assistant.build(llm=llm, context=context, stream=True)
+            crew = assistant.build(llm=llm, stream=True, **tools)
             built = time.perf_counter()
-            output = crew.kickoff(inputs={"input": QUESTION, "history": ""})
+            output = crew.kickoff(inputs={"input": QUESTION, "history": "", "memories": ""})
             for _chunk in output:
                 pass
             assert ANSWER[:20] in str(output.result.raw)  # noqa: S101
@@ -157,8 +161,8 @@ def serve_bare() -> None:
         llm = make_llm(base_url)
 
         async def one() -> None:
-            crew = await asyncio.to_thread(assistant.build, llm=llm, context=context, stream=True)
-            output = await crew.akickoff(inputs={"input": QUESTION, "history": ""})
+            crew = await asyncio.to_thread(assistant.build, llm=llm, stream=True, **tools)
+            output = await crew.akickoff(inputs={"input": QUESTION, "history": "", "memories": ""})
             async for _chunk in output:
                 pass
             assert ANSWER[:20] in str(output.result.raw)  # noqa: S101

@@ -135,6 +135,25 @@ class Settings(BaseSettings):
     thread_history_messages: int = Field(default=20, ge=0, le=200)
     webhook_max_attempts: int = Field(default=8, ge=1, le=30)
     webhook_timeout_seconds: float = Field(default=10.0, gt=0)
+    memory_index_rows: int = Field(
+        default=1_000,
+        ge=1,
+        description="Live memories at which a tenant gets its own HNSW index (below: exact).",
+    )
+    memory_ef_search: int = Field(
+        default=100, ge=10, le=1000, description="HNSW candidates a memory search starts from."
+    )
+    memory_context_tokens: int = Field(
+        default=600, ge=0, description="Budget of recalled memories put before a crew run (0: off)."
+    )
+    memory_extraction: bool = Field(
+        default=True,
+        description="After each run, one model call picks the facts worth keeping; a tenant may "
+        "choose otherwise (PATCH /v1/memories/settings).",
+    )
+    memory_index_sweep_seconds: float = Field(
+        default=60.0, gt=0, description="How often the scheduler builds due memory indexes."
+    )
     jwt_secret: SecretStr | None = Field(
         default=None,
         description="HS256 signing key for session tokens. Unset: generated once into data_dir.",

@@ -27,6 +27,7 @@ def test_serve_then_run_shows_the_steps_the_answer_and_the_cost() -> None:
             "OPSHUB_OPENAI_BASE_URL": f"{fake.base_url}/v1",
             "OPSHUB_WORKER_SHUTDOWN_GRACE_SECONDS": "2",
             "OPSHUB_CREDENTIAL_CHECK_MINUTES": "0",
+            "OPSHUB_MEMORY_EXTRACTION": "false",  # the tokens shown are the crew's own
         }
         base = f"http://127.0.0.1:{env['OPSHUB_PORT']}"
         server = subprocess.Popen(  # noqa: S603 - our own CLI

@@ -18,6 +18,7 @@ from opshub.api.routes import (
     data,
     health,
     keys,
+    memory,
     models,
     schedules,
     tasks,
@@ -68,6 +69,7 @@ def create_app(
         threads.router,
         schedules.router,
         webhooks.router,
+        memory.router,
         *data.routers,
     ):
         app.include_router(router)

@@ -19,6 +19,7 @@ from opshub.credentials.errors import (
     CredentialStoreError,
 )
 from opshub.errors import ConflictError, DomainError, InvalidInputError, NotFoundError
+from opshub.memory.errors import EmbeddingFailedError
 
 log = structlog.get_logger(__name__)
 
@@ -32,6 +33,7 @@ _STATUS: list[tuple[type[DomainError], int]] = [
     (CredentialMissingError, 409),
     (CredentialInvalidError, 409),
     (CredentialStoreError, 503),
+    (EmbeddingFailedError, 502),
 ]
 _HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}
 

@@ -16,11 +16,13 @@ from opshub.credentials.resolver import CredentialResolver
 from opshub.credentials.store import SecretStore, open_secret_store
 from opshub.db.engine import DatabaseUrls, create_pool
 from opshub.keyfile import read_or_create_key_file
+from opshub.memory.embedders import Embedders
+from opshub.memory.indexes import IndexBuilder
 from opshub.runtime.credential_monitor import run_monitor
 from opshub.runtime.live import LiveEvents, LocalLiveEvents, RedisLiveEvents
 from opshub.runtime.loops import stop_all
 from opshub.runtime.relay import OutboxRelay
-from opshub.runtime.scheduler import Scheduler
+from opshub.runtime.scheduler import Scheduler, sweep_memory_indexes
 
 log = structlog.get_logger(__name__)
 
@@ -37,6 +39,8 @@ class AppState:
     resolver: CredentialResolver
     http: httpx.AsyncClient
     live: LiveEvents
+    embedders: Embedders
+    memory_indexes: IndexBuilder
     background: list[asyncio.Task[None]] = field(default_factory=list)
 
     @classmethod
@@ -52,14 +56,15 @@ class AppState:
             else read_or_create_key_file(settings.data_dir / "jwt_secret")
         )
         app_pool = await create_pool(urls.app, size=settings.database_pool_size)
+        # The relay, and with workers their listener, claims and event writes.
+        owner_pool = await create_pool(urls.owner, size=10 if run_workers else 3)
         store = open_secret_store(settings)
         resolver = CredentialResolver(pool=app_pool, store=store, settings=settings, redis=redis)
         resolver.start()
         state = cls(
             settings=settings,
             app_pool=app_pool,
-            # The relay, and with workers their listener, claims and event writes.
-            owner_pool=await create_pool(urls.owner, size=10 if run_workers else 3),
+            owner_pool=owner_pool,
             redis=redis,
             limiter=LoginRateLimiter(counter, per_minute=settings.login_attempts_per_minute),
             jwt_secret=jwt_secret,
@@ -67,6 +72,10 @@ class AppState:
             resolver=resolver,
             http=httpx.AsyncClient(),
             live=RedisLiveEvents(redis) if redis else LocalLiveEvents(),
+            embedders=Embedders(resolver=resolver, settings=settings),
+            memory_indexes=IndexBuilder(
+                owner_pool=owner_pool, threshold=settings.memory_index_rows
+            ),
         )
         if redis is not None:
             relay = OutboxRelay(owner_pool=state.owner_pool, redis=redis)
@@ -89,10 +98,17 @@ class AppState:
                 resolver=resolver,
                 live=state.live,
                 settings=settings,
+                embedders=state.embedders,
             )
             state.background.append(asyncio.create_task(worker.run()))
             scheduler = Scheduler(owner_pool=state.owner_pool)
             state.background.append(asyncio.create_task(scheduler.run()))
+            sweep = sweep_memory_indexes(
+                owner_pool,
+                threshold=settings.memory_index_rows,
+                every_seconds=settings.memory_index_sweep_seconds,
+            )
+            state.background.append(asyncio.create_task(sweep))
         return state
 
     async def close(self) -> None:

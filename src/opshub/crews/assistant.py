@@ -13,7 +13,10 @@ import yaml
 from crewai import LLM, Agent, Crew, Process, Task
 from crewai.utilities.task_output_storage_handler import TaskOutputStorageHandler
 
+from opshub.memory.run_memory import TenantMemory
+from opshub.memory.service import MemoryFilter
 from opshub.tools.context import ToolContext
+from opshub.tools.memory import SaveMemoryTool, SearchMemoryTool
 from opshub.tools.tenant_data import TenantDataTool
 
 
@@ -23,10 +26,23 @@ def _definition() -> dict[str, Any]:
     return loaded
 
 
-def build(*, llm: LLM, context: ToolContext, stream: bool = False) -> Crew:
+def build(
+    *,
+    llm: LLM,
+    context: ToolContext,
+    memory: TenantMemory,
+    recall_from: MemoryFilter,
+    stream: bool = False,
+) -> Crew:
     spec = _definition()
     agent_spec, task_spec = spec["agents"]["assistant"], spec["tasks"]["answer"]
-    tools = {"tenant_data": TenantDataTool(context=context)}
+    tools = {
+        "tenant_data": TenantDataTool(context=context),
+        "search_memory": SearchMemoryTool(
+            context=context, memory=memory, scopes_filter=recall_from
+        ),
+        "save_memory": SaveMemoryTool(context=context, memory=memory),
+    }
     agent = Agent(
         role=agent_spec["role"],
         goal=agent_spec["goal"],

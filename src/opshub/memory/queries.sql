@@ -6,7 +6,7 @@
 SELECT pg_advisory_xact_lock(hashtextextended('opshub.memory:' || $1::uuid::text, 0));
 
 -- active_model --
-SELECT memory_embedding_model, memory_extraction FROM tenants WHERE id = $1;
+SELECT memory_embedding_model FROM tenants WHERE id = $1;
 
 -- find_same_content --
 UPDATE memories
@@ -123,3 +123,8 @@ SELECT id, content FROM memories
 
 -- reembed_one --
 UPDATE memories SET embedding = $3::text::vector, embedding_model = $4 WHERE tenant_id = $1 AND id = $2;
+
+-- settings --
+SELECT memory_embedding_model AS embedding_model,
+       coalesce(memory_extraction, $2) AS extraction
+  FROM tenants WHERE id = $1;

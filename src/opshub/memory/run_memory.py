@@ -54,6 +54,7 @@ class TenantMemory:
     embedders: Embedders
     index_builder: IndexBuilder | None = None
     ef_search: int = 100
+    extraction_default: bool = True
 
     async def search(
         self,
@@ -90,7 +91,10 @@ class TenantMemory:
 
     async def extraction_enabled(self) -> bool:
         async with tenant_transaction(self.app_pool, self.tenant_id) as conn:
-            return await service.extraction_enabled(conn, tenant_id=self.tenant_id)
+            chosen = await service.get_settings(
+                conn, tenant_id=self.tenant_id, extraction_default=self.extraction_default
+            )
+        return chosen.extraction
 
 
 def run_scopes(crew: str, thread_id: uuid.UUID | None) -> list[Scope]:
@@ -101,12 +105,7 @@ def run_scopes(crew: str, thread_id: uuid.UUID | None) -> list[Scope]:
 
 
 async def recall_for_run(
-    memory: TenantMemory,
-    *,
-    request: str,
-    crew: str,
-    thread_id: uuid.UUID | None,
-    token_budget: int,
+    memory: TenantMemory, *, request: str, scopes: list[Scope], token_budget: int
 ) -> str:
     """The crew's memory section: best first, cut at the token budget; empty if nothing fits."""
     if token_budget <= 0:
@@ -114,7 +113,7 @@ async def recall_for_run(
     hits = await memory.search(
         request,
         limit=20,
-        where=service.MemoryFilter(scopes=run_scopes(crew, thread_id)),
+        where=service.MemoryFilter(scopes=scopes),
         min_similarity=MIN_RUN_SIMILARITY,
     )
     lines: list[str] = []
@@ -161,15 +160,21 @@ async def write_back(
     *,
     task_id: uuid.UUID,
     crew: str,
+    thread_id: uuid.UUID | None,
     request: str,
     answer: str,
     llm: Any,
 ) -> list[MemorySaved]:
-    """Keep the run's outcome (crew scope) and the facts the model picks out (tenant scope)."""
+    """Keep the run's outcome and the facts the model picks out (tenant scope).
+
+    The outcome of a chat turn stays with its thread: another conversation gets the durable
+    facts, not the words of this one.
+    """
+    outcome_scope = f"thread:{thread_id}" if thread_id else f"crew:{crew}"
     items = [
         MemoryCreate(
             content=f"Request: {request[:600]}\nOutcome: {answer[:1200]}",
-            scope=f"crew:{crew}",
+            scope=outcome_scope,
             kind=MemoryKind.outcome,
             importance=0.3,
             metadata={"task_id": str(task_id)},

@@ -84,3 +84,12 @@ class MemoryPage(BaseModel):
 
 class MemoriesForgotten(BaseModel):
     deleted: int
+
+
+class MemorySettings(BaseModel):
+    embedding_model: str = Field(description="Vectors of this model are compared; see reembed.")
+    extraction: bool = Field(description="After each run, one model call picks facts to keep.")
+
+
+class MemorySettingsUpdate(StrictInput):
+    extraction: bool

@@ -20,7 +20,13 @@ from opshub.errors import NotFoundError
 from opshub.memory.embedders import Embedders
 from opshub.memory.indexes import IndexBuilder, nearest_indexed_sql
 from opshub.memory.models import MemoryKind, Scope, ScopeKind
-from opshub.memory.schemas import MemoryCreate, MemoryHit, MemoryRead, MemorySaved
+from opshub.memory.schemas import (
+    MemoryCreate,
+    MemoryHit,
+    MemoryRead,
+    MemorySaved,
+    MemorySettings,
+)
 
 QUERIES = load_queries(Path(__file__).with_name("queries.sql"))
 
@@ -87,11 +93,6 @@ def memory_read(row: Record) -> MemoryRead:
 async def active_model(conn: Connection, *, tenant_id: uuid.UUID) -> str:
     model: str = await conn.fetchval(QUERIES["active_model"], tenant_id)
     return model
-
-
-async def extraction_enabled(conn: Connection, *, tenant_id: uuid.UUID) -> bool:
-    row = await conn.fetchrow(QUERIES["active_model"], tenant_id)
-    return bool(row and row["memory_extraction"])
 
 
 async def nearest(
@@ -298,17 +299,21 @@ async def _remember_one(
                 QUERIES["same_subject"], tenant_id, scope.kind.value, scope.key, item.subject
             )
         ]
-    if not older:
-        [closest] = await nearest(
+    closest = (
+        await nearest(
             conn,
             tenant_id=tenant_id,
             model=model,
             vector=vector,
             limit=1,
             where=MemoryFilter(scopes=[scope]),
-        ) or [(None, 2.0)]
-        memory_id, distance = closest
-        if memory_id is not None and 1 - distance >= NEAR_DUPLICATE:
+        )
+        if not older
+        else []
+    )
+    if closest:
+        [(memory_id, distance)] = closest
+        if 1 - distance >= NEAR_DUPLICATE:
             stored = await conn.fetchrow(QUERIES["get"], tenant_id, memory_id)
             assert stored is not None  # noqa: S101 - under the tenant's write lock
             if _restates(item.content, stored["content"]):
@@ -373,6 +378,14 @@ async def erase_tenant(conn: Connection, *, tenant_id: uuid.UUID) -> int:
     """Every memory of the tenant, history included (an erasure request)."""
     deleted: int = await conn.fetchval(QUERIES["erase_tenant"], tenant_id)
     return deleted
+
+
+async def get_settings(
+    conn: Connection, *, tenant_id: uuid.UUID, extraction_default: bool
+) -> MemorySettings:
+    row = await conn.fetchrow(QUERIES["settings"], tenant_id, extraction_default)
+    assert row is not None  # noqa: S101 - the caller's own tenant
+    return MemorySettings(**dict(row))
 
 
 async def set_extraction(conn: Connection, *, tenant_id: uuid.UUID, enabled: bool) -> None:

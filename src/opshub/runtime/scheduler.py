@@ -8,6 +8,7 @@ import asyncpg
 import structlog
 
 from opshub.db.engine import transaction
+from opshub.memory import indexes as memory_indexes
 from opshub.runtime.loops import stop_requested
 from opshub.schedules import service as schedules_service
 
@@ -33,3 +34,16 @@ class Scheduler:
             except (OSError, asyncpg.PostgresError) as exc:
                 log.warning("scheduler waiting for the database", error=type(exc).__name__)
             await asyncio.sleep(self._poll_seconds)
+
+
+async def sweep_memory_indexes(
+    owner_pool: asyncpg.Pool, *, threshold: int, every_seconds: float
+) -> None:
+    """Build the memory indexes that are due: a write requests its tenant's build at once, this
+    catches the builds a crashed process never finished and drops those of erased tenants."""
+    while not stop_requested():
+        try:
+            await memory_indexes.maintain(owner_pool, threshold=threshold)
+        except (OSError, asyncpg.PostgresError) as exc:
+            log.warning("memory index sweep failed", error=type(exc).__name__)
+        await asyncio.sleep(every_seconds)

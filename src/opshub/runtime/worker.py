@@ -36,6 +36,10 @@ from opshub.llm import metering
 from opshub.llm import usage as usage_ledger
 from opshub.llm.errors import ProviderUnavailableError
 from opshub.llm.factory import LLMFactory, TenantLLM
+from opshub.memory.embedders import Embedders
+from opshub.memory.indexes import IndexBuilder
+from opshub.memory.run_memory import TenantMemory, recall_for_run, run_scopes, write_back
+from opshub.memory.service import MemoryFilter
 from opshub.runtime import crew_events, queue
 from opshub.runtime.events import RunEvents, TaskEventWriter
 from opshub.runtime.live import LiveEvents
@@ -86,6 +90,7 @@ class Worker:
         live: LiveEvents,
         settings: Settings,
         concurrency: int | None = None,
+        embedders: Embedders | None = None,
     ) -> None:
         self._owner_pool = owner_pool
         self._app_pool = app_pool
@@ -94,6 +99,10 @@ class Worker:
         self._settings = settings
         self._concurrency = concurrency or settings.worker_concurrency
         self._factory = LLMFactory(pool=app_pool, resolver=resolver, settings=settings)
+        self._embedders = embedders or Embedders(resolver=resolver, settings=settings)
+        self._memory_indexes = IndexBuilder(
+            owner_pool=owner_pool, threshold=settings.memory_index_rows
+        )
         self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self._runs: dict[uuid.UUID, Run] = {}
         self._wake = asyncio.Event()
@@ -342,12 +351,37 @@ class Worker:
 
         from opshub.crews import assistant
 
+        tenant_id, crew_name = row["tenant_id"], row["crew"] or DEFAULT_CREW
         context = ToolContext(
-            tenant_id=row["tenant_id"], app_pool=self._app_pool, loop=asyncio.get_running_loop()
+            tenant_id=tenant_id, app_pool=self._app_pool, loop=asyncio.get_running_loop()
         )
-        inputs = {**row["inputs"], "input": row["input"], "history": await self._history(row)}
+        memory = TenantMemory(
+            app_pool=self._app_pool,
+            tenant_id=tenant_id,
+            embedders=self._embedders,
+            index_builder=self._memory_indexes,
+            ef_search=self._settings.memory_ef_search,
+            extraction_default=self._settings.memory_extraction,
+        )
+        scopes = run_scopes(crew_name, row["thread_id"])
+        inputs = {
+            **row["inputs"],
+            "input": row["input"],
+            "history": await self._history(row),
+            "memories": await recall_for_run(
+                memory,
+                request=row["input"],
+                scopes=scopes,
+                token_budget=self._settings.memory_context_tokens,
+            ),
+        }
         crew = await asyncio.to_thread(
-            assistant.build, llm=llm.llm, context=context, stream=self._settings.stream_tokens
+            assistant.build,
+            llm=llm.llm,
+            context=context,
+            memory=memory,
+            recall_from=MemoryFilter(scopes=scopes),
+            stream=self._settings.stream_tokens,
         )
         meter_token = metering.current_run.set(meter)
         events_token = crew_events.current_events.set(events)
@@ -357,12 +391,42 @@ class Worker:
                 async for _chunk in output:  # tokens reach the run's events from CrewAI's bus
                     pass
                 output = output.result
+            if meter.stopped_by is None:
+                await self._remember_run(row, crew_name, str(output.raw), llm, memory, events)
         finally:
             metering.current_run.reset(meter_token)
             crew_events.current_events.reset(events_token)
         if meter.stopped_by is not None:
             raise meter.stopped_by
         return str(output.raw)
+
+    async def _remember_run(
+        self,
+        row: Record,
+        crew_name: str,
+        answer: str,
+        llm: TenantLLM[Any],
+        memory: TenantMemory,
+        events: RunEvents,
+    ) -> None:
+        """Part of the run, metered with it; a failure loses memories, never the answer."""
+        try:
+            saved = await write_back(
+                memory,
+                task_id=row["id"],
+                crew=crew_name,
+                thread_id=row["thread_id"],
+                request=row["input"],
+                answer=answer,
+                llm=llm.llm,
+            )
+        except Exception as exc:
+            log.warning("memory write-back failed", task=str(row["id"]), error=type(exc).__name__)
+            return
+        events.emit(
+            EventType.memory_saved,
+            memories=[{"id": str(s.memory.id), "outcome": s.outcome} for s in saved],
+        )
 
     async def _fail(
         self,

@@ -39,6 +39,8 @@ def runtime_settings(settings: Settings, fake_llm: FakeLLMServer) -> Settings:
             "task_retry_backoff_seconds": 0.2,
             "worker_shutdown_grace_seconds": 2.0,
             "credential_check_minutes": 0,
+            # The crew's own model calls only: tests/integration/memory covers the extraction.
+            "memory_extraction": False,
         }
     )
 

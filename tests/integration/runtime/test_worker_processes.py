@@ -152,6 +152,7 @@ class Hub:
             OPSHUB_CREDENTIAL_CACHE_SECONDS="0",
             OPSHUB_LLM_MAX_RETRIES="0",
             OPSHUB_CREDENTIAL_CHECK_MINUTES="0",
+            OPSHUB_MEMORY_EXTRACTION="false",  # each run makes exactly its crew's model calls
             OPSHUB_WORKER_SHUTDOWN_GRACE_SECONDS="5",
             OPSHUB_LOG_LEVEL="INFO",
         )

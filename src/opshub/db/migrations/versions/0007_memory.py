@@ -25,7 +25,8 @@ TABLES = ("memories", "memory_indexes")
 UPGRADE = f"""
 ALTER TABLE tenants ADD COLUMN memory_embedding_model text NOT NULL
     DEFAULT 'local/all-MiniLM-L6-v2';
-ALTER TABLE tenants ADD COLUMN memory_extraction boolean NOT NULL DEFAULT true;
+-- NULL: the platform's default (OPSHUB_MEMORY_EXTRACTION).
+ALTER TABLE tenants ADD COLUMN memory_extraction boolean;
 
 CREATE TABLE memories (
     id uuid PRIMARY KEY DEFAULT gen_random_uuid(),
