@@ -1,4 +1,4 @@
-"""The ``opshub`` command: serve, api, migrate, tenants and keys."""
+"""The ``opshub`` command: serve, api, worker, scheduler, run, migrate, tenants, keys, memory."""
 
 from __future__ import annotations
 
@@ -23,11 +23,26 @@ from opshub.credentials.envelope import parse_key
 from opshub.credentials.monitor import sweep_once
 from opshub.credentials.resolver import CredentialResolver
 from opshub.credentials.store import DatabaseSecretStore, open_secret_store
-from opshub.db.engine import DatabaseUrls, create_pool, dsn, resolve_database_urls
+from opshub.db.engine import (
+    DatabaseUrls,
+    create_pool,
+    dsn,
+    resolve_database_urls,
+    set_tenant,
+    tenant_transaction,
+    transaction,
+)
 from opshub.db.migrate import DatabaseMisconfiguredError, migrate
 from opshub.db.sql import Connection
 from opshub.errors import DomainError
 from opshub.logging import configure_logging
+from opshub.memory import service as memory_service
+from opshub.memory.embedders import MODELS as EMBEDDING_MODELS
+from opshub.memory.embedders import Embedders
+from opshub.memory.models import Scope
+from opshub.memory.reembed import reembed_tenant
+from opshub.memory.schemas import MemoryHit
+from opshub.memory.service import MemoryFilter
 from opshub.tenants import service as tenants_service
 from opshub.tenants.models import Role
 
@@ -40,6 +55,8 @@ app.add_typer(tenants_app, name="tenants")
 app.add_typer(keys_app, name="keys")
 credentials_app = typer.Typer(help="Tenants' stored credentials.", no_args_is_help=True)
 app.add_typer(credentials_app, name="credentials")
+memory_app = typer.Typer(help="Tenants' long-term memory.", no_args_is_help=True)
+app.add_typer(memory_app, name="memory")
 
 T = TypeVar("T")
 _email = TypeAdapter(EmailStr)
@@ -379,6 +396,109 @@ def credentials_sweep() -> None:
         return ", ".join(f"{status.value} {n}" for status, n in counts.items())
 
     typer.echo(_run(sweep()))
+
+
+async def _with_memory(
+    tenant_id: uuid.UUID, work: Callable[[asyncpg.Pool, Embedders], Awaitable[T]]
+) -> T:
+    """Pools, the tenant's embedders and its existence checked, for one memory command."""
+    settings = get_settings()
+    urls = resolve_database_urls(settings)
+    app_pool = await create_pool(urls.app, size=2)
+    try:
+        async with transaction(app_pool) as conn:
+            await set_tenant(conn, tenant_id)
+            await tenants_service.get_tenant_or_raise(conn, tenant_id=tenant_id)
+        resolver = CredentialResolver(
+            pool=app_pool, store=open_secret_store(settings), settings=settings
+        )
+        return await work(app_pool, Embedders(resolver=resolver, settings=settings))
+    finally:
+        await app_pool.close()
+
+
+TenantOption = Annotated[str, typer.Option(help="Tenant id")]
+ScopeOption = Annotated[
+    str | None, typer.Option(help="tenant, crew:<name>, agent:<role> or thread:<id>")
+]
+
+
+@memory_app.command("search")
+@_one_line_errors
+def memory_search(
+    query: Annotated[str, typer.Argument(help="What to recall, in words")],
+    tenant: TenantOption,
+    scope: ScopeOption = None,
+    limit: Annotated[int, typer.Option(min=1, max=100)] = 10,
+) -> None:
+    """Search a tenant's memories the way its crews recall them."""
+    tenant_id = _parse_uuid(tenant, "tenant")
+    where = MemoryFilter(scopes=[Scope.parse(scope)] if scope else None)
+
+    async def work(pool: asyncpg.Pool, embedders: Embedders) -> list[MemoryHit]:
+        async with tenant_transaction(pool, tenant_id) as conn:
+            return await memory_service.search(
+                conn,
+                tenant_id=tenant_id,
+                embedders=embedders,
+                query=query,
+                limit=limit,
+                where=where,
+                touch=False,
+            )
+
+    for hit in _run(_with_memory(tenant_id, work)):
+        similarity = f"{hit.similarity:.2f}" if hit.similarity is not None else "text"
+        typer.echo(
+            f"{hit.id}  {similarity:>5}  {hit.scope:<20}  {hit.kind.value:<10}  {hit.content}"
+        )
+
+
+@memory_app.command("forget")
+@_one_line_errors
+def memory_forget(
+    tenant: TenantOption,
+    scope: ScopeOption = None,
+    everything: Annotated[
+        bool, typer.Option("--all", help="Erase every memory of the tenant, history included")
+    ] = False,
+) -> None:
+    """Forget one scope of a tenant's memory, or all of it (an erasure request)."""
+    tenant_id = _parse_uuid(tenant, "tenant")
+    if (scope is None) == (not everything):
+        raise _fail("give either --scope or --all")
+
+    async def work(pool: asyncpg.Pool, _embedders: Embedders) -> int:
+        async with tenant_transaction(pool, tenant_id) as conn:
+            if everything:
+                return await memory_service.erase_tenant(conn, tenant_id=tenant_id)
+            return await memory_service.forget_scope(
+                conn, tenant_id=tenant_id, scope=Scope.parse(scope or "")
+            )
+
+    typer.echo(f"{_run(_with_memory(tenant_id, work))} memories deleted")
+
+
+@memory_app.command("reembed")
+@_one_line_errors
+def memory_reembed(
+    tenant: TenantOption,
+    model: Annotated[str, typer.Option(help=f"One of: {', '.join(EMBEDDING_MODELS)}")],
+) -> None:
+    """Move a tenant's memories to another embedding model; the hub keeps serving meanwhile."""
+    tenant_id = _parse_uuid(tenant, "tenant")
+
+    async def work(pool: asyncpg.Pool, embedders: Embedders) -> int:
+        return await reembed_tenant(
+            pool,
+            tenant_id=tenant_id,
+            embedders=embedders,
+            model=model,
+            on_batch=lambda moved: typer.echo(f"{moved} re-embedded", err=True),
+        )
+
+    moved = _run(_with_memory(tenant_id, work))
+    typer.echo(f"tenant {tenant_id} now recalls with {model} ({moved} memories moved)")
 
 
 def main() -> None:
