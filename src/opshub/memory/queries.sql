@@ -128,3 +128,22 @@ UPDATE memories SET embedding = $3::text::vector, embedding_model = $4 WHERE ten
 SELECT memory_embedding_model AS embedding_model,
        coalesce(memory_extraction, $2) AS extraction
   FROM tenants WHERE id = $1;
+
+-- in_scope --
+-- The live memories of one scope, newest first: what CrewAI's memory browses.
+SELECT * FROM memories
+ WHERE tenant_id = $1 AND scope = $2 AND scope_key = $3 AND superseded_by IS NULL
+ ORDER BY created_at DESC, id
+ LIMIT $4;
+
+-- delete_many --
+WITH gone AS (
+    DELETE FROM memories WHERE tenant_id = $1 AND id = ANY($2::uuid[]) RETURNING 1
+)
+SELECT count(*) FROM gone;
+
+-- rewrite --
+UPDATE memories
+   SET content = $3, content_hash = $4, importance = $5, metadata = $6, updated_at = now(),
+       embedding = coalesce($7::text::vector, embedding)
+ WHERE tenant_id = $1 AND id = $2;

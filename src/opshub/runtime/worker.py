@@ -116,6 +116,8 @@ class Worker:
         self._writer = TaskEventWriter(pool=self._owner_pool, live=self._live)
         helpers = [
             asyncio.create_task(self._writer.run()),
+            # Loading the embedding model takes seconds: not in the first run's recall.
+            asyncio.create_task(self._embedders.local.warm_up()),
             asyncio.create_task(self._heartbeat()),
             asyncio.create_task(
                 WebhookSender(pool=self._owner_pool, settings=self._settings).run()
