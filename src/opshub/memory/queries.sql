@@ -9,8 +9,11 @@ SELECT pg_advisory_xact_lock(hashtextextended('opshub.memory:' || $1::uuid::text
 SELECT memory_embedding_model FROM tenants WHERE id = $1;
 
 -- find_same_content --
+-- Said again: current again (an expired memory restated lives on), as important as either.
 UPDATE memories
-   SET updated_at = now(), importance = greatest(importance, $5)
+   SET updated_at = now(), importance = greatest(importance, $5),
+       expires_at = CASE WHEN $6::timestamptz IS NULL THEN NULL
+                         ELSE greatest(expires_at, $6) END
  WHERE tenant_id = $1 AND scope = $2 AND scope_key = $3 AND content_hash = $4
    AND superseded_by IS NULL
 RETURNING *;

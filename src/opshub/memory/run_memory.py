@@ -181,15 +181,24 @@ async def write_back(
         )
     ]
     if await memory.extraction_enabled():
-        prompt = EXTRACTION_PROMPT.format(
-            limit=MAX_EXTRACTED, request=request[:4000], answer=answer[:6000]
-        )
-        # The tenant's CrewAI LLM, in a thread like every model call of the run: metered with it.
-        reply = await asyncio.to_thread(llm.call, [{"role": "user", "content": prompt}])
-        for fact in _facts(str(reply)):
+        for fact in await _extract(llm, request=request, answer=answer):
             fact.metadata["task_id"] = str(task_id)
             items.append(fact)
     return await memory.remember(items, source_task_id=task_id)
+
+
+async def _extract(llm: Any, *, request: str, answer: str) -> list[MemoryCreate]:
+    """The facts the tenant's model picks out; none when the call fails (the outcome stays)."""
+    prompt = EXTRACTION_PROMPT.format(
+        limit=MAX_EXTRACTED, request=request[:4000], answer=answer[:6000]
+    )
+    try:
+        # The tenant's CrewAI LLM, in a thread like every model call of the run: metered with it.
+        reply = await asyncio.to_thread(llm.call, [{"role": "user", "content": prompt}])
+    except Exception as exc:
+        log.warning("memory extraction call failed", error=type(exc).__name__)
+        return []
+    return _facts(str(reply))
 
 
 def dumps_hits(hits: list[MemoryHit]) -> str:

@@ -288,6 +288,7 @@ async def _remember_one(
         scope.key,
         digest,
         item.importance,
+        item.expires_at,
     )
     if same is not None:
         return MemorySaved(memory=memory_read(same), outcome="duplicate")
