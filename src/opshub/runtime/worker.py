@@ -1,7 +1,7 @@
 """``opshub worker``: claims tasks from the queue and runs their crews, many at once.
 
-One event loop runs every crew of the process (``akickoff``); CrewAI's synchronous steps go to a
-large thread pool, since each waits on a model call most of its time. A claimed task is held
+One event loop holds every run of the process: its bookkeeping, events and memory; each crew's
+kickoff runs in a large thread pool, since it waits on a model call most of its time. A claimed task is held
 under a lease the worker renews; a worker that dies stops renewing and its tasks run again
 elsewhere. Cancels arrive by NOTIFY at the commit of the request and stop a crew at its next
 model call (the before-call hook in ``opshub.llm.metering``).
@@ -349,8 +349,6 @@ class Worker:
         meter: metering.RunMeter,
         events: RunEvents,
     ) -> str:
-        from crewai.types.streaming import CrewStreamingOutput
-
         from opshub.crews import assistant
 
         tenant_id, crew_name = row["tenant_id"], row["crew"] or DEFAULT_CREW
@@ -388,11 +386,7 @@ class Worker:
         meter_token = metering.current_run.set(meter)
         events_token = crew_events.current_events.set(events)
         try:
-            output = await crew.akickoff(inputs=inputs)
-            if isinstance(output, CrewStreamingOutput):
-                async for _chunk in output:  # tokens reach the run's events from CrewAI's bus
-                    pass
-                output = output.result
+            output = await asyncio.to_thread(_kickoff, crew, inputs)
             if meter.stopped_by is None:
                 await self._remember_run(row, crew_name, str(output.raw), llm, memory, events)
         finally:
@@ -528,3 +522,20 @@ class Worker:
             else None,
         )
         await events.flush()
+
+
+def _kickoff(crew: Any, inputs: dict[str, Any]) -> Any:
+    """The whole kickoff in one pool thread (the context — meter, events — copied into it).
+
+    ``akickoff`` runs CrewAI's own CPU work (prompt building, parsing, its event bus) on the
+    worker's event loop, where it delays everything else the loop serves: claims, lease renewals
+    and the event writer, which is what live subscribers wait on.
+    """
+    from crewai.types.streaming import CrewStreamingOutput
+
+    output = crew.kickoff(inputs=inputs)
+    if isinstance(output, CrewStreamingOutput):
+        for _chunk in output:  # tokens reach the run's events from CrewAI's bus
+            pass
+        output = output.result
+    return output
