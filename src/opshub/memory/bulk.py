@@ -72,7 +72,9 @@ def _record(row: BulkRow) -> tuple[Any, ...]:
     Scope.parse(f"{scope}:{scope_key}" if scope_key else scope)
     vector = Vector(embedding)
     if vector.dimensions() != DIMENSIONS:
-        raise InvalidInputError(f"an embedding has {vector.dimensions()} dimensions, not 384")
+        raise InvalidInputError(
+            f"an embedding has {vector.dimensions()} dimensions, not {DIMENSIONS}"
+        )
     return (
         content,
         scope,

@@ -31,11 +31,15 @@ from opshub.memory.schemas import (
 QUERIES = load_queries(Path(__file__).with_name("queries.sql"))
 
 # Cosine similarity above which a new memory is about what a stored one says (MiniLM: rewordings
-# of one sentence score 0.9+, related but different facts 0.5-0.8). The same sentence with other
-# figures or a negation scores 0.95+ too: that is an update, not a repeat (see ``_restates``).
+# of one sentence score 0.9+, related but different facts 0.5-0.8). The same sentence with another
+# figure, day or negation scores 0.95+ too: that is an update, not a repeat (see ``_restates``).
 NEAR_DUPLICATE = 0.92
-_FIGURES = re.compile(r"\d+(?:[.,]\d+)*")
-_NEGATIONS = frozenset({"not", "no", "never", "none", "nobody", "nothing", "without"})
+# Words that change how a sentence reads, not what it claims. Negations are claims: not here.
+_FUNCTION_WORDS = frozenset(
+    "a an the to be being been is are was were am by of for on in at and or it its that this "
+    "these those with as from our we us they their them his her he she you your has have had "
+    "do does did will would should can could may might very really also just".split()
+)
 RRF_K = 60
 MAX_EF_SEARCH = 1_000
 
@@ -62,11 +66,13 @@ def content_hash(content: str) -> bytes:
 
 
 def _restates(new: str, old: str) -> bool:
-    """Whether two near-identical texts say the same: same figures, same negations."""
+    """Whether two near-identical texts make the same claims: the same content words, figures
+    and negations, whatever the function words, order or inflection around them."""
 
-    def claims(text: str) -> tuple[list[str], set[str]]:
-        words = set(re.findall(r"[a-z']+", text.lower().replace("n't", " not")))
-        return _FIGURES.findall(text), words & _NEGATIONS
+    def claims(text: str) -> set[str]:
+        text = text.lower().replace("\u2019", "'").replace("n't", " not").replace("'s", "")
+        words = re.findall(r"[a-z0-9]+(?:[.,][0-9]+)*", text)
+        return {w.removesuffix("s") for w in words if w not in _FUNCTION_WORDS}
 
     return claims(new) == claims(old)
 

@@ -1,9 +1,9 @@
 """``opshub worker``: claims tasks from the queue and runs their crews, many at once.
 
-One event loop holds every run of the process: its bookkeeping, events and memory; each crew's
-kickoff runs in a large thread pool, since it waits on a model call most of its time. A claimed task is held
-under a lease the worker renews; a worker that dies stops renewing and its tasks run again
-elsewhere. Cancels arrive by NOTIFY at the commit of the request and stop a crew at its next
+One event loop holds every run of the process (its bookkeeping, events and memory); each crew's
+kickoff runs in a large thread pool, since it waits on a model call most of its time. A claimed
+task is held under a lease the worker renews; a worker that dies stops renewing and its tasks run
+again elsewhere. Cancels arrive by NOTIFY at the commit of the request and stop a crew at its next
 model call (the before-call hook in ``opshub.llm.metering``).
 """
 
