@@ -60,6 +60,10 @@ CREATE INDEX ix_memories_live ON memories (tenant_id, embedding_model, scope, sc
 CREATE INDEX ix_memories_subject ON memories (tenant_id, scope, scope_key, subject)
     WHERE superseded_by IS NULL AND subject IS NOT NULL;
 CREATE INDEX ix_memories_search_text ON memories USING gin (search_text);
+-- The superseded_by foreign key is checked on every delete: without this, erasing a tenant's
+-- memories scans the table once per row.
+CREATE INDEX ix_memories_superseded_by ON memories (tenant_id, superseded_by)
+    WHERE superseded_by IS NOT NULL;
 
 CREATE TABLE memory_indexes (
     {TENANT_ID},
