@@ -333,6 +333,22 @@ async def test_downgrade_with_data_present_then_upgrade_leaves_an_empty_schema(
             ),
             params,
         )
+        await conn.execute(
+            text(
+                "INSERT INTO memories (tenant_id, scope, kind, content, embedding,"
+                " embedding_model, content_hash)"
+                " VALUES (:t, 'tenant', 'fact', 'Acme likes email.', array_fill(0.1, ARRAY[384]),"
+                " 'local/all-MiniLM-L6-v2', 'h'::bytea)"
+            ),
+            params,
+        )
+        await conn.execute(
+            text(
+                "INSERT INTO memory_indexes (tenant_id, embedding_model, index_name, rows_at_build)"
+                " VALUES (:t, 'local/all-MiniLM-L6-v2', 'ix_memories_hnsw_x', 1000)"
+            ),
+            params,
+        )
     for table in SCHEMA_TABLES:
         count = (await query(fresh_database.owner, f"SELECT count(*) AS n FROM {table}"))[0].n  # noqa: S608
         assert count == 1, table
