@@ -255,6 +255,9 @@ class Hub:
             "OPSHUB_CREDENTIAL_CHECK_MINUTES": "0",
             "OPSHUB_LLM_MAX_RETRIES": "0",
             "OPSHUB_LOG_LEVEL": "WARNING",
+            # Recall before a run and the outcome's write-back stay on; the extraction is a
+            # second model call the bare crew does not make.
+            "OPSHUB_MEMORY_EXTRACTION": "false",
             **extra,
         }
 
@@ -867,7 +870,8 @@ def main() -> None:
         "setup": "embedded PostgreSQL 16, one `opshub api` process, `opshub worker` processes, "
         "live events over Redis pub/sub, the fake model server in its own process, the built-in "
         f"assistant crew streaming tokens (OPSHUB_STREAM_TOKENS=true, Crew(stream=True)), "
-        f"{TENANTS} tenants with their own OpenAI key; bare CrewAI in a process of its own; "
+        f"{TENANTS} tenants with their own OpenAI key, memory recall and outcome write-back on "
+        "(local embeddings), the extraction call off; bare CrewAI in a process of its own; "
         f"PostgreSQL max_connections raised to {MAX_CONNECTIONS}",
         "took_s": round(time.perf_counter() - started, 1),
         **report,
