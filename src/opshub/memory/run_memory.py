@@ -13,6 +13,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
+import asyncpg
 import orjson
 import structlog
 from pydantic import ValidationError
@@ -49,7 +50,7 @@ Answer: {answer}"""
 class TenantMemory:
     """The memory one run (and its tools) reads and writes, bound to its tenant."""
 
-    app_pool: Any
+    app_pool: asyncpg.Pool
     tenant_id: uuid.UUID
     embedders: Embedders
     index_builder: IndexBuilder | None = None

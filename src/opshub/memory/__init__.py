@@ -1,0 +1,1 @@
+"""Long-term memory: pgvector store, embedders, recall and write-back around crew runs."""
