@@ -112,6 +112,7 @@ class AppState:
         return state
 
     async def close(self) -> None:
+        await self.memory_indexes.stop()
         grace = self.settings.worker_shutdown_grace_seconds + 10
         if not await stop_all(self.background, grace_seconds=grace):
             # A loop stuck in a call: don't let shutdown wait on its connection for ever.

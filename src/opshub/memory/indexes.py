@@ -165,6 +165,13 @@ class IndexBuilder:
             self._building.pop((tenant_id, model), None)
 
     async def wait(self) -> None:
-        """Let running builds finish (tests and shutdown)."""
+        """Let running builds finish."""
         while self._building:
             await asyncio.gather(*self._building.values(), return_exceptions=True)
+
+    async def stop(self) -> None:
+        """At shutdown: a build cut short leaves an invalid index, which the next build drops."""
+        builds = list(self._building.values())
+        for build in builds:
+            build.cancel()
+        await asyncio.gather(*builds, return_exceptions=True)

@@ -250,6 +250,7 @@ class Worker:
                 run.task.cancel()
             await asyncio.wait([run.task for run in unfinished], timeout=5)
             log.info("worker handed back unfinished tasks", released=len(unfinished))
+        await self._memory_indexes.stop()
 
     async def _execute(self, row: Record) -> None:
         try:
