@@ -1,0 +1,1189 @@
+# ruff: noqa: ARG002, ARG005 - resolvers take graphql-core's (info, **args) whether used or not
+"""A local fake of a Saleor 3.20 GraphQL API, executing against the real 3.20 schema.
+
+Run it around a test and point a real GraphQL client at ``fake.url``::
+
+    with FakeSaleorServer(tokens={"staff-token": ALL_PERMISSIONS}) as fake:
+        headers = {"Authorization": "Bearer staff-token"}
+        transport = HTTPXAsyncTransport(url=fake.url, headers=headers)
+        async with gql.Client(transport=transport) as session:
+            await session.execute(gql.GraphQLRequest(PRODUCTS, operation_name="Products"))
+        assert fake.requests_for("Products")[0].token == "staff-token"
+
+Every body is parsed and validated against ``fixtures/saleor-3.20.graphql`` and then executed
+over a small seeded catalogue (see ``_seed``). Read operations only; mutations validate but
+resolve to null. Wire facts not in our specs are marked *unconfirmed* and follow Saleor's
+Django view: an unparsable/invalid document answers HTTP 400 with
+``{"errors": [{"message", "locations", "extensions": {"exception": {"code": "GraphQLError"}}}]}``,
+a field the caller lacks permissions for is null with a ``PermissionDenied`` error (HTTP 200),
+and an unknown token is treated as no token (anonymous). Rate limits and gateway errors are
+scripted with ``fail_next``.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import graphql
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.routing import Route
+
+from tests.fakes.server import BackgroundServer
+
+SCHEMA_PATH = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "saleor-3.20.graphql"
+ALL_PERMISSIONS = frozenset(
+    {
+        "MANAGE_PRODUCTS",
+        "MANAGE_ORDERS",
+        "MANAGE_USERS",
+        "MANAGE_STAFF",
+        "MANAGE_DISCOUNTS",
+        "MANAGE_CHANNELS",
+        "MANAGE_SHIPPING",
+    }
+)
+MAX_PAGE = 100  # Saleor caps `first`/`last` at 100
+GATEWAY_BODIES = {  # scripted non-GraphQL answers (a proxy in front of Saleor; unconfirmed)
+    429: "Too Many Requests",
+    502: "Bad Gateway",
+    503: "Service Unavailable",
+    504: "Gateway Timeout",
+}
+
+Obj = dict[str, Any]
+
+
+@cache
+def saleor_schema() -> graphql.GraphQLSchema:
+    """The real Saleor 3.20 schema (built once per process, ~1 s)."""
+    return graphql.build_schema(SCHEMA_PATH.read_text())
+
+
+def validate_operation(query: str) -> list[graphql.GraphQLError]:
+    """Schema errors of a GraphQL document (syntax or validation); empty when it is valid."""
+    try:
+        document = graphql.parse(query)
+    except graphql.GraphQLError as err:
+        return [err]
+    return graphql.validate(saleor_schema(), document)
+
+
+def global_id(type_name: str, pk: int | str) -> str:
+    return base64.b64encode(f"{type_name}:{pk}".encode()).decode()
+
+
+def decode_id(value: str) -> tuple[str, str]:
+    try:
+        type_name, _, pk = base64.b64decode(value).decode().partition(":")
+    except ValueError:
+        return "", ""
+    return type_name, pk
+
+
+class PermissionDenied(Exception):
+    def __init__(self, permissions: Iterable[str]) -> None:
+        super().__init__(f"You need one of the following permissions: {', '.join(permissions)}")
+
+
+class GraphQLInputError(Exception):
+    """Raised by resolvers for Saleor's plain ``GraphQLError``s (bad arguments)."""
+
+
+@dataclass(frozen=True)
+class RecordedRequest:
+    query: str | None
+    variables: dict[str, Any] | None
+    operation_name: str | None
+    token: str | None  # from `Authorization: Bearer`
+    headers: dict[str, str]  # lower-cased names
+    at: float  # time.monotonic() on arrival
+
+
+@dataclass(frozen=True)
+class Failure:
+    status: int
+    retry_after: float | None = None
+    body: Any = None  # JSON body, or text; None: the default for the status
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+def _money(amount: float, currency: str) -> Obj:
+    return {"__typename": "Money", "amount": round(amount, 2), "currency": currency}
+
+
+def _taxed(amount: float, currency: str) -> Obj:
+    money = _money(amount, currency)
+    return {
+        "__typename": "TaxedMoney",
+        "gross": money,
+        "net": money,
+        "tax": _money(0, currency),
+        "currency": currency,
+    }
+
+
+def _country(code: str) -> Obj:
+    names = {"US": "United States of America", "PL": "Poland", "DE": "Germany"}
+    return {"code": code, "country": names.get(code, code), "vat": None}
+
+
+def _address(
+    pk: int, first: str, last: str, street: str, city: str, code: str, country: str
+) -> Obj:
+    return {
+        "__typename": "Address",
+        "id": global_id("Address", pk),
+        "metadata": [],
+        "privateMetadata": [],
+        "firstName": first,
+        "lastName": last,
+        "companyName": "",
+        "streetAddress1": street,
+        "streetAddress2": "",
+        "city": city,
+        "cityArea": "",
+        "postalCode": code,
+        "country": _country(country),
+        "countryArea": "",
+        "phone": "",
+        "isDefaultShippingAddress": None,
+        "isDefaultBillingAddress": None,
+    }
+
+
+@dataclass
+class Catalogue:
+    """The seeded store; plain records, turned into GraphQL objects per request."""
+
+    channels: list[Obj]
+    warehouses: list[Obj]
+    categories: list[Obj]
+    product_types: list[Obj]
+    products: list[Obj]
+    customers: list[Obj]
+    orders: list[Obj]
+    vouchers: list[Obj]
+
+
+def _seed() -> Catalogue:
+    created = "2026-10-01T09:00:00+00:00"
+    channels = [
+        {"pk": 1, "slug": "default-channel", "name": "Default Channel", "currency": "USD",
+         "country": "US"},
+        {"pk": 2, "slug": "channel-pln", "name": "Channel-PLN", "currency": "PLN", "country": "PL"},
+    ]  # fmt: skip
+    warehouses = [
+        {"pk": 1, "slug": "americas", "name": "Americas", "channels": ["default-channel"],
+         "address": _address(101, "", "", "1 Dock Rd", "NEW YORK", "10001", "US")},
+        {"pk": 2, "slug": "europe", "name": "Europe",
+         "channels": ["default-channel", "channel-pln"],
+         "address": _address(102, "", "", "Prosta 1", "WARSZAWA", "00-001", "PL")},
+    ]  # fmt: skip
+    categories = [
+        {"pk": 1, "slug": "apparel", "name": "Apparel", "parent": None},
+        {"pk": 2, "slug": "t-shirts", "name": "T-shirts", "parent": 1},
+        {"pk": 3, "slug": "accessories", "name": "Accessories", "parent": None},
+    ]
+    product_types = [
+        {"pk": 1, "slug": "t-shirt", "name": "T-shirt", "has_variants": True},
+        {"pk": 2, "slug": "simple", "name": "Simple", "has_variants": False},
+    ]
+    # (pk, slug, name, category, type, channels, [(sku, name, {channel: price}, {wh: qty})])
+    rows = [
+        (1, "monospace-tee", "Monospace Tee", 2, 1, ("default-channel", "channel-pln"),
+         [("MONO-S", "S", {"default-channel": 20.0, "channel-pln": 80.0}, {1: 12, 2: 5}),
+          ("MONO-M", "M", {"default-channel": 20.0, "channel-pln": 80.0}, {1: 0, 2: 3})]),
+        (2, "dash-force-tee", "Dash Force Tee", 2, 1, ("default-channel",),
+         [("DASH-M", "M", {"default-channel": 18.5}, {1: 40})]),
+        (3, "blue-hoodie", "Blue Hoodie", 1, 1, ("default-channel", "channel-pln"),
+         [("HOOD-M", "M", {"default-channel": 45.0, "channel-pln": 180.0}, {1: 7, 2: 9}),
+          ("HOOD-L", "L", {"default-channel": 47.0, "channel-pln": 188.0}, {2: 0})]),
+        (4, "leather-belt", "Leather Belt", 3, 2, ("default-channel",),
+         [("BELT-1", "Leather Belt", {"default-channel": 30.0}, {1: 25})]),
+        (5, "canvas-cap", "Canvas Cap", 3, 2, ("default-channel", "channel-pln"),
+         [("CAP-1", "Canvas Cap", {"default-channel": 15.0, "channel-pln": 60.0}, {2: 50})]),
+    ]  # fmt: skip
+    products, variant_pk = [], 0
+    for pk, slug, name, category, ptype, listed, variants in rows:
+        product_variants = []
+        for sku, vname, prices, stocks in variants:
+            variant_pk += 1
+            product_variants.append(
+                {"pk": variant_pk, "sku": sku, "name": vname, "prices": prices, "stocks": stocks}
+            )
+        products.append(
+            {"pk": pk, "slug": slug, "name": name, "category": category, "type": ptype,
+             "channels": list(listed), "variants": product_variants, "created": created,
+             "description": json.dumps({"blocks": [{"type": "paragraph",
+                                                    "data": {"text": f"{name}."}}]})}
+        )  # fmt: skip
+    customers = [
+        {"pk": 1, "email": "alice@example.com", "first": "Alice", "last": "Archer",
+         "address": _address(201, "Alice", "Archer", "5 Elm St", "BOSTON", "02108", "US")},
+        {"pk": 2, "email": "bob@example.com", "first": "Bob", "last": "Baker",
+         "address": _address(202, "Bob", "Baker", "Długa 7", "KRAKÓW", "30-001", "PL")},
+        {"pk": 3, "email": "carol@example.com", "first": "Carol", "last": "Chen", "address": None},
+    ]  # fmt: skip
+    orders = [
+        {"pk": 1, "number": "1", "customer": 1, "channel": "default-channel",
+         "status": "UNFULFILLED", "payment": "FULLY_CHARGED",
+         "created": "2026-10-02T10:00:00+00:00", "lines": [("MONO-S", 2, 0), ("BELT-1", 1, 0)]},
+        {"pk": 2, "number": "2", "customer": 2, "channel": "channel-pln",
+         "status": "FULFILLED", "payment": "FULLY_CHARGED",
+         "created": "2026-10-03T11:00:00+00:00", "lines": [("HOOD-M", 1, 1)]},
+        {"pk": 3, "number": "3", "customer": 1, "channel": "default-channel",
+         "status": "CANCELED", "payment": "NOT_CHARGED",
+         "created": "2026-10-04T12:00:00+00:00", "lines": [("CAP-1", 3, 0)]},
+    ]  # fmt: skip
+    vouchers = [
+        {"pk": 1, "name": "Welcome 10%", "code": "WELCOME10", "type": "ENTIRE_ORDER",
+         "value_type": "PERCENTAGE", "values": {"default-channel": 10.0, "channel-pln": 10.0},
+         "usage_limit": None, "used": 4, "start": "2026-01-01T00:00:00+00:00", "end": None},
+        {"pk": 2, "name": "Five off", "code": "FIVEOFF", "type": "ENTIRE_ORDER",
+         "value_type": "FIXED", "values": {"default-channel": 5.0}, "usage_limit": 100,
+         "used": 0, "start": "2026-10-01T00:00:00+00:00", "end": "2026-12-31T23:59:59+00:00"},
+    ]  # fmt: skip
+    return Catalogue(
+        channels, warehouses, categories, product_types, products, customers, orders, vouchers
+    )
+
+
+class Context:
+    """Per request: the caller's permissions and the catalogue."""
+
+    def __init__(self, store: Catalogue, permissions: frozenset[str] | None) -> None:
+        self.store = store
+        self.permissions = permissions  # None: anonymous
+
+    def require(self, *needed: str) -> None:
+        """Any one of ``needed`` (none given: any authenticated staff user/app)."""
+        if self.permissions is None or (needed and not self.permissions & set(needed)):
+            raise PermissionDenied(needed or ("AUTHENTICATED_STAFF_USER", "AUTHENTICATED_APP"))
+
+
+def _ctx(info: graphql.GraphQLResolveInfo) -> Context:
+    ctx: Context = info.context
+    return ctx
+
+
+def _cursor(index: int) -> str:
+    return base64.b64encode(f"arrayconnection:{index}".encode()).decode()
+
+
+def _connection(
+    items: list[Any], to_node: Callable[[Any], Obj], first: int | None, after: str | None, name: str
+) -> Obj:
+    """A Relay connection over ``items``; Saleor insists on ``first`` (no ``last`` here)."""
+    if first is None:
+        raise GraphQLInputError(
+            f"You must provide a `first` or `last` value to properly paginate the `{name}` "
+            "connection."
+        )
+    if first < 0 or first > MAX_PAGE:
+        raise GraphQLInputError(
+            f"Requesting {first} records on the `{name}` connection exceeds the `first` limit "
+            f"of {MAX_PAGE} records."
+        )
+    start = 0
+    if after:
+        try:
+            start = int(base64.b64decode(after).decode().rpartition(":")[2]) + 1
+        except ValueError as err:
+            raise GraphQLInputError("Received cursor is invalid.") from err
+    page = items[start : start + first]
+    edges = [{"cursor": _cursor(start + i), "node": to_node(x)} for i, x in enumerate(page)]
+    return {
+        "edges": edges,
+        "pageInfo": {
+            "hasNextPage": start + first < len(items),
+            "hasPreviousPage": start > 0,
+            "startCursor": edges[0]["cursor"] if edges else None,
+            "endCursor": edges[-1]["cursor"] if edges else None,
+        },
+        "totalCount": len(items),
+    }
+
+
+def _pks(ids: Iterable[str] | None, type_name: str) -> set[str] | None:
+    if ids is None:
+        return None
+    return {pk for t, pk in map(decode_id, ids) if t == type_name}
+
+
+def _sorted(items: list[Obj], sort_by: Mapping[str, Any] | None, keys: dict[str, str]) -> list[Obj]:
+    if not sort_by or sort_by.get("field") not in keys:
+        return items
+    key = keys[sort_by["field"]]
+    return sorted(items, key=lambda r: r[key], reverse=sort_by.get("direction") == "DESC")
+
+
+class Graph:
+    """Turns catalogue records into GraphQL objects (dicts; callables take ``(info, **args)``)."""
+
+    def __init__(self, store: Catalogue) -> None:
+        self.s = store
+
+    # -- lookups ---------------------------------------------------------------------------------
+    def channel_record(self, slug: str | None) -> Obj | None:
+        if slug is None:
+            return None
+        for c in self.s.channels:
+            if c["slug"] == slug:
+                return c
+        raise GraphQLInputError(f"Channel with '{slug}' slug does not exist.")
+
+    def variant_records(self) -> list[tuple[Obj, Obj]]:
+        return [(p, v) for p in self.s.products for v in p["variants"]]
+
+    # -- objects ---------------------------------------------------------------------------------
+    def channel(self, c: Obj) -> Obj:
+        return {
+            "__typename": "Channel",
+            "id": global_id("Channel", c["pk"]),
+            "metadata": [],
+            "privateMetadata": [],
+            "slug": c["slug"],
+            "name": c["name"],
+            "isActive": True,
+            "currencyCode": c["currency"],
+            "hasOrders": any(o["channel"] == c["slug"] for o in self.s.orders),
+            "defaultCountry": _country(c["country"]),
+            "warehouses": lambda info: [
+                self.warehouse(w) for w in self.s.warehouses if c["slug"] in w["channels"]
+            ],
+        }
+
+    def warehouse(self, w: Obj) -> Obj:
+        return {
+            "__typename": "Warehouse",
+            "id": global_id("Warehouse", w["pk"]),
+            "metadata": [],
+            "privateMetadata": [],
+            "name": w["name"],
+            "slug": w["slug"],
+            "email": f"{w['slug']}@example.com",
+            "isPrivate": False,
+            "address": w["address"],
+            "companyName": "",
+            "clickAndCollectOption": "DISABLED",
+            "externalReference": None,
+            "shippingZones": lambda info, first=None, after=None, **_: _connection(
+                [], lambda x: x, first if first is not None else 0, after, "shippingZones"
+            ),
+        }
+
+    def category(self, c: Obj) -> Obj:
+        level, parent = 0, c["parent"]
+        while parent is not None:
+            level += 1
+            parent = next(x for x in self.s.categories if x["pk"] == parent)["parent"]
+
+        def children(
+            info: Any, first: int | None = None, after: str | None = None, **_: Any
+        ) -> Obj:
+            kids = [x for x in self.s.categories if x["parent"] == c["pk"]]
+            return _connection(kids, self.category, first, after, "children")
+
+        def products(
+            info: Any,
+            first: int | None = None,
+            after: str | None = None,
+            channel: str | None = None,
+            **_: Any,
+        ) -> Obj:
+            chan = self.channel_record(channel)
+            items = [
+                p
+                for p in self.s.products
+                if p["category"] == c["pk"] and (chan is None or chan["slug"] in p["channels"])
+            ]
+            return _connection(items, lambda p: self.product(p, chan), first, after, "products")
+
+        parent_record = next((x for x in self.s.categories if x["pk"] == c["parent"]), None)
+        return {
+            "__typename": "Category",
+            "id": global_id("Category", c["pk"]),
+            "metadata": [],
+            "privateMetadata": [],
+            "name": c["name"],
+            "slug": c["slug"],
+            "description": None,
+            "level": level,
+            "updatedAt": "2026-10-01T09:00:00+00:00",
+            "parent": (lambda info: self.category(parent_record)) if parent_record else None,
+            "children": children,
+            "products": products,
+            "backgroundImage": None,
+        }
+
+    def product_type(self, pk: int) -> Obj:
+        t = next(x for x in self.s.product_types if x["pk"] == pk)
+        return {
+            "__typename": "ProductType",
+            "id": global_id("ProductType", t["pk"]),
+            "metadata": [],
+            "privateMetadata": [],
+            "name": t["name"],
+            "slug": t["slug"],
+            "hasVariants": t["has_variants"],
+            "isShippingRequired": True,
+            "isDigital": False,
+            "kind": "NORMAL",
+        }
+
+    def stock(self, p: Obj, v: Obj, wh_pk: int, qty: int) -> Obj:
+        w = next(x for x in self.s.warehouses if x["pk"] == wh_pk)
+        return {
+            "__typename": "Stock",
+            "id": global_id("Stock", f"{v['pk']}-{wh_pk}"),
+            "warehouse": self.warehouse(w),
+            "productVariant": lambda info: self.variant(p, v, None),
+            "quantity": qty,
+            "quantityAllocated": 0,
+            "quantityReserved": 0,
+        }
+
+    def variant(self, p: Obj, v: Obj, chan: Obj | None) -> Obj:
+        def stocks(info: Any, **_: Any) -> list[Obj]:
+            _ctx(info).require("MANAGE_PRODUCTS", "MANAGE_ORDERS")
+            return [self.stock(p, v, wh, q) for wh, q in v["stocks"].items()]
+
+        def quantity_available(info: Any, **_: Any) -> int:
+            whs = {
+                w["pk"] for w in self.s.warehouses if chan is None or chan["slug"] in w["channels"]
+            }
+            return sum(q for wh, q in v["stocks"].items() if wh in whs)
+
+        price = v["prices"].get(chan["slug"]) if chan else None
+        listings = [
+            {
+                "__typename": "ProductVariantChannelListing",
+                "id": global_id("ProductVariantChannelListing", f"{v['pk']}-{c['pk']}"),
+                "channel": self.channel(c),
+                "price": _money(v["prices"][c["slug"]], c["currency"]),
+                "costPrice": None,
+                "preorderThreshold": None,
+            }
+            for c in self.s.channels
+            if c["slug"] in v["prices"]
+        ]
+        return {
+            "__typename": "ProductVariant",
+            "id": global_id("ProductVariant", v["pk"]),
+            "metadata": [],
+            "privateMetadata": [],
+            "name": v["name"],
+            "sku": v["sku"],
+            "product": lambda info: self.product(p, chan),
+            "trackInventory": True,
+            "quantityLimitPerCustomer": None,
+            "attributes": lambda info, **_: [],
+            "created": p["created"],
+            "updatedAt": p["created"],
+            "channelListings": lambda info: listings,
+            "externalReference": None,
+            "quantityAvailable": quantity_available,
+            "stocks": stocks,
+            "pricing": (
+                {
+                    "__typename": "VariantPricingInfo",
+                    "onSale": False,
+                    "discount": None,
+                    "price": _taxed(price, chan["currency"]),
+                    "priceUndiscounted": _taxed(price, chan["currency"]),
+                }
+                if price is not None and chan is not None
+                else None
+            ),
+        }
+
+    def product(self, p: Obj, chan: Obj | None) -> Obj:
+        category = next(c for c in self.s.categories if c["pk"] == p["category"])
+        pricing = None
+        if chan is not None:
+            prices = [
+                v["prices"][chan["slug"]] for v in p["variants"] if chan["slug"] in v["prices"]
+            ]
+            if prices:
+                cur = chan["currency"]
+                price_range = {
+                    "start": _taxed(min(prices), cur),
+                    "stop": _taxed(max(prices), cur),
+                }
+                pricing = {
+                    "__typename": "ProductPricingInfo",
+                    "displayGrossPrices": True,
+                    "onSale": False,
+                    "discount": None,
+                    "priceRange": price_range,
+                    "priceRangeUndiscounted": price_range,
+                }
+        listings = [
+            {
+                "__typename": "ProductChannelListing",
+                "id": global_id("ProductChannelListing", f"{p['pk']}-{c['pk']}"),
+                "channel": self.channel(c),
+                "isPublished": True,
+                "visibleInListings": True,
+                "isAvailableForPurchase": True,
+                "availableForPurchaseAt": p["created"],
+                "publishedAt": p["created"],
+            }
+            for c in self.s.channels
+            if c["slug"] in p["channels"]
+        ]
+
+        def variants(info: Any) -> list[Obj]:
+            return [
+                self.variant(p, v, chan)
+                for v in p["variants"]
+                if chan is None or chan["slug"] in v["prices"]
+            ]
+
+        return {
+            "__typename": "Product",
+            "id": global_id("Product", p["pk"]),
+            "metadata": [],
+            "privateMetadata": [],
+            "name": p["name"],
+            "slug": p["slug"],
+            "description": p["description"],
+            "seoTitle": None,
+            "seoDescription": None,
+            "externalReference": None,
+            "productType": self.product_type(p["type"]),
+            "category": self.category(category),
+            "created": p["created"],
+            "updatedAt": p["created"],
+            "chargeTaxes": True,
+            "channel": chan["slug"] if chan else None,
+            "isAvailable": (lambda info, **_: True) if chan else None,
+            "isAvailableForPurchase": True if chan else None,
+            "availableForPurchaseAt": p["created"] if chan else None,
+            "thumbnail": lambda info, **_: None,
+            "attributes": [],
+            "pricing": lambda info, **_: pricing,
+            "variants": variants,
+            "channelListings": lambda info: listings,
+        }
+
+    def order(self, o: Obj) -> Obj:
+        chan = next(c for c in self.s.channels if c["slug"] == o["channel"])
+        cur = chan["currency"]
+        user = next(u for u in self.s.customers if u["pk"] == o["customer"])
+        by_sku = {v["sku"]: (p, v) for p, v in self.variant_records()}
+        lines, total = [], 0.0
+        for i, (sku, qty, fulfilled) in enumerate(o["lines"], start=1):
+            p, v = by_sku[sku]
+            unit = v["prices"][o["channel"]]
+            total += unit * qty
+            lines.append(
+                {
+                    "__typename": "OrderLine",
+                    "id": global_id("OrderLine", f"{o['pk']}-{i}"),
+                    "metadata": [],
+                    "privateMetadata": [],
+                    "productName": p["name"],
+                    "variantName": v["name"],
+                    "productSku": sku,
+                    "productVariantId": global_id("ProductVariant", v["pk"]),
+                    "isShippingRequired": True,
+                    "quantity": qty,
+                    "quantityFulfilled": fulfilled,
+                    "quantityToFulfill": qty - fulfilled,
+                    "taxRate": 0.0,
+                    "unitPrice": _taxed(unit, cur),
+                    "undiscountedUnitPrice": _taxed(unit, cur),
+                    "unitDiscount": _money(0, cur),
+                    "unitDiscountValue": 0,
+                    "totalPrice": _taxed(unit * qty, cur),
+                    "undiscountedTotalPrice": _taxed(unit * qty, cur),
+                    "translatedProductName": p["name"],
+                    "translatedVariantName": v["name"],
+                    "variant": lambda info, p=p, v=v: self.variant(p, v, chan),
+                }
+            )
+        address = user["address"]
+        return {
+            "__typename": "Order",
+            "id": global_id("Order", o["pk"]),
+            "metadata": [],
+            "privateMetadata": [],
+            "number": o["number"],
+            "created": o["created"],
+            "updatedAt": o["created"],
+            "status": o["status"],
+            "statusDisplay": o["status"].replace("_", " ").title(),
+            "paymentStatus": o["payment"],
+            "paymentStatusDisplay": o["payment"].replace("_", " ").title(),
+            "isPaid": o["payment"] == "FULLY_CHARGED",
+            "userEmail": user["email"],
+            "user": lambda info: self.user(user),
+            "channel": self.channel(chan),
+            "lines": lines,
+            "total": _taxed(total, cur),
+            "subtotal": _taxed(total, cur),
+            "undiscountedTotal": _taxed(total, cur),
+            "shippingPrice": _taxed(0, cur),
+            "billingAddress": address,
+            "shippingAddress": address,
+            "fulfillments": [],
+            "events": [],
+            "customerNote": "",
+            "externalReference": None,
+            "origin": "CHECKOUT",
+        }
+
+    def user(self, u: Obj) -> Obj:
+        def orders(info: Any, first: int | None = None, after: str | None = None, **_: Any) -> Obj:
+            _ctx(info).require("MANAGE_ORDERS")
+            mine = [o for o in self.s.orders if o["customer"] == u["pk"]]
+            return _connection(
+                mine, self.order, first if first is not None else 100, after, "orders"
+            )
+
+        return {
+            "__typename": "User",
+            "id": global_id("User", u["pk"]),
+            "metadata": [],
+            "privateMetadata": [],
+            "email": u["email"],
+            "firstName": u["first"],
+            "lastName": u["last"],
+            "isStaff": False,
+            "isActive": True,
+            "isConfirmed": True,
+            "addresses": [u["address"]] if u["address"] else [],
+            "defaultShippingAddress": u["address"],
+            "defaultBillingAddress": u["address"],
+            "dateJoined": "2026-09-01T08:00:00+00:00",
+            "updatedAt": "2026-09-01T08:00:00+00:00",
+            "lastLogin": None,
+            "note": None,
+            "languageCode": "EN_US",
+            "restrictedAccessToChannels": False,
+            "externalReference": None,
+            "orders": orders,
+        }
+
+    def voucher(self, v: Obj, chan: Obj | None) -> Obj:
+        listings = [
+            {
+                "__typename": "VoucherChannelListing",
+                "id": global_id("VoucherChannelListing", f"{v['pk']}-{c['pk']}"),
+                "channel": self.channel(c),
+                "discountValue": v["values"][c["slug"]],
+                "currency": c["currency"],
+                "minSpent": None,
+            }
+            for c in self.s.channels
+            if c["slug"] in v["values"]
+        ]
+        code = {
+            "__typename": "VoucherCode",
+            "id": global_id("VoucherCode", v["pk"]),
+            "code": v["code"],
+            "used": v["used"],
+            "isActive": True,
+            "createdAt": v["start"],
+        }
+        return {
+            "__typename": "Voucher",
+            "id": global_id("Voucher", v["pk"]),
+            "metadata": [],
+            "privateMetadata": [],
+            "name": v["name"],
+            "code": v["code"],
+            "codes": lambda info, first=None, after=None, **_: _connection(
+                [code], lambda x: x, first, after, "codes"
+            ),
+            "usageLimit": v["usage_limit"],
+            "used": v["used"],
+            "startDate": v["start"],
+            "endDate": v["end"],
+            "applyOncePerOrder": False,
+            "applyOncePerCustomer": False,
+            "singleUse": False,
+            "onlyForStaff": False,
+            "discountValueType": v["value_type"],
+            "discountValue": v["values"].get(chan["slug"]) if chan else None,
+            "currency": chan["currency"] if chan else None,
+            "minSpent": None,
+            "type": v["type"],
+            "channelListings": listings,
+            "products": None,
+            "categories": None,
+            "collections": None,
+            "variants": None,
+        }
+
+    # -- Query root ------------------------------------------------------------------------------
+    def root(self) -> Obj:
+        return {
+            "products": self.q_products,
+            "product": self.q_product,
+            "productVariant": self.q_product_variant,
+            "categories": self.q_categories,
+            "category": self.q_category,
+            "channels": self.q_channels,
+            "channel": self.q_channel,
+            "warehouses": self.q_warehouses,
+            "warehouse": self.q_warehouse,
+            "stocks": self.q_stocks,
+            "orders": self.q_orders,
+            "order": self.q_order,
+            "customers": self.q_customers,
+            "user": self.q_user,
+            "vouchers": self.q_vouchers,
+            "voucher": self.q_voucher,
+        }
+
+    def q_products(
+        self,
+        info: Any,
+        first: int | None = None,
+        after: str | None = None,
+        channel: str | None = None,
+        search: str | None = None,
+        filter: Mapping[str, Any] | None = None,
+        sortBy: Mapping[str, Any] | None = None,
+        **_: Any,
+    ) -> Obj:
+        f = dict(filter or {})
+        chan = self.channel_record(channel or f.get("channel"))
+        items = [p for p in self.s.products if chan is None or chan["slug"] in p["channels"]]
+        term = (search or f.get("search") or "").lower()
+        if term:
+            items = [
+                p
+                for p in items
+                if term in p["name"].lower()
+                or term in p["slug"]
+                or any(term in v["sku"].lower() for v in p["variants"])
+            ]
+        if (cats := _pks(f.get("categories"), "Category")) is not None:
+            items = [p for p in items if str(p["category"]) in cats]
+        if (types := _pks(f.get("productTypes"), "ProductType")) is not None:
+            items = [p for p in items if str(p["type"]) in types]
+        if (ids := _pks(f.get("ids"), "Product")) is not None:
+            items = [p for p in items if str(p["pk"]) in ids]
+        if f.get("slugs") is not None:
+            items = [p for p in items if p["slug"] in f["slugs"]]
+        if f.get("stockAvailability") is not None:
+            in_stock = f["stockAvailability"] == "IN_STOCK"
+            items = [
+                p
+                for p in items
+                if any(sum(v["stocks"].values()) > 0 for v in p["variants"]) == in_stock
+            ]
+        items = _sorted(items, sortBy, {"NAME": "name", "CREATED_AT": "created", "DATE": "created"})
+        return _connection(items, lambda p: self.product(p, chan), first, after, "products")
+
+    def q_product(
+        self,
+        info: Any,
+        id: str | None = None,
+        slug: str | None = None,
+        channel: str | None = None,
+        **_: Any,
+    ) -> Obj | None:
+        chan = self.channel_record(channel)
+        pk = _pks([id], "Product") if id else None
+        for p in self.s.products:
+            if (pk is not None and str(p["pk"]) in pk) or (slug is not None and p["slug"] == slug):
+                if chan is None or chan["slug"] in p["channels"]:
+                    return self.product(p, chan)
+        return None
+
+    def q_product_variant(
+        self,
+        info: Any,
+        id: str | None = None,
+        sku: str | None = None,
+        channel: str | None = None,
+        **_: Any,
+    ) -> Obj | None:
+        chan = self.channel_record(channel)
+        pk = _pks([id], "ProductVariant") if id else None
+        for p, v in self.variant_records():
+            if (pk is not None and str(v["pk"]) in pk) or (sku is not None and v["sku"] == sku):
+                return self.variant(p, v, chan)
+        return None
+
+    def q_categories(
+        self,
+        info: Any,
+        first: int | None = None,
+        after: str | None = None,
+        level: int | None = None,
+        filter: Mapping[str, Any] | None = None,
+        **_: Any,
+    ) -> Obj:
+        f = dict(filter or {})
+        items = [self.category(c) for c in self.s.categories]
+        if level is not None:
+            items = [c for c in items if c["level"] == level]
+        if term := (f.get("search") or "").lower():
+            items = [c for c in items if term in c["name"].lower() or term in c["slug"]]
+        if f.get("slugs") is not None:
+            items = [c for c in items if c["slug"] in f["slugs"]]
+        if f.get("ids") is not None:
+            items = [c for c in items if c["id"] in f["ids"]]
+        return _connection(items, lambda c: c, first, after, "categories")
+
+    def q_category(
+        self,
+        info: Any,
+        id: str | None = None,
+        slug: str | None = None,
+        **_: Any,
+    ) -> Obj | None:
+        for c in self.s.categories:
+            if global_id("Category", c["pk"]) == id or c["slug"] == slug:
+                return self.category(c)
+        return None
+
+    def q_channels(self, info: Any, **_: Any) -> list[Obj]:
+        _ctx(info).require()
+        return [self.channel(c) for c in self.s.channels]
+
+    def q_channel(
+        self,
+        info: Any,
+        id: str | None = None,
+        slug: str | None = None,
+        **_: Any,
+    ) -> Obj | None:
+        for c in self.s.channels:
+            if global_id("Channel", c["pk"]) == id or c["slug"] == slug:
+                return self.channel(c)
+        return None
+
+    def q_warehouses(
+        self,
+        info: Any,
+        first: int | None = None,
+        after: str | None = None,
+        filter: Mapping[str, Any] | None = None,
+        **_: Any,
+    ) -> Obj:
+        _ctx(info).require("MANAGE_PRODUCTS", "MANAGE_ORDERS", "MANAGE_SHIPPING")
+        f = dict(filter or {})
+        items = list(self.s.warehouses)
+        if term := (f.get("search") or "").lower():
+            items = [w for w in items if term in w["name"].lower() or term in w["slug"]]
+        if f.get("slugs") is not None:
+            items = [w for w in items if w["slug"] in f["slugs"]]
+        if (ids := _pks(f.get("ids"), "Warehouse")) is not None:
+            items = [w for w in items if str(w["pk"]) in ids]
+        if (chans := _pks(f.get("channels"), "Channel")) is not None:
+            slugs = {c["slug"] for c in self.s.channels if str(c["pk"]) in chans}
+            items = [w for w in items if slugs & set(w["channels"])]
+        return _connection(items, self.warehouse, first, after, "warehouses")
+
+    def q_warehouse(self, info: Any, id: str | None = None, **_: Any) -> Obj | None:
+        _ctx(info).require("MANAGE_PRODUCTS", "MANAGE_ORDERS", "MANAGE_SHIPPING")
+        for w in self.s.warehouses:
+            if global_id("Warehouse", w["pk"]) == id:
+                return self.warehouse(w)
+        return None
+
+    def q_stocks(
+        self,
+        info: Any,
+        first: int | None = None,
+        after: str | None = None,
+        filter: Mapping[str, Any] | None = None,
+        **_: Any,
+    ) -> Obj:
+        _ctx(info).require("MANAGE_PRODUCTS")
+        f = dict(filter or {})
+        rows = [(p, v, wh, q) for p, v in self.variant_records() for wh, q in v["stocks"].items()]
+        if f.get("quantity") is not None:
+            rows = [r for r in rows if r[3] == f["quantity"]]
+        if term := (f.get("search") or "").lower():
+            rows = [r for r in rows if term in r[0]["name"].lower() or term in r[1]["sku"].lower()]
+        return _connection(rows, lambda r: self.stock(*r), first, after, "stocks")
+
+    def q_orders(
+        self,
+        info: Any,
+        first: int | None = None,
+        after: str | None = None,
+        channel: str | None = None,
+        filter: Mapping[str, Any] | None = None,
+        sortBy: Mapping[str, Any] | None = None,
+        **_: Any,
+    ) -> Obj:
+        _ctx(info).require("MANAGE_ORDERS")
+        f = dict(filter or {})
+        chan = self.channel_record(channel)
+        emails = {u["pk"]: u for u in self.s.customers}
+        items = [o for o in self.s.orders if chan is None or o["channel"] == chan["slug"]]
+        if f.get("status"):
+            items = [o for o in items if o["status"] in f["status"]]
+        if f.get("paymentStatus"):
+            items = [o for o in items if o["payment"] in f["paymentStatus"]]
+        if f.get("numbers") is not None:
+            items = [o for o in items if o["number"] in f["numbers"]]
+        if (ids := _pks(f.get("ids"), "Order")) is not None:
+            items = [o for o in items if str(o["pk"]) in ids]
+        if (chans := _pks(f.get("channels"), "Channel")) is not None:
+            slugs = {c["slug"] for c in self.s.channels if str(c["pk"]) in chans}
+            items = [o for o in items if o["channel"] in slugs]
+        if term := (f.get("customer") or "").lower():
+            items = [
+                o
+                for o in items
+                if any(term in emails[o["customer"]][k].lower() for k in ("email", "first", "last"))
+            ]
+        if term := (f.get("search") or "").lower():  # whole terms: a number or a full e-mail
+            items = [
+                o for o in items if term in (o["number"], emails[o["customer"]]["email"].lower())
+            ]
+        items = _sorted(
+            items,
+            sortBy,
+            {
+                "NUMBER": "pk",
+                "CREATED_AT": "created",
+                "CREATION_DATE": "created",
+                "PAYMENT": "payment",
+            },
+        )
+        if not sortBy:
+            items = sorted(items, key=lambda o: o["pk"], reverse=True)  # newest first
+        return _connection(items, self.order, first, after, "orders")
+
+    def q_order(self, info: Any, id: str | None = None, **_: Any) -> Obj | None:
+        _ctx(info).require("MANAGE_ORDERS")
+        for o in self.s.orders:
+            if global_id("Order", o["pk"]) == id:
+                return self.order(o)
+        return None
+
+    def q_customers(
+        self,
+        info: Any,
+        first: int | None = None,
+        after: str | None = None,
+        filter: Mapping[str, Any] | None = None,
+        **_: Any,
+    ) -> Obj:
+        _ctx(info).require("MANAGE_USERS")
+        f = dict(filter or {})
+        items = list(self.s.customers)
+        if term := (f.get("search") or "").lower():
+            items = [
+                u for u in items if any(term in u[k].lower() for k in ("email", "first", "last"))
+            ]
+        if (ids := _pks(f.get("ids"), "User")) is not None:
+            items = [u for u in items if str(u["pk"]) in ids]
+        return _connection(items, self.user, first, after, "customers")
+
+    def q_user(
+        self,
+        info: Any,
+        id: str | None = None,
+        email: str | None = None,
+        **_: Any,
+    ) -> Obj | None:
+        _ctx(info).require("MANAGE_USERS", "MANAGE_STAFF")
+        for u in self.s.customers:
+            if global_id("User", u["pk"]) == id or u["email"] == email:
+                return self.user(u)
+        return None
+
+    def q_vouchers(
+        self,
+        info: Any,
+        first: int | None = None,
+        after: str | None = None,
+        channel: str | None = None,
+        query: str | None = None,
+        filter: Mapping[str, Any] | None = None,
+        **_: Any,
+    ) -> Obj:
+        _ctx(info).require("MANAGE_DISCOUNTS")
+        f = dict(filter or {})
+        chan = self.channel_record(channel)
+        items = list(self.s.vouchers)
+        if term := (query or f.get("search") or "").lower():
+            items = [v for v in items if term in v["name"].lower() or term in v["code"].lower()]
+        if f.get("discountType"):
+            kinds = set(f["discountType"])
+            items = [v for v in items if v["value_type"] in kinds or v["type"] in kinds]
+        if (ids := _pks(f.get("ids"), "Voucher")) is not None:
+            items = [v for v in items if str(v["pk"]) in ids]
+        return _connection(items, lambda v: self.voucher(v, chan), first, after, "vouchers")
+
+    def q_voucher(
+        self,
+        info: Any,
+        id: str,
+        channel: str | None = None,
+        **_: Any,
+    ) -> Obj | None:
+        _ctx(info).require("MANAGE_DISCOUNTS")
+        chan = self.channel_record(channel)
+        for v in self.s.vouchers:
+            if global_id("Voucher", v["pk"]) == id:
+                return self.voucher(v, chan)
+        return None
+
+
+def _format_error(err: graphql.GraphQLError) -> Obj:
+    """Saleor's error entry: graphql-core's, plus ``extensions.exception.code``."""
+    formatted: Obj = dict(err.formatted)
+    original = err.original_error
+    code = type(original).__name__ if original is not None else "GraphQLError"
+    if isinstance(original, GraphQLInputError):
+        code = "GraphQLError"
+    formatted.pop("extensions", None)
+    formatted["extensions"] = {"exception": {"code": code}}
+    return formatted
+
+
+class FakeSaleorServer(BackgroundServer):
+    """Saleor's GraphQL endpoint (``/graphql/``) on a local port; see the module docstring."""
+
+    name = "fake-saleor"
+
+    def __init__(
+        self, tokens: Mapping[str, Iterable[str]] | Iterable[str] = ("staff-token",)
+    ) -> None:
+        """``tokens``: valid bearer tokens, each with all permissions, or ``{token: perms}``."""
+        if isinstance(tokens, Mapping):
+            self.tokens = {t: frozenset(p) for t, p in tokens.items()}
+        else:
+            self.tokens = dict.fromkeys(tokens, ALL_PERMISSIONS)
+        self.store = _seed()
+        self._lock = threading.Lock()
+        self._requests: list[RecordedRequest] = []
+        self._failures: deque[Failure] = deque()
+        saleor_schema()  # build before serving, so the first request is not slow
+        routes = [Route("/graphql/", self._graphql, methods=["POST"])]
+        super().__init__(Starlette(routes=routes))
+
+    @property
+    def url(self) -> str:
+        return f"{self.base_url}/graphql/"
+
+    def fail_next(
+        self,
+        status: int = 429,
+        *,
+        retry_after: float | None = None,
+        body: Any = None,
+        headers: Mapping[str, str] | None = None,
+        times: int = 1,
+    ) -> None:
+        """The next ``times`` requests answer ``status`` (before auth or parsing, as a proxy would).
+
+        ``retry_after`` sets the ``Retry-After`` header (seconds). Without ``body``, 429 answers a
+        text body like a proxy's, as do 502/503/504; other statuses a GraphQL-shaped
+        ``{"errors": [...]}`` (unconfirmed shapes: our specs say nothing of Saleor's limits).
+        """
+        item = Failure(status, retry_after, body, dict(headers or {}))
+        with self._lock:
+            self._failures.extend([item] * times)
+
+    @property
+    def requests(self) -> list[RecordedRequest]:
+        with self._lock:
+            return list(self._requests)
+
+    def requests_for(self, operation_name: str) -> list[RecordedRequest]:
+        return [r for r in self.requests if r.operation_name == operation_name]
+
+    def reset(self) -> None:
+        """Forget recorded requests and scripted failures; re-seed the catalogue."""
+        with self._lock:
+            self._requests.clear()
+            self._failures.clear()
+            self.store = _seed()
+
+    # -- HTTP -----------------------------------------------------------------------------------
+    async def _graphql(self, request: Request) -> Response:
+        headers = {k.lower(): v for k, v in request.headers.items()}
+        auth = headers.get("authorization", "")
+        token = auth[7:].strip() if auth[:7].lower() == "bearer " else None
+        raw = await request.body()
+        try:
+            body = json.loads(raw) if raw else None
+        except ValueError:
+            body = None
+        payload: dict[str, Any] = body if isinstance(body, dict) else {}
+        variables = payload.get("variables")
+        recorded = RecordedRequest(
+            query=payload.get("query"),
+            variables=variables if isinstance(variables, dict) else None,
+            operation_name=payload.get("operationName"),
+            token=token,
+            headers=headers,
+            at=time.monotonic(),
+        )
+        with self._lock:
+            self._requests.append(recorded)
+            failure = self._failures.popleft() if self._failures else None
+        if failure is not None:
+            return self._failure(failure)
+        if not isinstance(body, dict):
+            return self._bad_request("Unable to parse query.")
+        query = recorded.query
+        if not isinstance(query, str) or not query.strip():
+            return self._bad_request("Must provide a query string.")
+        errors = validate_operation(query)
+        if errors:
+            return JSONResponse({"errors": [_format_error(e) for e in errors]}, status_code=400)
+        permissions = self.tokens.get(token) if token else None
+        context = Context(self.store, permissions)
+        result = await graphql.graphql(
+            saleor_schema(),
+            query,
+            root_value=Graph(self.store).root(),
+            context_value=context,
+            variable_values=recorded.variables,
+            operation_name=recorded.operation_name,
+        )
+        answer: Obj = {}
+        if result.errors:
+            answer["errors"] = [_format_error(e) for e in result.errors]
+        if result.data is None and result.errors and not any(e.path for e in result.errors):
+            return JSONResponse(answer, status_code=400)  # e.g. a bad variable or operationName
+        answer["data"] = result.data
+        return JSONResponse(answer)
+
+    @staticmethod
+    def _bad_request(message: str) -> Response:
+        error = {"message": message, "extensions": {"exception": {"code": "GraphQLError"}}}
+        return JSONResponse({"errors": [error]}, status_code=400)
+
+    @staticmethod
+    def _failure(failure: Failure) -> Response:
+        headers = dict(failure.headers)
+        if failure.retry_after is not None:
+            headers["Retry-After"] = f"{failure.retry_after:g}"
+        body = failure.body
+        if body is None and failure.status in GATEWAY_BODIES:
+            body = GATEWAY_BODIES[failure.status]
+        if body is None:
+            error = {
+                "message": "Request failed.",
+                "extensions": {"exception": {"code": "HTTPError"}},
+            }
+            body = {"errors": [error]}
+        if isinstance(body, str):
+            return PlainTextResponse(body, status_code=failure.status, headers=headers)
+        return JSONResponse(body, status_code=failure.status, headers=headers)
