@@ -35,7 +35,6 @@ import hashlib
 import hmac
 import inspect
 import json
-import os
 import re
 import secrets
 import threading
@@ -54,11 +53,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from tests.fakes.saleor import SCHEMA_PATH as SALEOR_SCHEMA_PATH
 from tests.fakes.server import BackgroundServer
 
-SALEOR_SCHEMA_PATH = Path(
-    os.environ.get("OPSHUB_TEST_SALEOR_SCHEMA", "/work/shared/fixtures/saleor-3.20.graphql")
-)
 GOOGLE_ADS_SCOPE = "https://www.googleapis.com/auth/adwords"
 LWA_SCOPE = "creatorsapi::default"  # credential version 3.x, JSON body
 COGNITO_SCOPE = "creatorsapi/default"  # credential version 2.x, form body
