@@ -99,6 +99,7 @@ class AppState:
                 live=state.live,
                 settings=settings,
                 embedders=state.embedders,
+                memory_indexes=state.memory_indexes,
             )
             state.background.append(asyncio.create_task(worker.run()))
             scheduler = Scheduler(owner_pool=state.owner_pool)

@@ -16,20 +16,18 @@ import asyncio
 import uuid
 from collections.abc import Callable, Coroutine, Sequence
 from datetime import datetime
-from pathlib import Path
 from typing import Any, TypeVar
 
 from crewai.memory.types import MemoryRecord, ScopeInfo
 
 from opshub.db.engine import tenant_transaction
-from opshub.db.sql import Record, load_queries
+from opshub.db.sql import Record
 from opshub.memory import service
 from opshub.memory.models import MemoryKind, Scope
 from opshub.memory.run_memory import TenantMemory
 from opshub.memory.schemas import MemoryCreate
 
 T = TypeVar("T")
-QUERIES = load_queries(Path(__file__).with_name("queries.sql"))
 MAX_SCOPE_ROWS = 5_000
 
 
@@ -49,6 +47,16 @@ def _record(row: Record) -> MemoryRecord:
         created_at=row["created_at"].replace(tzinfo=None),
         last_accessed=(row["last_recalled_at"] or row["updated_at"]).replace(tzinfo=None),
     )
+
+
+def _metadata(record: MemoryRecord) -> dict[str, Any]:
+    """CrewAI's fields that opshub's columns do not hold, kept beside the record's metadata."""
+    return {
+        **record.metadata,
+        "crewai_id": record.id,
+        "crewai_scope": record.scope,
+        "categories": record.categories,
+    }
 
 
 def _matches(
@@ -91,7 +99,9 @@ class TenantMemoryStorage:
         async def embed(texts: list[str]) -> list[list[float]]:
             async with tenant_transaction(self._memory.app_pool, self._memory.tenant_id) as conn:
                 model = await service.active_model(conn, tenant_id=self._memory.tenant_id)
-            embedder = self._memory.embedders.for_model(model, tenant_id=self._memory.tenant_id)
+            embedder = self._memory.embedders.for_model(
+                model.name, tenant_id=self._memory.tenant_id
+            )
             return await embedder.embed(texts)
 
         return lambda texts: self._call(embed(texts))
@@ -99,27 +109,23 @@ class TenantMemoryStorage:
     def _call(self, coro: Coroutine[Any, Any, T]) -> T:
         return asyncio.run_coroutine_threadsafe(coro, self._loop).result(self._timeout)
 
-    async def _rows(self) -> list[MemoryRecord]:
+    async def _in_scope(self) -> list[tuple[uuid.UUID, MemoryRecord]]:
+        """The scope's live rows, newest first: opshub's id and CrewAI's view of each."""
         async with tenant_transaction(self._memory.app_pool, self._memory.tenant_id) as conn:
             rows = await conn.fetch(
-                QUERIES["in_scope"],
+                service.QUERIES["in_scope"],
                 self._memory.tenant_id,
                 self._scope.kind.value,
                 self._scope.key,
                 MAX_SCOPE_ROWS,
             )
-        return [_record(row) for row in rows]
+        return [(row["id"], _record(row)) for row in rows]
+
+    async def _rows(self) -> list[MemoryRecord]:
+        return [record for _, record in await self._in_scope()]
 
     async def _ids_of(self, **criteria: Any) -> list[uuid.UUID]:
-        async with tenant_transaction(self._memory.app_pool, self._memory.tenant_id) as conn:
-            rows = await conn.fetch(
-                QUERIES["in_scope"],
-                self._memory.tenant_id,
-                self._scope.kind.value,
-                self._scope.key,
-                MAX_SCOPE_ROWS,
-            )
-        return [row["id"] for row in rows if _matches(_record(row), **criteria)]
+        return [memory_id for memory_id, r in await self._in_scope() if _matches(r, **criteria)]
 
     # -- writes --
 
@@ -130,12 +136,7 @@ class TenantMemoryStorage:
                 scope=str(self._scope),
                 kind=MemoryKind.fact,
                 importance=record.importance,
-                metadata={
-                    **record.metadata,
-                    "crewai_id": record.id,
-                    "crewai_scope": record.scope,
-                    "categories": record.categories,
-                },
+                metadata=_metadata(record),
             )
             for record in records
         ]
@@ -169,7 +170,9 @@ class TenantMemoryStorage:
             older_than=older_than,
         )
         async with tenant_transaction(self._memory.app_pool, self._memory.tenant_id) as conn:
-            deleted: int = await conn.fetchval(QUERIES["delete_many"], self._memory.tenant_id, ids)
+            deleted: int = await conn.fetchval(
+                service.QUERIES["delete_many"], self._memory.tenant_id, ids
+            )
         return deleted
 
     def delete(
@@ -193,21 +196,15 @@ class TenantMemoryStorage:
                 await self.asave([record])
                 return
             memory_id = found[0]
-            metadata = {
-                **record.metadata,
-                "crewai_id": record.id,
-                "crewai_scope": record.scope,
-                "categories": record.categories,
-            }
             async with tenant_transaction(self._memory.app_pool, self._memory.tenant_id) as conn:
                 await conn.execute(
-                    QUERIES["rewrite"],
+                    service.QUERIES["rewrite"],
                     self._memory.tenant_id,
                     memory_id,
                     record.content,
                     service.content_hash(record.content),
                     record.importance,
-                    metadata,
+                    _metadata(record),
                     service.vector_text(record.embedding) if record.embedding else None,
                 )
 
@@ -234,13 +231,16 @@ class TenantMemoryStorage:
             nearest = await service.nearest(
                 conn,
                 tenant_id=tenant_id,
-                model=model,
+                model=model.name,
+                indexed=model.indexed,
                 vector=query_embedding,
                 limit=max(limit * 5, 50),
                 where=service.MemoryFilter(scopes=[self._scope]),
                 ef_search=self._memory.ef_search,
             )
-            rows = await conn.fetch(QUERIES["rows_by_id"], tenant_id, [i for i, _ in nearest])
+            rows = await conn.fetch(
+                service.QUERIES["rows_by_id"], tenant_id, [i for i, _ in nearest]
+            )
         by_id = {row["id"]: row for row in rows}
         found = []
         for memory_id, distance in nearest:

@@ -29,6 +29,8 @@ DIMENSIONS = 384
 LOCAL_MODEL = "local/all-MiniLM-L6-v2"
 OPENAI_MODEL = "openai/text-embedding-3-small"
 MODELS = (LOCAL_MODEL, OPENAI_MODEL)
+# Texts one forward pass of the local model takes from the queue (encoded 64 at a time).
+MAX_TEXTS_PER_PASS = 256
 
 
 class Embedder(Protocol):
@@ -106,7 +108,9 @@ class LocalEmbedder:
         while self._pending:
             batch: list[tuple[list[str], asyncio.Future[list[list[float]]]]] = []
             size = 0
-            while self._pending and (not batch or size + len(self._pending[0][0]) <= 256):
+            while self._pending and (
+                not batch or size + len(self._pending[0][0]) <= MAX_TEXTS_PER_PASS
+            ):
                 texts, future = self._pending.pop(0)
                 batch.append((texts, future))
                 size += len(texts)

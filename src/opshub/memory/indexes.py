@@ -105,14 +105,18 @@ async def build_tenant_index(pool: asyncpg.Pool, *, tenant_id: uuid.UUID, model:
     return True
 
 
+# Tenants whose active model has no index yet, counted only up to the threshold through
+# ix_memories_live: the sweep reads at most threshold rows a tenant, never the whole table.
 FIND_DUE = """
-SELECT m.tenant_id, m.embedding_model
-  FROM memories m
- WHERE m.superseded_by IS NULL
-   AND NOT EXISTS (SELECT 1 FROM memory_indexes x
-                    WHERE x.tenant_id = m.tenant_id AND x.embedding_model = m.embedding_model)
- GROUP BY m.tenant_id, m.embedding_model
-HAVING count(*) >= $1
+SELECT t.id AS tenant_id, t.memory_embedding_model AS embedding_model
+  FROM tenants t
+ WHERE NOT EXISTS (SELECT 1 FROM memory_indexes x
+                    WHERE x.tenant_id = t.id AND x.embedding_model = t.memory_embedding_model)
+   AND (SELECT count(*) FROM (
+            SELECT 1 FROM memories m
+             WHERE m.tenant_id = t.id AND m.embedding_model = t.memory_embedding_model
+               AND m.superseded_by IS NULL
+             LIMIT $1) enough) >= $1
 """
 
 FIND_ORPHANS = """

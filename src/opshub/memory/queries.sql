@@ -6,7 +6,12 @@
 SELECT pg_advisory_xact_lock(hashtextextended('opshub.memory:' || $1::uuid::text, 0));
 
 -- active_model --
-SELECT memory_embedding_model FROM tenants WHERE id = $1;
+-- The tenant's embedding model, and whether its memories of that model have their own index.
+SELECT t.memory_embedding_model AS name,
+       EXISTS (SELECT 1 FROM memory_indexes x
+                WHERE x.tenant_id = t.id AND x.embedding_model = t.memory_embedding_model)
+           AS indexed
+  FROM tenants t WHERE t.id = $1;
 
 -- find_same_content --
 -- Said again: current again (an expired memory restated lives on), as important as either.

@@ -8,17 +8,13 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
-from pathlib import Path
 
 import asyncpg
 
 from opshub.db.engine import tenant_transaction
-from opshub.db.sql import load_queries
 from opshub.memory.embedders import MODELS, Embedders
 from opshub.memory.errors import UnknownEmbeddingModelError
-from opshub.memory.service import vector_text
-
-QUERIES = load_queries(Path(__file__).with_name("queries.sql"))
+from opshub.memory.service import QUERIES, vector_text
 
 
 async def reembed_tenant(

@@ -200,9 +200,3 @@ async def _extract(llm: Any, *, request: str, answer: str) -> list[MemoryCreate]
         log.warning("memory extraction call failed", error=type(exc).__name__)
         return []
     return _facts(str(reply))
-
-
-def dumps_hits(hits: list[MemoryHit]) -> str:
-    return orjson.dumps(
-        [{"content": h.content, "kind": h.kind.value, "scope": h.scope} for h in hits]
-    ).decode()

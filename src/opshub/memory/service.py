@@ -96,9 +96,17 @@ def memory_read(row: Record) -> MemoryRead:
     )
 
 
-async def active_model(conn: Connection, *, tenant_id: uuid.UUID) -> str:
-    model: str = await conn.fetchval(QUERIES["active_model"], tenant_id)
-    return model
+@dataclass(frozen=True)
+class ActiveModel:
+    name: str
+    indexed: bool
+    """The tenant's memories of this model have their own HNSW index."""
+
+
+async def active_model(conn: Connection, *, tenant_id: uuid.UUID) -> ActiveModel:
+    row = await conn.fetchrow(QUERIES["active_model"], tenant_id)
+    assert row is not None  # noqa: S101 - the caller's own tenant
+    return ActiveModel(row["name"], row["indexed"])
 
 
 async def nearest(
@@ -110,15 +118,19 @@ async def nearest(
     limit: int,
     where: MemoryFilter | None = None,
     ef_search: int = 100,
+    indexed: bool | None = None,
 ) -> list[tuple[uuid.UUID, float]]:
     """The ``limit`` closest live memories of ``model``: (id, cosine distance), closest first.
 
     Exact below the index threshold. Through the tenant's index, a filter that leaves fewer than
     ``limit`` of the candidates widens the search, and falls back to the exact path at the end.
+    ``indexed``: whether the tenant has its index, if the caller knows (else looked up).
     """
     refs, kinds, metadata = (where or MemoryFilter()).args()
     text = vector_text(vector)
-    if await conn.fetchval(QUERIES["tenant_index"], tenant_id, model):
+    if indexed is None:
+        indexed = bool(await conn.fetchval(QUERIES["tenant_index"], tenant_id, model))
+    if indexed:
         ef = max(ef_search, limit)
         while True:
             await conn.execute("SELECT set_config('hnsw.ef_search', $1, true)", str(ef))
@@ -151,16 +163,17 @@ async def search(
     """Hybrid recall of ``query``; ``min_similarity`` drops weak vector-only matches."""
     where = where or MemoryFilter()
     model = await active_model(conn, tenant_id=tenant_id)
-    [vector] = await embedders.for_model(model, tenant_id=tenant_id).embed([query])
+    [vector] = await embedders.for_model(model.name, tenant_id=tenant_id).embed([query])
     depth = max(limit * 2, 20)
     by_vector = await nearest(
         conn,
         tenant_id=tenant_id,
-        model=model,
+        model=model.name,
         vector=vector,
         limit=depth,
         where=where,
         ef_search=ef_search,
+        indexed=model.indexed,
     )
     refs, kinds, metadata = where.args()
     by_text = await conn.fetch(
@@ -221,11 +234,11 @@ async def remember_many(
         return []
     model = await active_model(conn, tenant_id=tenant_id)
     if vectors is None:
-        vectors = await embedders.for_model(model, tenant_id=tenant_id).embed(
+        vectors = await embedders.for_model(model.name, tenant_id=tenant_id).embed(
             [item.content for item in items]
         )
     await conn.execute(QUERIES["lock_tenant_writes"], tenant_id)
-    if await active_model(conn, tenant_id=tenant_id) != model:  # moved models meanwhile
+    if (await active_model(conn, tenant_id=tenant_id)).name != model.name:  # moved meanwhile
         return await remember_many(
             conn,
             tenant_id=tenant_id,
@@ -245,14 +258,12 @@ async def remember_many(
         )
         for item, vector in zip(items, vectors, strict=True)
     ]
-    if index_builder is not None and not await conn.fetchval(
-        QUERIES["tenant_index"], tenant_id, model
-    ):
+    if index_builder is not None and not model.indexed:
         held = await conn.fetchval(
-            QUERIES["live_rows_up_to"], tenant_id, model, index_builder.threshold
+            QUERIES["live_rows_up_to"], tenant_id, model.name, index_builder.threshold
         )
         if held >= index_builder.threshold:
-            index_builder.request(tenant_id=tenant_id, model=model)
+            index_builder.request(tenant_id=tenant_id, model=model.name)
     return saved
 
 
@@ -280,7 +291,7 @@ async def _remember_one(
     conn: Connection,
     *,
     tenant_id: uuid.UUID,
-    model: str,
+    model: ActiveModel,
     item: MemoryCreate,
     vector: Sequence[float],
     source_task_id: uuid.UUID | None,
@@ -310,10 +321,11 @@ async def _remember_one(
         await nearest(
             conn,
             tenant_id=tenant_id,
-            model=model,
+            model=model.name,
             vector=vector,
             limit=1,
             where=MemoryFilter(scopes=[scope]),
+            indexed=model.indexed,
         )
         if not older
         else []
@@ -345,7 +357,7 @@ async def _remember_one(
         item.content,
         item.subject,
         vector_text(vector),
-        model,
+        model.name,
         item.metadata,
         digest,
         item.importance,

@@ -91,7 +91,9 @@ class Worker:
         settings: Settings,
         concurrency: int | None = None,
         embedders: Embedders | None = None,
+        memory_indexes: IndexBuilder | None = None,
     ) -> None:
+        """``embedders``, ``memory_indexes``: the API's, when the worker shares its process."""
         self._owner_pool = owner_pool
         self._app_pool = app_pool
         self._resolver = resolver
@@ -100,7 +102,7 @@ class Worker:
         self._concurrency = concurrency or settings.worker_concurrency
         self._factory = LLMFactory(pool=app_pool, resolver=resolver, settings=settings)
         self._embedders = embedders or Embedders(resolver=resolver, settings=settings)
-        self._memory_indexes = IndexBuilder(
+        self._memory_indexes = memory_indexes or IndexBuilder(
             owner_pool=owner_pool, threshold=settings.memory_index_rows
         )
         self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"

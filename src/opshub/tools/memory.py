@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import orjson
 from crewai.tools import BaseTool
 from pydantic import BaseModel, ConfigDict, Field
 
 from opshub.memory.models import MemoryKind
-from opshub.memory.run_memory import TenantMemory, dumps_hits
-from opshub.memory.schemas import MemoryCreate
+from opshub.memory.run_memory import TenantMemory
+from opshub.memory.schemas import MemoryCreate, MemoryHit
 from opshub.memory.service import MemoryFilter
 from opshub.tools.context import ToolContext
+
+
+def _for_the_model(hits: list[MemoryHit]) -> str:
+    return orjson.dumps(
+        [{"content": h.content, "kind": h.kind.value, "scope": h.scope} for h in hits]
+    ).decode()
 
 
 class SearchMemoryArgs(BaseModel):
@@ -31,7 +38,7 @@ class SearchMemoryTool(BaseTool):
 
     def _run(self, query: str, limit: int = 5) -> str:
         hits = self.context.run(self.memory.search(query, limit=limit, where=self.scopes_filter))
-        return dumps_hits(hits) if hits else "Nothing remembered about that."
+        return _for_the_model(hits) if hits else "Nothing remembered about that."
 
 
 class SaveMemoryArgs(BaseModel):
