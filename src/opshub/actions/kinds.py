@@ -93,7 +93,7 @@ PAYLOADS: dict[ActionKind, type[Payload]] = {
 }
 
 
-def provider_for(kind: ActionKind, payload: Payload) -> Provider:
+def provider_for(payload: Payload) -> Provider:
     """Whose credential executes the action."""
     if isinstance(payload, BudgetChange | CampaignStatus):
         return Provider(payload.channel.value)
