@@ -89,9 +89,10 @@ async def send(
         except httpx.TransportError:
             failure = Failure(FailureKind.transient, f"{name} could not be reached")
         else:
-            failure = classify(response)
-            if failure is None:
+            classified = classify(response)
+            if classified is None:
                 return response
+            failure = classified
         retryable = failure.kind in (FailureKind.rate_limited, FailureKind.transient)
         wait = failure.retry_after
         if wait is None:
