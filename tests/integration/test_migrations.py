@@ -31,7 +31,7 @@ TENANT_TABLES = (
     *("credentials", "tenant_data_keys", "usage_records", "tenant_budgets"),
     *("tenant_model_fallbacks", "outbox"),
     *("threads", "thread_messages", "schedules", "tasks", "task_events", "webhook_deliveries"),
-    *("memories", "memory_indexes"),
+    *("memories", "memory_indexes", "crew_settings"),
 )
 SCHEMA_TABLES = frozenset({"tenants", *TENANT_TABLES})
 HEAD = ScriptDirectory(str(MIGRATIONS_DIR)).get_current_head()
