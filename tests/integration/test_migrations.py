@@ -349,6 +349,13 @@ async def test_downgrade_with_data_present_then_upgrade_leaves_an_empty_schema(
             ),
             params,
         )
+        await conn.execute(
+            text(
+                "INSERT INTO crew_settings (tenant_id, crew, provider, model)"
+                " VALUES (:t, 'marketing', 'anthropic', 'claude-sonnet-4-5')"
+            ),
+            params,
+        )
     for table in SCHEMA_TABLES:
         count = (await query(fresh_database.owner, f"SELECT count(*) AS n FROM {table}"))[0].n  # noqa: S608
         assert count == 1, table
