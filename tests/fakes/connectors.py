@@ -43,9 +43,11 @@ import uuid
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from datetime import date
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, ClassVar
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, urlencode
 
 import graphql
 from starlette.applications import Starlette
@@ -299,6 +301,209 @@ GOOGLE_API_ERRORS: dict[int, tuple[str, str, dict[str, str], str]] = {
 }
 
 
+_CID = r"(?P<customer_id>\d+)"
+
+
+@dataclass
+class GoogleCustomer:
+    """A seeded Google Ads account: campaigns by id, budgets by resource name, daily stats."""
+
+    id: str
+    currency: str
+    refresh_tokens: set[str]  # whose access tokens may reach it
+    campaigns: dict[str, dict[str, Any]] = field(default_factory=dict)
+    budgets: dict[str, dict[str, Any]] = field(default_factory=dict)
+    stats: list[dict[str, Any]] = field(default_factory=list)
+
+
+class GaqlError(ValueError):
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+_GAQL = re.compile(
+    r"\s*SELECT\s+(?P<fields>.+?)\s+FROM\s+(?P<resource>\w+)(?:\s+WHERE\s+(?P<where>.+?))?"
+    r"(?:\s+ORDER\s+BY\s+(?P<order>.+?))?(?:\s+LIMIT\s+(?P<limit>\d+))?\s*",
+    re.IGNORECASE | re.DOTALL,
+)
+_GAQL_CONDITION = re.compile(
+    r"\s*(?P<field>\w+(?:\.\w+)+)\s+(?:BETWEEN\s+'(?P<low>[^']*)'\s+AND\s+'(?P<high>[^']*)'"
+    r"|(?P<op>!=|>=|<=|=|>|<|NOT\s+IN|IN)\s+(?P<value>'[^']*'|\([^)]*\)|[\w.-]+))"
+    r"\s*(?:AND\s+|$)",
+    re.IGNORECASE,
+)
+_GAQL_ATTRIBUTES = frozenset(
+    {
+        "customer.id",
+        "customer.currency_code",
+        "customer.resource_name",
+        "campaign.id",
+        "campaign.name",
+        "campaign.status",
+        "campaign.resource_name",
+        "campaign.campaign_budget",
+        "campaign_budget.resource_name",
+        "campaign_budget.amount_micros",
+        "campaign_budget.period",
+    }
+)
+_GAQL_DAILY = frozenset(
+    {
+        "metrics.impressions",
+        "metrics.clicks",
+        "metrics.cost_micros",
+        "metrics.conversions",
+        "segments.date",
+    }
+)
+
+
+def _camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(part.title() for part in rest)
+
+
+def _camel_path(path: str) -> str:
+    return ".".join(_camel(part) for part in path.split("."))
+
+
+def _page_token(offset: int, scope: str) -> str:
+    """An opaque page token, valid only for the query (``scope``) it was issued for."""
+    return base64.urlsafe_b64encode(f"{scope}:{offset}".encode()).decode()
+
+
+def _page_offset(token: str, scope: str) -> int | None:
+    try:
+        issued_for, _, offset = base64.urlsafe_b64decode(token.encode()).decode().partition(":")
+        return int(offset) if issued_for == scope else None
+    except ValueError:
+        return None
+
+
+def _gaql_conditions(where: str) -> list[tuple[str, str, Any]]:
+    conditions: list[tuple[str, str, Any]] = []
+    position = 0
+    while position < len(where):
+        match = _GAQL_CONDITION.match(where, position)
+        if match is None:
+            raise GaqlError("UNEXPECTED_INPUT", f"Error in WHERE clause near: {where[position:]}")
+        position = match.end()
+        if match["low"] is not None:
+            conditions.append((match["field"], "BETWEEN", (match["low"], match["high"])))
+            continue
+        op, raw = " ".join(match["op"].upper().split()), match["value"]
+        if op in ("IN", "NOT IN"):
+            value: Any = [v.strip().strip("'") for v in raw.strip("()").split(",")]
+        else:
+            value = raw.strip("'")
+        conditions.append((match["field"], op, value))
+    return conditions
+
+
+def _gaql_holds(row: dict[str, Any], field_name: str, op: str, value: Any) -> bool:
+    actual = row[field_name]
+    if op == "BETWEEN":
+        return bool(value[0] <= str(actual) <= value[1])
+    if op in ("IN", "NOT IN"):
+        return (str(actual) in value) == (op == "IN")
+    left: Any = str(actual)
+    right: Any = value
+    try:
+        left, right = float(actual), float(value)
+    except (TypeError, ValueError):
+        pass
+    return {
+        "=": left == right,
+        "!=": left != right,
+        ">": left > right,
+        "<": left < right,
+        ">=": left >= right,
+        "<=": left <= right,
+    }[op]
+
+
+def _gaql_facts(customer: GoogleCustomer, daily: bool) -> list[dict[str, Any]]:
+    """Every row ``FROM campaign`` can see: one per campaign, or per campaign and day."""
+    campaigns = {}
+    for campaign_id, c in customer.campaigns.items():
+        budget = customer.budgets[c["budget"]]
+        campaigns[campaign_id] = {
+            "customer.id": customer.id,
+            "customer.currency_code": customer.currency,
+            "customer.resource_name": f"customers/{customer.id}",
+            "campaign.id": campaign_id,
+            "campaign.name": c["name"],
+            "campaign.status": c["status"],
+            "campaign.resource_name": f"customers/{customer.id}/campaigns/{campaign_id}",
+            "campaign.campaign_budget": c["budget"],
+            "campaign_budget.resource_name": c["budget"],
+            "campaign_budget.amount_micros": int(budget["amount_micros"]),
+            "campaign_budget.period": budget["period"],
+        }
+    if not daily:
+        return [campaigns[k] for k in sorted(campaigns, key=int)]
+    rows = [
+        {
+            **campaigns[stat["campaign_id"]],
+            "metrics.impressions": stat["impressions"],
+            "metrics.clicks": stat["clicks"],
+            "metrics.cost_micros": stat["cost_micros"],
+            "metrics.conversions": float(stat["conversions"]),
+            "segments.date": stat["date"],
+        }
+        for stat in customer.stats
+    ]
+    return sorted(rows, key=lambda r: (r["segments.date"], int(r["campaign.id"])))
+
+
+def run_gaql(query: str, customer: GoogleCustomer) -> tuple[list[str], list[dict[str, Any]]]:
+    """(selected fields, matching flat rows) of a query in the GAQL subset the fake knows."""
+    match = _GAQL.fullmatch(query)
+    if match is None:
+        raise GaqlError("UNEXPECTED_END_OF_QUERY", "Error in query: expected SELECT ... FROM.")
+    if match["resource"] != "campaign":
+        raise GaqlError(
+            "PROHIBITED_RESOURCE_TYPE_IN_FROM_CLAUSE",
+            f"The fake answers FROM campaign only, not {match['resource']}.",
+        )
+    selected = [f.strip() for f in match["fields"].split(",")]
+    conditions = _gaql_conditions(match["where"] or "")
+    for name in [*selected, *(c[0] for c in conditions)]:
+        if name not in _GAQL_ATTRIBUTES | _GAQL_DAILY:
+            raise GaqlError("UNRECOGNIZED_FIELD", f"Unrecognized field in the query: '{name}'.")
+    daily = any(f in _GAQL_DAILY for f in selected)
+    if daily and "segments.date" not in selected:
+        raise GaqlError("PROHIBITED_METRIC_IN_SELECT_OR_WHERE_CLAUSE", "Select segments.date.")
+    dates = [op for name, op, _ in conditions if name == "segments.date"]
+    if daily and not ("BETWEEN" in dates or "=" in dates or {">=", "<="} <= set(dates)):
+        raise GaqlError(
+            "EXPECTED_FILTERS_ON_DATE_RANGE",
+            "segments.date is selected: the WHERE clause needs a finite date range.",
+        )
+    rows = [
+        row
+        for row in _gaql_facts(customer, daily)
+        if all(_gaql_holds(row, *condition) for condition in conditions)
+    ]
+    return selected, rows[: int(match["limit"])] if match["limit"] else rows
+
+
+def gaql_row(selected: list[str], row: dict[str, Any]) -> dict[str, Any]:
+    """A flat row as Google sends it: nested lowerCamelCase, int64s as strings, and each
+    selected resource's resourceName."""
+    resources = {f.split(".")[0] for f in selected}
+    names = [f"{r}.resource_name" for r in sorted(resources) if f"{r}.resource_name" in row]
+    out: dict[str, Any] = {}
+    for name in [*selected, *names]:
+        value = row[name]
+        if isinstance(value, int) and not isinstance(value, bool):
+            value = str(value)
+        resource, attribute = name.split(".", 1)
+        out.setdefault(_camel(resource), {})[_camel_path(attribute)] = value
+    return out
+
+
 class FakeGoogleAds(FakeServer):
     """``POST /token`` (Google OAuth) and ``/v23`` to ``/v26`` Google Ads REST on one port.
 
@@ -307,6 +512,14 @@ class FakeGoogleAds(FakeServer):
     ``developer_tokens`` (None: any non-empty one — Google documents the header as ignored since
     2026-09 but still rejects a request without it), ``accessible_customers`` (digits).
     ``issued`` maps every access token handed out to its ``IssuedToken``.
+
+    Reporting and writes: seed with ``add_customer`` (its currency, and the refresh tokens whose
+    access tokens may reach it: any other caller gets 403), ``add_campaign`` and
+    ``add_daily_stats``. ``googleAds:search`` runs a small GAQL subset (``FROM campaign``,
+    ``WHERE`` with ``=``, ``!=``, ``IN``, ``BETWEEN``, comparisons, ``AND``), pages by
+    ``page_size`` rows (10,000 like Google; lower it to page with few rows) and refuses
+    ``pageSize``. ``campaignBudgets:mutate`` / ``campaigns:mutate`` change the seeded state and
+    are logged in ``writes``.
     """
 
     name = "fake-google-ads"
@@ -318,6 +531,13 @@ class FakeGoogleAds(FakeServer):
             r"/(?P<version>v\d+)/customers:listAccessibleCustomers",
             "list_accessible_customers",
         ),
+        ("POST", rf"/(?P<version>v\d+)/customers/{_CID}/googleAds:search", "search"),
+        (
+            "POST",
+            rf"/(?P<version>v\d+)/customers/{_CID}/campaignBudgets:mutate",
+            "campaign_budgets_mutate",
+        ),
+        ("POST", rf"/(?P<version>v\d+)/customers/{_CID}/campaigns:mutate", "campaigns_mutate"),
     )
 
     def __init__(
@@ -328,6 +548,7 @@ class FakeGoogleAds(FakeServer):
         developer_tokens: Iterable[str] | None = None,
         accessible_customers: Iterable[str] = ("1234567890",),
         token_lifetime: float = 3599,
+        page_size: int = 10_000,
     ) -> None:
         self._config = (
             None if clients is None else dict(clients),
@@ -336,6 +557,7 @@ class FakeGoogleAds(FakeServer):
             list(accessible_customers),
         )
         self.token_lifetime = token_lifetime
+        self._page_size = page_size
         super().__init__()
 
     def _restore(self) -> None:
@@ -345,6 +567,9 @@ class FakeGoogleAds(FakeServer):
         self.developer_tokens: set[str] | None = developer
         self.accessible_customers: list[str] = customers
         self.issued: dict[str, IssuedToken] = {}
+        self.page_size = self._page_size
+        self.customers: dict[str, GoogleCustomer] = {}
+        self.writes: list[tuple[str, dict[str, Any]]] = []  # (route, applied update)
 
     @property
     def token_url(self) -> str:
@@ -363,6 +588,62 @@ class FakeGoogleAds(FakeServer):
     def expire_access_tokens(self) -> None:
         for issued in self.issued.values():
             issued.expires_at = 0.0
+
+    # -- seeded accounts ------------------------------------------------------------------------
+    def add_customer(
+        self, customer_id: str, *, currency: str = "EUR", refresh_tokens: Iterable[str] = ()
+    ) -> GoogleCustomer:
+        """A customer account, reachable by access tokens minted from ``refresh_tokens``."""
+        customer = GoogleCustomer(customer_id, currency, set(refresh_tokens))
+        self.customers[customer_id] = customer
+        return customer
+
+    def add_campaign(
+        self,
+        customer_id: str,
+        campaign_id: str,
+        name: str,
+        *,
+        status: str = "ENABLED",
+        daily_budget_micros: int = 10_000_000,
+        budget_id: str | None = None,
+        period: str = "DAILY",
+    ) -> str:
+        """A campaign with its own budget (or ``budget_id``'s, shared); returns the budget's
+        resource name."""
+        customer = self.customers[customer_id]
+        budget = f"customers/{customer_id}/campaignBudgets/{budget_id or campaign_id + '01'}"
+        customer.budgets.setdefault(
+            budget, {"amount_micros": daily_budget_micros, "period": period}
+        )
+        customer.campaigns[campaign_id] = {"name": name, "status": status, "budget": budget}
+        return budget
+
+    def add_daily_stats(
+        self,
+        customer_id: str,
+        campaign_id: str,
+        day: str,
+        *,
+        impressions: int,
+        clicks: int,
+        cost_micros: int,
+        conversions: float = 0.0,
+    ) -> None:
+        self.customers[customer_id].stats.append(
+            {
+                "campaign_id": campaign_id,
+                "date": day,
+                "impressions": impressions,
+                "clicks": clicks,
+                "cost_micros": cost_micros,
+                "conversions": conversions,
+            }
+        )
+
+    def budget_micros(self, customer_id: str, campaign_id: str) -> int:
+        customer = self.customers[customer_id]
+        return int(customer.budgets[customer.campaigns[campaign_id]["budget"]]["amount_micros"])
 
     # -- scripting ------------------------------------------------------------------------------
     def script_token_error(
@@ -552,6 +833,144 @@ class FakeGoogleAds(FakeServer):
             {"resourceNames": [f"customers/{c}" for c in self.accessible_customers]}
         )
 
+    def _customer(self, issued: IssuedToken, customer_id: str, version: str) -> GoogleCustomer:
+        customer = self.customers.get(customer_id)
+        if customer is None or issued.subject not in customer.refresh_tokens:
+            grpc_status, top, code, text = GOOGLE_API_ERRORS[403]
+            raise self._ads_error(403, grpc_status, top, code, text, version)
+        return customer
+
+    def _bad_request(self, code: dict[str, str], text: str, version: str) -> Reject:
+        return self._ads_error(
+            400, "INVALID_ARGUMENT", "Request contains an invalid argument.", code, text, version
+        )
+
+    async def _search(self, req: RecordedRequest, version: str, customer_id: str) -> Response:
+        customer = self._customer(self._authenticate(req, version), customer_id, version)
+        body = req.body if isinstance(req.body, dict) else {}
+        if "pageSize" in body:  # pages are a fixed 10,000 rows since v17
+            raise self._bad_request(
+                {"requestError": "PAGE_SIZE_NOT_SUPPORTED"},
+                "Setting the page size is not supported.",
+                version,
+            )
+        query = body.get("query")
+        if not isinstance(query, str) or not query.strip():
+            raise self._bad_request(
+                {"queryError": "BAD_VALUE"}, "The query must not be empty.", version
+            )
+        if scripted := await self._scripted("search"):
+            return scripted
+        try:
+            selected, rows = run_gaql(query, customer)
+        except GaqlError as err:
+            raise self._bad_request({"queryError": err.code}, str(err), version) from None
+        digest = hashlib.sha256(query.encode()).hexdigest()[:12]
+        offset = 0
+        if token := body.get("pageToken"):
+            offset = _page_offset(str(token), digest)
+            if offset is None or offset > len(rows):
+                raise self._bad_request(
+                    {"requestError": "INVALID_PAGE_TOKEN"}, "Page token is invalid.", version
+                )
+        end = offset + self.page_size
+        answer: dict[str, Any] = {
+            "results": [gaql_row(selected, row) for row in rows[offset:end]],
+            "fieldMask": ",".join(_camel_path(f) for f in selected),
+            "requestId": secrets.token_urlsafe(16)[:22],
+        }
+        if end < len(rows):
+            answer["nextPageToken"] = _page_token(end, digest)
+        if (body.get("searchSettings") or {}).get("returnTotalResultsCount"):
+            answer["totalResultsCount"] = str(len(rows))
+        return JSONResponse(answer)
+
+    async def _campaign_budgets_mutate(
+        self, req: RecordedRequest, version: str, customer_id: str
+    ) -> Response:
+        return await self._mutate(req, version, customer_id, "campaign_budgets_mutate")
+
+    async def _campaigns_mutate(
+        self, req: RecordedRequest, version: str, customer_id: str
+    ) -> Response:
+        return await self._mutate(req, version, customer_id, "campaigns_mutate")
+
+    async def _mutate(
+        self, req: RecordedRequest, version: str, customer_id: str, route: str
+    ) -> Response:
+        customer = self._customer(self._authenticate(req, version), customer_id, version)
+        body = req.body if isinstance(req.body, dict) else {}
+        operations = body.get("operations")
+        if not isinstance(operations, list) or not operations:
+            raise self._bad_request(
+                {"mutateError": "OPERATIONS_REQUIRED"}, "No operations in the request.", version
+            )
+        if scripted := await self._scripted(route):
+            return scripted
+        staged = []
+        for op in operations:
+            update = op.get("update") if isinstance(op, dict) else None
+            mask = op.get("updateMask") if isinstance(op, dict) else None
+            if not isinstance(update, dict) or not isinstance(mask, str) or not mask:
+                raise self._bad_request(
+                    {"fieldMaskError": "FIELD_MASK_MISSING"},
+                    "The field mask is missing.",
+                    version,
+                )
+            staged.append(self._staged(customer, route, update, mask.split(","), version))
+        if not body.get("validateOnly"):
+            for apply, update in staged:
+                apply()
+                self.writes.append((route, update))
+        return JSONResponse({"results": [{"resourceName": u["resourceName"]} for _, u in staged]})
+
+    def _staged(
+        self,
+        customer: GoogleCustomer,
+        route: str,
+        update: dict[str, Any],
+        mask: list[str],
+        version: str,
+    ) -> tuple[Callable[[], None], dict[str, Any]]:
+        """Validate one update operation; return what applies it."""
+        name = str(update.get("resourceName", ""))
+        budgets = route == "campaign_budgets_mutate"
+        allowed = {"amountMicros"} if budgets else {"status"}
+        if not set(mask) <= allowed or not all(f in update for f in mask):
+            raise self._bad_request(
+                {"fieldMaskError": "FIELD_NOT_FOUND"},
+                f"The field mask names a field that cannot be updated here: {','.join(mask)}",
+                version,
+            )
+        if budgets:
+            budget = customer.budgets.get(name)
+            amount = str(update.get("amountMicros", ""))
+            if budget is None:
+                raise self._bad_request(
+                    {"mutateError": "RESOURCE_NOT_FOUND"}, "Resource was not found.", version
+                )
+            if not amount.isdigit() or int(amount) % 10_000:
+                raise self._bad_request(
+                    {"budgetError": "NON_MULTIPLE_OF_MINIMUM_CURRENCY_UNIT"},
+                    "Budget amount must be a multiple of the minimum currency unit.",
+                    version,
+                )
+            return (lambda: budget.update(amount_micros=int(amount))), update
+        campaign_id = name.rsplit("/", 1)[-1]
+        campaign = customer.campaigns.get(campaign_id)
+        if name != f"customers/{customer.id}/campaigns/{campaign_id}" or campaign is None:
+            raise self._bad_request(
+                {"mutateError": "RESOURCE_NOT_FOUND"}, "Resource was not found.", version
+            )
+        status = update.get("status")
+        if status not in ("ENABLED", "PAUSED"):
+            raise self._bad_request(
+                {"requestError": "INVALID_ENUM_VALUE"},
+                f"Invalid value for status: {status}",
+                version,
+            )
+        return (lambda: campaign.update(status=status)), update
+
 
 # -- Meta Graph / Marketing API -----------------------------------------------------------------
 
@@ -612,17 +1031,70 @@ def meta_error_body(
     return {"error": error}
 
 
+META_INSIGHT_FIELDS = frozenset(
+    {
+        "account_id",
+        "account_currency",
+        "campaign_id",
+        "campaign_name",
+        "impressions",
+        "clicks",
+        "spend",
+        "actions",
+        "date_start",
+        "date_stop",
+    }
+)
+META_CAMPAIGN_FIELDS = frozenset(
+    {
+        "id",
+        "name",
+        "status",
+        "effective_status",
+        "objective",
+        "daily_budget",
+        "lifetime_budget",
+        "account_id",
+    }
+)
+META_CAMPAIGN_STATUSES = frozenset({"ACTIVE", "PAUSED", "DELETED", "ARCHIVED"})
+
+
+@dataclass
+class MetaAdAccount:
+    id: str  # digits, without act_
+    currency: str
+    name: str
+    tokens: set[str]  # the access tokens that may use it
+    campaigns: dict[str, dict[str, Any]] = field(default_factory=dict)
+    stats: list[dict[str, Any]] = field(default_factory=list)
+
+
 class FakeMetaGraph(FakeServer):
     """``GET /v26.0/me`` (and ``/v25.0``) of the Graph API.
 
     ``tokens`` maps an access token to its user (``{"id", "name"}``); ``expired_tokens`` answer
     190/463; anything else 190 (cannot parse). ``app_secret`` set: an ``appsecret_proof`` that is
     sent must match it (``require_appsecret_proof``: it must be sent).
+
+    Marketing API: seed ``add_ad_account`` (its currency and the tokens that may use it; any
+    other token gets 100/33, "does not exist or missing permissions"), ``add_campaign`` (budgets
+    in the currency's minor unit, as Graph keeps them) and ``add_daily_stats``. Reads are
+    ``act_{id}`` (fields), ``act_{id}/insights`` (level=campaign, time_increment=1, a JSON
+    ``time_range``) and ``act_{id}/campaigns``, cursor-paged by ``limit`` capped at
+    ``page_size``, with ``paging.next`` only when more follows. ``POST /{campaign_id}`` sets
+    ``status`` / ``daily_budget`` / ``name`` and logs the change in ``writes``.
     """
 
     name = "fake-meta-graph"
     SERVED_VERSIONS: ClassVar[tuple[str, ...]] = ("v25.0", "v26.0")
-    ROUTES = (("GET", r"/(?P<version>v\d+\.\d+)/me", "me"),)
+    ROUTES = (
+        ("GET", r"/(?P<version>v\d+\.\d+)/me", "me"),
+        ("GET", r"/(?P<version>v\d+\.\d+)/act_(?P<account_id>\d+)", "ad_account"),
+        ("GET", r"/(?P<version>v\d+\.\d+)/act_(?P<account_id>\d+)/insights", "insights"),
+        ("GET", r"/(?P<version>v\d+\.\d+)/act_(?P<account_id>\d+)/campaigns", "campaigns"),
+        ("POST", r"/(?P<version>v\d+\.\d+)/(?P<object_id>\d+)", "update_campaign"),
+    )
 
     def __init__(
         self,
@@ -631,6 +1103,7 @@ class FakeMetaGraph(FakeServer):
         expired_tokens: Iterable[str] = (),
         app_secret: str | None = None,
         require_appsecret_proof: bool = False,
+        page_size: int = 5000,
     ) -> None:
         self._config = (
             dict(tokens or {}),
@@ -638,6 +1111,7 @@ class FakeMetaGraph(FakeServer):
             app_secret,
             require_appsecret_proof,
         )
+        self._page_size = page_size
         super().__init__()
 
     def _restore(self) -> None:
@@ -646,6 +1120,9 @@ class FakeMetaGraph(FakeServer):
         self.expired_tokens: set[str] = expired
         self.app_secret: str | None = app_secret
         self.require_appsecret_proof: bool = require_proof
+        self.page_size = self._page_size
+        self.ad_accounts: dict[str, MetaAdAccount] = {}
+        self.writes: list[tuple[str, dict[str, str]]] = []  # (campaign id, fields set)
 
     @property
     def graph_url(self) -> str:
@@ -654,6 +1131,66 @@ class FakeMetaGraph(FakeServer):
 
     def add_token(self, token: str, *, name: str = "Opshub Test User", **fields: Any) -> None:
         self.tokens[token] = {"id": str(uuid.uuid4().int)[:15], "name": name, **fields}
+
+    # -- seeded ad accounts ---------------------------------------------------------------------
+    def add_ad_account(
+        self,
+        account_id: str,
+        *,
+        currency: str = "EUR",
+        name: str = "Opshub Test Ads",
+        tokens: Iterable[str] = (),
+    ) -> MetaAdAccount:
+        """An ad account (``"act_123"`` or ``"123"``) that ``tokens`` may use."""
+        digits = account_id.removeprefix("act_")
+        account = MetaAdAccount(digits, currency, name, set(tokens))
+        self.ad_accounts[digits] = account
+        return account
+
+    def add_campaign(
+        self,
+        account_id: str,
+        campaign_id: str,
+        name: str,
+        *,
+        status: str = "ACTIVE",
+        daily_budget: int | None = None,
+    ) -> dict[str, Any]:
+        """A campaign; ``daily_budget`` in the currency's minor unit (cents for EUR)."""
+        campaign: dict[str, Any] = {
+            "id": campaign_id,
+            "name": name,
+            "status": status,
+            "effective_status": status,
+            "objective": "OUTCOME_SALES",
+            "account_id": account_id.removeprefix("act_"),
+        }
+        if daily_budget is not None:
+            campaign["daily_budget"] = str(daily_budget)
+        self.ad_accounts[account_id.removeprefix("act_")].campaigns[campaign_id] = campaign
+        return campaign
+
+    def add_daily_stats(
+        self,
+        account_id: str,
+        campaign_id: str,
+        day: str,
+        *,
+        impressions: int,
+        clicks: int,
+        spend: str,
+        actions: dict[str, int | str] | None = None,
+    ) -> None:
+        self.ad_accounts[account_id.removeprefix("act_")].stats.append(
+            {
+                "campaign_id": campaign_id,
+                "date": day,
+                "impressions": impressions,
+                "clicks": clicks,
+                "spend": spend,
+                "actions": dict(actions or {}),
+            }
+        )
 
     def script_error(
         self,
@@ -665,11 +1202,15 @@ class FakeMetaGraph(FakeServer):
         subcode: int | None = DEFAULT,
         error_type: str = "OAuthException",
         is_transient: bool | None = DEFAULT,
+        regain_access_minutes: float | None = None,
         latency: float = 0.0,
         times: int = 1,
     ) -> None:
         """Queue a Graph error; ``status=200`` sends it with HTTP 200, which Graph also does.
         ``subcode`` / ``is_transient``: the code's default (``META_ERRORS``), None to leave out.
+        ``regain_access_minutes``: an ``X-Business-Use-Case-Usage`` header carrying it as
+        ``estimated_time_to_regain_access`` (minutes; Graph sends integers, a fraction keeps a
+        test short).
 
         Default status: 500 for codes 1 and 2, else 400.
         """
@@ -677,7 +1218,18 @@ class FakeMetaGraph(FakeServer):
             code, message, subcode=subcode, error_type=error_type, is_transient=is_transient
         )
         http_status = status if status is not None else (500 if code in (1, 2) else 400)
-        self.script(route, http_status, body, latency=latency, times=times)
+        headers = {}
+        if regain_access_minutes is not None:
+            usage = {
+                "type": "ads_insights",
+                "call_count": 100,
+                "total_cputime": 40,
+                "total_time": 60,
+                "estimated_time_to_regain_access": regain_access_minutes,
+            }
+            business = str(uuid.uuid4().int)[:15]
+            headers["X-Business-Use-Case-Usage"] = json.dumps({business: [usage]})
+        self.script(route, http_status, body, headers=headers, latency=latency, times=times)
 
     @staticmethod
     def _error(code: int, message: str | None = None, **kwargs: Any) -> Reject:
@@ -696,6 +1248,15 @@ class FakeMetaGraph(FakeServer):
             "facebook-api-version": version,
         }
 
+    @staticmethod
+    def _token_of(req: RecordedRequest) -> str | None:
+        form = req.body if isinstance(req.body, dict) else {}
+        scheme, _, header_token = req.headers.get("authorization", "").partition(" ")
+        token = req.params.get("access_token") or form.get("access_token")
+        if not token and scheme.lower() in ("oauth", "bearer"):
+            token = header_token.strip()
+        return token or None
+
     def _user(self, req: RecordedRequest, version: str) -> dict[str, Any]:
         if version not in self.SERVED_VERSIONS:
             latest = self.SERVED_VERSIONS[-1]
@@ -705,10 +1266,7 @@ class FakeMetaGraph(FakeServer):
                 f"Please update to the latest version: {latest}.",
             )
         form = req.body if isinstance(req.body, dict) else {}
-        scheme, _, header_token = req.headers.get("authorization", "").partition(" ")
-        token = req.params.get("access_token") or form.get("access_token")
-        if not token and scheme.lower() in ("oauth", "bearer"):
-            token = header_token.strip()
+        token = self._token_of(req)
         if not token:
             raise self._error(
                 2500,
@@ -750,6 +1308,155 @@ class FakeMetaGraph(FakeServer):
             )
         return JSONResponse({f: user[f] for f in fields}, headers=self._usage_headers(version))
 
+    # -- Marketing API --------------------------------------------------------------------------
+    @classmethod
+    def _missing(cls, object_id: str, method: str) -> Reject:
+        """What Graph answers for an object that is not there or not the caller's."""
+        verb = "get" if method == "GET" else "post"
+        return cls._error(
+            100,
+            f"Unsupported {verb} request. Object with ID '{object_id}' does not exist, cannot be "
+            "loaded due to missing permissions, or does not support this operation. Please read "
+            "the Graph API documentation at https://developers.facebook.com/docs/graph-api",
+            subcode=33,
+            error_type="GraphMethodException",
+        )
+
+    def _account(self, req: RecordedRequest, version: str, account_id: str) -> MetaAdAccount:
+        self._user(req, version)
+        account = self.ad_accounts.get(account_id)
+        if account is None or self._token_of(req) not in account.tokens:
+            raise self._missing(f"act_{account_id}", req.method)
+        return account
+
+    def _fields(self, req: RecordedRequest, allowed: Iterable[str], node: str) -> list[str]:
+        fields = [f for f in req.params.get("fields", "id").split(",") if f]
+        for name in fields:
+            if name not in allowed:
+                raise self._error(
+                    100, f"(#100) Tried accessing nonexisting field ({name}) on node type ({node})"
+                )
+        return fields
+
+    def _paged(self, req: RecordedRequest, items: list[Any], scope: str) -> dict[str, Any]:
+        """``{"data", "paging"}`` for one page of ``items``: ``limit`` (capped at
+        ``page_size``) from the ``after`` cursor, ``next`` only when more follows."""
+        try:
+            limit = min(int(req.params.get("limit", "25")), self.page_size)
+        except ValueError:
+            raise self._error(100, "(#100) Param limit must be an integer") from None
+        offset = 0
+        if "after" in req.params:
+            found = _page_offset(req.params["after"], scope)
+            if found is None or found > len(items):
+                raise self._error(100, "(#100) The after cursor is invalid")
+            offset = found
+        chunk = items[offset : offset + limit]
+        answer: dict[str, Any] = {"data": chunk}
+        if chunk:
+            after = _page_token(offset + len(chunk), scope)
+            answer["paging"] = {"cursors": {"before": _page_token(offset, scope), "after": after}}
+            if offset + len(chunk) < len(items):
+                query = urlencode({**req.params, "after": after})
+                answer["paging"]["next"] = f"{self.base_url}{req.path}?{query}"
+        return answer
+
+    async def _ad_account(self, req: RecordedRequest, version: str, account_id: str) -> Response:
+        account = self._account(req, version, account_id)
+        if scripted := await self._scripted("ad_account"):
+            return scripted
+        values = {
+            "id": f"act_{account.id}",
+            "account_id": account.id,
+            "name": account.name,
+            "currency": account.currency,
+            "account_status": 1,
+        }
+        fields = self._fields(req, values, "AdAccount")
+        return JSONResponse({f: values[f] for f in ["id", *fields]})
+
+    async def _insights(self, req: RecordedRequest, version: str, account_id: str) -> Response:
+        account = self._account(req, version, account_id)
+        if scripted := await self._scripted("insights"):
+            return scripted
+        if req.params.get("level") != "campaign" or req.params.get("time_increment") != "1":
+            raise self._error(100, "(#100) The fake answers level=campaign&time_increment=1 only")
+        try:
+            time_range = json.loads(req.params["time_range"])
+            since, until = str(time_range["since"]), str(time_range["until"])
+        except (KeyError, ValueError, TypeError):
+            raise self._error(100, "(#100) Param time_range must be {since, until}") from None
+        fields = self._fields(req, META_INSIGHT_FIELDS, "AdsInsights")
+        stats = sorted(
+            (s for s in account.stats if since <= s["date"] <= until),
+            key=lambda s: (s["date"], s["campaign_id"]),
+        )
+        rows = [self._insight(account, stat, fields) for stat in stats]
+        return JSONResponse(self._paged(req, rows, f"insights-{account.id}-{since}-{until}"))
+
+    @staticmethod
+    def _insight(account: MetaAdAccount, stat: dict[str, Any], fields: list[str]) -> dict[str, Any]:
+        campaign = account.campaigns.get(stat["campaign_id"], {})
+        values: dict[str, Any] = {
+            "account_id": account.id,
+            "campaign_id": stat["campaign_id"],
+            "campaign_name": campaign.get("name", ""),
+            "impressions": str(stat["impressions"]),
+            "clicks": str(stat["clicks"]),
+            "spend": str(stat["spend"]),
+            "account_currency": account.currency,
+        }
+        if stat["actions"]:  # Graph leaves ``actions`` out when there are none
+            values["actions"] = [
+                {"action_type": kind, "value": str(value)}
+                for kind, value in stat["actions"].items()
+            ]
+        row = {f: values[f] for f in fields if f in values}
+        return {**row, "date_start": stat["date"], "date_stop": stat["date"]}
+
+    async def _campaigns(self, req: RecordedRequest, version: str, account_id: str) -> Response:
+        account = self._account(req, version, account_id)
+        if scripted := await self._scripted("campaigns"):
+            return scripted
+        fields = self._fields(req, META_CAMPAIGN_FIELDS, "Campaign")
+        rows = [
+            {f: c[f] for f in ["id", *fields] if f in c}
+            for _, c in sorted(account.campaigns.items())
+        ]
+        return JSONResponse(self._paged(req, rows, f"campaigns-{account.id}"))
+
+    async def _update_campaign(
+        self, req: RecordedRequest, version: str, object_id: str
+    ) -> Response:
+        self._user(req, version)
+        token = self._token_of(req)
+        owner = next((a for a in self.ad_accounts.values() if object_id in a.campaigns), None)
+        if owner is None or token not in owner.tokens:
+            raise self._missing(object_id, "POST")
+        if scripted := await self._scripted("update_campaign"):
+            return scripted
+        form = req.body if isinstance(req.body, dict) else {}
+        changes = {
+            k: str(v) for k, v in form.items() if k not in ("access_token", "appsecret_proof")
+        }
+        if not changes:
+            raise self._error(100, "(#100) No fields to update were given")
+        for name, value in changes.items():
+            if name == "status" and value not in META_CAMPAIGN_STATUSES:
+                raise self._error(
+                    100, "(#100) Param status must be one of {ACTIVE, PAUSED, DELETED, ARCHIVED}"
+                )
+            if name == "daily_budget" and not value.isdigit():
+                raise self._error(100, "(#100) Param daily_budget must be an integer")
+            if name not in ("status", "daily_budget", "name"):
+                raise self._error(100, f"(#100) Param {name} is not a field this fake can set")
+        campaign = owner.campaigns[object_id]
+        campaign.update(changes)
+        if "status" in changes:
+            campaign["effective_status"] = changes["status"]
+        self.writes.append((object_id, changes))
+        return JSONResponse({"success": True})
+
 
 # -- LinkedIn Marketing API ---------------------------------------------------------------------
 
@@ -783,6 +1490,58 @@ LINKEDIN_ERRORS: dict[int, dict[str, Any]] = {
 }
 
 
+LINKEDIN_ANALYTICS_FIELDS = frozenset(
+    {
+        "dateRange",
+        "pivotValues",
+        "impressions",
+        "clicks",
+        "costInLocalCurrency",
+        "externalWebsiteConversions",
+    }
+)
+LINKEDIN_CAMPAIGN_STATUSES = frozenset({"ACTIVE", "PAUSED", "ARCHIVED", "CANCELED", "DRAFT"})
+
+
+def parse_restli(text: str) -> Any:
+    """A Rest.li 2.0 query value, already percent-decoded: ``(k:v,...)`` objects, ``List(...)``
+    lists, scalars (which may hold colons, like URNs). Raises ValueError."""
+    value, end = _restli_value(text, 0)
+    if end != len(text):
+        raise ValueError(f"unexpected {text[end:]!r}")
+    return value
+
+
+def _restli_value(text: str, i: int) -> tuple[Any, int]:
+    try:
+        if text.startswith("List(", i):
+            items: list[Any] = []
+            i += len("List(")
+            while text[i] != ")":
+                item, i = _restli_value(text, i)
+                items.append(item)
+                i += text[i] == ","
+            return items, i + 1
+        if text[i] == "(":
+            obj: dict[str, Any] = {}
+            i += 1
+            while text[i] != ")":
+                colon = text.index(":", i)
+                obj[text[i:colon]], i = _restli_value(text, colon + 1)
+                i += text[i] == ","
+            return obj, i + 1
+    except IndexError:
+        raise ValueError("unbalanced parentheses") from None
+    end = i
+    while end < len(text) and text[end] not in ",()":
+        end += 1
+    return text[i:end], end
+
+
+def _li_date(value: Any) -> str:
+    return date(int(value["year"]), int(value["month"]), int(value["day"])).isoformat()
+
+
 class FakeLinkedIn(FakeServer):
     """``GET /rest/adAccounts/{id}`` of the LinkedIn Marketing API.
 
@@ -791,10 +1550,28 @@ class FakeLinkedIn(FakeServer):
     itself would fall back to protocol 1.0 encoding; the fake refuses with 400 so a client that
     forgets it is caught). ``tokens`` maps a token to the account ids it may read (None: all);
     ``expired_tokens`` / ``revoked_tokens`` answer 65602 / 65601. ``accounts``: id -> account.
+
+    Campaigns and analytics: seed ``add_campaign`` and ``add_daily_stats``. ``adAnalytics``
+    (q=analytics, pivot=CAMPAIGN, timeGranularity=DAILY) parses its Rest.li parameters whether
+    commas and colons arrive literal or percent-encoded, and answers only the accounts the token
+    may read (an account it may not read simply has no rows, as on LinkedIn). ``adCampaigns``
+    (q=search) pages by ``pageSize`` capped at ``page_size``, with ``metadata.nextPageToken``.
+    ``POST .../adCampaigns/{id}`` with ``X-RestLi-Method: PARTIAL_UPDATE`` applies
+    ``{"patch": {"$set": ...}}`` (status, dailyBudget in the account's currency, name), answers
+    204 and logs the change in ``writes``.
     """
 
     name = "fake-linkedin"
-    ROUTES = (("GET", r"/rest/adAccounts/(?P<account_id>[^/]+)", "ad_account"),)
+    ROUTES = (
+        ("GET", r"/rest/adAccounts/(?P<account_id>[^/]+)", "ad_account"),
+        ("GET", r"/rest/adAnalytics", "ad_analytics"),
+        ("GET", r"/rest/adAccounts/(?P<account_id>[^/]+)/adCampaigns", "ad_campaigns"),
+        (
+            "POST",
+            r"/rest/adAccounts/(?P<account_id>[^/]+)/adCampaigns/(?P<campaign_id>[^/]+)",
+            "update_campaign",
+        ),
+    )
 
     def __init__(
         self,
@@ -804,6 +1581,7 @@ class FakeLinkedIn(FakeServer):
         revoked_tokens: Iterable[str] = (),
         accounts: dict[int, dict[str, Any]] | None = None,
         active_versions: Iterable[str] | None = None,
+        page_size: int = 1000,
     ) -> None:
         self._config = (
             dict(tokens or {}),
@@ -812,6 +1590,7 @@ class FakeLinkedIn(FakeServer):
             dict(accounts or {}),
             set(active_versions if active_versions is not None else _months("202610", 12)),
         )
+        self._page_size = page_size
         super().__init__()
 
     def _restore(self) -> None:
@@ -821,6 +1600,10 @@ class FakeLinkedIn(FakeServer):
         self.revoked_tokens: set[str] = revoked
         self.accounts: dict[int, dict[str, Any]] = accounts
         self.active_versions: set[str] = versions
+        self.page_size = self._page_size
+        self.campaigns: dict[int, dict[str, Any]] = {}
+        self.stats: list[dict[str, Any]] = []
+        self.writes: list[tuple[int, dict[str, Any]]] = []  # (campaign id, fields set)
 
     @property
     def api_url(self) -> str:
@@ -829,6 +1612,54 @@ class FakeLinkedIn(FakeServer):
 
     def add_token(self, token: str, accounts: Iterable[int] | None = None) -> None:
         self.tokens[token] = None if accounts is None else set(accounts)
+
+    def add_campaign(
+        self,
+        account_id: int,
+        campaign_id: int,
+        name: str,
+        *,
+        status: str = "ACTIVE",
+        daily_budget: str | None = "100",
+    ) -> dict[str, Any]:
+        """A campaign of a seeded account; its budget is in the account's currency."""
+        currency = self.accounts[account_id]["currency"]
+        campaign: dict[str, Any] = {
+            "id": campaign_id,
+            "name": name,
+            "status": status,
+            "account": f"urn:li:sponsoredAccount:{account_id}",
+            "campaignGroup": f"urn:li:sponsoredCampaignGroup:{account_id % 1_000_000}",
+            "type": "SPONSORED_UPDATES",
+            "costType": "CPM",
+            "test": False,
+            "version": {"versionTag": "1"},
+        }
+        if daily_budget is not None:
+            campaign["dailyBudget"] = {"amount": daily_budget, "currencyCode": currency}
+        self.campaigns[campaign_id] = campaign
+        return campaign
+
+    def add_daily_stats(
+        self,
+        campaign_id: int,
+        day: str,
+        *,
+        impressions: int,
+        clicks: int,
+        cost: str,
+        conversions: int = 0,
+    ) -> None:
+        self.stats.append(
+            {
+                "campaign_id": campaign_id,
+                "date": day,
+                "impressions": impressions,
+                "clicks": clicks,
+                "costInLocalCurrency": cost,
+                "externalWebsiteConversions": conversions,
+            }
+        )
 
     def add_account(
         self, account_id: int, *, name: str = "Opshub Test Account", **fields: Any
@@ -940,6 +1771,154 @@ class FakeLinkedIn(FakeServer):
             )
         return JSONResponse(account, headers=self._headers())
 
+    def _reachable(self, req: RecordedRequest, account_id: str) -> dict[str, Any]:
+        """The account, after the checks every call makes and the token's access to it."""
+        version, allowed = self._authenticate(req)
+        if not account_id.isdigit():
+            raise self._error(400, f"Invalid key: {account_id}", "ILLEGAL_ARGUMENT", 100)
+        account = self.accounts.get(int(account_id))
+        if account is None or (allowed is not None and int(account_id) not in allowed):
+            raise self._error(
+                403,
+                f"Not enough permissions to access: adCampaigns.GET.{version[:6]}01",
+                "ACCESS_DENIED",
+                100,
+            )
+        return account
+
+    def _restli(self, req: RecordedRequest, name: str) -> Any:
+        try:
+            return parse_restli(req.params[name])
+        except (KeyError, ValueError) as exc:
+            raise self._error(
+                400, f"Invalid value for param {name}: {exc}", "ILLEGAL_ARGUMENT", 100
+            ) from None
+
+    async def _ad_analytics(self, req: RecordedRequest) -> Response:
+        _, allowed = self._authenticate(req)
+        if scripted := await self._scripted("ad_analytics"):
+            return scripted
+        p = req.params
+        if (p.get("q"), p.get("pivot"), p.get("timeGranularity")) != (
+            "analytics",
+            "CAMPAIGN",
+            "DAILY",
+        ):
+            raise self._error(
+                400, "The fake answers q=analytics&pivot=CAMPAIGN&timeGranularity=DAILY only"
+            )
+        date_range, accounts = self._restli(req, "dateRange"), self._restli(req, "accounts")
+        try:
+            start = _li_date(date_range["start"])
+            end = _li_date(date_range["end"]) if "end" in date_range else "9999-12-31"
+            urns = [re.fullmatch(r"urn:li:sponsoredAccount:(\d+)", a) for a in accounts]
+            ids = {int(m[1]) for m in urns if m is not None}
+            if len(ids) != len(accounts) or not ids:
+                raise ValueError("accounts must be sponsoredAccount URNs")
+        except (KeyError, TypeError, ValueError):
+            raise self._error(
+                400, "Invalid dateRange or accounts", "ILLEGAL_ARGUMENT", 100
+            ) from None
+        fields = p.get("fields", "impressions,clicks").split(",")
+        if unknown := set(fields) - LINKEDIN_ANALYTICS_FIELDS:
+            raise self._error(400, f"Unknown fields: {sorted(unknown)}", "ILLEGAL_ARGUMENT", 100)
+        readable = {i for i in ids if i in self.accounts and (allowed is None or i in allowed)}
+        elements = []
+        for stat in sorted(self.stats, key=lambda s: (s["date"], s["campaign_id"])):
+            campaign = self.campaigns[stat["campaign_id"]]
+            account_id = int(campaign["account"].rsplit(":", 1)[1])
+            if account_id not in readable or not start <= stat["date"] <= end:
+                continue
+            year, month, day = (int(x) for x in stat["date"].split("-"))
+            values = {
+                **stat,
+                "dateRange": {
+                    "start": {"year": year, "month": month, "day": day},
+                    "end": {"year": year, "month": month, "day": day},
+                },
+                "pivotValues": [f"urn:li:sponsoredCampaign:{stat['campaign_id']}"],
+            }
+            elements.append({f: values[f] for f in fields})
+        paging = {"start": 0, "count": 10, "links": []}
+        return JSONResponse({"elements": elements, "paging": paging}, headers=self._headers())
+
+    async def _ad_campaigns(self, req: RecordedRequest, account_id: str) -> Response:
+        account = self._reachable(req, account_id)
+        if scripted := await self._scripted("ad_campaigns"):
+            return scripted
+        if req.params.get("q") != "search":
+            raise self._error(400, "The fake answers q=search only", "ILLEGAL_ARGUMENT", 100)
+        statuses = None
+        if "search" in req.params:
+            search = self._restli(req, "search")
+            if not isinstance(search, dict) or set(search) != {"status"}:
+                raise self._error(400, "The fake searches by status only", "ILLEGAL_ARGUMENT")
+            statuses = set(search["status"]["values"])
+        size = req.params.get("pageSize", "100")
+        if not size.isdigit() or not 1 <= int(size) <= 1000:
+            raise self._error(400, "pageSize must be 1 to 1000", "ILLEGAL_ARGUMENT", 100)
+        matching = [
+            c
+            for _, c in sorted(self.campaigns.items())
+            if c["account"] == f"urn:li:sponsoredAccount:{account['id']}"
+            and (statuses is None or c["status"] in statuses)
+        ]
+        scope = f"campaigns-{account['id']}-{sorted(statuses or [])}"
+        offset = 0
+        if "pageToken" in req.params:
+            found = _page_offset(req.params["pageToken"], scope)
+            if found is None or found > len(matching):
+                raise self._error(400, "Invalid pageToken", "ILLEGAL_ARGUMENT", 100)
+            offset = found
+        end = offset + min(int(size), self.page_size)
+        metadata = {"nextPageToken": _page_token(end, scope)} if end < len(matching) else {}
+        body = {"elements": matching[offset:end], "metadata": metadata}
+        return JSONResponse(body, headers=self._headers())
+
+    async def _update_campaign(
+        self, req: RecordedRequest, account_id: str, campaign_id: str
+    ) -> Response:
+        account = self._reachable(req, account_id)
+        if req.headers.get("x-restli-method", "").upper() != "PARTIAL_UPDATE":
+            raise self._error(
+                400, "A POST to an entity needs X-RestLi-Method: PARTIAL_UPDATE", "ILLEGAL_ARGUMENT"
+            )
+        campaign = self.campaigns.get(int(campaign_id)) if campaign_id.isdigit() else None
+        if campaign is None or campaign["account"] != f"urn:li:sponsoredAccount:{account['id']}":
+            raise self._error(404, f"Campaign {campaign_id} not found", "NOT_FOUND")
+        if scripted := await self._scripted("update_campaign"):
+            return scripted
+        body = req.body if isinstance(req.body, dict) else {}
+        changes = (body.get("patch") or {}).get("$set")
+        if not isinstance(changes, dict) or not changes:
+            raise self._error(400, "The body must be {patch: {$set: {...}}}", "ILLEGAL_ARGUMENT")
+        self._check_patch(changes, account["currency"])
+        campaign.update(copy.deepcopy(changes))
+        campaign["version"] = {"versionTag": str(int(campaign["version"]["versionTag"]) + 1)}
+        self.writes.append((int(campaign_id), changes))
+        return Response(status_code=204, headers=self._headers())
+
+    def _check_patch(self, changes: dict[str, Any], currency: str) -> None:
+        for name, value in changes.items():
+            if name == "status" and value not in LINKEDIN_CAMPAIGN_STATUSES:
+                raise self._error(400, f"Invalid status {value}", "INVALID_VALUE", 100)
+            if name == "dailyBudget":
+                budget = value if isinstance(value, dict) else {}
+                try:
+                    positive = Decimal(str(budget.get("amount"))) > 0
+                except ArithmeticError:
+                    positive = False
+                if not positive:
+                    raise self._error(400, "dailyBudget.amount must be positive", "INVALID_VALUE")
+                if budget.get("currencyCode") != currency:
+                    raise self._error(
+                        400,
+                        f"dailyBudget.currencyCode must be the account currency {currency}",
+                        "INVALID_VALUE",
+                    )
+            if name not in ("status", "dailyBudget", "name"):
+                raise self._error(400, f"The fake cannot set {name}", "ILLEGAL_ARGUMENT")
+
 
 # -- Amazon Creators API: token endpoints -------------------------------------------------------
 
@@ -948,6 +1927,11 @@ class FakeLinkedIn(FakeServer):
 class AmazonClient:
     client_secret: str
     version: str  # "2.1" (Cognito, NA), "2.2" (Cognito, EU), "3.x" (Login with Amazon)
+    partner_tag: str | None = None  # set: the only tag its searches may carry
+
+
+AMAZON_RESOURCES = frozenset({"itemInfo.title", "offersV2.listings.price"})
+CURRENCY_SIGNS = {"USD": "$", "EUR": "€", "GBP": "£"}
 
 
 class FakeAmazonCreators(FakeServer):
@@ -962,12 +1946,20 @@ class FakeAmazonCreators(FakeServer):
     Errors use the Creators API shape: a bad client 401 ``{"type", "message", "reason":
     "InvalidToken"}``; a malformed request or the other version's scope 400 ``{"type",
     "message", "reason", "fieldList"}``.
+
+    ``POST /catalog/v1/searchItems`` (``api_url``): a token this fake issued, sent as ``Bearer
+    <tok>, Version 2.x`` for a 2.x credential and plain ``Bearer <tok>`` for 3.x, and an
+    ``x-marketplace`` header. The body's ``partnerTag`` must be the client's (``add_client(...,
+    partner_tag=)``), ``itemCount`` 1 to 10, ``resources`` known ones. Items are seeded with
+    ``add_item`` and matched on every keyword in the title; ``partial_errors`` are sent beside
+    the results; nothing found is HTTP 200 with a ``NoResults`` error.
     """
 
     name = "fake-amazon-creators"
     ROUTES = (
         ("POST", r"/auth/o2/token", "lwa_token"),
         ("POST", r"/oauth2/token", "cognito_token"),
+        ("POST", r"/catalog/v1/searchItems", "search_items"),
     )
 
     def __init__(
@@ -984,17 +1976,56 @@ class FakeAmazonCreators(FakeServer):
         self.clients: dict[str, AmazonClient] = clients
         self.cognito_versions: set[str] = versions
         self.issued: dict[str, IssuedToken] = {}
+        self.catalog: list[dict[str, Any]] = []
+        self.partial_errors: list[dict[str, str]] = []
 
     @property
     def lwa_url(self) -> str:
         return f"{self.base_url}/auth/o2/token"
 
     @property
+    def api_url(self) -> str:
+        """The catalog root (settings.amazon_creators_api_url)."""
+        return f"{self.base_url}/catalog/v1"
+
+    def add_item(
+        self,
+        asin: str,
+        title: str,
+        *,
+        price: str | None = "19.99",
+        currency: str = "USD",
+        marketplace: str = "www.amazon.com",
+        search_index: str = "All",
+    ) -> None:
+        self.catalog.append(
+            {
+                "asin": asin,
+                "title": title,
+                "price": price,
+                "currency": currency,
+                "marketplace": marketplace,
+                "search_index": search_index,
+            }
+        )
+
+    def expire_access_tokens(self) -> None:
+        for issued in self.issued.values():
+            issued.expires_at = 0.0
+
+    @property
     def cognito_url(self) -> str:
         return f"{self.base_url}/oauth2/token"
 
-    def add_client(self, client_id: str, client_secret: str, version: str = "3.0") -> None:
-        self.clients[client_id] = AmazonClient(client_secret, version)
+    def add_client(
+        self,
+        client_id: str,
+        client_secret: str,
+        version: str = "3.0",
+        *,
+        partner_tag: str | None = None,
+    ) -> None:
+        self.clients[client_id] = AmazonClient(client_secret, version, partner_tag)
 
     def script_error(
         self,
@@ -1109,6 +2140,91 @@ class FakeAmazonCreators(FakeServer):
             lambda version: version in self.cognito_versions,
             client,
         )
+
+    def _caller(self, req: RecordedRequest) -> IssuedToken:
+        scheme, _, value = req.headers.get("authorization", "").partition(" ")
+        token, _, version = (part.strip() for part in value.partition(","))
+        issued = self.issued.get(token) if scheme.lower() == "bearer" else None
+        if issued is None:
+            raise self._unauthorized()
+        if issued.expired:
+            body = {
+                "type": "UnauthorizedException",
+                "message": "The access token has expired",
+                "reason": "TokenExpired",
+            }
+            raise Reject(401, body)
+        expected = f"Version {issued.subject}" if issued.subject.startswith("2.") else ""
+        if version != expected:
+            shape = "Bearer <token>" + (f", {expected}" if expected else "")
+            raise self._invalid(
+                f"Authorization must be '{shape}' for a {issued.subject} credential",
+                "InvalidAuthorization",
+                "Authorization",
+            )
+        if not req.headers.get("x-marketplace"):
+            raise self._invalid(
+                "The x-marketplace header is required", "MissingHeader", "x-marketplace"
+            )
+        return issued
+
+    async def _search_items(self, req: RecordedRequest) -> Response:
+        issued = self._caller(req)
+        if scripted := await self._scripted("search_items"):
+            return scripted
+        body = req.body if isinstance(req.body, dict) else {}
+        keywords, count = body.get("keywords"), body.get("itemCount", 10)
+        if not isinstance(keywords, str) or not keywords.strip():
+            raise self._invalid("keywords is required", "MissingParameter", "keywords")
+        if not isinstance(count, int) or not 1 <= count <= 10:
+            raise self._invalid(
+                "itemCount must be between 1 and 10", "InvalidParameterValue", "itemCount"
+            )
+        tag, own = body.get("partnerTag"), self.clients[issued.client_id].partner_tag
+        if not tag or (own is not None and tag != own):
+            raise self._invalid(
+                "The partnerTag is not associated with this credential",
+                "InvalidPartnerTag",
+                "partnerTag",
+            )
+        resources = body.get("resources") or []
+        if not isinstance(resources, list) or not set(resources) <= AMAZON_RESOURCES:
+            raise self._invalid("Unknown resources requested", "InvalidParameterValue", "resources")
+        index, words = body.get("searchIndex", "All"), keywords.lower().split()
+        found = [
+            item
+            for item in self.catalog
+            if item["marketplace"] == req.headers["x-marketplace"]
+            and index in ("All", item["search_index"])
+            and all(word in item["title"].lower() for word in words)
+        ]
+        if not found:
+            problem = {"code": "NoResults", "message": "No results found for your request."}
+            return JSONResponse({"errors": [problem]})
+        items = [self._item(item, str(tag), resources) for item in found[:count]]
+        answer: dict[str, Any] = {"searchResult": {"items": items, "totalResultCount": len(found)}}
+        if self.partial_errors:
+            answer["errors"] = list(self.partial_errors)
+        return JSONResponse(answer)
+
+    @staticmethod
+    def _item(item: dict[str, Any], tag: str, resources: list[str]) -> dict[str, Any]:
+        host = item["marketplace"]
+        out: dict[str, Any] = {
+            "asin": item["asin"],
+            "detailPageURL": f"https://{host}/dp/{item['asin']}?tag={tag}&linkCode=ogi&th=1",
+        }
+        if "itemInfo.title" in resources:
+            out["itemInfo"] = {"title": {"displayValue": item["title"], "label": "Title"}}
+        if "offersV2.listings.price" in resources and item["price"] is not None:
+            sign = CURRENCY_SIGNS.get(item["currency"], item["currency"] + " ")
+            money = {
+                "amount": float(item["price"]),
+                "currency": item["currency"],
+                "displayAmount": f"{sign}{item['price']}",
+            }
+            out["offersV2"] = {"listings": [{"price": {"money": money}}]}
+        return out
 
 
 # -- Saleor GraphQL -----------------------------------------------------------------------------

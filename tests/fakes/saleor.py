@@ -11,22 +11,27 @@ Run it around a test and point a real GraphQL client at ``fake.url``::
         assert fake.requests_for("Products")[0].token == "staff-token"
 
 Every body is parsed and validated against ``fixtures/saleor-3.20.graphql`` and then executed
-over a small seeded catalogue (see ``_seed``). Read operations only; mutations validate but
-resolve to null. Wire facts not in our specs are marked *unconfirmed* and follow Saleor's
-Django view: an unparsable/invalid document answers HTTP 400 with
+over a small seeded catalogue (see ``_seed``). The mutations opshub's actions send (products,
+variants, listings, stocks, vouchers, order notes; ``saleor_mutations.py``) change that
+catalogue, so later reads see them. Wire facts not in our specs are marked *unconfirmed* and
+follow Saleor's Django view: an unparsable/invalid document answers HTTP 400 with
 ``{"errors": [{"message", "locations", "extensions": {"exception": {"code": "GraphQLError"}}}]}``,
 a field the caller lacks permissions for is null with a ``PermissionDenied`` error (HTTP 200),
-and an unknown token is treated as no token (anonymous). Rate limits and gateway errors are
-scripted with ``fail_next``.
+an unknown token is treated as no token (anonymous) and a token in ``expired_tokens`` fails
+every root field with an ``ExpiredSignatureError`` (HTTP 200), as Saleor does for an expired
+JWT. Rate limits and gateway errors are scripted with ``fail_next``; ``calls(field)`` counts
+how often a root field (``"productCreate"``) was resolved, and ``delay_operation(field, s)``
+holds the answer back after the field was resolved (the shop did the work, the caller waits).
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import threading
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cache
@@ -99,6 +104,10 @@ class PermissionDenied(Exception):
 
 class GraphQLInputError(Exception):
     """Raised by resolvers for Saleor's plain ``GraphQLError``s (bad arguments)."""
+
+
+class ExpiredSignatureError(Exception):
+    """PyJWT's, which Saleor reports by class name for an expired token (unconfirmed shape)."""
 
 
 @dataclass(frozen=True)
@@ -247,6 +256,8 @@ def _seed() -> Catalogue:
          "status": "CANCELED", "payment": "NOT_CHARGED",
          "created": "2026-10-04T12:00:00+00:00", "lines": [("CAP-1", 3, 0)]},
     ]  # fmt: skip
+    for order in orders:
+        order["events"] = [{"pk": order["pk"] * 100, "type": "PLACED", "date": order["created"]}]
     vouchers = [
         {"pk": 1, "name": "Welcome 10%", "code": "WELCOME10", "type": "ENTIRE_ORDER",
          "value_type": "PERCENTAGE", "values": {"default-channel": 10.0, "channel-pln": 10.0},
@@ -263,9 +274,13 @@ def _seed() -> Catalogue:
 class Context:
     """Per request: the caller's permissions and the catalogue."""
 
-    def __init__(self, store: Catalogue, permissions: frozenset[str] | None) -> None:
+    def __init__(
+        self, store: Catalogue, permissions: frozenset[str] | None, expired: bool = False
+    ) -> None:
         self.store = store
         self.permissions = permissions  # None: anonymous
+        self.expired = expired
+        self.resolved: list[str] = []  # root fields, in order
 
     def require(self, *needed: str) -> None:
         """Any one of ``needed`` (none given: any authenticated staff user/app)."""
@@ -456,14 +471,14 @@ class Graph:
         }
 
     def variant(self, p: Obj, v: Obj, chan: Obj | None) -> Obj:
+        # With a channel: the stock in the channel's warehouses only.
+        whs = {w["pk"] for w in self.s.warehouses if chan is None or chan["slug"] in w["channels"]}
+
         def stocks(info: Any, **_: Any) -> list[Obj]:
             _ctx(info).require("MANAGE_PRODUCTS", "MANAGE_ORDERS")
-            return [self.stock(p, v, wh, q) for wh, q in v["stocks"].items()]
+            return [self.stock(p, v, wh, q) for wh, q in v["stocks"].items() if wh in whs]
 
         def quantity_available(info: Any, **_: Any) -> int:
-            whs = {
-                w["pk"] for w in self.s.warehouses if chan is None or chan["slug"] in w["channels"]
-            }
             return sum(q for wh, q in v["stocks"].items() if wh in whs)
 
         price = v["prices"].get(chan["slug"]) if chan else None
@@ -473,7 +488,11 @@ class Graph:
                 "id": global_id("ProductVariantChannelListing", f"{v['pk']}-{c['pk']}"),
                 "channel": self.channel(c),
                 "price": _money(v["prices"][c["slug"]], c["currency"]),
-                "costPrice": None,
+                "costPrice": (
+                    _money(v["costs"][c["slug"]], c["currency"])
+                    if v.get("costs", {}).get(c["slug"]) is not None
+                    else None
+                ),
                 "preorderThreshold": None,
             }
             for c in self.s.channels
@@ -487,13 +506,13 @@ class Graph:
             "name": v["name"],
             "sku": v["sku"],
             "product": lambda info: self.product(p, chan),
-            "trackInventory": True,
+            "trackInventory": v.get("track", True),
             "quantityLimitPerCustomer": None,
             "attributes": lambda info, **_: [],
             "created": p["created"],
             "updatedAt": p["created"],
             "channelListings": lambda info: listings,
-            "externalReference": None,
+            "externalReference": v.get("external_reference"),
             "quantityAvailable": quantity_available,
             "stocks": stocks,
             "pricing": (
@@ -510,7 +529,7 @@ class Graph:
         }
 
     def product(self, p: Obj, chan: Obj | None) -> Obj:
-        category = next(c for c in self.s.categories if c["pk"] == p["category"])
+        category = next((c for c in self.s.categories if c["pk"] == p["category"]), None)
         pricing = None
         if chan is not None:
             prices = [
@@ -535,9 +554,8 @@ class Graph:
                 "__typename": "ProductChannelListing",
                 "id": global_id("ProductChannelListing", f"{p['pk']}-{c['pk']}"),
                 "channel": self.channel(c),
-                "isPublished": True,
-                "visibleInListings": True,
-                "isAvailableForPurchase": True,
+                **{"isPublished": True, "visibleInListings": True, "isAvailableForPurchase": True},
+                **p.get("listings", {}).get(c["slug"], {}),
                 "availableForPurchaseAt": p["created"],
                 "publishedAt": p["created"],
             }
@@ -562,9 +580,9 @@ class Graph:
             "description": p["description"],
             "seoTitle": None,
             "seoDescription": None,
-            "externalReference": None,
+            "externalReference": p.get("external_reference"),
             "productType": self.product_type(p["type"]),
-            "category": self.category(category),
+            "category": self.category(category) if category else None,
             "created": p["created"],
             "updatedAt": p["created"],
             "chargeTaxes": True,
@@ -640,10 +658,21 @@ class Graph:
             "billingAddress": address,
             "shippingAddress": address,
             "fulfillments": [],
-            "events": [],
+            "events": lambda info: [self.order_event(e) for e in o["events"]],
             "customerNote": "",
             "externalReference": None,
             "origin": "CHECKOUT",
+        }
+
+    def order_event(self, e: Obj) -> Obj:
+        return {
+            "__typename": "OrderEvent",
+            "id": global_id("OrderEvent", e["pk"]),
+            "date": e["date"],
+            "type": e["type"],
+            "message": e.get("message"),
+            "user": None,
+            "app": None,
         }
 
     def user(self, u: Obj) -> Obj:
@@ -686,19 +715,26 @@ class Graph:
                 "channel": self.channel(c),
                 "discountValue": v["values"][c["slug"]],
                 "currency": c["currency"],
-                "minSpent": None,
+                "minSpent": (
+                    _money(v["min_spent"][c["slug"]], c["currency"])
+                    if v.get("min_spent", {}).get(c["slug"]) is not None
+                    else None
+                ),
             }
             for c in self.s.channels
             if c["slug"] in v["values"]
         ]
-        code = {
-            "__typename": "VoucherCode",
-            "id": global_id("VoucherCode", v["pk"]),
-            "code": v["code"],
-            "used": v["used"],
-            "isActive": True,
-            "createdAt": v["start"],
-        }
+        codes = [
+            {
+                "__typename": "VoucherCode",
+                "id": global_id("VoucherCode", f"{v['pk']}-{i}"),
+                "code": code,
+                "used": v["used"] if i == 0 else 0,
+                "isActive": True,
+                "createdAt": v["start"],
+            }
+            for i, code in enumerate(v.get("codes") or [v["code"]])
+        ]
         return {
             "__typename": "Voucher",
             "id": global_id("Voucher", v["pk"]),
@@ -707,7 +743,7 @@ class Graph:
             "name": v["name"],
             "code": v["code"],
             "codes": lambda info, first=None, after=None, **_: _connection(
-                [code], lambda x: x, first, after, "codes"
+                codes, lambda x: x, first, after, "codes"
             ),
             "usageLimit": v["usage_limit"],
             "used": v["used"],
@@ -735,8 +771,10 @@ class Graph:
             "products": self.q_products,
             "product": self.q_product,
             "productVariant": self.q_product_variant,
+            "productVariants": self.q_product_variants,
             "categories": self.q_categories,
             "category": self.q_category,
+            "productTypes": self.q_product_types,
             "channels": self.q_channels,
             "channel": self.q_channel,
             "warehouses": self.q_warehouses,
@@ -796,13 +834,19 @@ class Graph:
         info: Any,
         id: str | None = None,
         slug: str | None = None,
+        externalReference: str | None = None,
         channel: str | None = None,
         **_: Any,
     ) -> Obj | None:
         chan = self.channel_record(channel)
         pk = _pks([id], "Product") if id else None
+        ref = externalReference
         for p in self.s.products:
-            if (pk is not None and str(p["pk"]) in pk) or (slug is not None and p["slug"] == slug):
+            if (
+                (pk is not None and str(p["pk"]) in pk)
+                or (slug is not None and p["slug"] == slug)
+                or (ref is not None and p.get("external_reference") == ref)
+            ):
                 if chan is None or chan["slug"] in p["channels"]:
                     return self.product(p, chan)
         return None
@@ -821,6 +865,24 @@ class Graph:
             if (pk is not None and str(v["pk"]) in pk) or (sku is not None and v["sku"] == sku):
                 return self.variant(p, v, chan)
         return None
+
+    def q_product_variants(
+        self,
+        info: Any,
+        first: int | None = None,
+        after: str | None = None,
+        channel: str | None = None,
+        ids: list[str] | None = None,
+        filter: Mapping[str, Any] | None = None,
+        **_: Any,
+    ) -> Obj:
+        chan = self.channel_record(channel)
+        rows = [r for r in self.variant_records() if chan is None or chan["slug"] in r[1]["prices"]]
+        if (pks := _pks(ids, "ProductVariant")) is not None:
+            rows = [r for r in rows if str(r[1]["pk"]) in pks]
+        if (skus := (filter or {}).get("sku")) is not None:
+            rows = [r for r in rows if r[1]["sku"] in skus]
+        return _connection(rows, lambda r: self.variant(*r, chan), first, after, "productVariants")
 
     def q_categories(
         self,
@@ -854,6 +916,22 @@ class Graph:
             if global_id("Category", c["pk"]) == id or c["slug"] == slug:
                 return self.category(c)
         return None
+
+    def q_product_types(
+        self,
+        info: Any,
+        first: int | None = None,
+        after: str | None = None,
+        filter: Mapping[str, Any] | None = None,
+        **_: Any,
+    ) -> Obj:
+        f = dict(filter or {})
+        items = list(self.s.product_types)
+        if term := (f.get("search") or "").lower():
+            items = [t for t in items if term in t["name"].lower() or term in t["slug"]]
+        return _connection(
+            items, lambda t: self.product_type(t["pk"]), first, after, "productTypes"
+        )
 
     def q_channels(self, info: Any, **_: Any) -> list[Obj]:
         _ctx(info).require()
@@ -1021,7 +1099,12 @@ class Graph:
         chan = self.channel_record(channel)
         items = list(self.s.vouchers)
         if term := (query or f.get("search") or "").lower():
-            items = [v for v in items if term in v["name"].lower() or term in v["code"].lower()]
+            items = [
+                v
+                for v in items
+                if term in v["name"].lower()
+                or any(term in c.lower() for c in v.get("codes") or [v["code"]])
+            ]
         if f.get("discountType"):
             kinds = set(f["discountType"])
             items = [v for v in items if v["value_type"] in kinds or v["type"] in kinds]
@@ -1056,23 +1139,36 @@ def _format_error(err: graphql.GraphQLError) -> Obj:
     return formatted
 
 
+@dataclass(frozen=True)
+class _Middleware:
+    """graphql-core takes a plain function or an object with ``resolve``, not a bound method."""
+
+    resolve: Callable[..., Any]
+
+
 class FakeSaleorServer(BackgroundServer):
     """Saleor's GraphQL endpoint (``/graphql/``) on a local port; see the module docstring."""
 
     name = "fake-saleor"
 
     def __init__(
-        self, tokens: Mapping[str, Iterable[str]] | Iterable[str] = ("staff-token",)
+        self,
+        tokens: Mapping[str, Iterable[str]] | Iterable[str] = ("staff-token",),
+        expired_tokens: Iterable[str] = (),
     ) -> None:
-        """``tokens``: valid bearer tokens, each with all permissions, or ``{token: perms}``."""
+        """``tokens``: valid bearer tokens, each with all permissions, or ``{token: perms}``;
+        ``expired_tokens``: tokens answered as an expired JWT."""
         if isinstance(tokens, Mapping):
             self.tokens = {t: frozenset(p) for t, p in tokens.items()}
         else:
             self.tokens = dict.fromkeys(tokens, ALL_PERMISSIONS)
+        self.expired_tokens = set(expired_tokens)
         self.store = _seed()
         self._lock = threading.Lock()
         self._requests: list[RecordedRequest] = []
         self._failures: deque[Failure] = deque()
+        self._calls: Counter[str] = Counter()
+        self._delays: dict[str, float] = {}
         saleor_schema()  # build before serving, so the first request is not slow
         routes = [Route("/graphql/", self._graphql, methods=["POST"])]
         super().__init__(Starlette(routes=routes))
@@ -1108,12 +1204,38 @@ class FakeSaleorServer(BackgroundServer):
     def requests_for(self, operation_name: str) -> list[RecordedRequest]:
         return [r for r in self.requests if r.operation_name == operation_name]
 
+    def calls(self, field: str) -> int:
+        """How often the root field ``field`` (e.g. ``"productCreate"``) was resolved."""
+        with self._lock:
+            return self._calls[field]
+
+    def delay_operation(self, field: str, seconds: float) -> None:
+        """Hold back answers to requests that resolved ``field`` by ``seconds``, after resolving
+        it: the shop has done the work when the caller gives up waiting."""
+        with self._lock:
+            self._delays[field] = seconds
+
     def reset(self) -> None:
-        """Forget recorded requests and scripted failures; re-seed the catalogue."""
+        """Forget recorded requests, call counts, delays and scripted failures; re-seed."""
         with self._lock:
             self._requests.clear()
             self._failures.clear()
+            self._calls.clear()
+            self._delays.clear()
             self.store = _seed()
+
+    def _root_field(
+        self, next_: Callable[..., Any], root: Any, info: graphql.GraphQLResolveInfo, **args: Any
+    ) -> Any:
+        """graphql-core middleware: counts root fields and fails them for an expired token."""
+        if info.path.prev is None:
+            context = _ctx(info)
+            context.resolved.append(info.field_name)
+            with self._lock:
+                self._calls[info.field_name] += 1
+            if context.expired:
+                raise ExpiredSignatureError("Signature has expired")
+        return next_(root, info, **args)
 
     # -- HTTP -----------------------------------------------------------------------------------
     async def _graphql(self, request: Request) -> Response:
@@ -1148,16 +1270,24 @@ class FakeSaleorServer(BackgroundServer):
         errors = validate_operation(query)
         if errors:
             return JSONResponse({"errors": [_format_error(e) for e in errors]}, status_code=400)
+        from tests.fakes.saleor_mutations import Mutations  # here: that module imports this one
+
         permissions = self.tokens.get(token) if token else None
-        context = Context(self.store, permissions)
+        context = Context(self.store, permissions, expired=token in self.expired_tokens)
+        graph = Graph(self.store)
         result = await graphql.graphql(
             saleor_schema(),
             query,
-            root_value=Graph(self.store).root(),
+            root_value={**graph.root(), **Mutations(graph).root()},
             context_value=context,
             variable_values=recorded.variables,
             operation_name=recorded.operation_name,
+            middleware=[_Middleware(self._root_field)],
         )
+        with self._lock:
+            delay = max((self._delays.get(f, 0.0) for f in context.resolved), default=0.0)
+        if delay:
+            await asyncio.sleep(delay)
         answer: Obj = {}
         if result.errors:
             answer["errors"] = [_format_error(e) for e in result.errors]

@@ -185,3 +185,42 @@ async def test_scripted_429_carries_retry_after(fake: FakeSaleorServer) -> None:
 
     data = await run(fake, PRODUCTS, {"channel": "default-channel", "first": 1})  # back to normal
     assert data["products"]["totalCount"] == 5
+
+
+CREATE_PRODUCT = """
+mutation ProductCreate($input: ProductCreateInput!) {
+  productCreate(input: $input) { product { id slug } errors { field message code } }
+}
+"""
+ADD_NOTE = """
+mutation OrderNoteAdd($order: ID!, $message: String!) {
+  orderNoteAdd(order: $order, input: {message: $message}) {
+    event { type message }
+    errors { field code }
+  }
+}
+"""
+ORDER_EVENTS = "query OrderEvents($id: ID!) { order(id: $id) { events { type message } } }"
+
+
+async def test_mutations_change_the_catalogue_or_answer_errors(fake: FakeSaleorServer) -> None:
+    product_input = {"productType": "UHJvZHVjdFR5cGU6Mg==", "name": "Scarf", "slug": "scarf"}
+    created = (await run(fake, CREATE_PRODUCT, {"input": product_input}))["productCreate"]
+    assert created["errors"] == [] and created["product"]["slug"] == "scarf"
+
+    again = (await run(fake, CREATE_PRODUCT, {"input": product_input}))["productCreate"]
+    assert again["product"] is None
+    assert again["errors"] == [
+        {"field": "slug", "message": "Product with this Slug already exists.", "code": "UNIQUE"}
+    ]
+    assert fake.calls("productCreate") == 2
+
+    order = "T3JkZXI6MQ=="
+    added = (await run(fake, ADD_NOTE, {"order": order, "message": "Gift"}))["orderNoteAdd"]
+    assert added == {"event": {"type": "NOTE_ADDED", "message": "Gift"}, "errors": []}
+    events = (await run(fake, ORDER_EVENTS, {"id": order}))["order"]["events"]
+    assert events[-1] == {"type": "NOTE_ADDED", "message": "Gift"}
+
+    with pytest.raises(TransportQueryError) as caught:  # a write needs its permission
+        await run(fake, ADD_NOTE, {"order": order, "message": "x"}, token="nobody")
+    assert "MANAGE_ORDERS" in caught.value.errors[0]["message"]  # type: ignore[index]
