@@ -32,6 +32,7 @@ TENANT_TABLES = (
     *("tenant_model_fallbacks", "outbox"),
     *("threads", "thread_messages", "schedules", "tasks", "task_events", "webhook_deliveries"),
     *("memories", "memory_indexes", "crew_settings"),
+    *("actions", "action_policies", "action_audit"),
 )
 SCHEMA_TABLES = frozenset({"tenants", *TENANT_TABLES})
 HEAD = ScriptDirectory(str(MIGRATIONS_DIR)).get_current_head()
@@ -42,6 +43,8 @@ ALL_FUNCTIONS = frozenset(
         "opshub_login_candidate",
         "opshub_outbox_notify",
         "opshub_tasks_notify",
+        "opshub_action_audit_append_only",
+        "opshub_actions_notify",
     }
 )
 AUTH_FUNCTIONS = frozenset(
@@ -327,9 +330,15 @@ async def test_downgrade_with_data_present_then_upgrade_leaves_an_empty_schema(
                 " m AS (INSERT INTO thread_messages (tenant_id, thread_id, role, content, task_id)"
                 "   SELECT :t, thread_id, 'user', 'hello', id FROM tk),"
                 " e AS (INSERT INTO task_events (tenant_id, task_id, seq, type, ts, data)"
-                "   SELECT :t, id, 1, 'task.started', now(), '{}' FROM tk)"
-                " INSERT INTO webhook_deliveries (tenant_id, task_id, url, body)"
-                " SELECT :t, id, 'https://example.com/hook', '{}' FROM tk"
+                "   SELECT :t, id, 1, 'task.started', now(), '{}' FROM tk),"
+                " w AS (INSERT INTO webhook_deliveries (tenant_id, task_id, url, body)"
+                "   SELECT :t, id, 'https://example.com/hook', '{}' FROM tk),"
+                " a AS (INSERT INTO actions (tenant_id, task_id, tool, kind, payload, summary,"
+                "   idempotency_key)"
+                "   SELECT :t, id, 'saleor', 'saleor.order_note', '{}', 'Note', 'k' FROM tk"
+                "   RETURNING id)"
+                " INSERT INTO action_audit (tenant_id, action_id, actor, event)"
+                " SELECT :t, id, 'policy', 'proposed' FROM a"
             ),
             params,
         )
@@ -353,6 +362,13 @@ async def test_downgrade_with_data_present_then_upgrade_leaves_an_empty_schema(
             text(
                 "INSERT INTO crew_settings (tenant_id, crew, provider, model)"
                 " VALUES (:t, 'marketing', 'anthropic', 'claude-sonnet-4-5')"
+            ),
+            params,
+        )
+        await conn.execute(
+            text(
+                "INSERT INTO action_policies (tenant_id, kind, auto_approve, max_amount, currency)"
+                " VALUES (:t, 'ads.budget_change', true, 50, 'USD')"
             ),
             params,
         )
