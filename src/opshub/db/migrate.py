@@ -11,6 +11,7 @@ from alembic.config import Config
 from sqlalchemy import make_url, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from opshub.db import checkpoints
 from opshub.db.engine import DatabaseUrls, create_engine
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
@@ -37,7 +38,8 @@ def downgrade(owner_url: str, revision: str) -> None:
 
 
 async def migrate(urls: DatabaseUrls) -> None:
-    """Check the app role, bring the schema to head, then provision the role for RLS.
+    """Check the app role, bring the schema to head, provision the role for RLS, then create or
+    migrate chat routing's checkpoint tables (``opshub.db.checkpoints``).
 
     The role is checked first so that a configuration that would defeat isolation changes
     nothing at all.
@@ -50,6 +52,7 @@ async def migrate(urls: DatabaseUrls) -> None:
         await asyncio.to_thread(upgrade, urls.owner)
         async with engine.begin() as conn:
             await provision_app_role(conn, urls.app, exists=existing)
+        await checkpoints.setup(urls.owner)
     finally:
         await engine.dispose()
 
