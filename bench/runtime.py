@@ -3,7 +3,7 @@
 Real processes throughout: the embedded PostgreSQL, one `opshub api` and `opshub worker`
 processes (Redis db 14 carries live events from the workers to the API), the fake model server
 in a process of its own (one answering at once, one after 1 s) and bare CrewAI in another. The
-same built-in assistant crew (`opshub.crews.assistant.build`) runs both ways, streaming tokens
+same built-in assistant crew (`opshub.agents.factory.build_crew`) runs both ways, streaming tokens
 (`Crew(stream=True)`, opshub's default `OPSHUB_STREAM_TOKENS=true`).
 
 - overhead: one task at a time, submit -> `task.succeeded` on SSE, beside building the crew and
@@ -123,15 +123,23 @@ def serve_bare() -> None:
 
     from crewai import LLM
 
-    from opshub.crews import assistant
+    from opshub.agents.factory import build_crew, tool_names
+    from opshub.crews.registry import definition
     from opshub.memory.run_memory import TenantMemory
     from opshub.memory.service import MemoryFilter
     from opshub.tools.context import ToolContext
+    from opshub.tools.toolbox import RunTools, build_tools
 
     # The assistant's tools are never called (the fake answers in text): no database, no memory.
     context = ToolContext(tenant_id=uuid.uuid4(), app_pool=None, loop=None)  # type: ignore[arg-type]
     memory = TenantMemory(app_pool=None, tenant_id=context.tenant_id, embedders=None)  # type: ignore[arg-type]
-    tools = {"context": context, "memory": memory, "recall_from": MemoryFilter()}
+    spec = definition("assistant")
+    run_tools = RunTools(context=context, memory=memory, recall_from=MemoryFilter())
+
+    def build(llm: LLM) -> Any:
+        return build_crew(
+            spec, llm=llm, tools=build_tools(tool_names(spec), run_tools), stream=True
+        )
 
     def make_llm(base_url: str) -> LLM:
         return LLM(
@@ -144,7 +152,7 @@ def serve_bare() -> None:
         totals, kickoffs = [], []
         for _ in range(runs):
             start = time.perf_counter()
-            crew = assistant.build(llm=llm, stream=True, **tools)
+            crew = build(llm)
             built = time.perf_counter()
             output = crew.kickoff(inputs={"input": QUESTION, "history": "", "memories": ""})
             for _chunk in output:
@@ -161,7 +169,7 @@ def serve_bare() -> None:
         llm = make_llm(base_url)
 
         async def one() -> None:
-            crew = await asyncio.to_thread(assistant.build, llm=llm, stream=True, **tools)
+            crew = await asyncio.to_thread(build, llm)
             output = await crew.akickoff(inputs={"input": QUESTION, "history": "", "memories": ""})
             async for _chunk in output:
                 pass
@@ -330,7 +338,7 @@ async def submit(client: httpx.AsyncClient, hub: Hub, n: int) -> tuple[str, floa
     """Submit one task for tenant n; (task id, wall-clock time the request went out)."""
     sent = time.time()
     response = await client.post(
-        "/v1/tasks", json={"input": f"{QUESTION} ({n})"}, headers=hub.headers(n)
+        "/v1/tasks", json={"crew": "assistant", "input": f"{QUESTION} ({n})"}, headers=hub.headers(n)
     )
     if response.status_code != 202:
         raise SystemExit(f"submit failed: {response.status_code} {response.text}")

@@ -214,6 +214,7 @@ def worker(
                 resolver=resolver,
                 live=RedisLiveEvents(redis) if redis else LocalLiveEvents(),
                 settings=settings,
+                database_url=resolve_database_urls(settings).owner,
                 concurrency=concurrency,
             ).run()
         finally:

@@ -77,6 +77,7 @@ class Settings(BaseSettings):
         },
         description="Amazon Creators 2.x token endpoint per credential version (region).",
     )
+    amazon_creators_api_url: str = "https://creatorsapi.amazon/catalog/v1"
     credential_cache_seconds: float = Field(default=30.0, ge=0)
     allow_internal_urls: bool = Field(
         default=False,
@@ -131,6 +132,24 @@ class Settings(BaseSettings):
     )
     tenant_max_running_tasks: int = Field(
         default=16, ge=1, description="Running tasks per tenant, unless the tenant has its own."
+    )
+    action_lease_seconds: float = Field(
+        default=60.0,
+        gt=0,
+        description="An action executor silent this long has died; its in-flight actions run "
+        "again elsewhere (executors are safe to re-run).",
+    )
+    action_max_attempts: int = Field(
+        default=5, ge=1, le=50, description="Tries per approved action before it fails."
+    )
+    action_retry_backoff_seconds: float = Field(
+        default=5.0,
+        ge=0,
+        description="First delay after a rate limit or outage (unless the service names one); "
+        "doubles per attempt (max 300 s).",
+    )
+    action_concurrency: int = Field(
+        default=8, ge=1, le=200, description="Actions one worker executes at once."
     )
     thread_history_messages: int = Field(default=20, ge=0, le=200)
     webhook_max_attempts: int = Field(default=8, ge=1, le=30)

@@ -52,6 +52,12 @@ def _describe(event: dict[str, Any]) -> str | None:
             f"[dim]model call {event.get('model', '')}: {usage.get('input_tokens', 0)} in / "
             f"{usage.get('output_tokens', 0)} out[/]"
         )
+    if kind == "task.routed":
+        crew = event.get("crew")
+        return f"[bold]routed to the {crew} crew[/]" if crew else "[bold]the router asks back[/]"
+    if kind == "action.proposed":
+        status = (event.get("action") or {}).get("status", "pending")
+        return f"[magenta]proposed ({status}):[/] {str(event.get('text', ''))[:300]}"
     if kind == "task.retrying":
         return f"[red]retrying:[/] {event.get('error', {}).get('message', '')}"
     return None
@@ -86,12 +92,14 @@ def run_task(
                 line = _describe(event)
                 if line:
                     console.print(line)
+                if event["type"] == "task.awaiting_approval":
+                    break  # the run is over; people decide the rest
         finished = http.get(f"/v1/tasks/{task_id}")
         if finished.status_code >= 400:
             raise _api_error(finished)
     task: dict[str, Any] = finished.json()
     _show_outcome(task, console)
-    if task["status"] != "succeeded":
+    if task["status"] not in ("succeeded", "awaiting_approval"):
         error = task.get("error") or {}
         raise RunFailed(f"the task {task['status']}: {error.get('message', 'no reason given')}")
     return task

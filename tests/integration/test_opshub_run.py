@@ -18,6 +18,11 @@ def test_serve_then_run_shows_the_steps_the_answer_and_the_cost() -> None:
         tempfile.TemporaryDirectory(prefix="ohn-", dir="/tmp") as data_dir,
         FakeLLMServer() as fake,
     ):
+        # No crew named: the chat router picks one first, with the tenant's model.
+        fake.script_openai(
+            '{"crew": "assistant", "question": null, "reason": "A question about leads."}',
+            usage=(80, 10),
+        )
         fake.script_openai(tool_calls=[("tenant_data", {"resource": "leads"})], usage=(120, 20))
         fake.script_openai("You have no leads yet: import some first.", usage=(200, 15))
         env = {
@@ -59,9 +64,10 @@ def test_serve_then_run_shows_the_steps_the_answer_and_the_cost() -> None:
             assert server.wait(timeout=30) == 0
 
     assert run.returncode == 0, run.stderr
+    assert "routed to the assistant crew" in run.stdout
     assert "→ tenant_data" in run.stdout
     assert "You have no leads yet" in run.stdout
-    assert "succeeded · 320 input + 35 output tokens" in run.stdout
+    assert "succeeded · 400 input + 45 output tokens" in run.stdout
     assert all(
         r.api_key == "sk-runner-000000000000" for r in fake.requests_for("/v1/chat/completions")
     )

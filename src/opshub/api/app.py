@@ -11,10 +11,12 @@ from opshub import __version__
 from opshub.api.errors import register_error_handlers
 from opshub.api.middleware import RequestContextMiddleware
 from opshub.api.routes import (
+    actions,
     admin,
     auth,
     budget,
     credentials,
+    crews,
     data,
     health,
     keys,
@@ -66,8 +68,10 @@ def create_app(
         models.router,
         admin.router,
         tasks.router,
+        crews.router,
         threads.router,
         schedules.router,
+        actions.router,
         webhooks.router,
         memory.router,
         *data.routers,

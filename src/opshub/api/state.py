@@ -98,6 +98,7 @@ class AppState:
                 resolver=resolver,
                 live=state.live,
                 settings=settings,
+                database_url=urls.owner,
                 embedders=state.embedders,
                 memory_indexes=state.memory_indexes,
             )

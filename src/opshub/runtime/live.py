@@ -15,12 +15,15 @@ from collections import defaultdict
 from collections.abc import AsyncIterator
 from typing import Any, Protocol
 
+import asyncpg
 import orjson
 import structlog
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from opshub.db.engine import tenant_transaction
 from opshub.runtime.loops import stop_requested
+from opshub.tasks import service as tasks_service
 
 log = structlog.get_logger(__name__)
 Batch = list[dict[str, Any]]
@@ -140,3 +143,16 @@ class RedisLiveEvents:
                 await self._listener
         with contextlib.suppress(RedisError, OSError):
             await self._pubsub.aclose()  # type: ignore[no-untyped-call]
+
+
+async def publish_stored(
+    live: LiveEvents, pool: asyncpg.Pool, *, tenant_id: uuid.UUID, task_id: uuid.UUID, after: int
+) -> None:
+    """Send live watchers the task's events stored after ``after`` (written outside a run:
+    an action's approval or outcome, the task's settlement). Call it after their commit."""
+    async with tenant_transaction(pool, tenant_id) as conn:
+        events = await tasks_service.events_after(
+            conn, tenant_id=tenant_id, task_id=task_id, after=after
+        )
+    if events:
+        await live.publish(task_id, [event.model_dump(mode="json") for event in events])

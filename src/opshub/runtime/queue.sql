@@ -144,3 +144,7 @@ WHERE id = $1
 UPDATE webhook_deliveries SET attempts = attempts + 1, last_status = $2, last_error = $3,
     next_attempt_at = now() + $4 * interval '1 second'
 WHERE id = $1
+
+-- set_task_crew --
+-- The chat router picked the crew of a task submitted without one.
+UPDATE tasks SET crew = $2 WHERE tenant_id = $3 AND id = $1

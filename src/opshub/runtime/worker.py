@@ -21,13 +21,17 @@ from decimal import Decimal
 from typing import Any
 
 import asyncpg
+import httpx
 import structlog
 
+from opshub.actions import service as actions_service
 from opshub.config import Settings
 from opshub.credentials.errors import CredentialMissingError
 from opshub.credentials.models import Provider, Source
 from opshub.credentials.resolver import CredentialResolver
-from opshub.crews.registry import DEFAULT_CREW
+from opshub.crews import service as crews_service
+from opshub.crews.registry import CREWS
+from opshub.crews.routing import ChatRouter, RouteDecision
 from opshub.db.engine import tenant_transaction
 from opshub.db.sql import Record
 from opshub.errors import DomainError
@@ -38,9 +42,9 @@ from opshub.llm.errors import ProviderUnavailableError
 from opshub.llm.factory import LLMFactory, TenantLLM
 from opshub.memory.embedders import Embedders
 from opshub.memory.indexes import IndexBuilder
-from opshub.memory.run_memory import TenantMemory, recall_for_run, run_scopes, write_back
-from opshub.memory.service import MemoryFilter
-from opshub.runtime import crew_events, queue
+from opshub.memory.run_memory import TenantMemory, write_back
+from opshub.runtime import crew_events, crew_run, queue
+from opshub.runtime.action_executor import ActionExecutor
 from opshub.runtime.events import RunEvents, TaskEventWriter
 from opshub.runtime.live import LiveEvents
 from opshub.runtime.loops import stop_all, stop_requested
@@ -48,10 +52,12 @@ from opshub.runtime.queue import QUERIES
 from opshub.runtime.webhooks import WebhookSender
 from opshub.tasks import service as tasks_service
 from opshub.tasks.models import EventType, TaskStatus
-from opshub.tools.context import ToolContext
+from opshub.tools.context import Connectors
 
 log = structlog.get_logger(__name__)
+ROUTER = "router"  # whose model routes a message: the tenant's default, no crew's pick
 MODEL_PREFERENCE = (Provider.openai, Provider.anthropic, Provider.openai_compatible)
+CONNECTOR_TIMEOUT = httpx.Timeout(20.0, connect=5.0)
 
 
 class TaskCancelledError(DomainError):
@@ -89,11 +95,13 @@ class Worker:
         resolver: CredentialResolver,
         live: LiveEvents,
         settings: Settings,
+        database_url: str,
         concurrency: int | None = None,
         embedders: Embedders | None = None,
         memory_indexes: IndexBuilder | None = None,
     ) -> None:
-        """``embedders``, ``memory_indexes``: the API's, when the worker shares its process."""
+        """``database_url``: the owner's, for the chat router's checkpoints. ``embedders``,
+        ``memory_indexes``: the API's, when the worker shares its process."""
         self._owner_pool = owner_pool
         self._app_pool = app_pool
         self._resolver = resolver
@@ -109,6 +117,8 @@ class Worker:
         self._runs: dict[uuid.UUID, Run] = {}
         self._wake = asyncio.Event()
         self._writer: TaskEventWriter | None = None
+        self._http: httpx.AsyncClient | None = None
+        self._router = ChatRouter(database_url=database_url, crews=CREWS)
 
     async def run(self) -> None:
         """Work until cancelled, then finish or hand back the running tasks."""
@@ -116,6 +126,9 @@ class Worker:
         loop.set_default_executor(ThreadPoolExecutor(max_workers=self._settings.worker_threads))
         await asyncio.to_thread(self._install_crewai)
         self._writer = TaskEventWriter(pool=self._owner_pool, live=self._live)
+        # One connection pool for every tool's and executor's calls to connected services.
+        self._http = httpx.AsyncClient(timeout=CONNECTOR_TIMEOUT, follow_redirects=False)
+        await self._router.start()
         helpers = [
             asyncio.create_task(self._writer.run()),
             # Loading the embedding model takes seconds: not in the first run's recall.
@@ -123,6 +136,16 @@ class Worker:
             asyncio.create_task(self._heartbeat()),
             asyncio.create_task(
                 WebhookSender(pool=self._owner_pool, settings=self._settings).run()
+            ),
+            asyncio.create_task(
+                ActionExecutor(
+                    owner_pool=self._owner_pool,
+                    app_pool=self._app_pool,
+                    resolver=self._resolver,
+                    settings=self._settings,
+                    http=self._http,
+                    live=self._live,
+                ).run()
             ),
         ]
         listener = await self._owner_pool.acquire()
@@ -139,6 +162,8 @@ class Worker:
             # The writer goes last: it stores the final events of the runs above.
             await stop_all(helpers[1:])
             await stop_all(helpers[:1])
+            await self._http.aclose()
+            await self._router.stop()
 
     def _install_crewai(self) -> None:
         metering.install(self._settings.data_dir)
@@ -269,18 +294,27 @@ class Worker:
         events = self._writer.open_run(
             tenant_id=tenant_id, task_id=task_id, last_seq=row["last_seq"]
         )
-        events.emit(
-            EventType.task_started, crew=row["crew"] or DEFAULT_CREW, attempt=row["attempt"]
-        )
+        crew_name = row["crew"]
+        events.emit(EventType.task_started, crew=crew_name, attempt=row["attempt"])
         run = self._runs.get(task_id)
         try:
-            llm = await self._pick_model(tenant_id)
+            llm = await self._pick_model(tenant_id, crew_name or ROUTER)
             meter = await self._meter(row, llm)
             if run is not None:
                 run.meter = meter
             if row["cancel_requested"]:
                 meter.stop(TaskCancelledError("the task was cancelled"))
-            result = await self._kickoff(row, llm, meter, events)
+            if crew_name is None:
+                routed = await self._route(row, llm, meter, events)
+                if routed.crew is None:
+                    await self._complete(
+                        row, events, TaskStatus.succeeded, meter, result=routed.question
+                    )
+                    return
+                crew_name = routed.crew
+                llm = await self._pick_model(tenant_id, crew_name)
+                meter.provider, meter.billed_to = llm.provider.value, llm.billed_to
+            result = await self._kickoff(row, crew_name, llm, meter, events)
         except asyncio.CancelledError:
             # Abandoned (lease lost, or handed back at shutdown): the crew's thread may still be
             # going; it stops at its next model call and writes nothing more.
@@ -293,8 +327,16 @@ class Worker:
             return
         await self._complete(row, events, TaskStatus.succeeded, meter, result=result)
 
-    async def _pick_model(self, tenant_id: uuid.UUID) -> TenantLLM[Any]:
-        """The first provider, in preference order, the tenant has a key for (BYOK or platform)."""
+    async def _pick_model(self, tenant_id: uuid.UUID, crew: str) -> TenantLLM[Any]:
+        """The tenant's pick for the crew, else the first provider in preference order it has
+        a key for (BYOK or platform)."""
+        async with tenant_transaction(self._app_pool, tenant_id) as conn:
+            picked = await crews_service.get_model(conn, tenant_id=tenant_id, crew=crew)
+        if picked is not None:
+            provider, model = picked
+            return await self._factory.for_tenant(
+                tenant_id=tenant_id, provider=Provider(provider), model=model
+            )
         for provider in MODEL_PREFERENCE:
             try:
                 await self._resolver.resolve(tenant_id=tenant_id, provider=provider)
@@ -308,6 +350,30 @@ class Worker:
             "no model key: store one with PUT /v1/credentials/openai (or anthropic, "
             "openai_compatible)"
         )
+
+    async def _route(
+        self, row: Record, llm: TenantLLM[Any], meter: metering.RunMeter, events: RunEvents
+    ) -> RouteDecision:
+        """A message without a crew: the chat router picks one or asks the user back."""
+        token = metering.current_run.set(meter)
+        try:
+            decision = await self._router.route(
+                tenant_id=row["tenant_id"],
+                thread_id=row["thread_id"],
+                message=row["input"],
+                llm=llm.llm,
+            )
+        finally:
+            metering.current_run.reset(token)
+        if meter.stopped_by is not None:
+            raise meter.stopped_by
+        events.emit(EventType.task_routed, crew=decision.crew, text=decision.reason)
+        if decision.crew is not None:
+            async with tenant_transaction(self._app_pool, row["tenant_id"]) as conn:
+                await conn.execute(
+                    QUERIES["set_task_crew"], row["id"], decision.crew, row["tenant_id"]
+                )
+        return decision
 
     async def _meter(self, row: Record, llm: TenantLLM[Any]) -> metering.RunMeter:
         tenant_id = row["tenant_id"]
@@ -348,48 +414,35 @@ class Worker:
     async def _kickoff(
         self,
         row: Record,
+        crew_name: str,
         llm: TenantLLM[Any],
         meter: metering.RunMeter,
         events: RunEvents,
     ) -> str:
-        from opshub.crews import assistant
-
-        tenant_id, crew_name = row["tenant_id"], row["crew"] or DEFAULT_CREW
-        context = ToolContext(
-            tenant_id=tenant_id, app_pool=self._app_pool, loop=asyncio.get_running_loop()
-        )
         memory = TenantMemory(
             app_pool=self._app_pool,
-            tenant_id=tenant_id,
+            tenant_id=row["tenant_id"],
             embedders=self._embedders,
             index_builder=self._memory_indexes,
             ef_search=self._settings.memory_ef_search,
             extraction_default=self._settings.memory_extraction,
         )
-        scopes = run_scopes(crew_name, row["thread_id"])
-        inputs = {
-            **row["inputs"],
-            "input": row["input"],
-            "history": await self._history(row),
-            "memories": await recall_for_run(
-                memory,
-                request=row["input"],
-                scopes=scopes,
-                token_budget=self._settings.memory_context_tokens,
-            ),
-        }
-        crew = await asyncio.to_thread(
-            assistant.build,
+        prepared = await crew_run.prepare(
+            row,
+            crew_name=crew_name,
             llm=llm.llm,
-            context=context,
             memory=memory,
-            recall_from=MemoryFilter(scopes=scopes),
+            app_pool=self._app_pool,
+            connectors=self._connectors(),
+            events=events,
+            history=await self._history(row),
+            memory_tokens=self._settings.memory_context_tokens,
             stream=self._settings.stream_tokens,
         )
         meter_token = metering.current_run.set(meter)
         events_token = crew_events.current_events.set(events)
         try:
-            output = await asyncio.to_thread(_kickoff, crew, inputs)
+            output = await asyncio.to_thread(_kickoff, prepared.crew, prepared.inputs)
             if meter.stopped_by is None:
                 await self._remember_run(row, crew_name, str(output.raw), llm, memory, events)
         finally:
@@ -398,6 +451,10 @@ class Worker:
         if meter.stopped_by is not None:
             raise meter.stopped_by
         return str(output.raw)
+
+    def _connectors(self) -> Connectors:
+        assert self._http is not None  # noqa: S101 - opened before the first claim
+        return Connectors(resolver=self._resolver, settings=self._settings, http=self._http)
 
     async def _remember_run(
         self,
@@ -482,7 +539,24 @@ class Worker:
         await events.flush()  # every step is stored before the task reads as finished
         usage = meter.usage if meter else None
         error_body = {"code": error.code, "message": error.message} if error else None
+        final = {
+            "text": result,
+            "error": error_body,
+            "usage": {"input_tokens": usage.input_tokens, "output_tokens": usage.output_tokens}
+            if usage
+            else None,
+        }
         async with tenant_transaction(self._app_pool, tenant_id) as conn:
+            waiting = []
+            if status is TaskStatus.succeeded:
+                # Locks the task: an action decided meanwhile settles it after this commits.
+                waiting = await actions_service.open_for_task(
+                    conn, tenant_id=tenant_id, task_id=task_id, lock_task=True
+                )
+            if waiting:
+                # The run is over; the task is not until its proposed changes are decided.
+                status = TaskStatus.awaiting_approval
+                result = final["text"] = (result or "") + awaiting_note(waiting)
             finished = await conn.fetchrow(
                 QUERIES["finish_task"],
                 task_id,
@@ -513,18 +587,36 @@ class Worker:
                 await conn.execute(
                     QUERIES["add_agent_message"], tenant_id, finished["thread_id"], result, task_id
                 )
-            await tasks_service.enqueue_webhook(
-                conn, tenant_id=tenant_id, task=tasks_service.task_read(finished)
-            )
-        events.emit(
-            f"task.{status.value}",
-            text=result,
-            error=error_body,
-            usage={"input_tokens": usage.input_tokens, "output_tokens": usage.output_tokens}
-            if usage
-            else None,
-        )
+            if waiting:
+                # Numbered by the database in this transaction, not by the run's writer: once
+                # this commits, the settlement may append task.succeeded at any moment.
+                stored = await tasks_service.append_event(
+                    conn,
+                    tenant_id=tenant_id,
+                    task_id=task_id,
+                    type=EventType.task_awaiting_approval,
+                    data={k: v for k, v in final.items() if v is not None},
+                )
+            else:
+                await tasks_service.enqueue_webhook(
+                    conn, tenant_id=tenant_id, task=tasks_service.task_read(finished)
+                )
+        if waiting:
+            events.close()
+            await self._live.publish(task_id, [stored.model_dump(mode="json")])
+            return
+        events.emit(f"task.{status.value}", **final)
         await events.flush()
+
+
+def awaiting_note(actions: list[Any]) -> str:
+    """What the thread tells the user about the changes waiting for them."""
+    lines = [f"- {action.summary} (action {action.id})" for action in actions]
+    return (
+        "\n\nWaiting for your approval before anything changes:\n"
+        + "\n".join(lines)
+        + "\nApprove or reject each in the dashboard (POST /v1/actions/{id}/approve or /reject)."
+    )
 
 
 def _kickoff(crew: Any, inputs: dict[str, Any]) -> Any:

@@ -23,6 +23,7 @@ FINISHED = frozenset({TaskStatus.succeeded, TaskStatus.failed, TaskStatus.cancel
 
 class EventType(StrEnum):
     task_started = "task.started"
+    task_routed = "task.routed"
     agent_step = "agent.step"
     llm_call = "llm.call"
     tool_call = "tool.call"
@@ -30,6 +31,7 @@ class EventType(StrEnum):
     action_proposed = "action.proposed"
     memory_saved = "memory.saved"
     token = "token"  # noqa: S105 - a streamed text token, not a credential
+    task_awaiting_approval = "task.awaiting_approval"
     task_succeeded = "task.succeeded"
     task_failed = "task.failed"
     task_cancelled = "task.cancelled"

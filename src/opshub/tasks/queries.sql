@@ -29,9 +29,10 @@ ORDER BY created_at DESC, id DESC
 LIMIT $8
 
 -- cancel_task --
--- A queued task ends here; a running one is asked to stop (its worker hears it at commit).
+-- A queued task, or one waiting on approvals, ends here; a running one is asked to stop (its
+-- worker hears it at commit).
 UPDATE tasks SET
-    status = CASE WHEN status = 'queued' THEN 'cancelled' ELSE status END,
+    status = CASE WHEN status IN ('queued', 'awaiting_approval') THEN 'cancelled' ELSE status END,
     finished_at = CASE WHEN status = 'queued' THEN now() ELSE finished_at END,
     cancel_requested = true
 WHERE tenant_id = $1 AND id = $2 AND status IN ('queued', 'running', 'awaiting_approval')
@@ -62,3 +63,6 @@ RETURNING seq, type, ts, data
 
 -- add_webhook_delivery --
 INSERT INTO webhook_deliveries (tenant_id, task_id, url, body) VALUES ($1, $2, $3, $4)
+
+-- last_event_seq --
+SELECT coalesce(max(seq), 0) FROM task_events WHERE tenant_id = $1 AND task_id = $2

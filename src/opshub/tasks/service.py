@@ -136,7 +136,13 @@ async def _require_thread(conn: Connection, *, tenant_id: uuid.UUID, thread_id: 
 
 
 async def get_task(conn: Connection, *, tenant_id: uuid.UUID, task_id: uuid.UUID) -> TaskRead:
-    return task_read(await _get_row(conn, tenant_id=tenant_id, task_id=task_id))
+    # Imported here: actions build on tasks (they settle them), so a module-level import cycles.
+    from opshub.actions import service as actions_service
+
+    task = task_read(await _get_row(conn, tenant_id=tenant_id, task_id=task_id))
+    actions = await actions_service.open_for_task(conn, tenant_id=tenant_id, task_id=task_id)
+    task.pending_actions = [action.model_dump(mode="json") for action in actions]
+    return task
 
 
 async def _get_row(conn: Connection, *, tenant_id: uuid.UUID, task_id: uuid.UUID) -> Record:
@@ -187,6 +193,10 @@ async def cancel_task(
         raise TaskFinishedError(f"the task has already {current['status']}")
     if row["status"] != TaskStatus.cancelled:
         return task_read(row), None
+    # Changes still waiting for a person are withdrawn with their task; approved ones run.
+    from opshub.actions import service as actions_service  # actions build on tasks
+
+    await actions_service.withdraw_pending(conn, tenant_id=tenant_id, task_id=task_id)
     await outbox.emit(
         conn, tenant_id=tenant_id, event_type="task.cancelled", data=domain_event_data(row)
     )
@@ -236,6 +246,11 @@ async def append_event(
     row = await conn.fetchrow(QUERIES["insert_event"], tenant_id, task_id, type, data)
     assert row is not None  # noqa: S101 - INSERT … RETURNING returns the row
     return event_from_row(row)
+
+
+async def last_event_seq(conn: Connection, *, tenant_id: uuid.UUID, task_id: uuid.UUID) -> int:
+    seq: int = await conn.fetchval(QUERIES["last_event_seq"], tenant_id, task_id)
+    return seq
 
 
 async def events_after(

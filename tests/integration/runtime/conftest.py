@@ -16,7 +16,9 @@ from opshub.api.app import create_app
 from opshub.config import Settings
 from opshub.db.engine import DatabaseUrls
 from tests.conftest import TenantHandle
+from tests.fakes.connectors import FakeAmazonCreators, FakeGoogleAds, FakeLinkedIn, FakeMetaGraph
 from tests.fakes.llm import FakeLLMServer
+from tests.integration.runtime.connected import Connected
 
 TERMINAL = {"succeeded", "failed", "cancelled"}
 
@@ -28,9 +30,22 @@ def fake_llm() -> Iterator[FakeLLMServer]:
 
 
 @pytest.fixture(scope="session")
-def runtime_settings(settings: Settings, fake_llm: FakeLLMServer) -> Settings:
+def connected() -> Iterator[Connected]:
+    """The services tenants connect, one fake each; tenants get their own accounts in them."""
+    with (
+        FakeGoogleAds() as google,
+        FakeMetaGraph() as meta,
+        FakeLinkedIn() as linkedin,
+        FakeAmazonCreators() as amazon,
+    ):
+        yield Connected(google=google, meta=meta, linkedin=linkedin, amazon=amazon)
+
+
+@pytest.fixture(scope="session")
+def runtime_settings(settings: Settings, fake_llm: FakeLLMServer, connected: Connected) -> Settings:
     return settings.model_copy(
         update={
+            **connected.settings(),
             "openai_base_url": f"{fake_llm.base_url}/v1",
             "anthropic_base_url": fake_llm.base_url,
             "credential_cache_seconds": 0,

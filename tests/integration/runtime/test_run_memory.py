@@ -59,7 +59,7 @@ async def run_task(
     client: AsyncClient, tenant: TenantHandle, text: str, **fields: Any
 ) -> dict[str, Any]:
     response = await client.post(
-        "/v1/tasks", json={"input": text, **fields}, headers=tenant.headers
+        "/v1/tasks", json={"crew": "assistant", "input": text, **fields}, headers=tenant.headers
     )
     assert response.status_code == 202, response.text
     task = await wait_for_status(client, tenant, response.json()["id"], within=RUN_WITHIN)
@@ -71,7 +71,9 @@ async def ask_in_thread(
     client: AsyncClient, tenant: TenantHandle, thread_id: str, text: str
 ) -> dict[str, Any]:
     response = await client.post(
-        f"/v1/threads/{thread_id}/messages", json={"content": text}, headers=tenant.headers
+        f"/v1/threads/{thread_id}/messages",
+        json={"content": text, "crew": "assistant"},
+        headers=tenant.headers,
     )
     assert response.status_code == 202, response.text
     task = await wait_for_status(client, tenant, response.json()["task"]["id"], within=RUN_WITHIN)

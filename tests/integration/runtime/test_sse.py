@@ -168,7 +168,9 @@ async def slow_task(
     )
     fake_llm.script_openai("Acme has no clients yet.", usage=(80, 12), latency=1.5)
     response = await client.post(
-        "/v1/tasks", json={"input": "How many clients do we have?"}, headers=tenant.headers
+        "/v1/tasks",
+        json={"crew": "assistant", "input": "How many clients do we have?"},
+        headers=tenant.headers,
     )
     assert response.status_code == 202, response.text
     task: dict[str, Any] = response.json()
@@ -242,7 +244,7 @@ async def finished_task(
     await store_openai_key(hub_client, tenant_a)
     fake_llm.script_openai("All quiet.", usage=(10, 3))
     response = await hub_client.post(
-        "/v1/tasks", json={"input": "Anything new?"}, headers=tenant_a.headers
+        "/v1/tasks", json={"crew": "assistant", "input": "Anything new?"}, headers=tenant_a.headers
     )
     task = await wait_for_status(hub_client, tenant_a, response.json()["id"])
     assert task["status"] == "succeeded", task

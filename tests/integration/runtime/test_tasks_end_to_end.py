@@ -17,7 +17,9 @@ async def test_a_task_runs_to_its_answer_with_the_tenants_key(
     fake_llm.script_openai("Acme has no clients yet.", usage=(80, 12))
 
     response = await hub_client.post(
-        "/v1/tasks", json={"input": "How many clients do we have?"}, headers=tenant_a.headers
+        "/v1/tasks",
+        json={"crew": "assistant", "input": "How many clients do we have?"},
+        headers=tenant_a.headers,
     )
     assert response.status_code == 202, response.text
     submitted = response.json()

@@ -29,7 +29,9 @@ async def ask(
     client: AsyncClient, tenant: TenantHandle, thread_id: str, content: str
 ) -> dict[str, Any]:
     response = await client.post(
-        f"/v1/threads/{thread_id}/messages", json={"content": content}, headers=tenant.headers
+        f"/v1/threads/{thread_id}/messages",
+        json={"content": content, "crew": "assistant"},
+        headers=tenant.headers,
     )
     assert response.status_code == 202, response.text
     posted: dict[str, Any] = response.json()

@@ -112,7 +112,7 @@ async def run_task_with_webhook(
     fake_llm.script_openai(answer, usage=(30, 6))
     response = await client.post(
         "/v1/tasks",
-        json={"input": "Tell the ops channel how we did", "webhook_url": url},
+        json={"crew": "assistant", "input": "Tell the ops channel how we did", "webhook_url": url},
         headers=tenant.headers,
     )
     assert response.status_code == 202, response.text

@@ -103,7 +103,9 @@ class Hub:
         return handle
 
     async def submit(self, tenant: TenantHandle, text: str) -> str:
-        response = await self.client.post("/v1/tasks", json={"input": text}, headers=tenant.headers)
+        response = await self.client.post(
+            "/v1/tasks", json={"crew": "assistant", "input": text}, headers=tenant.headers
+        )
         assert response.status_code == 202, response.text
         task_id: str = response.json()["id"]
         return task_id

@@ -1,0 +1,77 @@
+"""Everything a crew's run is built from: its YAML, the tenant's model, the run's tools (with the
+tenant's connector credentials), the recalled memories and the thread's history."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import asyncpg
+from crewai import LLM, Crew
+
+from opshub.agents.factory import build_crew, tool_names
+from opshub.crews.registry import definition
+from opshub.db.sql import Record
+from opshub.memory.run_memory import TenantMemory, recall_for_run, run_scopes
+from opshub.memory.service import MemoryFilter
+from opshub.runtime.events import RunEvents
+from opshub.tools.context import Connectors, ToolContext
+from opshub.tools.toolbox import RunTools, build_tools
+
+
+@dataclass(frozen=True)
+class CrewRun:
+    crew: Crew
+    inputs: dict[str, Any]
+
+
+async def prepare(
+    row: Record,
+    *,
+    crew_name: str,
+    llm: LLM,
+    memory: TenantMemory,
+    app_pool: asyncpg.Pool,
+    connectors: Connectors,
+    events: RunEvents,
+    history: str,
+    memory_tokens: int,
+    stream: bool,
+) -> CrewRun:
+    tenant_id: uuid.UUID = row["tenant_id"]
+    scopes = run_scopes(crew_name, row["thread_id"])
+    memories = await recall_for_run(
+        memory, request=row["input"], scopes=scopes, token_budget=memory_tokens
+    )
+    context = ToolContext(
+        tenant_id=tenant_id,
+        app_pool=app_pool,
+        loop=asyncio.get_running_loop(),
+        task_id=row["id"],
+        connectors=connectors,
+        emit=events.emit,
+    )
+    spec = definition(crew_name)
+    run_tools = RunTools(
+        context=context,
+        memory=memory,
+        recall_from=MemoryFilter(scopes=scopes),
+        author=f"opshub {crew_name} crew",
+    )
+
+    def build() -> Crew:
+        tools = build_tools(tool_names(spec), run_tools)
+        return build_crew(spec, llm=llm, tools=tools, stream=stream)
+
+    inputs = {
+        **row["inputs"],
+        "input": row["input"],
+        "history": history,
+        "memories": memories,
+        "today": datetime.now(UTC).date().isoformat(),
+    }
+    # Building agents and tools is pydantic-heavy CPU work: off the worker's loop.
+    return CrewRun(crew=await asyncio.to_thread(build), inputs=inputs)
