@@ -37,3 +37,12 @@ class ConnectorRequestError(ConnectorError):
 
 class ConnectorResponseError(ConnectorError):
     """The service answered something we cannot read."""
+
+
+def ensure_currency(provider: Provider, *, account: str, asked: str) -> None:
+    """A budget is only ever written in the account's own currency: no silent conversion."""
+    if account != asked:
+        raise ConnectorRequestError(
+            provider,
+            f"the ad account bills in {account}, not {asked}; restate the budget in {account}",
+        )

@@ -19,6 +19,7 @@ from opshub.connectors.errors import (
     ConnectorAuthError,
     ConnectorRequestError,
     ConnectorResponseError,
+    ensure_currency,
 )
 from opshub.connectors.http import (
     Failure,
@@ -213,12 +214,7 @@ class GoogleAdsClient:
             )
         actual = rows[0].campaign.campaign_budget
         account_currency = rows[0].customer.currency_code
-        if account_currency != currency:
-            raise ConnectorRequestError(
-                PROVIDER,
-                f"the account bills in {account_currency}, not {currency}; "
-                f"restate the budget in {account_currency}",
-            )
+        ensure_currency(PROVIDER, account=str(account_currency), asked=currency)
         if budget_id and budget_id not in (actual, actual.rsplit("/", 1)[-1]):
             raise ConnectorRequestError(
                 PROVIDER, f"{budget_id} is not the budget of campaign {campaign_id} ({actual})"

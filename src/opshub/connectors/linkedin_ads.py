@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic.alias_generators import to_camel
 
 from opshub.config import Settings
-from opshub.connectors.errors import ConnectorRequestError, ConnectorResponseError
+from opshub.connectors.errors import ConnectorRequestError, ConnectorResponseError, ensure_currency
 from opshub.connectors.http import (
     Failure,
     FailureKind,
@@ -181,12 +181,7 @@ class LinkedInAdsClient:
         currency: str,
     ) -> dict[str, Any]:
         account_currency = await self._account_currency()
-        if account_currency != currency:
-            raise ConnectorRequestError(
-                PROVIDER,
-                f"the ad account bills in {account_currency}, not {currency}; "
-                f"restate the budget in {account_currency}",
-            )
+        ensure_currency(PROVIDER, account=account_currency, asked=currency)
         if amount <= 0:
             raise ConnectorRequestError(PROVIDER, f"{amount} {currency} is not a valid budget")
         budget = {"amount": str(amount), "currencyCode": currency}

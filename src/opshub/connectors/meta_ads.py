@@ -18,7 +18,7 @@ import httpx
 from pydantic import BaseModel, Field, ValidationError
 
 from opshub.config import Settings
-from opshub.connectors.errors import ConnectorRequestError, ConnectorResponseError
+from opshub.connectors.errors import ConnectorRequestError, ConnectorResponseError, ensure_currency
 from opshub.connectors.http import Failure, FailureKind, RetryPolicy, json_body, send
 from opshub.connectors.models import Campaign, Channel, PerformanceRow
 from opshub.credentials.models import Provider
@@ -187,12 +187,7 @@ class MetaAdsClient:
         currency: str,
     ) -> dict[str, Any]:
         account_currency = await self._account_currency()
-        if account_currency != currency:
-            raise ConnectorRequestError(
-                PROVIDER,
-                f"the ad account bills in {account_currency}, not {currency}; "
-                f"restate the budget in {account_currency}",
-            )
+        ensure_currency(PROVIDER, account=account_currency, asked=currency)
         minor = amount * _unit(currency)
         if amount <= 0 or minor != minor.to_integral_value():
             raise ConnectorRequestError(PROVIDER, f"{amount} {currency} is not a valid budget")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Awaitable, Callable
 from typing import Annotated
 
 from fastapi import APIRouter, BackgroundTasks, Body, Query
@@ -58,17 +59,7 @@ async def approve_action(
     body: Annotated[ActionDecision | None, Body()] = None,
 ) -> ActionRead:
     """The action runs once, shortly after; only owners and admins decide."""
-    tenant_id = ctx.principal.tenant_id
-    after = await _last_seq(ctx, action_id)
-    action = await actions_service.approve(
-        ctx.conn,
-        tenant_id=tenant_id,
-        action_id=action_id,
-        actor=_actor(ctx),
-        reason=body.reason if body else None,
-    )
-    _show_live(later, state, tenant_id, action.task_id, after)
-    return action
+    return await _decide(actions_service.approve, ctx, state, later, action_id, body)
 
 
 @router.post("/v1/actions/{action_id}/reject", response_model=ActionRead)
@@ -79,37 +70,38 @@ async def reject_action(
     action_id: uuid.UUID,
     body: Annotated[ActionDecision | None, Body()] = None,
 ) -> ActionRead:
+    return await _decide(actions_service.reject, ctx, state, later, action_id, body)
+
+
+async def _decide(
+    decide: Callable[..., Awaitable[ActionRead]],
+    ctx: TenantContext,
+    state: AppState,
+    later: BackgroundTasks,
+    action_id: uuid.UUID,
+    body: ActionDecision | None,
+) -> ActionRead:
     tenant_id = ctx.principal.tenant_id
-    after = await _last_seq(ctx, action_id)
-    action = await actions_service.reject(
+    known = await actions_service.get_or_raise(ctx.conn, tenant_id=tenant_id, action_id=action_id)
+    after = await tasks_service.last_event_seq(ctx.conn, tenant_id=tenant_id, task_id=known.task_id)
+    action = await decide(
         ctx.conn,
         tenant_id=tenant_id,
         action_id=action_id,
         actor=_actor(ctx),
         reason=body.reason if body else None,
     )
-    _show_live(later, state, tenant_id, action.task_id, after)
-    return action
-
-
-async def _last_seq(ctx: TenantContext, action_id: uuid.UUID) -> int:
-    tenant_id = ctx.principal.tenant_id
-    action = await actions_service.get_or_raise(ctx.conn, tenant_id=tenant_id, action_id=action_id)
-    return await tasks_service.last_event_seq(ctx.conn, tenant_id=tenant_id, task_id=action.task_id)
-
-
-def _show_live(
-    later: BackgroundTasks, state: AppState, tenant_id: uuid.UUID, task_id: uuid.UUID, after: int
-) -> None:
-    # After the response, so after the commit: a watcher that reads back a gap finds the rows.
+    # After the response, so after the commit: live watchers of the task see the decision (and
+    # the task's end, when it was the last one) at once.
     later.add_task(
         publish_stored,
         state.live,
         state.app_pool,
         tenant_id=tenant_id,
-        task_id=task_id,
+        task_id=action.task_id,
         after=after,
     )
+    return action
 
 
 @router.get("/v1/policies", response_model=PoliciesRead)
