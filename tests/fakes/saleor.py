@@ -786,7 +786,18 @@ class Graph:
             "user": self.q_user,
             "vouchers": self.q_vouchers,
             "voucher": self.q_voucher,
+            "me": self.q_me,
+            "app": self.q_app,
         }
+
+    def q_me(self, info: Any, **_: Any) -> Obj | None:
+        """The staff user a token belongs to (every valid token here is a staff user's)."""
+        if _ctx(info).permissions is None:
+            return None
+        return {"id": global_id("User", 9000), "email": "staff@example.com"}
+
+    def q_app(self, _info: Any, **_: Any) -> Obj | None:
+        return None  # no app tokens in this fake
 
     def q_products(
         self,

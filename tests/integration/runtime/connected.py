@@ -42,10 +42,12 @@ class Connected:
 async def store(
     client: AsyncClient, tenant: TenantHandle, provider: str, secret: dict[str, Any]
 ) -> None:
+    """Store the credential; saving checks it against the fake, which must find it healthy."""
     response = await client.put(
         f"/v1/credentials/{provider}", json={"secret": secret}, headers=tenant.headers
     )
     assert response.status_code == 200, response.text
+    assert response.json()["status"] == "healthy", response.json()
 
 
 async def connect_saleor(

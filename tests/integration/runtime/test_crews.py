@@ -309,9 +309,11 @@ async def test_a_tenant_reaches_only_its_own_shop(
 async def test_a_refused_shop_token_is_marked_invalid_and_the_agent_told_to_reconnect(
     hub_client: AsyncClient, tenant_a: TenantHandle, fake_llm: FakeLLMServer
 ) -> None:
-    with FakeSaleorServer(tokens=(), expired_tokens=("expired-token-789",)) as shop:
+    with FakeSaleorServer(tokens=("expired-token-789",)) as shop:
         await store_openai_key(hub_client, tenant_a)
-        await connect_saleor(hub_client, tenant_a, shop, "expired-token-789")
+        await connect_saleor(hub_client, tenant_a, shop, "expired-token-789")  # healthy now
+        del shop.tokens["expired-token-789"]  # the token expires before the run
+        shop.expired_tokens.add("expired-token-789")
         before = len(fake_llm.requests_for("/v1/chat/completions"))
         fake_llm.script_openai(tool_calls=[("shop_products", {"search": "tent"})])
         fake_llm.script_openai("The shop connection needs to be renewed.", times=3)
