@@ -1,0 +1,187 @@
+"""How a run ends: its outcome, usage, thread turn, webhook and final event stored together,
+a retry scheduled for a transient failure, or the task left awaiting approval of its actions."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+import asyncpg
+import structlog
+
+from opshub.actions import service as actions_service
+from opshub.config import Settings
+from opshub.credentials.models import Provider
+from opshub.db.engine import tenant_transaction
+from opshub.db.sql import Record
+from opshub.errors import DomainError
+from opshub.events import outbox
+from opshub.llm import metering
+from opshub.llm.errors import ProviderUnavailableError
+from opshub.llm.factory import LLMFactory
+from opshub.runtime.events import RunEvents
+from opshub.runtime.live import LiveEvents
+from opshub.runtime.queue import QUERIES
+from opshub.tasks import service as tasks_service
+from opshub.tasks.models import EventType, TaskStatus
+
+log = structlog.get_logger(__name__)
+
+
+class TaskCancelledError(DomainError):
+    code = "cancelled"
+
+
+class RunFailedError(DomainError):
+    code = "internal_error"
+
+
+class RunOutcomes:
+    def __init__(
+        self,
+        *,
+        app_pool: asyncpg.Pool,
+        live: LiveEvents,
+        factory: LLMFactory,
+        settings: Settings,
+        worker_id: str,
+    ) -> None:
+        self._app_pool = app_pool
+        self._live = live
+        self._factory = factory
+        self._settings = settings
+        self.worker_id = worker_id
+
+    async def fail(
+        self,
+        row: Record,
+        events: RunEvents,
+        exc: Exception,
+        meter: metering.RunMeter | None,
+    ) -> None:
+        error = meter.stopped_by if meter and meter.stopped_by else None
+        if error is None and isinstance(exc, DomainError):
+            error = exc
+        if error is None and meter is not None:
+            error = await self._factory.report_failure(
+                tenant_id=row["tenant_id"], provider=Provider(meter.provider), error=exc
+            )
+        if isinstance(error, TaskCancelledError):
+            await self.complete(row, events, TaskStatus.cancelled, meter)
+            return
+        if error is None:
+            log.error("crew run failed", task=str(row["id"]), error=type(exc).__name__)
+            error = RunFailedError("the run failed unexpectedly; retry it or contact support")
+        transient = isinstance(error, (ProviderUnavailableError, RunFailedError))
+        if transient and row["attempt"] < row["max_attempts"]:
+            await self._retry_later(row, events, error)
+            return
+        await self.complete(row, events, TaskStatus.failed, meter, error=error)
+
+    async def _retry_later(self, row: Record, events: RunEvents, error: DomainError) -> None:
+        delay = self._settings.task_retry_backoff_seconds * 2 ** (row["attempt"] - 1)
+        events.emit("task.retrying", error={"code": error.code, "message": error.message})
+        await events.flush()
+        async with tenant_transaction(self._app_pool, row["tenant_id"]) as conn:
+            await conn.execute(
+                QUERIES["retry_later"],
+                row["id"],
+                self.worker_id,
+                min(delay, 300),
+                {"code": error.code, "message": error.message},
+                row["tenant_id"],
+            )
+
+    async def complete(
+        self,
+        row: Record,
+        events: RunEvents,
+        status: TaskStatus,
+        meter: metering.RunMeter | None,
+        *,
+        result: str | None = None,
+        error: DomainError | None = None,
+    ) -> None:
+        """Store the outcome, usage, thread turn and webhook in one transaction, then say so."""
+        tenant_id, task_id = row["tenant_id"], row["id"]
+        await events.flush()  # every step is stored before the task reads as finished
+        usage = meter.usage if meter else None
+        error_body = {"code": error.code, "message": error.message} if error else None
+        final = {
+            "text": result,
+            "error": error_body,
+            "usage": {"input_tokens": usage.input_tokens, "output_tokens": usage.output_tokens}
+            if usage
+            else None,
+        }
+        async with tenant_transaction(self._app_pool, tenant_id) as conn:
+            waiting = []
+            if status is TaskStatus.succeeded:
+                # Locks the task: an action decided meanwhile settles it after this commits.
+                waiting = await actions_service.open_for_task(
+                    conn, tenant_id=tenant_id, task_id=task_id, lock_task=True
+                )
+            if waiting:
+                # The run is over; the task is not until its proposed changes are decided.
+                status = TaskStatus.awaiting_approval
+                result = final["text"] = (result or "") + awaiting_note(waiting)
+            finished = await conn.fetchrow(
+                QUERIES["finish_task"],
+                task_id,
+                self.worker_id,
+                status.value,
+                result,
+                error_body,
+                usage.input_tokens if usage else 0,
+                usage.output_tokens if usage else 0,
+                meter.cost_usd if meter else Decimal(0),
+                meter.billed_to.value if meter else None,
+                tenant_id,
+            )
+            if finished is None:
+                log.warning(
+                    "task no longer held by this worker; outcome dropped", task=str(task_id)
+                )
+                return
+            if meter is not None:
+                await meter.persist(conn)
+            await outbox.emit(
+                conn,
+                tenant_id=tenant_id,
+                event_type=f"task.{status.value}",
+                data=tasks_service.domain_event_data(finished),
+            )
+            if finished["thread_id"] is not None and result is not None:
+                await conn.execute(
+                    QUERIES["add_agent_message"], tenant_id, finished["thread_id"], result, task_id
+                )
+            if waiting:
+                # Numbered by the database in this transaction, not by the run's writer: once
+                # this commits, the settlement may append task.succeeded at any moment.
+                stored = await tasks_service.append_event(
+                    conn,
+                    tenant_id=tenant_id,
+                    task_id=task_id,
+                    type=EventType.task_awaiting_approval,
+                    data={k: v for k, v in final.items() if v is not None},
+                )
+            else:
+                await tasks_service.enqueue_webhook(
+                    conn, tenant_id=tenant_id, task=tasks_service.task_read(finished)
+                )
+        if waiting:
+            events.close()
+            await self._live.publish(task_id, [stored.model_dump(mode="json")])
+            return
+        events.emit(f"task.{status.value}", **final)
+        await events.flush()
+
+
+def awaiting_note(actions: list[Any]) -> str:
+    """What the thread tells the user about the changes waiting for them."""
+    lines = [f"- {action.summary} (action {action.id})" for action in actions]
+    return (
+        "\n\nWaiting for your approval before anything changes:\n"
+        + "\n".join(lines)
+        + "\nApprove or reject each in the dashboard (POST /v1/actions/{id}/approve or /reject)."
+    )
