@@ -159,6 +159,11 @@ class LinkedInAdsClient:
         return rows
 
     async def campaigns(self) -> list[Campaign]:
+        listed = await self._campaigns(LISTED)
+        # A campaign without a daily budget still bills in the account's currency.
+        account = (
+            await self._account_currency() if any(not c.daily_budget for c in listed) else None
+        )
         return [
             Campaign(
                 channel=Channel.linkedin_ads,
@@ -166,9 +171,9 @@ class LinkedInAdsClient:
                 name=c.name,
                 status=c.status,
                 daily_budget=c.daily_budget.amount if c.daily_budget else None,
-                currency=c.daily_budget.currency_code if c.daily_budget else None,
+                currency=c.daily_budget.currency_code if c.daily_budget else account,
             )
-            for c in await self._campaigns(LISTED)
+            for c in listed
         ]
 
     # -- writes (absolute values: repeating one is harmless) --------------------------------

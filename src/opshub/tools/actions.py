@@ -8,7 +8,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field
 
 from opshub.actions import service as actions_service
 from opshub.actions.kinds import (
@@ -36,6 +36,9 @@ REASON = Field(min_length=3, max_length=500, description="Why, in one sentence f
 
 
 class ProposingTool(AdsTool):
+    # A payload its action kind refuses (a bad slug, say) is answered like a refused argument.
+    what = "proposal"
+
     def propose(
         self,
         kind: ActionKind,
@@ -69,24 +72,10 @@ class ProposingTool(AdsTool):
                 text=summary,
                 action={"id": str(action.id), "kind": kind.value, "status": action.status},
             )
+        said = f"Proposed action {action.id}: {summary.rstrip('.')}."
         if action.status == "approved":
-            return (
-                f"Proposed action {action.id}: {summary}. The business's policy approved it; "
-                "it will be carried out shortly."
-            )
-        return f"Proposed action {action.id}: {summary}. It awaits the business's approval."
-
-    def answer(self, **args: Any) -> str:
-        try:
-            return self.propose_from(**args)
-        except ValidationError as exc:
-            problems = "; ".join(
-                f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()
-            )
-            raise ToolFailure(f"The proposal is not valid: {problems}.") from exc
-
-    def propose_from(self, **args: Any) -> str:
-        raise NotImplementedError
+            return f"{said} The business's policy approved it; it will be carried out shortly."
+        return f"{said} It awaits the business's approval."
 
 
 class BudgetChangeArgs(BaseModel):
@@ -106,12 +95,20 @@ class ProposeBudgetChangeTool(ProposingTool):
     )
     args_schema: type[BaseModel] = BudgetChangeArgs
 
-    def propose_from(self, **args: Any) -> str:
+    def answer(self, **args: Any) -> str:
         a = BudgetChangeArgs(**args)
         campaign = next((c for c in self.campaigns(a.channel) if c.id == a.campaign_id), None)
         if campaign is None:
             raise ToolFailure(f"There is no campaign {a.campaign_id} on {a.channel.value}.")
-        currency = campaign.currency or "USD"
+        currency = campaign.currency
+        if currency is None:
+            # A guess would let a policy judge an amount in the wrong currency.
+            platform = CHANNEL_NAMES[a.channel]
+            raise ToolFailure(
+                f"{platform} did not say which currency campaign {campaign.id} is budgeted in, "
+                "so its budget can't be changed through a proposal: ask the user to change it "
+                f"in {platform} directly."
+            )
         payload = BudgetChange(
             channel=a.channel,
             campaign_id=campaign.id,
@@ -142,7 +139,7 @@ class ProposeCampaignStatusTool(ProposingTool):
     description: str = "Proposes pausing or resuming one ad campaign; it happens once approved."
     args_schema: type[BaseModel] = CampaignStatusArgs
 
-    def propose_from(self, **args: Any) -> str:
+    def answer(self, **args: Any) -> str:
         a = CampaignStatusArgs(**args)
         campaign = next((c for c in self.campaigns(a.channel) if c.id == a.campaign_id), None)
         if campaign is None:
@@ -179,7 +176,7 @@ class ProposeProductTool(ProposingTool):
     )
     args_schema: type[BaseModel] = ProductArgs
 
-    def propose_from(self, **args: Any) -> str:
+    def answer(self, **args: Any) -> str:
         reason = args.pop("reason", "")
         payload = ProductCreate(**args)
         summary = (
@@ -201,7 +198,7 @@ class ProposeStockUpdateTool(ProposingTool):
     description: str = "Proposes setting one variant's stock level in one warehouse."
     args_schema: type[BaseModel] = StockArgs
 
-    def propose_from(self, **args: Any) -> str:
+    def answer(self, **args: Any) -> str:
         reason = args.pop("reason", "")
         payload = StockUpdate(**args)
         summary = (
@@ -227,7 +224,7 @@ class ProposeVoucherTool(ProposingTool):
     description: str = "Proposes a new discount voucher code in one channel."
     args_schema: type[BaseModel] = VoucherArgs
 
-    def propose_from(self, **args: Any) -> str:
+    def answer(self, **args: Any) -> str:
         reason = args.pop("reason", "")
         payload = VoucherCreate(**args)
         unit = "%" if payload.discount_value_type == "PERCENTAGE" else " off"
@@ -246,7 +243,7 @@ class ProposeOrderNoteTool(ProposingTool):
     description: str = "Proposes adding a note for the shop's staff to one order."
     args_schema: type[BaseModel] = OrderNoteArgs
 
-    def propose_from(self, **args: Any) -> str:
+    def answer(self, **args: Any) -> str:
         reason = args.pop("reason", "")
         payload = OrderNote(**args)
         summary = f'Add a note to order {payload.order_id}: "{payload.message[:120]}" ({reason})'

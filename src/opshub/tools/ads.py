@@ -7,7 +7,7 @@ from datetime import date
 from decimal import Decimal
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, Field
 
 from opshub.connectors.ads import AdsClient, ads_client
 from opshub.connectors.models import Campaign, Channel, PerformanceRow
@@ -15,7 +15,7 @@ from opshub.credentials.models import Provider
 from opshub.tools.connector import ConnectorTool, ToolFailure
 from opshub.tools.output import for_the_model
 
-MAX_DAYS = 366
+MAX_DAYS = 366  # a year, leap day included
 
 
 class AdsTool(ConnectorTool):
@@ -47,11 +47,21 @@ class AdPerformanceArgs(BaseModel):
         default="campaign", description="One row per campaign, per day and channel, or per channel."
     )
 
-    @model_validator(mode="after")
-    def _period(self) -> AdPerformanceArgs:
-        if self.end < self.start or (self.end - self.start).days >= MAX_DAYS:
-            raise ValueError("end must be on or after start, within a year")
-        return self
+
+def check_period(start: date, end: date) -> None:
+    """In order and at most a year: checked here rather than in the args_schema, so that the
+    refusal tells the agent what to ask for instead."""
+    if end < start:
+        raise ToolFailure(
+            f"The period is not valid: it ends ({end}) before it starts ({start}); "
+            "give the first day as start and the last day as end."
+        )
+    days = (end - start).days + 1
+    if days > MAX_DAYS:
+        raise ToolFailure(
+            f"The period is not valid: {days} days is more than a year; ask for at most "
+            f"{MAX_DAYS} days at a time."
+        )
 
 
 def summarise(rows: list[PerformanceRow], group_by: str) -> list[dict[str, Any]]:
@@ -109,9 +119,10 @@ class AdPerformanceTool(AdsTool):
 
     def answer(self, **args: Any) -> str:
         a = AdPerformanceArgs(**args)
+        check_period(a.start, a.end)
         rows: list[PerformanceRow] = []
         unavailable: dict[str, str] = {}
-        for channel in a.channels or list(Channel):
+        for channel in dict.fromkeys(a.channels or Channel):  # a channel named twice counts once
             try:
                 rows.extend(self.performance(channel, a.start, a.end))
             except ToolFailure as failure:

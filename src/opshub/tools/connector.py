@@ -7,11 +7,11 @@ never a secret. A credential the service refused is marked invalid where the ten
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 import structlog
 from crewai.tools import BaseTool
-from pydantic import ConfigDict, Field
+from pydantic import ConfigDict, Field, ValidationError
 
 from opshub.connectors.errors import (
     ConnectorAuthError,
@@ -33,6 +33,8 @@ PROVIDER_NAMES = {
     Provider.linkedin_ads: "LinkedIn Ads",
     Provider.amazon_creators: "the Amazon Creators API",
 }
+# A credential's fields whose values are secret: access_token, client_secret, api_key, ...
+SECRET_FIELDS = ("token", "secret", "key")
 
 
 class ToolFailure(Exception):
@@ -43,9 +45,27 @@ class ToolFailure(Exception):
         self.message = message
 
 
+def redacted(text: str, secret: dict[str, Any]) -> str:
+    """``text`` without the credential's tokens, secrets and keys."""
+    for field, value in secret.items():
+        if isinstance(value, str) and len(value) >= 8 and any(w in field for w in SECRET_FIELDS):
+            text = text.replace(value, "[redacted]")
+    return text
+
+
+def not_valid(what: str, exc: ValidationError) -> str:
+    """A refused argument as one sentence naming each field and what is wrong with it."""
+    problems = "; ".join(
+        f"{'.'.join(map(str, e['loc'])) or 'arguments'}: {e['msg']}" for e in exc.errors()
+    )
+    return f"The {what} is not valid: {problems}."
+
+
 class ConnectorTool(BaseTool):
     model_config = ConfigDict(arbitrary_types_allowed=True)
     context: ToolContext = Field(exclude=True)
+    # What a refused argument is called in the answer ("The request is not valid: ...").
+    what: ClassVar[str] = "request"
 
     @property
     def connectors(self) -> Connectors:
@@ -55,7 +75,13 @@ class ConnectorTool(BaseTool):
 
     def call(self, provider: Provider, operation: Callable[[dict[str, Any]], Awaitable[T]]) -> T:
         """Run ``operation(secret)`` with the tenant's credential for ``provider``."""
-        return self.context.run(self._call(provider, operation), CONNECTOR_TIMEOUT_SECONDS)
+        try:
+            return self.context.run(self._call(provider, operation), CONNECTOR_TIMEOUT_SECONDS)
+        except TimeoutError as exc:
+            name = PROVIDER_NAMES.get(provider, provider.value)
+            raise ToolFailure(
+                f"{name} did not answer within {CONNECTOR_TIMEOUT_SECONDS:g} s: try again later."
+            ) from exc
 
     async def _call(
         self, provider: Provider, operation: Callable[[dict[str, Any]], Awaitable[T]]
@@ -71,24 +97,38 @@ class ConnectorTool(BaseTool):
             ) from exc
         try:
             return await operation(credential.secret)
-        except ConnectorAuthError as exc:
-            await resolver.mark_invalid(tenant_id=tenant_id, provider=provider, detail=exc.message)
-            raise ToolFailure(
-                f"{name} refused the stored credential ({exc.message}); it is now marked "
-                "invalid: ask the user to reconnect it."
-            ) from exc
-        except ConnectorRateLimitedError as exc:
-            when = f" in about {round(exc.retry_after)} s" if exc.retry_after else " later"
-            raise ToolFailure(f"{name} is rate limiting requests: try again{when}.") from exc
         except ConnectorError as exc:
+            # The service's own words are passed on, but not a secret it echoed back.
+            message = redacted(exc.message, credential.secret)
+            if isinstance(exc, ConnectorAuthError):
+                await resolver.mark_invalid(tenant_id=tenant_id, provider=provider, detail=message)
+                raise ToolFailure(
+                    f"{name} refused the stored credential ({message}); it is now marked "
+                    "invalid: ask the user to reconnect it."
+                ) from exc
+            if isinstance(exc, ConnectorRateLimitedError):
+                when = f" in about {round(exc.retry_after)} s" if exc.retry_after else " later"
+                raise ToolFailure(f"{name} is rate limiting requests: try again{when}.") from exc
             log.info("connector call failed", provider=provider.value, error=type(exc).__name__)
-            raise ToolFailure(f"{name}: {exc.message}") from exc
+            raise ToolFailure(f"{name}: {message}") from exc
+
+    def run(self, *args: Any, **kwargs: Any) -> Any:
+        """CrewAI's entry point. Arguments the args_schema refuses get the one-sentence answer
+        ``_run`` gives, not CrewAI's error (a pydantic dump followed by the whole JSON schema)."""
+        if not args:
+            try:
+                self.args_schema.model_validate(kwargs)
+            except ValidationError as exc:
+                return not_valid(self.what, exc)
+        return super().run(*args, **kwargs)
 
     def _run(self, **kwargs: Any) -> str:
         try:
             return self.answer(**kwargs)
         except ToolFailure as failure:
             return failure.message
+        except ValidationError as exc:  # ``answer`` reads its arguments with the args_schema
+            return not_valid(self.what, exc)
 
     def answer(self, **kwargs: Any) -> str:
         raise NotImplementedError

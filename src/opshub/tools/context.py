@@ -40,4 +40,8 @@ class ToolContext:
     def run(self, coro: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
         """Run ``coro`` on the worker's event loop from a tool's thread and wait for it."""
         future = asyncio.run_coroutine_threadsafe(coro, self.loop)
-        return future.result(timeout or self.timeout_seconds)
+        try:
+            return future.result(timeout or self.timeout_seconds)
+        except TimeoutError:
+            future.cancel()  # the coroutine stops too, rather than run on for nobody
+            raise
