@@ -338,7 +338,9 @@ async def submit(client: httpx.AsyncClient, hub: Hub, n: int) -> tuple[str, floa
     """Submit one task for tenant n; (task id, wall-clock time the request went out)."""
     sent = time.time()
     response = await client.post(
-        "/v1/tasks", json={"crew": "assistant", "input": f"{QUESTION} ({n})"}, headers=hub.headers(n)
+        "/v1/tasks",
+        json={"crew": "assistant", "input": f"{QUESTION} ({n})"},
+        headers=hub.headers(n),
     )
     if response.status_code != 202:
         raise SystemExit(f"submit failed: {response.status_code} {response.text}")
