@@ -43,9 +43,6 @@ async def prepare(
 ) -> CrewRun:
     tenant_id: uuid.UUID = row["tenant_id"]
     scopes = run_scopes(crew_name, row["thread_id"])
-    memories = await recall_for_run(
-        memory, request=row["input"], scopes=scopes, token_budget=memory_tokens
-    )
     context = ToolContext(
         tenant_id=tenant_id,
         app_pool=app_pool,
@@ -66,6 +63,12 @@ async def prepare(
         tools = build_tools(tool_names(spec), run_tools)
         return build_crew(spec, llm=llm, tools=tools, stream=stream)
 
+    # Building agents and tools is pydantic-heavy CPU work: off the worker's loop, and meanwhile
+    # the recall waits on its embedding and its query.
+    crew, memories = await asyncio.gather(
+        asyncio.to_thread(build),
+        recall_for_run(memory, request=row["input"], scopes=scopes, token_budget=memory_tokens),
+    )
     inputs = {
         **row["inputs"],
         "input": row["input"],
@@ -73,5 +76,4 @@ async def prepare(
         "memories": memories,
         "today": datetime.now(UTC).date().isoformat(),
     }
-    # Building agents and tools is pydantic-heavy CPU work: off the worker's loop.
-    return CrewRun(crew=await asyncio.to_thread(build), inputs=inputs)
+    return CrewRun(crew=crew, inputs=inputs)
