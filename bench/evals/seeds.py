@@ -28,7 +28,10 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from httpx import AsyncClient
-from tests.fakes.connectors import FakeAmazonCreators, FakeGoogleAds, FakeLinkedIn, FakeMetaGraph
+from tests.fakes.amazon import FakeAmazonCreators
+from tests.fakes.google_ads import FakeGoogleAds
+from tests.fakes.linkedin import FakeLinkedIn
+from tests.fakes.meta import FakeMetaGraph
 from tests.fakes.saleor import FakeSaleorServer
 
 CURRENCY = "USD"

@@ -1,8 +1,9 @@
 """opshub's credential health checks for the connector providers, against wire-exact local fakes.
 
 Each provider's check (opshub.credentials.checks) runs through ``health.check`` with the settings
-pointed at the fakes of tests/fakes/connectors.py: a valid credential is healthy, one the provider
-refuses is invalid, a throttled one rate_limited, and a provider that is down unreachable.
+pointed at the fakes in tests/fakes/ (google_ads, meta, linkedin, amazon, saleor_check): a valid
+credential is healthy, one the provider refuses is invalid, a throttled one rate_limited, and a
+provider that is down unreachable.
 """
 
 from __future__ import annotations
@@ -27,16 +28,12 @@ from opshub.credentials.models import Health, Provider
 from opshub.credentials.schemas import validate_secret
 from opshub.db.engine import DatabaseUrls
 from tests.conftest import TenantHandle
-from tests.fakes.connectors import (
-    COGNITO_SCOPE,
-    LWA_SCOPE,
-    FakeAmazonCreators,
-    FakeGoogleAds,
-    FakeLinkedIn,
-    FakeMetaGraph,
-    FakeSaleor,
-    saleor_schema,
-)
+from tests.fakes.amazon import FakeAmazonCreators
+from tests.fakes.google_ads import FakeGoogleAds
+from tests.fakes.linkedin import FakeLinkedIn
+from tests.fakes.meta import FakeMetaGraph
+from tests.fakes.saleor_check import FakeSaleor, saleor_schema
+from tests.fakes.wire import COGNITO_SCOPE, LWA_SCOPE
 
 # Test ids: the provider, and for Amazon the credential generation (2.x Cognito, 3.x LWA).
 CONNECTORS = [

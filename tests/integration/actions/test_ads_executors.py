@@ -18,7 +18,9 @@ from opshub.config import Settings
 from opshub.connectors.models import Channel
 from opshub.credentials.models import Provider, Source
 from opshub.credentials.resolver import ResolvedCredential
-from tests.fakes.connectors import FakeGoogleAds, FakeLinkedIn, FakeMetaGraph
+from tests.fakes.google_ads import FakeGoogleAds
+from tests.fakes.linkedin import FakeLinkedIn
+from tests.fakes.meta import FakeMetaGraph
 
 CAMPAIGN = {Channel.google_ads: "11", Channel.meta_ads: "2381", Channel.linkedin_ads: "456"}
 

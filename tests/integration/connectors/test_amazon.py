@@ -1,4 +1,4 @@
-"""AmazonCreatorsClient against the wire-exact fake (tests/fakes/connectors.py), over real HTTP."""
+"""AmazonCreatorsClient against the wire-exact fake (tests/fakes/amazon.py), over real HTTP."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from opshub.connectors.errors import (
     ConnectorResponseError,
 )
 from opshub.connectors.http import RetryPolicy
-from tests.fakes.connectors import FakeAmazonCreators
+from tests.fakes.amazon import FakeAmazonCreators
 
 FAST = RetryPolicy(attempts=3, base_delay=0.01, max_wait=5.0)
 

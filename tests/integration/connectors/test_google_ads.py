@@ -1,4 +1,4 @@
-"""GoogleAdsClient against the wire-exact fake (tests/fakes/connectors.py), over real HTTP."""
+"""GoogleAdsClient against the wire-exact fake (tests/fakes/google_ads.py), over real HTTP."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ from opshub.connectors.errors import (
 from opshub.connectors.google_ads import GoogleAdsClient
 from opshub.connectors.http import RetryPolicy
 from opshub.connectors.models import Campaign, Channel, PerformanceRow
-from tests.fakes.connectors import FakeGoogleAds
+from tests.fakes.google_ads import FakeGoogleAds
 
 FAST = RetryPolicy(attempts=3, base_delay=0.01, max_wait=5.0)
 OCTOBER = {"start": date(2026, 10, 1), "end": date(2026, 10, 31)}

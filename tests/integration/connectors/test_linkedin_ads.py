@@ -1,4 +1,4 @@
-"""LinkedInAdsClient against the wire-exact fake (tests/fakes/connectors.py), over real HTTP."""
+"""LinkedInAdsClient against the wire-exact fake (tests/fakes/linkedin.py), over real HTTP."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ from opshub.connectors.errors import (
 from opshub.connectors.http import RetryPolicy
 from opshub.connectors.linkedin_ads import LinkedInAdsClient
 from opshub.connectors.models import Campaign, Channel, PerformanceRow
-from tests.fakes.connectors import FakeLinkedIn
+from tests.fakes.linkedin import FakeLinkedIn
 
 FAST = RetryPolicy(attempts=3, base_delay=0.01, max_wait=5.0)
 OCTOBER = {"start": date(2026, 10, 1), "end": date(2026, 10, 31)}

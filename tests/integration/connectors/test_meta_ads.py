@@ -1,4 +1,4 @@
-"""MetaAdsClient against the wire-exact Graph fake (tests/fakes/connectors.py), over real HTTP."""
+"""MetaAdsClient against the wire-exact Graph fake (tests/fakes/meta.py), over real HTTP."""
 
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ from opshub.connectors.errors import (
 from opshub.connectors.http import RetryPolicy
 from opshub.connectors.meta_ads import MetaAdsClient
 from opshub.connectors.models import Campaign, Channel, PerformanceRow
-from tests.fakes.connectors import FakeMetaGraph
+from tests.fakes.meta import FakeMetaGraph
 
 FAST = RetryPolicy(attempts=3, base_delay=0.01, max_wait=5.0)
 OCTOBER = {"start": date(2026, 10, 1), "end": date(2026, 10, 31)}

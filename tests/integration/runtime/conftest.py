@@ -16,8 +16,11 @@ from opshub.api.app import create_app
 from opshub.config import Settings
 from opshub.db.engine import DatabaseUrls
 from tests.conftest import TenantHandle
-from tests.fakes.connectors import FakeAmazonCreators, FakeGoogleAds, FakeLinkedIn, FakeMetaGraph
+from tests.fakes.amazon import FakeAmazonCreators
+from tests.fakes.google_ads import FakeGoogleAds
+from tests.fakes.linkedin import FakeLinkedIn
 from tests.fakes.llm import FakeLLMServer
+from tests.fakes.meta import FakeMetaGraph
 from tests.integration.runtime.connected import Connected
 
 TERMINAL = {"succeeded", "failed", "cancelled"}

@@ -13,7 +13,10 @@ from typing import Any
 from httpx import AsyncClient
 
 from tests.conftest import TenantHandle
-from tests.fakes.connectors import FakeAmazonCreators, FakeGoogleAds, FakeLinkedIn, FakeMetaGraph
+from tests.fakes.amazon import FakeAmazonCreators
+from tests.fakes.google_ads import FakeGoogleAds
+from tests.fakes.linkedin import FakeLinkedIn
+from tests.fakes.meta import FakeMetaGraph
 from tests.fakes.saleor import FakeSaleorServer
 
 

@@ -31,7 +31,10 @@ from opshub.credentials.store import SecretStore, open_secret_store
 from opshub.db.engine import tenant_transaction
 from opshub.tools.context import Connectors, ToolContext
 from tests.conftest import TenantHandle
-from tests.fakes.connectors import FakeAmazonCreators, FakeGoogleAds, FakeLinkedIn, FakeMetaGraph
+from tests.fakes.amazon import FakeAmazonCreators
+from tests.fakes.google_ads import FakeGoogleAds
+from tests.fakes.linkedin import FakeLinkedIn
+from tests.fakes.meta import FakeMetaGraph
 from tests.fakes.saleor import FakeSaleorServer
 from tests.integration.runtime.connected import Connected
 
