@@ -19,13 +19,14 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from opshub.actions.kinds import PAYLOADS, ActionKind
 from opshub.crews.registry import CREWS
+from opshub.runtime.run_outcome import NOTE_HEADING
 from opshub.tasks.schemas import MAX_INPUT_CHARS
 
 SCENARIO_DIR = Path(__file__).with_name("scenarios")
 Seed = Literal["roas_drop", "budget_shift", "shop"]  # built by seeds.py
-# The hub appends this to a run's answer when proposals wait (awaiting_note in
-# opshub.runtime.run_outcome); the checks read the model's own answer, before it.
-APPROVAL_NOTE = "\n\nWaiting for your approval before anything changes:"
+# The hub appends a note to a run's answer when proposals wait (awaiting_note); the checks read
+# the model's own answer, before it.
+APPROVAL_NOTE = NOTE_HEADING
 # The reason the router gives when it asks back because the model's reply was unreadable
 # (opshub.crews.routing.decide): a question, but not the model's.
 ROUTER_FALLBACK_REASON = "the routing model's reply could not be read"

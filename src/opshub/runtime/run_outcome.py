@@ -177,11 +177,17 @@ class RunOutcomes:
         await events.flush()
 
 
+NOTE_HEADING = "\n\nChanges this run proposed:"
+
+
 def awaiting_note(actions: list[Any]) -> str:
-    """What the thread tells the user about the changes waiting for them."""
-    lines = [f"- {action.summary} (action {action.id})" for action in actions]
-    return (
-        "\n\nWaiting for your approval before anything changes:\n"
-        + "\n".join(lines)
-        + "\nApprove or reject each in the dashboard (POST /v1/actions/{id}/approve or /reject)."
-    )
+    """What the thread tells the user about the changes the task still waits for."""
+    state = {"pending": "Waiting for your approval", "approved": "Approved, being carried out"}
+    lines = [f"- {state.get(a.status, a.status)}: {a.summary} (action {a.id})" for a in actions]
+    note = NOTE_HEADING + "\n" + "\n".join(lines)
+    if any(a.status == "pending" for a in actions):
+        note += (
+            "\nNothing changes before you decide: approve or reject each waiting one in the "
+            "dashboard (POST /v1/actions/{id}/approve or /reject)."
+        )
+    return note
