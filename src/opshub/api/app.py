@@ -22,6 +22,7 @@ from opshub.api.routes import (
     keys,
     memory,
     models,
+    panels,
     schedules,
     tasks,
     threads,
@@ -74,6 +75,7 @@ def create_app(
         actions.router,
         webhooks.router,
         memory.router,
+        panels.router,
         *data.routers,
     ):
         app.include_router(router)
