@@ -6,6 +6,7 @@ never a secret. A credential the service refused is marked invalid where the ten
 
 from __future__ import annotations
 
+from abc import abstractmethod
 from collections.abc import Awaitable, Callable
 from typing import Any, ClassVar, TypeVar
 
@@ -130,5 +131,6 @@ class ConnectorTool(BaseTool):
         except ValidationError as exc:  # ``answer`` reads its arguments with the args_schema
             return not_valid(self.what, exc)
 
+    @abstractmethod
     def answer(self, **kwargs: Any) -> str:
-        raise NotImplementedError
+        """The tool's answer for the model; raises ``ToolFailure`` to answer a failure."""
