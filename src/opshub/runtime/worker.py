@@ -53,7 +53,6 @@ from opshub.tasks.models import EventType, TaskStatus
 from opshub.tools.context import Connectors
 
 log = structlog.get_logger(__name__)
-ROUTER = "router"  # whose model routes a message: the tenant's default, no crew's pick
 MODEL_PREFERENCE = (Provider.openai, Provider.anthropic, Provider.openai_compatible)
 CONNECTOR_TIMEOUT = httpx.Timeout(20.0, connect=5.0)
 
@@ -295,7 +294,8 @@ class Worker:
         events.emit(EventType.task_started, crew=crew_name, attempt=row["attempt"])
         run = self._runs.get(task_id)
         try:
-            llm = await self._pick_model(tenant_id, crew_name or ROUTER)
+            # No crew yet: the router runs on the tenant's default model.
+            llm = await self._pick_model(tenant_id, crew_name)
             meter = await self._meter(row, llm)
             if run is not None:
                 run.meter = meter
@@ -324,11 +324,13 @@ class Worker:
             return
         await self._outcomes.complete(row, events, TaskStatus.succeeded, meter, result=result)
 
-    async def _pick_model(self, tenant_id: uuid.UUID, crew: str) -> TenantLLM[Any]:
+    async def _pick_model(self, tenant_id: uuid.UUID, crew: str | None) -> TenantLLM[Any]:
         """The tenant's pick for the crew, else the first provider in preference order it has
         a key for (BYOK or platform)."""
-        async with tenant_transaction(self._app_pool, tenant_id) as conn:
-            picked = await crews_service.get_model(conn, tenant_id=tenant_id, crew=crew)
+        picked = None
+        if crew is not None:
+            async with tenant_transaction(self._app_pool, tenant_id) as conn:
+                picked = await crews_service.get_model(conn, tenant_id=tenant_id, crew=crew)
         if picked is not None:
             provider, model = picked
             return await self._factory.for_tenant(
