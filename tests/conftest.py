@@ -27,6 +27,7 @@ from opshub.db.embedded import start_embedded_postgres, stop_embedded_postgres
 from opshub.db.engine import DatabaseUrls, create_engine, create_pool, transaction
 from opshub.db.migrate import migrate
 from opshub.logging import configure_logging
+from opshub.memory.minilm import ensure_graph
 from opshub.tenants import service as tenants_service
 from tests.fakes.server import start_openbao
 
@@ -50,6 +51,13 @@ class TenantHandle:
 @pytest.fixture(scope="session", autouse=True)
 def quiet_logs() -> None:
     configure_logging(level="WARNING", json=True)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def embedding_graph() -> None:
+    """On a fresh machine, export the local model's graph once here rather than in the first
+    workers the tests start, all at the same moment."""
+    ensure_graph(Settings().model_cache_dir)
 
 
 @pytest.fixture(scope="session")

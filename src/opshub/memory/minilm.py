@@ -43,12 +43,14 @@ def ensure_graph(cache_dir: Path) -> Path:
     path = graph_path(cache_dir)
     if not path.exists():
         cache_dir.mkdir(parents=True, exist_ok=True)
-        subprocess.run(  # noqa: S603 - our own module, by this interpreter
+        done = subprocess.run(  # noqa: S603 - our own module, by this interpreter
             [sys.executable, "-m", "opshub.memory.minilm_export", str(path)],
-            check=True,
             env={**os.environ, "HF_HUB_OFFLINE": "1"},
             capture_output=True,
+            text=True,
         )
+        if done.returncode != 0:
+            raise RuntimeError(f"exporting the local embedding model failed: {done.stderr[-2000:]}")
     return path
 
 
