@@ -33,6 +33,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import json
 import os
 import platform
@@ -558,17 +559,23 @@ async def where_the_time_goes(
 async def dispatch(
     hub: Hub, client: httpx.AsyncClient, rates: list[float], seconds: float
 ) -> dict[str, Any]:
-    """At each offered rate in turn (the first is the target's; a lower one shows the queue's
-    own latency when the worker is not saturated)."""
-    return {
-        f"offered_{rate:g}_per_s": await dispatch_at(hub, client, rate, seconds) for rate in rates
+    """At each offered rate in turn with one worker (the first is the target's; a lower one shows
+    the queue's own latency when the worker is not saturated), then the target's rate with two
+    workers (one completes ~15 tasks/s, so at 20/s it queues)."""
+    result = {
+        f"offered_{rate:g}_per_s": await dispatch_at(hub, client, rate, seconds, worker_count=1)
+        for rate in rates
     }
+    result[f"offered_{rates[0]:g}_per_s_2_workers"] = await dispatch_at(
+        hub, client, rates[0], seconds, worker_count=2
+    )
+    return result
 
 
 async def dispatch_at(
-    hub: Hub, client: httpx.AsyncClient, rate: float, seconds: float
+    hub: Hub, client: httpx.AsyncClient, rate: float, seconds: float, *, worker_count: int
 ) -> dict[str, Any]:
-    workers = await hub.start_workers(1, fake=hub.instant)
+    workers = await hub.start_workers(worker_count, fake=hub.instant)
     try:
         await wait_done(hub, await submit_many(client, hub, TENANTS))  # warm-up
         count = int(rate * seconds)
@@ -598,6 +605,7 @@ async def dispatch_at(
     db_pct, client_pct = percentiles(in_db), percentiles(from_client)
     return {
         "offered_per_s": rate,
+        "workers": worker_count,
         "tasks": count,
         "created_to_started": db_pct,
         "client_send_to_started": client_pct,
@@ -689,6 +697,7 @@ async def sse_fan_out(hub: Hub, tasks: int, per_task: int) -> dict[str, Any]:
         samples: list[float] = []
         terminal: list[float] = []
         kinds: dict[str, int] = {}
+        by_kind: dict[str, list[float]] = {}
 
         async def subscriber(task_id: str, n: int) -> None:
             nonlocal open_streams
@@ -706,6 +715,7 @@ async def sse_fan_out(hub: Hub, tasks: int, per_task: int) -> dict[str, Any]:
                     lag = received - datetime.fromisoformat(data["ts"]).timestamp()
                     samples.append(lag)
                     kinds[data["type"]] = kinds.get(data["type"], 0) + 1
+                    by_kind.setdefault(data["type"], []).append(lag)
                     if data["type"] in {f"task.{s}" for s in TERMINAL}:
                         terminal.append(lag)
                         return
@@ -716,6 +726,9 @@ async def sse_fan_out(hub: Hub, tasks: int, per_task: int) -> dict[str, Any]:
             for _ in range(per_task)
         ]
         await asyncio.wait_for(connected.wait(), 120)
+        # The client stands in for 500 browsers: its own collector's pauses are not delivery.
+        gc.collect()
+        gc.freeze()
         await asyncio.sleep(1.0)  # the last subscribers' Redis SUBSCRIBE has no reply to await
         assert hub.api is not None  # noqa: S101
         meter = CpuMeter({"api": [hub.api.pid], "bench_client": [os.getpid()]})
@@ -736,6 +749,7 @@ async def sse_fan_out(hub: Hub, tasks: int, per_task: int) -> dict[str, Any]:
         "event_types": kinds,
         "delivery": percentiles(samples),
         "delivery_of_terminal_event": percentiles(terminal),
+        "delivery_by_event_type": {kind: percentiles(lags) for kind, lags in by_kind.items()},
         "target_p99_ms": 100,
         "client": "one asyncio process, httpx streams",
         **cpu,

@@ -31,6 +31,7 @@ from opshub.api.routes import (
 from opshub.api.state import AppState
 from opshub.config import Settings, get_settings
 from opshub.db.engine import DatabaseUrls, resolve_database_urls
+from opshub.process import freeze_startup_objects
 
 
 def create_app(
@@ -47,6 +48,7 @@ def create_app(
             settings, urls or resolve_database_urls(settings), run_workers=run_workers
         )
         app.state.opshub = state
+        freeze_startup_objects()
         try:
             yield
         finally:

@@ -2,8 +2,9 @@
 
 Runs emit from CrewAI's handler threads and from the event loop; each event takes the next
 sequence number of its task at once, and one writer task stores whatever has piled up in a single
-round trip (group commit), then publishes each task's share. A busy worker writes many events per
-round trip and an idle one writes each event as it comes, so batching adds no wait of its own.
+round trip (group commit), then publishes every task's share in one more. A busy worker writes
+many events per round trip and an idle one writes each event as it comes, so batching adds no
+wait of its own.
 """
 
 from __future__ import annotations
@@ -138,8 +139,7 @@ class TaskEventWriter:
             by_task.setdefault(task_id, []).append(
                 {"seq": seq, "type": type_, "ts": _wire_ts(ts), **data}
             )
-        for task_id, batch in by_task.items():
-            await self._live.publish(task_id, batch)
+        await self._live.publish_many(by_task)
         async with self._written:
             self._done += len(rows)
             self._written.notify_all()

@@ -37,9 +37,11 @@ from opshub.events import outbox
 from opshub.llm import metering
 from opshub.llm import usage as usage_ledger
 from opshub.llm.factory import LLMFactory, TenantLLM
+from opshub.llm.warm_up import warm_up_model_sdks
 from opshub.memory.embedders import Embedders
 from opshub.memory.indexes import IndexBuilder
 from opshub.memory.run_memory import TenantMemory, write_back
+from opshub.process import freeze_startup_objects
 from opshub.runtime import crew_events, crew_run, queue
 from opshub.runtime.action_executor import ActionExecutor
 from opshub.runtime.events import RunEvents, TaskEventWriter
@@ -121,14 +123,14 @@ class Worker:
         loop = asyncio.get_running_loop()
         loop.set_default_executor(ThreadPoolExecutor(max_workers=self._settings.worker_threads))
         await asyncio.to_thread(self._install_crewai)
+        await self._warm_up()
+        freeze_startup_objects()
         self._writer = TaskEventWriter(pool=self._owner_pool, live=self._live)
         # One connection pool for every tool's and executor's calls to connected services.
         self._http = httpx.AsyncClient(timeout=CONNECTOR_TIMEOUT, follow_redirects=False)
         await self._router.start()
         helpers = [
             asyncio.create_task(self._writer.run()),
-            # Loading the embedding model takes seconds: not in the first run's recall.
-            asyncio.create_task(self._embedders.local.warm_up()),
             asyncio.create_task(self._heartbeat()),
             asyncio.create_task(
                 WebhookSender(pool=self._owner_pool, settings=self._settings).run()
@@ -160,6 +162,16 @@ class Worker:
             await stop_all(helpers[:1])
             await self._http.aclose()
             await self._router.stop()
+
+    async def _warm_up(self) -> None:
+        """Load what a fresh process loads on first use before the first claim: the first runs
+        would otherwise wait for it together, and the worker's events behind its CPU."""
+        try:
+            await asyncio.gather(
+                self._embedders.local.warm_up(), asyncio.to_thread(warm_up_model_sdks)
+            )
+        except Exception as exc:  # a run meets it again, and reports it; the worker starts
+            log.warning("worker warm-up failed", error=str(exc))
 
     def _install_crewai(self) -> None:
         metering.install(self._settings.data_dir)

@@ -372,6 +372,27 @@ async def test_redis_live_events_reach_watchers_on_another_instance() -> None:
         assert await redis.publish(channel(task_id), json.dumps(batch)) == 0
 
 
+async def test_a_group_commit_publishes_each_task_its_own_batch() -> None:
+    tag = uuid.uuid4().hex[:8]
+    tasks = [uuid.uuid4() for _ in range(3)]
+    batches = {
+        task_id: [{"seq": n, "type": "agent.step", "ts": "2026-01-01T00:00:00+00:00"}]
+        for n, task_id in enumerate(tasks, start=1)
+    }
+    async with (
+        live_on_redis(f"pub-{tag}") as (publisher, _),
+        live_on_redis(f"sub-{tag}") as (subscriber, _),
+        subscriber.watch(tasks[0]) as first,
+        subscriber.watch(tasks[2]) as third,
+    ):
+        await publisher.publish_many(batches)
+        async with asyncio.timeout(5):
+            assert await first.get() == batches[tasks[0]]
+            assert await third.get() == batches[tasks[2]]
+        assert first.empty()
+        assert third.empty()
+
+
 async def test_two_hundred_watchers_share_one_pubsub_connection() -> None:
     tag = uuid.uuid4().hex[:8]
     name = f"sub-{tag}"

@@ -135,6 +135,9 @@ async def task_events(
     async def stream() -> AsyncIterator[bytes]:
         last = resume_from
         async with state.live.watch(task_id) as live:
+            # A comment (ignored by SSE clients) at once: the stream's first write, with its
+            # one-time costs on both ends, is not the first event's.
+            yield b": watching\n\n"
             read_stored = True
             while True:
                 if read_stored:
@@ -157,6 +160,9 @@ async def task_events(
                     read_stored = True
                     continue
                 read_stored = False
+                # A batch leaves as one write: with hundreds of watchers, writes are the cost.
+                frames: list[bytes] = []
+                ended = False
                 for event_data in batch:
                     seq = event_data["seq"]
                     if seq <= last:
@@ -164,10 +170,15 @@ async def task_events(
                     if seq > last + 1:
                         read_stored = True  # a gap: read it back from the database
                         break
-                    yield _sse(event_data)
+                    frames.append(_sse(event_data))
                     last = seq
                     if event_data["type"] in TERMINAL_EVENTS:
-                        return
+                        ended = True
+                        break
+                if frames:
+                    yield b"".join(frames)
+                if ended:
+                    return
 
     return StreamingResponse(
         stream(),
