@@ -14,11 +14,12 @@ same built-in assistant crew (`opshub.agents.factory.build_crew`) runs both ways
   `akickoff`s in one process with a 256-thread default executor; wall times, peak RSS;
 - scale-out: completed tasks/s with 1 and with 2 worker processes (instant model);
 - sse: subscribers on one API process watching tasks that start once all have connected;
-  delivery latency = receive time - the event's `ts`.
+  delivery latency = receive time - the event's `ts`; several rounds, each with a fresh worker,
+  the median round (by p99) quoted.
 
     .venv/bin/python bench/runtime.py [--overhead-runs 20] [--dispatch-rates 20,4]
         [--dispatch-seconds 10] [--concurrency-tasks 200] [--scale-tasks 300]
-        [--sse-tasks 10] [--sse-per-task 50] [--only overhead,dispatch,...]
+        [--sse-tasks 10] [--sse-per-task 50] [--sse-rounds 3] [--only overhead,dispatch,...]
 
 Each scenario also reports the CPU seconds of every process (PostgreSQL, API, workers, fake,
 this client) and the overhead run a median breakdown of a task's steps from its stored events.
@@ -795,6 +796,19 @@ async def sse_fan_out(hub: Hub, tasks: int, per_task: int) -> dict[str, Any]:
     }
 
 
+async def sse_rounds(hub: Hub, tasks: int, per_task: int, rounds: int) -> dict[str, Any]:
+    """One fan-out is a few seconds of a shared machine: the round with the median p99 is quoted,
+    every round's percentiles kept beside it."""
+    results = [await sse_fan_out(hub, tasks, per_task) for _ in range(rounds)]
+    by_p99 = sorted(results, key=lambda r: float(r["delivery"]["p99_ms"]))
+    return {
+        **by_p99[len(by_p99) // 2],
+        "rounds": [
+            {key: r[key] for key in ("delivery", "delivery_of_terminal_event")} for r in results
+        ],
+    }
+
+
 # -- setup --------------------------------------------------------------------------------------
 async def seed(owner_url: str) -> list[str]:
     """Ten tenants, each with an owner API key (new tenants on every run)."""
@@ -882,7 +896,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                     ),
                     "concurrency": lambda: concurrency(hub, bare, client, args.concurrency_tasks),
                     "scale_out": lambda: scale_out(hub, client, args.scale_tasks),
-                    "sse": lambda: sse_fan_out(hub, args.sse_tasks, args.sse_per_task),
+                    "sse": lambda: sse_rounds(
+                        hub, args.sse_tasks, args.sse_per_task, args.sse_rounds
+                    ),
                 }
                 for name, scenario in scenarios.items():
                     if args.only and name not in args.only:
@@ -917,6 +933,7 @@ def main() -> None:
     parser.add_argument("--scale-tasks", type=int, default=300)
     parser.add_argument("--sse-tasks", type=int, default=10)
     parser.add_argument("--sse-per-task", type=int, default=50)
+    parser.add_argument("--sse-rounds", type=int, default=3)
     parser.add_argument(
         "--only", type=lambda s: set(s.split(",")), default=None, help="e.g. overhead,sse"
     )
