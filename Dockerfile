@@ -7,5 +7,7 @@ COPY src ./src
 RUN pip install --no-cache-dir --index-url https://download.pytorch.org/whl/cpu torch==2.13.0 \
     && pip install --no-cache-dir . && useradd --create-home opshub
 USER opshub
+# The local embedding model's ONNX graph, exported at build time so containers start warm.
+RUN python -c "from opshub.config import get_settings; from opshub.memory.minilm import ensure_graph; ensure_graph(get_settings().model_cache_dir)"
 ENTRYPOINT ["opshub"]
 CMD ["api", "--host", "0.0.0.0"]
