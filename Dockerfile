@@ -3,7 +3,8 @@ ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1
 WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY src ./src
-# The CPU build of torch (for the local embedding model); PyPI's default is a multi-GB CUDA build.
+# The CPU build of torch (it exports the local embedding model to ONNX); PyPI's default is a
+# multi-GB CUDA build.
 RUN pip install --no-cache-dir --index-url https://download.pytorch.org/whl/cpu torch==2.13.0 \
     && pip install --no-cache-dir . && useradd --create-home opshub
 USER opshub
