@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import asyncpg
+import httpx
 import pytest
 from fastapi import FastAPI
 from httpx import ASGITransport, AsyncClient
@@ -58,6 +59,13 @@ def embedding_graph() -> None:
     """On a fresh machine, export the local model's graph once here rather than in the first
     workers the tests start, all at the same moment."""
     ensure_graph(Settings().model_cache_dir)
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[httpx.AsyncClient]:
+    """A plain HTTP client, as the worker gives connectors and tools (the fakes speak HTTP)."""
+    async with httpx.AsyncClient() as client:
+        yield client
 
 
 @pytest.fixture(scope="session")

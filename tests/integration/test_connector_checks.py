@@ -98,12 +98,6 @@ def pointed(settings: Settings, fakes: Fakes) -> Settings:
     return point_at(settings, fakes)
 
 
-@pytest.fixture
-async def http() -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient() as client:
-        yield client
-
-
 def closed_port() -> int:
     """A local port nothing listens on: connecting to it is refused."""
     with socket.socket() as s:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
 
@@ -43,12 +43,6 @@ def fake() -> Iterator[FakeSaleorServer]:
 @pytest.fixture(autouse=True)
 def _fresh(fake: FakeSaleorServer) -> None:
     fake.reset()
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(timeout=5) as client:
-        yield client
 
 
 def context(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
 
@@ -20,8 +20,7 @@ from opshub.connectors.errors import (
 )
 from opshub.connectors.http import RetryPolicy
 from tests.fakes.amazon import FakeAmazonCreators
-
-FAST = RetryPolicy(attempts=3, base_delay=0.01, max_wait=5.0)
+from tests.integration.connectors.shared import FAST
 
 
 @pytest.fixture(scope="module")
@@ -37,12 +36,6 @@ def amazon(server: FakeAmazonCreators) -> FakeAmazonCreators:
     server.add_item("B0TENT0002", "Family Tent 6P", price=None)  # no offer right now
     server.add_item("B0LAMP0001", "Camping Lamp")
     return server
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient() as client:
-        yield client
 
 
 @pytest.fixture

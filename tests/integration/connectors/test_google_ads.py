@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from datetime import date
 from decimal import Decimal
 from typing import Any
@@ -23,9 +23,7 @@ from opshub.connectors.google_ads import GoogleAdsClient
 from opshub.connectors.http import RetryPolicy
 from opshub.connectors.models import Campaign, Channel, PerformanceRow
 from tests.fakes.google_ads import FakeGoogleAds
-
-FAST = RetryPolicy(attempts=3, base_delay=0.01, max_wait=5.0)
-OCTOBER = {"start": date(2026, 10, 1), "end": date(2026, 10, 31)}
+from tests.integration.connectors.shared import FAST, OCTOBER
 
 
 @pytest.fixture(scope="module")
@@ -38,12 +36,6 @@ def server() -> Iterator[FakeGoogleAds]:
 def google(server: FakeGoogleAds) -> FakeGoogleAds:
     server.reset()
     return server
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient() as client:
-        yield client
 
 
 @pytest.fixture

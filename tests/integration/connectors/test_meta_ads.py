@@ -6,7 +6,7 @@ import hashlib
 import hmac
 import json
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from datetime import date
 from decimal import Decimal
 from typing import Any
@@ -26,9 +26,8 @@ from opshub.connectors.http import RetryPolicy
 from opshub.connectors.meta_ads import MetaAdsClient
 from opshub.connectors.models import Campaign, Channel, PerformanceRow
 from tests.fakes.meta import FakeMetaGraph
+from tests.integration.connectors.shared import FAST, OCTOBER
 
-FAST = RetryPolicy(attempts=3, base_delay=0.01, max_wait=5.0)
-OCTOBER = {"start": date(2026, 10, 1), "end": date(2026, 10, 31)}
 APP_SECRET = f"appsecret-{uuid.uuid4().hex}"  # the platform's Meta app, shared by tenants
 
 
@@ -42,12 +41,6 @@ def server() -> Iterator[FakeMetaGraph]:
 def meta(server: FakeMetaGraph) -> FakeMetaGraph:
     server.reset()
     return server
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient() as client:
-        yield client
 
 
 @pytest.fixture

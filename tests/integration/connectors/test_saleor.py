@@ -3,7 +3,7 @@ each failure reaches them."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from decimal import Decimal
 
 import httpx
@@ -19,11 +19,11 @@ from opshub.connectors.errors import (
 from opshub.connectors.http import RetryPolicy
 from opshub.connectors.saleor import SaleorClient
 from tests.fakes.saleor import ALL_PERMISSIONS, FakeSaleorServer, global_id
+from tests.integration.connectors.shared import FAST
 
 STAFF = "staff-token-a1b2c3"
 CATALOGUE_ONLY = "catalogue-token-d4e5f6"
 EXPIRED = "expired-token-g7h8i9"
-FAST = RetryPolicy(attempts=3, base_delay=0.01, max_wait=5)
 
 
 @pytest.fixture(scope="module")
@@ -36,12 +36,6 @@ def fake() -> Iterator[FakeSaleorServer]:
 @pytest.fixture(autouse=True)
 def _fresh(fake: FakeSaleorServer) -> None:
     fake.reset()
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(timeout=5) as client:
-        yield client
 
 
 def shop(

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -89,12 +89,6 @@ def resolver(
     app_pool: asyncpg.Pool, secret_store: SecretStore, tool_settings: Settings
 ) -> CredentialResolver:
     return CredentialResolver(pool=app_pool, store=secret_store, settings=tool_settings)
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient() as client:
-        yield client
 
 
 @pytest.fixture
