@@ -139,7 +139,7 @@ class TaskEventWriter:
             by_task.setdefault(task_id, []).append(
                 {"seq": seq, "type": type_, "ts": _wire_ts(ts), **data}
             )
-        await self._live.publish_many(by_task)
+        await self._live.publish(by_task)
         async with self._written:
             self._done += len(rows)
             self._written.notify_all()

@@ -34,10 +34,8 @@ def channel(task_id: uuid.UUID) -> str:
 
 
 class LiveEvents(Protocol):
-    async def publish(self, task_id: uuid.UUID, events: Batch) -> None: ...
-
-    async def publish_many(self, batches: dict[uuid.UUID, Batch]) -> None:
-        """Several tasks' batches at once (the event writer's group commit)."""
+    async def publish(self, batches: dict[uuid.UUID, Batch]) -> None:
+        """Each task's batch to its watchers; the event writer's group commit sends many."""
 
     def watch(
         self, task_id: uuid.UUID
@@ -59,10 +57,7 @@ class LocalLiveEvents:
     def __init__(self) -> None:
         self._watchers = _Watchers()
 
-    async def publish(self, task_id: uuid.UUID, events: Batch) -> None:
-        self._watchers.deliver(task_id, events)
-
-    async def publish_many(self, batches: dict[uuid.UUID, Batch]) -> None:
+    async def publish(self, batches: dict[uuid.UUID, Batch]) -> None:
         for task_id, events in batches.items():
             self._watchers.deliver(task_id, events)
 
@@ -89,14 +84,7 @@ class RedisLiveEvents:
         self._changed = asyncio.Lock()
         self._listener: asyncio.Task[None] | None = None
 
-    async def publish(self, task_id: uuid.UUID, events: Batch) -> None:
-        try:
-            await self._redis.publish(channel(task_id), orjson.dumps(events))
-        except (RedisError, OSError) as exc:
-            # Watchers fall back to reading the stored events; the run goes on.
-            log.warning("live events not published", error=type(exc).__name__)
-
-    async def publish_many(self, batches: dict[uuid.UUID, Batch]) -> None:
+    async def publish(self, batches: dict[uuid.UUID, Batch]) -> None:
         """One round trip for them all: a busy worker's loop resumes once, not once a task."""
         try:
             async with self._redis.pipeline(transaction=False) as pipe:
@@ -172,4 +160,4 @@ async def publish_stored(
             conn, tenant_id=tenant_id, task_id=task_id, after=after
         )
     if events:
-        await live.publish(task_id, [event.model_dump(mode="json") for event in events])
+        await live.publish({task_id: [event.model_dump(mode="json") for event in events]})

@@ -171,7 +171,7 @@ class RunOutcomes:
                 )
         if waiting:
             events.close()
-            await self._live.publish(task_id, [stored.model_dump(mode="json")])
+            await self._live.publish({task_id: [stored.model_dump(mode="json")]})
             return
         events.emit(f"task.{status.value}", **final)
         await events.flush()

@@ -227,7 +227,7 @@ class Worker:
             type=f"task.{row['status']}",
             data={"error": error} if error else {},
         )
-        await self._live.publish(row["id"], [{**event.model_dump(mode="json")}])
+        await self._live.publish({row["id"]: [{**event.model_dump(mode="json")}]})
 
     def _finished(self, task_id: uuid.UUID, _task: asyncio.Task[None]) -> None:
         self._runs.pop(task_id, None)

@@ -349,7 +349,7 @@ async def test_redis_live_events_reach_watchers_on_another_instance() -> None:
             subscriber.watch(other_task) as bystander,
         ):
             assert (await numsub(redis, channel(task_id)))[channel(task_id)] == 1
-            await publisher.publish(task_id, batch)
+            await publisher.publish({task_id: batch})
             async with asyncio.timeout(5):
                 assert await first.get() == batch
                 assert await second.get() == batch
@@ -359,7 +359,7 @@ async def test_redis_live_events_reach_watchers_on_another_instance() -> None:
             async with subscriber.watch(task_id) as third:
                 pass
             assert third.empty()
-            await publisher.publish(task_id, [{**batch[0], "seq": 2}])
+            await publisher.publish({task_id: [{**batch[0], "seq": 2}]})
             async with asyncio.timeout(5):
                 assert (await first.get())[0]["seq"] == 2
 
@@ -385,7 +385,7 @@ async def test_a_group_commit_publishes_each_task_its_own_batch() -> None:
         subscriber.watch(tasks[0]) as first,
         subscriber.watch(tasks[2]) as third,
     ):
-        await publisher.publish_many(batches)
+        await publisher.publish(batches)
         async with asyncio.timeout(5):
             assert await first.get() == batches[tasks[0]]
             assert await third.get() == batches[tasks[2]]
@@ -415,7 +415,7 @@ async def test_two_hundred_watchers_share_one_pubsub_connection() -> None:
         assert len(clients) <= 2, clients  # the pub/sub connection, and one for commands
 
         for n, task_id in enumerate(task_ids):
-            await publisher.publish(task_id, [{"seq": n, "type": "token", "ts": "t"}])
+            await publisher.publish({task_id: [{"seq": n, "type": "token", "ts": "t"}]})
         async with asyncio.timeout(10):
             for n, task_id in enumerate(task_ids):
                 for queue in queues[task_id]:

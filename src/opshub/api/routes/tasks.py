@@ -83,7 +83,7 @@ async def cancel_task(
     )
     if event is not None:
         # Background tasks run after the response, so after the transaction has committed.
-        background.add_task(state.live.publish, task_id, [event.model_dump(mode="json")])
+        background.add_task(state.live.publish, {task_id: [event.model_dump(mode="json")]})
     return task
 
 
