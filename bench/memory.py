@@ -34,17 +34,15 @@ topic ~0.6: tenants talk about the same things). A query is drawn like a memory 
   searched by their own vector (limit 1, ef_search 200): the share the HNSW graph does not
   return, for the tenants' own indexes (through ``nearest``) and for the shared index (no
   tenant filter). A memory missed so is one no query is likely to find.
-- embedding: ``LocalEmbedder().encode`` (all-MiniLM-L6-v2, CPU) on short marketing sentences,
-  after a warm-up; sentences/s, median of 3 rounds.
 
-The machine is shared: the 1-minute load average is recorded after every phase, and the
-embedding rounds record their CPU share (1.0: both torch threads ran all along).
+The machine is shared: the 1-minute load average is recorded after every phase. The local
+embedding model's speed has a bench of its own (bench/embedding.py).
 
     .venv/bin/python bench/memory.py [--rows 1000000] [--tenants 1000] [--alpha 1.2]
-        [--queries 100] [--sample-tenants 20] [--batch 5000] [--sentences 2000]
+        [--queries 100] [--sample-tenants 20] [--batch 5000]
         [--plain-ef 200] [--opshub-ef 200] [--seed 7] [--quick]
 
---quick: 50k rows, 200 tenants, 50 queries per class, 500 sentences; prints, writes nothing.
+--quick: 50k rows, 200 tenants, 50 queries per class; prints, writes nothing.
 The server gets shared_buffers 4GB, maintenance_work_mem 2GB, max_parallel_maintenance_workers
 1 (two cores), max_wal_size 8GB. Results go to bench/results/memory.json.
 """
@@ -76,7 +74,7 @@ from opshub.db.engine import DatabaseUrls, create_pool, set_tenant, tenant_trans
 from opshub.db.migrate import migrate
 from opshub.memory import indexes
 from opshub.memory.bulk import bulk_insert
-from opshub.memory.embedders import LOCAL_MODEL, LocalEmbedder
+from opshub.memory.embedders import LOCAL_MODEL
 from opshub.memory.service import QUERIES, content_hash, nearest, vector_text
 
 HERE = Path(__file__).parent
@@ -601,49 +599,10 @@ def make_probes(
     return [probes[i] for i in order]  # mixed traffic: the classes interleave
 
 
-# -- embedding ----------------------------------------------------------------------------------
-def embedding_throughput(count: int, rounds: int) -> dict[str, Any]:
-    """Median of ``rounds`` encodes of ``count`` sentences; the CPU share tells of contention
-    (1.0: both torch threads ran all along)."""
-    import torch
-
-    texts = [
-        f"Customer {i} asked whether the {PRODUCTS[i % 8]} ships to {MONTHS[i % 6]} pop-ups "
-        f"after the {CHANNELS[i % 6]} campaign."
-        for i in range(count)
-    ]
-    embedder = LocalEmbedder()
-    began = time.perf_counter()
-    embedder.encode(texts[:64])  # loads the model
-    loaded = time.perf_counter() - began
-    embedder.encode(texts[:128])  # warm-up
-    per_round = []
-    for _ in range(rounds):
-        began, cpu = time.perf_counter(), time.process_time()
-        vectors = embedder.encode(texts)
-        took = time.perf_counter() - began
-        share = (time.process_time() - cpu) / took / torch.get_num_threads()
-        per_round.append({"sentences_per_s": round(count / took, 1), "cpu_share": round(share, 2)})
-    return {
-        "model": LOCAL_MODEL,
-        "sentences": count,
-        "batch_size": 64,
-        "rounds": per_round,
-        "sentences_per_s": statistics.median(r["sentences_per_s"] for r in per_round),
-        "first_call_with_model_load_s": round(loaded, 2),
-        "dimensions": len(vectors[0]),
-        "torch_threads": torch.get_num_threads(),
-    }
-
-
 # -- the run ------------------------------------------------------------------------------------
 async def run(args: argparse.Namespace, data_dir: Path) -> dict[str, Any]:
     report: dict[str, Any] = {}
-    print("embedding throughput …", flush=True)
     report["load_avg_1m"] = {"start": os.getloadavg()[0]}
-    report["embedding"] = embedding_throughput(args.sentences, args.embedding_rounds)
-    report["load_avg_1m"]["embedding_done"] = os.getloadavg()[0]
-    print(f"  {json.dumps(report['embedding'])}", flush=True)
 
     urls = await configure_server(data_dir, database_urls(data_dir))
     await migrate(urls)
@@ -877,8 +836,6 @@ def table(report: dict[str, Any]) -> str:
         "memories their own vector does not find (ef_search 200): opshub's own indexes "
         f"{report['reachability']['opshub_own_indexes']['fraction']:.2%}, plain shared index "
         f"{report['reachability']['plain_shared_index']['fraction']:.2%}",
-        f"local embedding: {report['embedding']['sentences_per_s']} sentences/s (median of "
-        f"{len(report['embedding']['rounds'])} rounds of {report['embedding']['sentences']})",
     ]
     return "\n".join(lines)
 
@@ -891,8 +848,6 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=100, help="per size class")
     parser.add_argument("--sample-tenants", type=int, default=20, help="per size class")
     parser.add_argument("--batch", type=int, default=5_000, help="rows per bulk_insert call")
-    parser.add_argument("--sentences", type=int, default=2_000)
-    parser.add_argument("--embedding-rounds", type=int, default=3)
     parser.add_argument(
         "--plain-ef", type=lambda s: [int(v) for v in s.split(",") if v], default=[200],
         help="ef_search values for plain besides the default 40",
@@ -909,7 +864,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="50k rows, 200 tenants; no file")
     args = parser.parse_args()
     if args.quick:
-        args.rows, args.tenants, args.queries, args.sentences = 50_000, 200, 50, 500
+        args.rows, args.tenants, args.queries = 50_000, 200, 50
 
     started = time.perf_counter()
     # Short path: the server's unix socket lives in it (socket paths are capped at 107 bytes).
