@@ -63,8 +63,10 @@ def runtime_settings(settings: Settings, fake_llm: FakeLLMServer, connected: Con
     )
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 async def hub(runtime_settings: Settings, urls: DatabaseUrls) -> AsyncIterator[FastAPI]:
+    """The hub with its workers, for this package only: left running, its worker would claim the
+    tasks that later tests expect to stay queued."""
     application = create_app(runtime_settings, urls, run_workers=True)
     async with application.router.lifespan_context(application):
         yield application
