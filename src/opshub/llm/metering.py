@@ -102,6 +102,18 @@ class RunMeter:
             )
 
 
+def call(llm: Any, messages: list[dict[str, str]]) -> Any:
+    """One model call outside a kickoff (blocking), on the current run's meter by the time it
+    returns: CrewAI hands the call's usage to the meter from its handler pool, and only a
+    kickoff waits for its handlers before returning."""
+    from crewai.events import crewai_event_bus
+
+    try:
+        return llm.call(messages)
+    finally:
+        crewai_event_bus.flush()
+
+
 def _on_llm_call_completed(_source: Any, event: Any) -> None:
     meter = current_run.get()
     if meter is not None:

@@ -2,7 +2,8 @@
 
 Before: the memories most relevant to the request, from the tenant, the crew and the thread,
 within a token budget. After: the outcome, and the facts worth keeping, picked by one call to the
-tenant's model (a tenant can switch that call off).
+tenant's model (a tenant can switch that call off); ``opshub.runtime.memory_write_back`` stores
+them once the task has ended.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import structlog
 from pydantic import ValidationError
 
 from opshub.db.engine import tenant_transaction
+from opshub.llm import metering
 from opshub.memory import service
 from opshub.memory.embedders import Embedders
 from opshub.memory.indexes import IndexBuilder
@@ -156,7 +158,7 @@ def _facts(reply: str) -> list[MemoryCreate]:
     return items
 
 
-async def write_back(
+async def memories_of_run(
     memory: TenantMemory,
     *,
     task_id: uuid.UUID,
@@ -164,9 +166,10 @@ async def write_back(
     thread_id: uuid.UUID | None,
     request: str,
     answer: str,
-    llm: Any,
-) -> list[MemorySaved]:
-    """Keep the run's outcome and the facts the model picks out (tenant scope).
+    llm: Any | None,
+) -> list[MemoryCreate]:
+    """What a finished run leaves to remember: its outcome, and the facts the tenant's model
+    picks out (tenant scope) when the tenant has extraction on and there is a model (``llm``).
 
     The outcome of a chat turn stays with its thread: another conversation gets the durable
     facts, not the words of this one.
@@ -181,11 +184,11 @@ async def write_back(
             metadata={"task_id": str(task_id)},
         )
     ]
-    if await memory.extraction_enabled():
+    if llm is not None and await memory.extraction_enabled():
         for fact in await _extract(llm, request=request, answer=answer):
             fact.metadata["task_id"] = str(task_id)
             items.append(fact)
-    return await memory.remember(items, source_task_id=task_id)
+    return items
 
 
 async def _extract(llm: Any, *, request: str, answer: str) -> list[MemoryCreate]:
@@ -194,8 +197,8 @@ async def _extract(llm: Any, *, request: str, answer: str) -> list[MemoryCreate]
         limit=MAX_EXTRACTED, request=request[:4000], answer=answer[:6000]
     )
     try:
-        # The tenant's CrewAI LLM, in a thread like every model call of the run: metered with it.
-        reply = await asyncio.to_thread(llm.call, [{"role": "user", "content": prompt}])
+        # The tenant's CrewAI LLM, in a thread like every model call of a run, and metered.
+        reply = await asyncio.to_thread(metering.call, llm, [{"role": "user", "content": prompt}])
     except Exception as exc:
         log.warning("memory extraction call failed", error=type(exc).__name__)
         return []

@@ -83,18 +83,45 @@ WHERE status = 'running' AND lease_expires_at < now()
 RETURNING *
 
 -- renew_leases --
--- Tasks missing from the answer are no longer this worker's: it stops them without a word.
+-- A run's lease, or the lease on its memory write-back after it ended. Tasks missing from the
+-- answer are no longer this worker's: it stops them without a word.
 UPDATE tasks SET lease_expires_at = now() + $3 * interval '1 second'
-WHERE id = ANY($1::uuid[]) AND lease_owner = $2 AND status = 'running'
-RETURNING id, cancel_requested
+WHERE id = ANY($1::uuid[]) AND lease_owner = $2 AND (status = 'running' OR memory_pending)
+RETURNING id, cancel_requested AND status = 'running' AS cancel_requested
 
 -- finish_task --
+-- With memories still to write ($11), the worker keeps its lease on the task until they are.
 UPDATE tasks SET
     status = $3, result = $4, error = $5,
     input_tokens = $6, output_tokens = $7, cost_usd = $8, billed_to = $9,
-    finished_at = now(), lease_owner = NULL, lease_expires_at = NULL
+    finished_at = now(), memory_pending = $11,
+    lease_owner = CASE WHEN $11 THEN lease_owner END,
+    lease_expires_at = CASE WHEN $11 THEN lease_expires_at END
 WHERE tenant_id = $10 AND id = $1 AND lease_owner = $2 AND status = 'running'
 RETURNING *
+
+-- memory_written --
+-- Once: the mark is cleared in the transaction that stores the memories, by the lease's holder;
+-- the extraction call's usage joins the run's.
+UPDATE tasks SET
+    memory_pending = false, lease_owner = NULL, lease_expires_at = NULL,
+    input_tokens = input_tokens + $3, output_tokens = output_tokens + $4,
+    cost_usd = cost_usd + $5
+WHERE tenant_id = $6 AND id = $1 AND lease_owner = $2 AND memory_pending
+RETURNING id
+
+-- claim_lost_write_backs --
+-- The write-backs of workers that died after their runs ended.
+UPDATE tasks t SET lease_owner = $1, lease_expires_at = now() + $2 * interval '1 second'
+FROM (
+    SELECT id FROM tasks
+    WHERE memory_pending AND lease_expires_at < now()
+    ORDER BY lease_expires_at
+    LIMIT $3
+    FOR UPDATE SKIP LOCKED
+) lost
+WHERE t.id = lost.id
+RETURNING t.*
 
 -- retry_later --
 UPDATE tasks SET

@@ -101,8 +101,13 @@ class RunOutcomes:
         *,
         result: str | None = None,
         error: DomainError | None = None,
-    ) -> None:
-        """Store the outcome, usage, thread turn and webhook in one transaction, then say so."""
+        remember: bool = False,
+    ) -> bool:
+        """Store the outcome, usage, thread turn and webhook in one transaction, then say so.
+
+        ``remember``: the run's memories are still to write; the task keeps its lease for them.
+        True when the task ended that way (it is this worker's to write them).
+        """
         tenant_id, task_id = row["tenant_id"], row["id"]
         await events.flush()  # every step is stored before the task reads as finished
         usage = meter.usage if meter else None
@@ -114,6 +119,7 @@ class RunOutcomes:
             if usage
             else None,
         }
+        remember = remember and status is TaskStatus.succeeded
         async with tenant_transaction(self._app_pool, tenant_id) as conn:
             waiting = []
             if status is TaskStatus.succeeded:
@@ -137,12 +143,13 @@ class RunOutcomes:
                 meter.cost_usd if meter else Decimal(0),
                 meter.billed_to.value if meter else None,
                 tenant_id,
+                remember,
             )
             if finished is None:
                 log.warning(
                     "task no longer held by this worker; outcome dropped", task=str(task_id)
                 )
-                return
+                return False
             if meter is not None:
                 await meter.persist(conn)
             await outbox.emit(
@@ -172,9 +179,10 @@ class RunOutcomes:
         if waiting:
             events.close()
             await self._live.publish({task_id: [stored.model_dump(mode="json")]})
-            return
+            return remember
         events.emit(f"task.{status.value}", **final)
         await events.flush()
+        return remember
 
 
 NOTE_HEADING = "\n\nChanges this run proposed:"
@@ -191,3 +199,8 @@ def awaiting_note(actions: list[Any]) -> str:
             "dashboard (POST /v1/actions/{id}/approve or /reject)."
         )
     return note
+
+
+def answer_of(result: str) -> str:
+    """The crew's answer in a stored result, without the note on its waiting actions."""
+    return result.partition(NOTE_HEADING)[0]

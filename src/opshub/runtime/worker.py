@@ -15,6 +15,7 @@ import functools
 import os
 import socket
 import uuid
+from collections.abc import Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from decimal import Decimal
@@ -36,19 +37,21 @@ from opshub.db.sql import Record
 from opshub.events import outbox
 from opshub.llm import metering
 from opshub.llm import usage as usage_ledger
+from opshub.llm.errors import BudgetExceededError
 from opshub.llm.factory import LLMFactory, TenantLLM
 from opshub.llm.warm_up import warm_up_model_sdks
 from opshub.memory.embedders import Embedders
 from opshub.memory.indexes import IndexBuilder
-from opshub.memory.run_memory import TenantMemory, write_back
+from opshub.memory.run_memory import TenantMemory
 from opshub.process import freeze_startup_objects
 from opshub.runtime import crew_events, crew_run, queue
 from opshub.runtime.action_executor import ActionExecutor
 from opshub.runtime.events import RunEvents, TaskEventWriter
 from opshub.runtime.live import LiveEvents
 from opshub.runtime.loops import stop_all, stop_requested
+from opshub.runtime.memory_write_back import MemoryWriteBack
 from opshub.runtime.queue import QUERIES
-from opshub.runtime.run_outcome import RunOutcomes, TaskCancelledError
+from opshub.runtime.run_outcome import RunOutcomes, TaskCancelledError, answer_of
 from opshub.runtime.webhooks import WebhookSender
 from opshub.tasks import service as tasks_service
 from opshub.tasks.models import EventType, TaskStatus
@@ -117,6 +120,11 @@ class Worker:
             settings=settings,
             worker_id=self.worker_id,
         )
+        self._write_backs = MemoryWriteBack(
+            owner_pool=owner_pool,
+            worker_id=self.worker_id,
+            lease_seconds=settings.task_lease_seconds,
+        )
 
     async def run(self) -> None:
         """Work until cancelled, then finish or hand back the running tasks."""
@@ -182,9 +190,7 @@ class Worker:
             free = self._concurrency - len(self._runs)
             claimed = await self._claim(free) if free > 0 else []
             for row in claimed:
-                run = Run(row=row, task=asyncio.create_task(self._execute(row)))
-                self._runs[run.id] = run
-                run.task.add_done_callback(functools.partial(self._finished, run.id))
+                self._start(row, self._run_task(row))
             if claimed and len(claimed) == free:
                 continue
             with contextlib.suppress(TimeoutError):
@@ -229,6 +235,11 @@ class Worker:
         )
         await self._live.publish({row["id"]: [{**event.model_dump(mode="json")}]})
 
+    def _start(self, row: Record, work: Coroutine[Any, Any, None]) -> None:
+        run = Run(row=row, task=asyncio.create_task(self._execute(row, work)))
+        self._runs[run.id] = run
+        run.task.add_done_callback(functools.partial(self._finished, run.id))
+
     def _finished(self, task_id: uuid.UUID, _task: asyncio.Task[None]) -> None:
         self._runs.pop(task_id, None)
         self._wake.set()
@@ -245,6 +256,10 @@ class Worker:
         interval = self._settings.task_lease_seconds / 3
         while not stop_requested():
             await asyncio.sleep(interval)
+            try:
+                await self._adopt_lost_write_backs()
+            except (OSError, asyncpg.PostgresError) as exc:
+                log.warning("looking for lost memory write-backs failed", error=type(exc).__name__)
             if not self._runs:
                 continue
             # Only the runs asked about: runs claimed while the renewal is under way hold fresh
@@ -287,9 +302,18 @@ class Worker:
             log.info("worker handed back unfinished tasks", released=len(unfinished))
         await self._memory_indexes.stop()
 
-    async def _execute(self, row: Record) -> None:
+    async def _adopt_lost_write_backs(self) -> None:
+        free = self._concurrency - len(self._runs)
+        if free <= 0:
+            return
+        for row in await self._write_backs.claim_lost(limit=free):
+            if row["id"] not in self._runs:  # else still being written here, late renewing
+                log.warning("taking over a lost memory write-back", task=str(row["id"]))
+                self._start(row, self._write_back_lost(row))
+
+    async def _execute(self, row: Record, work: Coroutine[Any, Any, None]) -> None:
         try:
-            await self._run_task(row)
+            await work
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # the database went away under the bookkeeping
@@ -334,7 +358,39 @@ class Worker:
         except Exception as exc:  # every failure ends the task with a reason
             await self._outcomes.fail(row, events, exc, run.meter if run else None)
             return
-        await self._outcomes.complete(row, events, TaskStatus.succeeded, meter, result=result)
+        if await self._outcomes.complete(
+            row, events, TaskStatus.succeeded, meter, result=result, remember=True
+        ):
+            await self._write_back(row, crew_name, result, llm)
+
+    async def _write_back(
+        self, row: Record, crew_name: str, answer: str, llm: TenantLLM[Any] | None
+    ) -> None:
+        """After the task has ended: its memories, the extraction call metered on its own."""
+        meter = None
+        if llm is not None:
+            try:
+                meter = await self._meter(row, llm, run_fee=False)
+            except BudgetExceededError:  # spent meanwhile: the outcome needs no model
+                llm = None
+        await self._write_backs.write(
+            row,
+            crew=crew_name,
+            answer=answer,
+            memory=self._memory(row["tenant_id"]),
+            llm=llm.llm if llm is not None else None,
+            meter=meter,
+        )
+
+    async def _write_back_lost(self, row: Record) -> None:
+        """A write-back whose worker died: the outcome, and the facts if the model still answers."""
+        llm: TenantLLM[Any] | None
+        try:
+            llm = await self._pick_model(row["tenant_id"], row["crew"])
+        except Exception as exc:  # the key is gone or refused: the outcome needs no model
+            log.warning("no model for a memory write-back", error=type(exc).__name__)
+            llm = None
+        await self._write_back(row, row["crew"], answer_of(row["result"] or ""), llm)
 
     async def _pick_model(self, tenant_id: uuid.UUID, crew: str | None) -> TenantLLM[Any]:
         """The tenant's pick for the crew, else the first provider in preference order it has
@@ -386,7 +442,10 @@ class Worker:
                 )
         return decision
 
-    async def _meter(self, row: Record, llm: TenantLLM[Any]) -> metering.RunMeter:
+    async def _meter(
+        self, row: Record, llm: TenantLLM[Any], *, run_fee: bool = True
+    ) -> metering.RunMeter:
+        """``run_fee``: charge the platform's BYOK fee for the run (once per run)."""
         tenant_id = row["tenant_id"]
         budget_left: Decimal | None = None
         if llm.billed_to is Source.platform:
@@ -403,7 +462,7 @@ class Worker:
             billed_to=llm.billed_to,
             prices=self._settings.model_prices,
             budget_left_usd=budget_left,
-            byok_run_fee_usd=self._settings.byok_run_fee_usd,
+            byok_run_fee_usd=self._settings.byok_run_fee_usd if run_fee else Decimal(0),
         )
 
     async def _history(self, row: Record) -> str:
@@ -430,19 +489,11 @@ class Worker:
         meter: metering.RunMeter,
         events: RunEvents,
     ) -> str:
-        memory = TenantMemory(
-            app_pool=self._app_pool,
-            tenant_id=row["tenant_id"],
-            embedders=self._embedders,
-            index_builder=self._memory_indexes,
-            ef_search=self._settings.memory_ef_search,
-            extraction_default=self._settings.memory_extraction,
-        )
         prepared = await crew_run.prepare(
             row,
             crew_name=crew_name,
             llm=llm.llm,
-            memory=memory,
+            memory=self._memory(row["tenant_id"]),
             app_pool=self._app_pool,
             connectors=self._connectors(),
             events=events,
@@ -454,8 +505,6 @@ class Worker:
         events_token = crew_events.current_events.set(events)
         try:
             output = await asyncio.to_thread(_kickoff, prepared.crew, prepared.inputs)
-            if meter.stopped_by is None:
-                await self._remember_run(row, crew_name, str(output.raw), llm, memory, events)
         finally:
             metering.current_run.reset(meter_token)
             crew_events.current_events.reset(events_token)
@@ -463,37 +512,19 @@ class Worker:
             raise meter.stopped_by
         return str(output.raw)
 
+    def _memory(self, tenant_id: uuid.UUID) -> TenantMemory:
+        return TenantMemory(
+            app_pool=self._app_pool,
+            tenant_id=tenant_id,
+            embedders=self._embedders,
+            index_builder=self._memory_indexes,
+            ef_search=self._settings.memory_ef_search,
+            extraction_default=self._settings.memory_extraction,
+        )
+
     def _connectors(self) -> Connectors:
         assert self._http is not None  # noqa: S101 - opened before the first claim
         return Connectors(resolver=self._resolver, settings=self._settings, http=self._http)
-
-    async def _remember_run(
-        self,
-        row: Record,
-        crew_name: str,
-        answer: str,
-        llm: TenantLLM[Any],
-        memory: TenantMemory,
-        events: RunEvents,
-    ) -> None:
-        """Part of the run, metered with it; a failure loses memories, never the answer."""
-        try:
-            saved = await write_back(
-                memory,
-                task_id=row["id"],
-                crew=crew_name,
-                thread_id=row["thread_id"],
-                request=row["input"],
-                answer=answer,
-                llm=llm.llm,
-            )
-        except Exception as exc:
-            log.warning("memory write-back failed", task=str(row["id"]), error=type(exc).__name__)
-            return
-        events.emit(
-            EventType.memory_saved,
-            memories=[{"id": str(s.memory.id), "outcome": s.outcome} for s in saved],
-        )
 
 
 def _kickoff(crew: Any, inputs: dict[str, Any]) -> Any:

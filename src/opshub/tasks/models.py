@@ -29,7 +29,6 @@ class EventType(StrEnum):
     tool_call = "tool.call"
     tool_result = "tool.result"
     action_proposed = "action.proposed"
-    memory_saved = "memory.saved"
     token = "token"  # noqa: S105 - a streamed text token, not a credential
     task_awaiting_approval = "task.awaiting_approval"
     task_succeeded = "task.succeeded"

@@ -8,6 +8,7 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
+import asyncpg
 import pytest
 from fastapi import FastAPI
 from httpx import ASGITransport, AsyncClient
@@ -104,4 +105,12 @@ async def wait_for_status(
         if task["status"] in statuses:
             return task
         assert time.monotonic() < deadline, f"task stayed {task['status']}"
+        await asyncio.sleep(0.05)
+
+
+async def memories_written(pool: asyncpg.Pool, task_id: str, within: float = 30.0) -> None:
+    """Wait for an ended task's memory write-back: the worker writes them after the task ends."""
+    deadline = time.monotonic() + within
+    while await pool.fetchval("SELECT memory_pending FROM tasks WHERE id = $1", uuid.UUID(task_id)):
+        assert time.monotonic() < deadline, "the run's memories were never written"
         await asyncio.sleep(0.05)

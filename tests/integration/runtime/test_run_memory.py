@@ -2,8 +2,9 @@
 
 After a run the outcome is kept (kind ``outcome``, the crew's scope, or the thread's for a chat
 turn) and, when the tenant has extraction on, one more model call picks durable facts that become
-tenant memories; the run's events say what was saved. Before the next run the relevant memories
-are in the crew's prompt ("What you remember about this business"), and never another tenant's.
+tenant memories. That happens after the task has ended: the answer never waits for it. Before the
+next run the relevant memories are in the crew's prompt ("What you remember about this business"),
+and never another tenant's.
 Extraction off (this suite's platform default) means no extra model call; a reply that is not
 the JSON asked for, or a failed extraction call, still lets the task succeed.
 
@@ -14,18 +15,25 @@ told apart by its own API key.
 
 from __future__ import annotations
 
+import asyncio
 import json
+import time
 import uuid
 from collections.abc import Iterator
 from typing import Any
 
+import asyncpg
 import orjson
 import pytest
 from httpx import AsyncClient
 
 from tests.conftest import TenantHandle
 from tests.fakes.llm import FakeLLMServer, RecordedRequest
-from tests.integration.runtime.conftest import store_openai_key, wait_for_status
+from tests.integration.runtime.conftest import (
+    memories_written,
+    store_openai_key,
+    wait_for_status,
+)
 
 CHAT = "/v1/chat/completions"
 RECALL_HEADING = "What you remember about this business"
@@ -56,19 +64,21 @@ async def set_extraction(client: AsyncClient, tenant: TenantHandle, enabled: boo
 
 
 async def run_task(
-    client: AsyncClient, tenant: TenantHandle, text: str, **fields: Any
+    client: AsyncClient, pool: asyncpg.Pool, tenant: TenantHandle, text: str
 ) -> dict[str, Any]:
+    """Run a task and wait for its memories too; the task as it reads once they are written."""
     response = await client.post(
-        "/v1/tasks", json={"crew": "assistant", "input": text, **fields}, headers=tenant.headers
+        "/v1/tasks", json={"crew": "assistant", "input": text}, headers=tenant.headers
     )
     assert response.status_code == 202, response.text
     task = await wait_for_status(client, tenant, response.json()["id"], within=RUN_WITHIN)
     assert task["status"] == "succeeded", task
-    return task
+    await memories_written(pool, task["id"])
+    return await wait_for_status(client, tenant, task["id"])
 
 
 async def ask_in_thread(
-    client: AsyncClient, tenant: TenantHandle, thread_id: str, text: str
+    client: AsyncClient, pool: asyncpg.Pool, tenant: TenantHandle, thread_id: str, text: str
 ) -> dict[str, Any]:
     response = await client.post(
         f"/v1/threads/{thread_id}/messages",
@@ -78,6 +88,7 @@ async def ask_in_thread(
     assert response.status_code == 202, response.text
     task = await wait_for_status(client, tenant, response.json()["task"]["id"], within=RUN_WITHIN)
     assert task["status"] == "succeeded", task
+    await memories_written(pool, task["id"])
     return task
 
 
@@ -130,7 +141,10 @@ def extraction_reply(*facts: dict[str, Any]) -> str:
 
 
 async def test_extracted_facts_are_kept_and_recalled_in_the_next_run(
-    hub_client: AsyncClient, tenant_a: TenantHandle, fake_llm: FakeLLMServer
+    hub_client: AsyncClient,
+    owner_pool: asyncpg.Pool,
+    tenant_a: TenantHandle,
+    fake_llm: FakeLLMServer,
 ) -> None:
     key = await store_openai_key(hub_client, tenant_a)
     await set_extraction(hub_client, tenant_a, True)
@@ -146,7 +160,7 @@ async def test_extracted_facts_are_kept_and_recalled_in_the_next_run(
         + "\n```",
         usage=(120, 30),
     )
-    first = await run_task(hub_client, tenant_a, first_request)
+    first = await run_task(hub_client, owner_pool, tenant_a, first_request)
     assert first["result"] == "Run it on LinkedIn, three posts a week."
 
     # One crew call, then the one extraction call on the request and the answer.
@@ -154,16 +168,8 @@ async def test_extracted_facts_are_kept_and_recalled_in_the_next_run(
     assert [is_extraction(r) for r in made] == [False, True]
     assert first_request in prompt(made[1])
     assert "Run it on LinkedIn, three posts a week." in prompt(made[1])
-    # Metered with the run.
+    # Metered with the run: the task's usage counts the extraction call once it is written.
     assert first["usage"]["input_tokens"] == 180
-
-    # The run's events say what was saved.
-    events = await events_of(hub_client, tenant_a, first["id"])
-    types = [event["type"] for event in events]
-    assert "memory.saved" in types
-    assert types.index("memory.saved") < types.index("task.succeeded")
-    [saved_event] = [event for event in events if event["type"] == "memory.saved"]
-    assert [m["outcome"] for m in saved_event["memories"]] == ["created", "created"]
 
     # The fact is a tenant memory anyone with a key can find by meaning.
     hits = await memories(hub_client, tenant_a, query="Where should Acme's ads run?")
@@ -179,13 +185,13 @@ async def test_extracted_facts_are_kept_and_recalled_in_the_next_run(
     assert fact["metadata"]["task_id"] == first["id"]
     [outcome] = await memories(hub_client, tenant_a, kind="outcome")
     assert outcome["scope"] == "crew:assistant"
-    assert {m["id"] for m in saved_event["memories"]} == {fact["id"], outcome["id"]}
+    assert outcome["metadata"]["task_id"] == first["id"]
 
     # The next run's first model request carries the fact.
     second_request = f"Which channel should Acme's autumn campaign use? ({tag}-second)"
     fake_llm.script_openai("LinkedIn again.")
     fake_llm.script_openai(extraction_reply())
-    second = await run_task(hub_client, tenant_a, second_request)
+    second = await run_task(hub_client, owner_pool, tenant_a, second_request)
     assert second["result"] == "LinkedIn again."
     made = calls_with(fake_llm, key)[2:]
     assert [is_extraction(r) for r in made] == [False, True]
@@ -198,8 +204,50 @@ async def test_extracted_facts_are_kept_and_recalled_in_the_next_run(
     assert len(await memories(hub_client, tenant_a)) == 3
 
 
+async def test_the_answer_does_not_wait_for_the_extraction_call(
+    hub_client: AsyncClient,
+    owner_pool: asyncpg.Pool,
+    tenant_a: TenantHandle,
+    fake_llm: FakeLLMServer,
+) -> None:
+    """The extraction is a whole model call (seconds with a real provider): the task ends (its
+    status, result, thread turn and final event) while that call is still being answered."""
+    key = await store_openai_key(hub_client, tenant_a)
+    await set_extraction(hub_client, tenant_a, True)
+    fake_llm.script_openai("Acme should stay on LinkedIn.", usage=(50, 10))
+    fake_llm.script_openai(
+        extraction_reply({"content": FACT, "kind": "preference", "subject": "acme.channel"}),
+        usage=(100, 20),
+        latency=3.0,
+    )
+    response = await hub_client.post(
+        "/v1/tasks",
+        json={"crew": "assistant", "input": "Where should Acme advertise?"},
+        headers=tenant_a.headers,
+    )
+    task = await wait_for_status(hub_client, tenant_a, response.json()["id"], within=RUN_WITHIN)
+    assert (task["status"], task["result"]) == ("succeeded", "Acme should stay on LinkedIn.")
+    assert task["usage"]["input_tokens"] == 50
+    assert (await events_of(hub_client, tenant_a, task["id"]))[-1]["type"] == "task.succeeded"
+
+    # The extraction call is asked after the task ended, and nothing is remembered before it
+    # is answered.
+    deadline = time.monotonic() + 10
+    while not is_extraction(calls_with(fake_llm, key)[-1]):
+        assert time.monotonic() < deadline, "the extraction call was never made"
+        await asyncio.sleep(0.05)
+    assert await memories(hub_client, tenant_a) == []
+
+    await memories_written(owner_pool, task["id"])
+    kept = await memories(hub_client, tenant_a)
+    assert sorted(m["kind"] for m in kept) == ["outcome", "preference"]
+    after = await wait_for_status(hub_client, tenant_a, task["id"])
+    assert after["usage"]["input_tokens"] == 150
+
+
 async def test_another_tenants_run_never_sees_my_memories(
     hub_client: AsyncClient,
+    owner_pool: asyncpg.Pool,
     tenant_a: TenantHandle,
     tenant_b: TenantHandle,
     fake_llm: FakeLLMServer,
@@ -216,13 +264,13 @@ async def test_another_tenants_run_never_sees_my_memories(
 
     # Tenant A's own run is told (so the same question would surface it) …
     fake_llm.script_openai("LinkedIn.")
-    await run_task(hub_client, tenant_a, question)
+    await run_task(hub_client, owner_pool, tenant_a, question)
     [mine] = calls_with(fake_llm, key_a)
     assert FACT in prompt(mine)
 
     # … tenant B's run of the very same request is not, nor is A's outcome of it.
     fake_llm.script_openai("We have no record of Acme's channel.")
-    answered = await run_task(hub_client, tenant_b, question)
+    answered = await run_task(hub_client, owner_pool, tenant_b, question)
     assert answered["result"] == "We have no record of Acme's channel."
     [theirs] = calls_with(fake_llm, key_b)
     text = prompt(theirs)
@@ -236,7 +284,10 @@ async def test_another_tenants_run_never_sees_my_memories(
 
 
 async def test_without_extraction_only_the_crews_calls_are_made_and_the_outcome_is_kept(
-    hub_client: AsyncClient, tenant_a: TenantHandle, fake_llm: FakeLLMServer
+    hub_client: AsyncClient,
+    owner_pool: asyncpg.Pool,
+    tenant_a: TenantHandle,
+    fake_llm: FakeLLMServer,
 ) -> None:
     key = await store_openai_key(hub_client, tenant_a)
     settings = await hub_client.get("/v1/memories/settings", headers=tenant_a.headers)
@@ -244,7 +295,7 @@ async def test_without_extraction_only_the_crews_calls_are_made_and_the_outcome_
 
     fake_llm.script_openai(tool_calls=[("tenant_data", {"resource": "clients"})])
     fake_llm.script_openai("You have no clients yet.")
-    task = await run_task(hub_client, tenant_a, "How many clients do we have?")
+    task = await run_task(hub_client, owner_pool, tenant_a, "How many clients do we have?")
     assert task["result"] == "You have no clients yet."
 
     made = calls_with(fake_llm, key)
@@ -258,27 +309,29 @@ async def test_without_extraction_only_the_crews_calls_are_made_and_the_outcome_
         "Request: How many clients do we have?\nOutcome: You have no clients yet."
     )
     assert outcome["metadata"] == {"task_id": task["id"]}
-    [saved] = [
-        e for e in await events_of(hub_client, tenant_a, task["id"]) if e["type"] == "memory.saved"
-    ]
-    assert saved["memories"] == [{"id": outcome["id"], "outcome": "created"}]
 
 
 async def test_a_tenant_that_switches_extraction_off_gets_no_extra_call(
-    hub_client: AsyncClient, tenant_a: TenantHandle, fake_llm: FakeLLMServer
+    hub_client: AsyncClient,
+    owner_pool: asyncpg.Pool,
+    tenant_a: TenantHandle,
+    fake_llm: FakeLLMServer,
 ) -> None:
     key = await store_openai_key(hub_client, tenant_a)
     await set_extraction(hub_client, tenant_a, True)
     await set_extraction(hub_client, tenant_a, False)
 
     fake_llm.script_openai("Done.")
-    await run_task(hub_client, tenant_a, "Summarise this week's leads.")
+    await run_task(hub_client, owner_pool, tenant_a, "Summarise this week's leads.")
     assert len(calls_with(fake_llm, key)) == 1
     assert [m["kind"] for m in await memories(hub_client, tenant_a)] == ["outcome"]
 
 
 async def test_a_chat_turns_outcome_stays_with_its_thread(
-    hub_client: AsyncClient, tenant_a: TenantHandle, fake_llm: FakeLLMServer
+    hub_client: AsyncClient,
+    owner_pool: asyncpg.Pool,
+    tenant_a: TenantHandle,
+    fake_llm: FakeLLMServer,
 ) -> None:
     key = await store_openai_key(hub_client, tenant_a)
     ours, other = await new_thread(hub_client, tenant_a), await new_thread(hub_client, tenant_a)
@@ -286,7 +339,7 @@ async def test_a_chat_turns_outcome_stays_with_its_thread(
 
     fake_llm.script_openai(f"The Easter promotion code is HOP{tag}.")
     turn = await ask_in_thread(
-        hub_client, tenant_a, ours, "What promotion code are we using for Easter?"
+        hub_client, owner_pool, tenant_a, ours, "What promotion code are we using for Easter?"
     )
     [outcome] = await memories(hub_client, tenant_a)
     assert outcome["scope"] == f"thread:{ours}"
@@ -295,12 +348,16 @@ async def test_a_chat_turns_outcome_stays_with_its_thread(
 
     # Another conversation asking the same is not told this one's words.
     fake_llm.script_openai("I don't know the Easter code.")
-    await ask_in_thread(hub_client, tenant_a, other, "What promotion code are we using for Easter?")
+    await ask_in_thread(
+        hub_client, owner_pool, tenant_a, other, "What promotion code are we using for Easter?"
+    )
     text = prompt(calls_with(fake_llm, key)[-1])
     assert f"HOP{tag}" not in text
     # The same conversation is (the outcome is recalled as a memory, besides the history).
     fake_llm.script_openai("As I said.")
-    await ask_in_thread(hub_client, tenant_a, ours, "Remind me: which promotion code for Easter?")
+    await ask_in_thread(
+        hub_client, owner_pool, tenant_a, ours, "Remind me: which promotion code for Easter?"
+    )
     text = prompt(calls_with(fake_llm, key)[-1])
     assert RECALL_HEADING in text
     assert "- (outcome) Request: What promotion code are we using for Easter?" in text
@@ -322,28 +379,31 @@ GARBAGE_REPLIES = [
 
 @pytest.mark.parametrize("reply", GARBAGE_REPLIES)
 async def test_an_extraction_reply_that_is_not_the_json_asked_for_keeps_only_the_outcome(
-    hub_client: AsyncClient, tenant_a: TenantHandle, fake_llm: FakeLLMServer, reply: str
+    hub_client: AsyncClient,
+    owner_pool: asyncpg.Pool,
+    tenant_a: TenantHandle,
+    fake_llm: FakeLLMServer,
+    reply: str,
 ) -> None:
     key = await store_openai_key(hub_client, tenant_a)
     await set_extraction(hub_client, tenant_a, True)
 
     fake_llm.script_openai("Acme should stay on LinkedIn.")
     fake_llm.script_openai(reply)
-    task = await run_task(hub_client, tenant_a, "Where should Acme advertise?")
+    task = await run_task(hub_client, owner_pool, tenant_a, "Where should Acme advertise?")
     assert task["result"] == "Acme should stay on LinkedIn."
 
     assert [is_extraction(r) for r in calls_with(fake_llm, key)] == [False, True]
     [outcome] = await memories(hub_client, tenant_a)
     assert outcome["kind"] == "outcome"
     assert outcome["content"].endswith("Outcome: Acme should stay on LinkedIn.")
-    [saved] = [
-        e for e in await events_of(hub_client, tenant_a, task["id"]) if e["type"] == "memory.saved"
-    ]
-    assert saved["memories"] == [{"id": outcome["id"], "outcome": "created"}]
 
 
 async def test_some_good_facts_among_bad_ones_are_kept(
-    hub_client: AsyncClient, tenant_a: TenantHandle, fake_llm: FakeLLMServer
+    hub_client: AsyncClient,
+    owner_pool: asyncpg.Pool,
+    tenant_a: TenantHandle,
+    fake_llm: FakeLLMServer,
 ) -> None:
     await store_openai_key(hub_client, tenant_a)
     await set_extraction(hub_client, tenant_a, True)
@@ -358,7 +418,7 @@ async def test_some_good_facts_among_bad_ones_are_kept(
         )
         + " Hope that helps."
     )
-    await run_task(hub_client, tenant_a, "Note Globex's fiscal year and how they pay.")
+    await run_task(hub_client, owner_pool, tenant_a, "Note Globex's fiscal year and how they pay.")
 
     kept = await memories(hub_client, tenant_a, scope="tenant")
     assert [(m["content"], m["kind"], m["subject"]) for m in kept] == [
@@ -367,28 +427,34 @@ async def test_some_good_facts_among_bad_ones_are_kept(
 
 
 async def test_a_failed_extraction_call_does_not_fail_the_task(
-    hub_client: AsyncClient, tenant_a: TenantHandle, fake_llm: FakeLLMServer
+    hub_client: AsyncClient,
+    owner_pool: asyncpg.Pool,
+    tenant_a: TenantHandle,
+    fake_llm: FakeLLMServer,
 ) -> None:
     key = await store_openai_key(hub_client, tenant_a)
     await set_extraction(hub_client, tenant_a, True)
 
     fake_llm.script_openai("Acme should stay on LinkedIn.")
     fake_llm.script_error("openai", 500)
-    task = await run_task(hub_client, tenant_a, "Where should Acme advertise?")
+    task = await run_task(hub_client, owner_pool, tenant_a, "Where should Acme advertise?")
     assert task["result"] == "Acme should stay on LinkedIn."
     assert task["attempt"] == 1
     assert is_extraction(calls_with(fake_llm, key)[-1])
 
 
 async def test_a_failed_extraction_call_still_keeps_the_outcome(
-    hub_client: AsyncClient, tenant_a: TenantHandle, fake_llm: FakeLLMServer
+    hub_client: AsyncClient,
+    owner_pool: asyncpg.Pool,
+    tenant_a: TenantHandle,
+    fake_llm: FakeLLMServer,
 ) -> None:
     await store_openai_key(hub_client, tenant_a)
     await set_extraction(hub_client, tenant_a, True)
 
     fake_llm.script_openai("Acme should stay on LinkedIn.")
     fake_llm.script_error("openai", 500)
-    task = await run_task(hub_client, tenant_a, "Where should Acme advertise?")
+    task = await run_task(hub_client, owner_pool, tenant_a, "Where should Acme advertise?")
 
     # The outcome needs no model: losing the optional extraction must not lose it too.
     [outcome] = await memories(hub_client, tenant_a)

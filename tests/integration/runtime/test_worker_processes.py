@@ -4,7 +4,8 @@ Each test runs on a database of its own, so only the worker processes it starts 
 The API runs in this process without workers; the workers are ``python -m opshub worker``
 subprocesses sharing the database, the secret store's key file and the fake model server, whose
 scripted latency keeps a model call in flight while the test kills, stops or cancels.
-Covered: a SIGKILLed worker's tasks are reclaimed after the lease and complete exactly once;
+Covered: a SIGKILLed worker's tasks are reclaimed after the lease and complete exactly once, and
+the memories it still owed for a run that had ended are written once by another worker;
 SIGTERM lets a run finish within the grace period, or hands it back without spending an attempt;
 a cancel stops a crew before its next model call.
 """
@@ -286,6 +287,60 @@ async def test_a_killed_workers_tasks_are_reclaimed_and_complete_exactly_once(
     for marker in markers:
         assert len(calls_for(fake_llm, marker)) == 2  # one per attempt, none more
     assert rescuer.process.poll() is None
+
+
+async def test_memories_a_killed_worker_owed_are_written_once_by_another(
+    hub: Hub, spawn_worker: Callable[..., WorkerProcess], fake_llm: FakeLLMServer
+) -> None:
+    tenant = await hub.tenant("Cedar Crafts")
+    marker = f"job-{uuid.uuid4().hex[:8]}"
+    fact = f"Cedar Crafts sells best on Etsy ({marker})."
+    fake_llm.script_openai("Etsy, by far.", usage=(40, 10))
+    # The first worker's extraction call hangs; the second worker's is answered at once.
+    fake_llm.script_openai("never delivered", latency=30.0)
+    fake_llm.script_openai(
+        json.dumps({"facts": [{"content": fact, "kind": "fact", "subject": "cedar.channel"}]}),
+        usage=(100, 20),
+    )
+    task_id = await hub.submit(tenant, f"Where does Cedar sell best? {marker}")
+    extracting = {"OPSHUB_MEMORY_EXTRACTION": "true"}
+    doomed = spawn_worker(**extracting)
+
+    # The task has ended while its memories are still owed, under the first worker's lease.
+    task = await settled(hub, tenant, task_id, doomed, within=STARTUP)
+    assert (task["status"], task["result"]) == ("succeeded", "Etsy, by far.")
+
+    async def extraction_asked() -> bool:
+        return len(calls_for(fake_llm, marker)) == 2
+
+    await until(extraction_asked, 10, "the first worker's extraction call")
+    assert await hub.count("SELECT memory_pending::int FROM tasks WHERE id = $1", task_id) == 1
+    assert (await hub.lease_owner(task_id) or "").startswith(doomed.lease_prefix)
+    rescuer = spawn_worker(**extracting)
+    doomed.process.send_signal(signal.SIGKILL)
+    assert await doomed.exited(10) == -signal.SIGKILL
+
+    async def written() -> bool:
+        return not await hub.count("SELECT memory_pending::int FROM tasks WHERE id = $1", task_id)
+
+    try:
+        await until(written, STARTUP, "the second worker to write the memories")
+    except AssertionError as stuck:
+        raise AssertionError(f"{stuck}\n{await rescuer.stacks()}") from None
+    async with hub.owner.acquire() as conn:
+        kept = await conn.fetch(
+            "SELECT kind, content FROM memories WHERE source_task_id = $1 ORDER BY kind",
+            uuid.UUID(task_id),
+        )
+    assert [(m["kind"], m["content"]) for m in kept] == [
+        ("fact", fact),
+        ("outcome", f"Request: Where does Cedar sell best? {marker}\nOutcome: Etsy, by far."),
+    ]
+    # The run's call and the second worker's extraction are billed; the dead worker's was not.
+    assert (await hub.task(tenant, task_id))["usage"]["input_tokens"] == 140
+    assert await hub.count("SELECT count(*) FROM usage_records WHERE task_id = $1", task_id) == 2
+    assert len(calls_for(fake_llm, marker)) == 3
+    assert await hub.lease_owner(task_id) is None
 
 
 async def test_sigterm_lets_a_run_finish_within_the_grace_period(

@@ -1,0 +1,112 @@
+"""A run's memories are written after its task has ended, so nobody waits for them.
+
+What a run leaves to remember (its outcome, and the facts one more call to the tenant's model
+picks out) used to be written before the task ended: every answer waited for that extra model
+call, seconds with a real provider. Now the task ends first, marked ``memory_pending`` and still
+under its worker's lease, which the worker's heartbeat renews while it writes. The mark is cleared
+in the transaction that stores the memories and the extraction call's usage, so they are stored
+once. A worker that dies in between stops renewing; another worker's heartbeat finds the expired
+lease and writes them back itself (``claim_lost``). A failure to store them loses the memories,
+never the usage: the call was made, and it is paid.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+import asyncpg
+import structlog
+
+from opshub.db.engine import tenant_transaction
+from opshub.db.sql import Record
+from opshub.llm import metering
+from opshub.llm.usage import TokenUsage
+from opshub.memory import service as memory_service
+from opshub.memory.run_memory import TenantMemory, memories_of_run
+from opshub.memory.schemas import MemoryCreate, MemorySaved
+from opshub.runtime.queue import QUERIES
+
+log = structlog.get_logger(__name__)
+
+
+class MemoryWriteBack:
+    def __init__(self, *, owner_pool: asyncpg.Pool, worker_id: str, lease_seconds: float) -> None:
+        self._owner_pool = owner_pool
+        self._worker_id = worker_id
+        self._lease_seconds = lease_seconds
+
+    async def write(
+        self,
+        row: Record,
+        *,
+        crew: str,
+        answer: str,
+        memory: TenantMemory,
+        llm: Any | None,
+        meter: metering.RunMeter | None,
+    ) -> list[MemorySaved]:
+        """Store what the run (the task ``row``) leaves to remember. ``llm``: the tenant's
+        CrewAI model for the extraction call, metered by ``meter``; None: the outcome only."""
+        token = metering.current_run.set(meter)
+        try:
+            items = await memories_of_run(
+                memory,
+                task_id=row["id"],
+                crew=crew,
+                thread_id=row["thread_id"],
+                request=row["input"],
+                answer=answer,
+                llm=llm,
+            )
+        finally:
+            metering.current_run.reset(token)
+        try:
+            saved = await self._store(row, memory, items, meter)
+        except Exception as exc:
+            log.warning("memory write-back failed", task=str(row["id"]), error=type(exc).__name__)
+            saved = await self._store(row, memory, [], meter)
+        if saved:
+            log.info("memories saved", task=str(row["id"]), outcomes=[s.outcome for s in saved])
+        return saved
+
+    async def _store(
+        self,
+        row: Record,
+        memory: TenantMemory,
+        items: list[MemoryCreate],
+        meter: metering.RunMeter | None,
+    ) -> list[MemorySaved]:
+        tenant_id, task_id = row["tenant_id"], row["id"]
+        usage = meter.usage if meter else TokenUsage()
+        async with tenant_transaction(memory.app_pool, tenant_id) as conn:
+            still_ours = await conn.fetchval(
+                QUERIES["memory_written"],
+                task_id,
+                self._worker_id,
+                usage.input_tokens,
+                usage.output_tokens,
+                meter.cost_usd if meter else Decimal(0),
+                tenant_id,
+            )
+            if still_ours is None:  # presumed dead, and another worker has written them
+                log.warning("memory write-back taken over elsewhere", task=str(task_id))
+                return []
+            if meter is not None:
+                await meter.persist(conn)
+            return await memory_service.remember_many(
+                conn,
+                tenant_id=tenant_id,
+                embedders=memory.embedders,
+                items=items,
+                source_task_id=task_id,
+                index_builder=memory.index_builder,
+            )
+
+    async def claim_lost(self, *, limit: int) -> list[Record]:
+        """Ended tasks whose write-back lost its worker, leased to this one now."""
+        async with self._owner_pool.acquire() as conn:
+            rows: list[Record] = await conn.fetch(
+                QUERIES["claim_lost_write_backs"], self._worker_id, self._lease_seconds, limit
+            )
+        return rows
