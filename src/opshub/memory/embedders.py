@@ -158,19 +158,54 @@ class OpenAIEmbedder:
         return [item.embedding for item in ordered]
 
 
+class _Memoized:
+    """An embedder that embeds each text once, for as long as its memo is kept."""
+
+    def __init__(self, embedder: Embedder, memo: dict[tuple[str, str], list[float]]) -> None:
+        self.model = embedder.model
+        self._embedder = embedder
+        self._memo = memo
+
+    async def embed(self, texts: Sequence[str]) -> list[list[float]]:
+        missing = [text for text in dict.fromkeys(texts) if (self.model, text) not in self._memo]
+        if missing:
+            vectors = await self._embedder.embed(missing)
+            for text, vector in zip(missing, vectors, strict=True):
+                self._memo[self.model, text] = vector
+        return [self._memo[self.model, text] for text in texts]
+
+
 class Embedders:
     """The process's embedders: one local model shared by every tenant, OpenAI per tenant."""
 
-    def __init__(self, *, resolver: CredentialResolver, settings: Settings) -> None:
+    def __init__(
+        self,
+        *,
+        resolver: CredentialResolver,
+        settings: Settings,
+        local: LocalEmbedder | None = None,
+        memo: dict[tuple[str, str], list[float]] | None = None,
+    ) -> None:
         self._resolver = resolver
         self._settings = settings
-        self.local = LocalEmbedder(cache_dir=settings.model_cache_dir)
+        self.local = local or LocalEmbedder(cache_dir=settings.model_cache_dir)
+        self._memo = memo
+
+    def for_run(self) -> Embedders:
+        """The embedders one run uses: a text is embedded once per run (its request is the
+        recall's query before the run, and what its outcome is found by after it)."""
+        return Embedders(
+            resolver=self._resolver, settings=self._settings, local=self.local, memo={}
+        )
 
     def for_model(self, model: str, *, tenant_id: uuid.UUID) -> Embedder:
+        embedder: Embedder
         if model == LOCAL_MODEL:
-            return self.local
-        if model == OPENAI_MODEL:
-            return OpenAIEmbedder(
+            embedder = self.local
+        elif model == OPENAI_MODEL:
+            embedder = OpenAIEmbedder(
                 resolver=self._resolver, tenant_id=tenant_id, settings=self._settings
             )
-        raise UnknownEmbeddingModelError(model)
+        else:
+            raise UnknownEmbeddingModelError(model)
+        return embedder if self._memo is None else _Memoized(embedder, self._memo)

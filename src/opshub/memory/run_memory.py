@@ -158,6 +158,14 @@ def _facts(reply: str) -> list[MemoryCreate]:
     return items
 
 
+@dataclass(frozen=True)
+class RunMemories:
+    items: list[MemoryCreate]
+    index_texts: list[str]
+    """What each item is found by: the outcome by the request that led to it (the text the
+    recall embedded before the run, so a run embeds it once), a fact by its own words."""
+
+
 async def memories_of_run(
     memory: TenantMemory,
     *,
@@ -167,7 +175,7 @@ async def memories_of_run(
     request: str,
     answer: str,
     llm: Any | None,
-) -> list[MemoryCreate]:
+) -> RunMemories:
     """What a finished run leaves to remember: its outcome, and the facts the tenant's model
     picks out (tenant scope) when the tenant has extraction on and there is a model (``llm``).
 
@@ -188,7 +196,7 @@ async def memories_of_run(
         for fact in await _extract(llm, request=request, answer=answer):
             fact.metadata["task_id"] = str(task_id)
             items.append(fact)
-    return items
+    return RunMemories(items, [request] + [fact.content for fact in items[1:]])
 
 
 async def _extract(llm: Any, *, request: str, answer: str) -> list[MemoryCreate]:

@@ -230,16 +230,19 @@ async def remember_many(
     source_task_id: uuid.UUID | None = None,
     index_builder: IndexBuilder | None = None,
     vectors: Sequence[Sequence[float]] | None = None,
+    index_texts: Sequence[str] | None = None,
 ) -> list[MemorySaved]:
     """Store each item unless it is already known: exact duplicates and near-duplicates refresh
     the stored memory; a fact about the same subject supersedes the older one (kept as history).
+
+    ``index_texts``: what each item is found by, when not by its own words (embedded for it).
     """
     if not items:
         return []
     model = await active_model(conn, tenant_id=tenant_id)
     if vectors is None:
         vectors = await embedders.for_model(model.name, tenant_id=tenant_id).embed(
-            [item.content for item in items]
+            index_texts or [item.content for item in items]
         )
     await conn.execute(QUERIES["lock_tenant_writes"], tenant_id)
     if (await active_model(conn, tenant_id=tenant_id)).name != model.name:  # moved meanwhile
@@ -250,6 +253,7 @@ async def remember_many(
             items=items,
             source_task_id=source_task_id,
             index_builder=index_builder,
+            index_texts=index_texts,
         )
     saved = [
         await _remember_one(

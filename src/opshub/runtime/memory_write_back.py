@@ -23,8 +23,8 @@ from opshub.db.sql import Record
 from opshub.llm import metering
 from opshub.llm.usage import TokenUsage
 from opshub.memory import service as memory_service
-from opshub.memory.run_memory import TenantMemory, memories_of_run
-from opshub.memory.schemas import MemoryCreate, MemorySaved
+from opshub.memory.run_memory import RunMemories, TenantMemory, memories_of_run
+from opshub.memory.schemas import MemorySaved
 from opshub.runtime.queue import QUERIES
 
 log = structlog.get_logger(__name__)
@@ -50,7 +50,7 @@ class MemoryWriteBack:
         CrewAI model for the extraction call, metered by ``meter``; None: the outcome only."""
         token = metering.current_run.set(meter)
         try:
-            items = await memories_of_run(
+            memories = await memories_of_run(
                 memory,
                 task_id=row["id"],
                 crew=crew,
@@ -62,10 +62,10 @@ class MemoryWriteBack:
         finally:
             metering.current_run.reset(token)
         try:
-            saved = await self._store(row, memory, items, meter)
+            saved = await self._store(row, memory, memories, meter)
         except Exception as exc:
             log.warning("memory write-back failed", task=str(row["id"]), error=type(exc).__name__)
-            saved = await self._store(row, memory, [], meter)
+            saved = await self._store(row, memory, RunMemories([], []), meter)
         if saved:
             log.info("memories saved", task=str(row["id"]), outcomes=[s.outcome for s in saved])
         return saved
@@ -74,7 +74,7 @@ class MemoryWriteBack:
         self,
         row: Record,
         memory: TenantMemory,
-        items: list[MemoryCreate],
+        memories: RunMemories,
         meter: metering.RunMeter | None,
     ) -> list[MemorySaved]:
         tenant_id, task_id = row["tenant_id"], row["id"]
@@ -98,9 +98,10 @@ class MemoryWriteBack:
                 conn,
                 tenant_id=tenant_id,
                 embedders=memory.embedders,
-                items=items,
+                items=memories.items,
                 source_task_id=task_id,
                 index_builder=memory.index_builder,
+                index_texts=memories.index_texts,
             )
 
     async def claim_lost(self, *, limit: int) -> list[Record]:

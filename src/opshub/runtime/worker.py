@@ -329,6 +329,7 @@ class Worker:
         crew_name = row["crew"]
         events.emit(EventType.task_started, crew=crew_name, attempt=row["attempt"])
         run = self._runs.get(task_id)
+        memory = self._memory(tenant_id)
         try:
             # No crew yet: the router runs on the tenant's default model.
             llm = await self._pick_model(tenant_id, crew_name)
@@ -347,7 +348,7 @@ class Worker:
                 crew_name = routed.crew
                 llm = await self._pick_model(tenant_id, crew_name)
                 meter.provider, meter.billed_to = llm.provider.value, llm.billed_to
-            result = await self._kickoff(row, crew_name, llm, meter, events)
+            result = await self._kickoff(row, crew_name, llm, meter, events, memory)
         except asyncio.CancelledError:
             # Abandoned (lease lost, or handed back at shutdown): the crew's thread may still be
             # going; it stops at its next model call and writes nothing more.
@@ -361,10 +362,15 @@ class Worker:
         if await self._outcomes.complete(
             row, events, TaskStatus.succeeded, meter, result=result, remember=True
         ):
-            await self._write_back(row, crew_name, result, llm)
+            await self._write_back(row, crew_name, result, llm, memory)
 
     async def _write_back(
-        self, row: Record, crew_name: str, answer: str, llm: TenantLLM[Any] | None
+        self,
+        row: Record,
+        crew_name: str,
+        answer: str,
+        llm: TenantLLM[Any] | None,
+        memory: TenantMemory,
     ) -> None:
         """After the task has ended: its memories, the extraction call metered on its own."""
         meter = None
@@ -377,7 +383,7 @@ class Worker:
             row,
             crew=crew_name,
             answer=answer,
-            memory=self._memory(row["tenant_id"]),
+            memory=memory,
             llm=llm.llm if llm is not None else None,
             meter=meter,
         )
@@ -390,7 +396,8 @@ class Worker:
         except Exception as exc:  # the key is gone or refused: the outcome needs no model
             log.warning("no model for a memory write-back", error=type(exc).__name__)
             llm = None
-        await self._write_back(row, row["crew"], answer_of(row["result"] or ""), llm)
+        answer = answer_of(row["result"] or "")
+        await self._write_back(row, row["crew"], answer, llm, self._memory(row["tenant_id"]))
 
     async def _pick_model(self, tenant_id: uuid.UUID, crew: str | None) -> TenantLLM[Any]:
         """The tenant's pick for the crew, else the first provider in preference order it has
@@ -488,12 +495,13 @@ class Worker:
         llm: TenantLLM[Any],
         meter: metering.RunMeter,
         events: RunEvents,
+        memory: TenantMemory,
     ) -> str:
         prepared = await crew_run.prepare(
             row,
             crew_name=crew_name,
             llm=llm.llm,
-            memory=self._memory(row["tenant_id"]),
+            memory=memory,
             app_pool=self._app_pool,
             connectors=self._connectors(),
             events=events,
@@ -513,10 +521,11 @@ class Worker:
         return str(output.raw)
 
     def _memory(self, tenant_id: uuid.UUID) -> TenantMemory:
+        """The memory one run reads and writes (each text it embeds, embedded once)."""
         return TenantMemory(
             app_pool=self._app_pool,
             tenant_id=tenant_id,
-            embedders=self._embedders,
+            embedders=self._embedders.for_run(),
             index_builder=self._memory_indexes,
             ef_search=self._settings.memory_ef_search,
             extraction_default=self._settings.memory_extraction,

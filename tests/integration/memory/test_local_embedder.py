@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import asyncio
 import math
+import uuid
+from collections.abc import Sequence
 
 import numpy as np
 import pytest
 from sentence_transformers import SentenceTransformer
 
 from opshub.config import get_settings
-from opshub.memory.embedders import DIMENSIONS, LocalEmbedder
+from opshub.memory.embedders import DIMENSIONS, LOCAL_MODEL, Embedders, LocalEmbedder
 from opshub.memory.minilm import MAX_TOKENS, weights_dir
 
 SENTENCES = [f"Note {n}: the {item} sells best in {month}." for n, (item, month) in enumerate(
@@ -64,3 +66,36 @@ async def test_a_failed_batch_fails_its_callers_and_the_next_one_works(monkeypat
     monkeypatch.undo()
     [vector] = await embedder.embed(["a"])
     assert len(vector) == DIMENSIONS
+
+
+async def test_a_runs_embedders_embed_each_text_once(embedders: Embedders) -> None:
+    """A run's request is embedded for the recall before it and keys its outcome after it: the
+    model computes it once per run, and a new run computes it again."""
+    passes: list[list[str]] = []
+    local = embedders.local
+    model_embed = local.embed
+
+    async def counted(texts: Sequence[str]) -> list[list[float]]:
+        passes.append(list(texts))
+        return await model_embed(texts)
+
+    run = embedders.for_run()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(local, "embed", counted)
+        embedder = run.for_model(LOCAL_MODEL, tenant_id=uuid.uuid4())
+        [first] = await embedder.embed(["How did the spring campaign do?"])
+        again, other = await embedder.embed(
+            ["How did the spring campaign do?", "What does the tent cost?"]
+        )
+        await (
+            embedders.for_run()
+            .for_model(LOCAL_MODEL, tenant_id=uuid.uuid4())
+            .embed(["How did the spring campaign do?"])
+        )
+    assert passes == [
+        ["How did the spring campaign do?"],
+        ["What does the tent cost?"],
+        ["How did the spring campaign do?"],
+    ]
+    assert again == first
+    assert math.isclose(float(np.linalg.norm(other)), 1.0, abs_tol=1e-5)

@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import asyncpg
+import numpy as np
+import orjson
+
+from opshub.db.engine import tenant_transaction
+from opshub.memory import service
 from opshub.memory.models import MemoryKind
 from opshub.memory.schemas import MemoryCreate
 from tests.conftest import TenantHandle
@@ -72,3 +78,29 @@ async def test_same_sentence_with_new_figures_supersedes_without_a_subject(  # t
     )
     assert (new.outcome, new.superseded) == ("superseded", [old.memory.id])
     assert (negated.outcome, negated.superseded) == ("superseded", [new.memory.id])
+
+
+async def test_a_memory_indexed_by_another_text_is_found_by_that_text(  # type: ignore[no-untyped-def]
+    memory_of, tenant_a: TenantHandle, app_pool: asyncpg.Pool
+) -> None:
+    """A run's outcome is found by the request that led to it, not by the words of its answer."""
+    memory = memory_of(tenant_a)
+    request = "Which courier should ship the Easter hampers?"
+    outcome = MemoryCreate(
+        content="Outcome: DHL, two days, 4.90 EUR each.", kind=MemoryKind.outcome
+    )
+    async with tenant_transaction(app_pool, tenant_a.id) as conn:
+        [saved] = await service.remember_many(
+            conn,
+            tenant_id=tenant_a.id,
+            embedders=memory.embedders,
+            items=[outcome],
+            index_texts=[request],
+        )
+        stored = await conn.fetchval(
+            "SELECT embedding::text FROM memories WHERE id = $1", saved.memory.id
+        )
+    [by_request] = await memory.embedders.local.embed([request])
+    np.testing.assert_allclose(orjson.loads(stored), by_request, atol=1e-6)
+    [hit] = await memory.search("Who ships the Easter hampers?", min_similarity=0.5)
+    assert hit.content == outcome.content

@@ -23,10 +23,13 @@ from collections.abc import Iterator
 from typing import Any
 
 import asyncpg
+import numpy as np
 import orjson
 import pytest
 from httpx import AsyncClient
 
+from opshub.config import get_settings
+from opshub.memory.embedders import LocalEmbedder
 from tests.conftest import TenantHandle
 from tests.fakes.llm import FakeLLMServer, RecordedRequest
 from tests.integration.runtime.conftest import (
@@ -309,6 +312,14 @@ async def test_without_extraction_only_the_crews_calls_are_made_and_the_outcome_
         "Request: How many clients do we have?\nOutcome: You have no clients yet."
     )
     assert outcome["metadata"] == {"task_id": task["id"]}
+    # Found by the request that led to it: the vector the recall computed before the run.
+    stored = await owner_pool.fetchval(
+        "SELECT embedding::text FROM memories WHERE id = $1", uuid.UUID(outcome["id"])
+    )
+    [by_request] = await LocalEmbedder(cache_dir=get_settings().model_cache_dir).embed(
+        ["How many clients do we have?"]
+    )
+    np.testing.assert_allclose(orjson.loads(stored), by_request, atol=1e-6)
 
 
 async def test_a_tenant_that_switches_extraction_off_gets_no_extra_call(
