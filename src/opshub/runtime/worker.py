@@ -4,7 +4,9 @@ One event loop holds every run of the process (its bookkeeping, events and memor
 kickoff runs in a large thread pool, since it waits on a model call most of its time. A claimed
 task is held under a lease the worker renews; a worker that dies stops renewing and its tasks run
 again elsewhere. Cancels arrive by NOTIFY at the commit of the request and stop a crew at its next
-model call (the before-call hook in ``opshub.llm.metering``).
+model call (the before-call hook in ``opshub.llm.metering``). A run's memories are written after
+its task has ended, under the same lease (``opshub.runtime.memory_write_back``); the heartbeat
+also takes over the write-backs of workers that died.
 """
 
 from __future__ import annotations
