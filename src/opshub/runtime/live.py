@@ -92,6 +92,7 @@ class RedisLiveEvents:
                     pipe.publish(channel(task_id), orjson.dumps(events))
                 await pipe.execute()
         except (RedisError, OSError) as exc:
+            # Watchers fall back to reading the stored events; the run goes on.
             log.warning("live events not published", error=type(exc).__name__)
 
     @contextlib.asynccontextmanager
