@@ -37,7 +37,11 @@ from opshub.db.migrate import migrate
 from opshub.tenants import service as tenants_service
 from tests.conftest import TenantHandle
 from tests.fakes.llm import FakeLLMServer
-from tests.integration.runtime.conftest import store_openai_key, wait_for_status
+from tests.integration.runtime.conftest import (
+    memories_written,
+    store_openai_key,
+    wait_for_status,
+)
 
 REPO = Path(__file__).resolve().parents[3]
 STARTUP = 90.0  # a worker imports CrewAI before its first claim; the machine is shared
@@ -320,11 +324,8 @@ async def test_memories_a_killed_worker_owed_are_written_once_by_another(
     doomed.process.send_signal(signal.SIGKILL)
     assert await doomed.exited(10) == -signal.SIGKILL
 
-    async def written() -> bool:
-        return not await hub.count("SELECT memory_pending::int FROM tasks WHERE id = $1", task_id)
-
     try:
-        await until(written, STARTUP, "the second worker to write the memories")
+        await memories_written(hub.owner, task_id, within=STARTUP)
     except AssertionError as stuck:
         raise AssertionError(f"{stuck}\n{await rescuer.stacks()}") from None
     async with hub.owner.acquire() as conn:
