@@ -148,7 +148,7 @@ class RedisLiveEvents:
             with contextlib.suppress(asyncio.CancelledError, RedisError, OSError):
                 await self._listener
         with contextlib.suppress(RedisError, OSError):
-            await self._pubsub.aclose()  # type: ignore[no-untyped-call]
+            await self._pubsub.aclose()
 
 
 async def publish_stored(
