@@ -1,6 +1,7 @@
-"""Export all-MiniLM-L6-v2 to ONNX: ``python -m opshub.memory.minilm_export <path>``.
+"""Export all-MiniLM-L6-v2 to ONNX: ``python -m opshub.memory.minilm_export <folder>``.
 
 Run by ``minilm.ensure_graph`` in a process of its own: torch and transformers load here only.
+The folder gets the graph and the tokenizer, all the hub needs at run time.
 The graph takes token ids, attention mask and token types and returns the mean-pooled,
 L2-normalised sentence vector, as sentence-transformers computes it.
 """
@@ -8,6 +9,7 @@ L2-normalised sentence vector, as sentence-transformers computes it.
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -15,7 +17,7 @@ from pathlib import Path
 import torch
 from transformers import AutoModel
 
-from opshub.memory.minilm import weights_dir
+from opshub.memory.minilm import GRAPH_FILE, TOKENIZER_FILE, weights_dir
 
 
 class _SentenceVector(torch.nn.Module):
@@ -34,7 +36,9 @@ class _SentenceVector(torch.nn.Module):
         return torch.nn.functional.normalize(pooled, p=2, dim=1)
 
 
-def export(path: Path) -> None:
+def export(folder: Path) -> None:
+    _replace(weights_dir() / TOKENIZER_FILE, folder / TOKENIZER_FILE)
+    path = folder / GRAPH_FILE
     model = _SentenceVector(AutoModel.from_pretrained(str(weights_dir()))).eval()
     example = torch.ones((2, 8), dtype=torch.int64)
     names = ["input_ids", "attention_mask", "token_type_ids"]
@@ -53,6 +57,16 @@ def export(path: Path) -> None:
             dynamo=False,
         )
         os.replace(partial, path)
+    finally:
+        partial.unlink(missing_ok=True)
+
+
+def _replace(source: Path, target: Path) -> None:
+    with tempfile.NamedTemporaryFile(dir=target.parent, suffix=".part", delete=False) as part:
+        partial = Path(part.name)
+    try:
+        shutil.copyfile(source, partial)
+        os.replace(partial, target)
     finally:
         partial.unlink(missing_ok=True)
 
