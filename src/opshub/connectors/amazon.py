@@ -7,8 +7,6 @@ The access token comes from where the credential's version says: a regional Cogn
 
 from __future__ import annotations
 
-import asyncio
-import time
 from decimal import Decimal
 from typing import Any, TypeVar
 
@@ -30,11 +28,11 @@ from opshub.connectors.http import (
     retry_after_header,
     send,
 )
+from opshub.connectors.oauth import AccessToken, TokenCache
 from opshub.credentials.models import Provider
 
 PROVIDER = Provider.amazon_creators
 RESOURCES = ["itemInfo.title", "offersV2.listings.price"]
-EXPIRY_MARGIN = 60.0  # renew a little early so a token never dies between check and use
 NO_RESULTS = "NoResults"
 UNREADABLE = "Amazon answered in a shape opshub cannot read"
 
@@ -159,9 +157,7 @@ class AmazonCreatorsClient:
         self._secret = secret
         self._policy = policy
         self._version = str(secret.get("credential_version", "3.0"))
-        self._token: str | None = None
-        self._expires_at = 0.0
-        self._token_lock = asyncio.Lock()
+        self._token = TokenCache(self._fetch_token)
 
     async def search_items(
         self, *, keywords: str, search_index: str = "All", item_count: int = 10
@@ -204,7 +200,7 @@ class AmazonCreatorsClient:
         url = f"{self._settings.amazon_creators_api_url}/{operation}"
         # A cached token may have been revoked or expired early: renew it once on a 401.
         for renew in (False, True):
-            token = await self._access_token(renew=renew)
+            token = await self._token.get(renew=renew)
             authorization = f"Bearer {token}"
             if self._version.startswith("2."):
                 authorization += f", Version {self._version}"
@@ -224,34 +220,27 @@ class AmazonCreatorsClient:
             return json_body(response, PROVIDER)
         raise AssertionError("unreachable")  # pragma: no cover
 
-    async def _access_token(self, *, renew: bool) -> str:
-        async with self._token_lock:
-            if not renew and self._token and time.monotonic() < self._expires_at:
-                return self._token
-            grant = {
-                "grant_type": "client_credentials",
-                "client_id": str(self._secret["client_id"]),
-                "client_secret": str(self._secret["client_secret"]),
-            }
-            if self._version.startswith("2."):
-                url = self._settings.amazon_cognito_urls.get(self._version)
-                if url is None:
-                    raise ConnectorRequestError(
-                        PROVIDER,
-                        f"no token endpoint for credential version {self._version}: "
-                        "add it to amazon_cognito_urls",
-                    )
-                form = {**grant, "scope": "creatorsapi/default"}
-                request = self._http.build_request("POST", url, data=form)
-            else:
-                payload = {**grant, "scope": "creatorsapi::default"}
-                request = self._http.build_request(
-                    "POST", self._settings.amazon_lwa_url, json=payload
+    async def _fetch_token(self) -> AccessToken:
+        grant = {
+            "grant_type": "client_credentials",
+            "client_id": str(self._secret["client_id"]),
+            "client_secret": str(self._secret["client_secret"]),
+        }
+        if self._version.startswith("2."):
+            url = self._settings.amazon_cognito_urls.get(self._version)
+            if url is None:
+                raise ConnectorRequestError(
+                    PROVIDER,
+                    f"no token endpoint for credential version {self._version}: "
+                    "add it to amazon_cognito_urls",
                 )
-            response = await send(
-                self._http, request, provider=PROVIDER, classify=_classify, policy=self._policy
-            )
-            token = _parse(_Token, json_body(response, PROVIDER))
-            self._token = token.access_token
-            self._expires_at = time.monotonic() + max(0.0, token.expires_in - EXPIRY_MARGIN)
-            return token.access_token
+            form = {**grant, "scope": "creatorsapi/default"}
+            request = self._http.build_request("POST", url, data=form)
+        else:
+            payload = {**grant, "scope": "creatorsapi::default"}
+            request = self._http.build_request("POST", self._settings.amazon_lwa_url, json=payload)
+        response = await send(
+            self._http, request, provider=PROVIDER, classify=_classify, policy=self._policy
+        )
+        token = _parse(_Token, json_body(response, PROVIDER))
+        return AccessToken(token.access_token, token.expires_in)

@@ -3,9 +3,7 @@ through ``:mutate``. The gRPC SDK is not used: its TLS-only channel cannot reach
 
 from __future__ import annotations
 
-import asyncio
 import re
-import time
 from datetime import date
 from decimal import Decimal
 from typing import Any, Literal, TypeVar
@@ -30,12 +28,11 @@ from opshub.connectors.http import (
     send,
 )
 from opshub.connectors.models import Campaign, Channel, PerformanceRow
+from opshub.connectors.oauth import AccessToken, TokenCache
 from opshub.credentials.models import Provider
 
 PROVIDER = Provider.google_ads
 MICROS = Decimal(1_000_000)
-# Renew a little before Google's expiry so a token never dies between check and use.
-EXPIRY_MARGIN = 60.0
 PERFORMANCE_GAQL = (
     "SELECT customer.currency_code, campaign.id, campaign.name, metrics.impressions, "
     "metrics.clicks, metrics.cost_micros, metrics.conversions, segments.date FROM campaign "
@@ -153,9 +150,7 @@ class GoogleAdsClient:
         self._secret = secret
         self._policy = policy
         self._customer = str(secret.get("customer_id") or secret["login_customer_id"])
-        self._token: str | None = None
-        self._expires_at = 0.0
-        self._token_lock = asyncio.Lock()
+        self._token = TokenCache(self._fetch_token)
 
     # -- reads ------------------------------------------------------------------------------
     async def performance(self, *, start: date, end: date) -> list[PerformanceRow]:
@@ -279,7 +274,7 @@ class GoogleAdsClient:
 
     async def _api_request(self, url: str, body: dict[str, Any], *, renew: bool) -> httpx.Request:
         headers = {
-            "Authorization": f"Bearer {await self._access_token(renew=renew)}",
+            "Authorization": f"Bearer {await self._token.get(renew=renew)}",
             "developer-token": str(self._secret["developer_token"]),
             "login-customer-id": str(self._secret["login_customer_id"]),
         }
@@ -291,21 +286,16 @@ class GoogleAdsClient:
         )
         return json_body(response, PROVIDER)
 
-    async def _access_token(self, *, renew: bool) -> str:
-        async with self._token_lock:
-            if not renew and self._token and time.monotonic() < self._expires_at:
-                return self._token
-            form = {
-                "grant_type": "refresh_token",
-                "client_id": str(self._secret["client_id"]),
-                "client_secret": str(self._secret["client_secret"]),
-                "refresh_token": str(self._secret["refresh_token"]),
-            }
-            request = self._http.build_request("POST", self._settings.google_oauth_url, data=form)
-            token = _parse(_Token, await self._send(request))
-            self._token = token.access_token
-            self._expires_at = time.monotonic() + max(0.0, token.expires_in - EXPIRY_MARGIN)
-            return token.access_token
+    async def _fetch_token(self) -> AccessToken:
+        form = {
+            "grant_type": "refresh_token",
+            "client_id": str(self._secret["client_id"]),
+            "client_secret": str(self._secret["client_secret"]),
+            "refresh_token": str(self._secret["refresh_token"]),
+        }
+        request = self._http.build_request("POST", self._settings.google_oauth_url, data=form)
+        token = _parse(_Token, await self._send(request))
+        return AccessToken(token.access_token, token.expires_in)
 
     def _classify(self, response: httpx.Response) -> Failure | None:
         if response.is_success:
@@ -351,7 +341,7 @@ class GoogleAdsClient:
 
     def _scrub(self, text: str) -> str:
         # Provider text goes to the agent: no secret value may ride along, however unlikely.
-        for value in (*self._secret.values(), self._token):
+        for value in (*self._secret.values(), self._token.current):
             if isinstance(value, str) and len(value) >= 8:
                 text = text.replace(value, "***")
         return text[:300]
