@@ -9,14 +9,16 @@ binary into a temporary table, then moved with one ``INSERT … SELECT … ON CO
 against ``ux_memories_live_content``: RLS checks every row, and the same import run twice inserts
 nothing the second time.
 
-A tenant that crosses the index threshold this way gets its HNSW index from the scheduler's sweep
-(``opshub.memory.indexes.maintain``) or from the caller (``IndexBuilder.request``).
+``import_memories`` is what ``POST /v1/memories/import`` runs: rows that come without a vector are
+embedded with the tenant's active model first. A tenant that crosses the index threshold this way
+gets its HNSW index from the index builder, or else from the scheduler's sweep
+(``opshub.memory.indexes.maintain``).
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeAlias
 
 import orjson
@@ -24,10 +26,12 @@ from pgvector import Vector
 
 from opshub.db.sql import Connection
 from opshub.errors import InvalidInputError
-from opshub.memory.embedders import DIMENSIONS, MODELS
+from opshub.memory.embedders import DIMENSIONS, MODELS, Embedders
 from opshub.memory.errors import UnknownEmbeddingModelError
+from opshub.memory.indexes import IndexBuilder
 from opshub.memory.models import Scope
-from opshub.memory.service import QUERIES, content_hash
+from opshub.memory.schemas import MemoriesImported, MemoryImportItem
+from opshub.memory.service import QUERIES, active_model, content_hash, request_index_if_due
 
 if TYPE_CHECKING:
     import numpy as np
@@ -131,3 +135,31 @@ async def bulk_insert(
     finally:
         await conn.reset_type_codec("vector", schema=VECTOR_SCHEMA)
     return inserted
+
+
+async def import_memories(
+    conn: Connection,
+    *,
+    tenant_id: uuid.UUID,
+    embedders: Embedders,
+    items: Sequence[MemoryImportItem],
+    index_builder: IndexBuilder | None = None,
+) -> MemoriesImported:
+    """Store ``items`` under the tenant's active embedding model, all or none."""
+    model = await active_model(conn, tenant_id=tenant_id)
+    missing = [item.content for item in items if item.embedding is None]
+    made = iter(
+        await embedders.for_model(model.name, tenant_id=tenant_id).embed(missing) if missing else []
+    )
+    rows: list[BulkRow] = []
+    for item in items:
+        scope = Scope.parse(item.scope)
+        embedding = item.embedding if item.embedding is not None else next(made)
+        rows.append(
+            (item.content, scope.kind.value, scope.key, item.kind.value, embedding,
+             item.metadata, item.importance)
+        )  # fmt: skip
+    inserted = await bulk_insert(conn, tenant_id=tenant_id, model=model.name, rows=rows)
+    if index_builder is not None:
+        await request_index_if_due(conn, tenant_id=tenant_id, model=model, builder=index_builder)
+    return MemoriesImported(received=len(items), inserted=inserted, skipped=len(items) - inserted)

@@ -8,27 +8,22 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field, field_validator
 
+from opshub.memory.embedders import DIMENSIONS
 from opshub.memory.models import MemoryKind, Scope
 from opshub.schemas import StrictInput
 
 MAX_CONTENT_CHARS = 4_000
+MAX_IMPORT_ITEMS = 5_000
 
 
-class MemoryCreate(StrictInput):
+class _MemoryFields(StrictInput):
     content: str = Field(min_length=1, max_length=MAX_CONTENT_CHARS)
     scope: str = Field(
         default="tenant", description="tenant, crew:<name>, agent:<role> or thread:<id>"
     )
     kind: MemoryKind = MemoryKind.fact
-    subject: str | None = Field(
-        default=None,
-        min_length=1,
-        max_length=200,
-        description="What the memory is about; a newer fact on the same subject supersedes it.",
-    )
     importance: float = Field(default=0.5, ge=0, le=1)
     metadata: dict[str, Any] = Field(default_factory=dict)
-    expires_at: datetime | None = None
 
     @field_validator("scope")
     @classmethod
@@ -48,6 +43,38 @@ class MemoryCreate(StrictInput):
         if len(repr(value)) > 4_000:
             raise ValueError("metadata may hold at most 4000 characters")
         return value
+
+
+class MemoryCreate(_MemoryFields):
+    subject: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=200,
+        description="What the memory is about; a newer fact on the same subject supersedes it.",
+    )
+    expires_at: datetime | None = None
+
+
+class MemoryImportItem(_MemoryFields):
+    """Imported as it is: only exact repeats are skipped (no near-duplicates, no supersede)."""
+
+    embedding: list[float] | None = Field(
+        default=None,
+        min_length=DIMENSIONS,
+        max_length=DIMENSIONS,
+        description=f"The content's {DIMENSIONS}-dimension vector under the tenant's active "
+        "embedding model; left out, opshub embeds the content.",
+    )
+
+
+class MemoryImport(StrictInput):
+    memories: list[MemoryImportItem] = Field(min_length=1, max_length=MAX_IMPORT_ITEMS)
+
+
+class MemoriesImported(BaseModel):
+    received: int
+    inserted: int
+    skipped: int = Field(description="Exact repeats of a live memory in its scope or the import")
 
 
 class MemoryRead(BaseModel):

@@ -266,13 +266,20 @@ async def remember_many(
         )
         for item, vector in zip(items, vectors, strict=True)
     ]
-    if index_builder is not None and not model.indexed:
-        held = await conn.fetchval(
-            QUERIES["live_rows_up_to"], tenant_id, model.name, index_builder.threshold
-        )
-        if held >= index_builder.threshold:
-            index_builder.request(tenant_id=tenant_id, model=model.name)
+    if index_builder is not None:
+        await request_index_if_due(conn, tenant_id=tenant_id, model=model, builder=index_builder)
     return saved
+
+
+async def request_index_if_due(
+    conn: Connection, *, tenant_id: uuid.UUID, model: ActiveModel, builder: IndexBuilder
+) -> None:
+    """Ask for the tenant's own index once its live memories reach the threshold."""
+    if model.indexed:
+        return
+    held = await conn.fetchval(QUERIES["live_rows_up_to"], tenant_id, model.name, builder.threshold)
+    if held >= builder.threshold:
+        builder.request(tenant_id=tenant_id, model=model.name)
 
 
 async def remember(

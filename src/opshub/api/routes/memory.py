@@ -9,11 +9,14 @@ from fastapi import APIRouter, Query, Response
 
 from opshub.api.deps import AdminDep, MemberDep, StateDep, ViewerDep
 from opshub.errors import InvalidInputError
+from opshub.memory import bulk as memory_bulk
 from opshub.memory import service as memory_service
 from opshub.memory.models import MemoryKind, Scope
 from opshub.memory.schemas import (
     MemoriesForgotten,
+    MemoriesImported,
     MemoryCreate,
+    MemoryImport,
     MemoryPage,
     MemoryRead,
     MemorySaved,
@@ -70,6 +73,19 @@ async def add_memory(
     if saved.outcome in ("duplicate", "refreshed"):
         response.status_code = 200
     return saved
+
+
+@router.post("/import", response_model=MemoriesImported)
+async def import_memories(ctx: AdminDep, state: StateDep, body: MemoryImport) -> MemoriesImported:
+    """Up to 5,000 memories at once, all or none, e.g. from another store: rows that bring their
+    vector are stored as they are, the rest embedded first. Only exact repeats are skipped."""
+    return await memory_bulk.import_memories(
+        ctx.conn,
+        tenant_id=ctx.principal.tenant_id,
+        embedders=state.embedders,
+        items=body.memories,
+        index_builder=state.memory_indexes,
+    )
 
 
 @router.delete("", response_model=MemoriesForgotten)
