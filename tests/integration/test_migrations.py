@@ -33,6 +33,7 @@ TENANT_TABLES = (
     *("threads", "thread_messages", "schedules", "tasks", "task_events", "webhook_deliveries"),
     *("memories", "memory_indexes", "crew_settings"),
     *("actions", "action_policies", "action_audit"),
+    "queue_turns",
 )
 SCHEMA_TABLES = frozenset({"tenants", *TENANT_TABLES})
 HEAD = ScriptDirectory(str(MIGRATIONS_DIR)).get_current_head()
@@ -45,6 +46,9 @@ ALL_FUNCTIONS = frozenset(
         "opshub_tasks_notify",
         "opshub_action_audit_append_only",
         "opshub_actions_notify",
+        "opshub_queue_turns_inserted",
+        "opshub_queue_turns_deleted",
+        "opshub_queue_turns_moved",
     }
 )
 AUTH_FUNCTIONS = frozenset(

@@ -42,6 +42,7 @@ async def claim_next_tasks(
         )
         if tasks:
             await conn.execute(QUERIES["started_events"], [task["id"] for task in tasks])
+            await conn.execute(QUERIES["mark_served"], list({task["tenant_id"] for task in tasks}))
     return Claim(tasks=tasks, expired=expired)
 
 

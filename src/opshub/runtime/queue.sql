@@ -3,31 +3,27 @@
 -- claim_tasks --
 -- Claims run one at a time (an advisory lock held by the caller's transaction), so the
 -- per-tenant running counts read here are exact and a tenant's limit holds.
--- Fairness: every tenant with due work is visited (a loose index scan, one probe per tenant, however
--- many tasks a tenant has queued); a task's turn is its tenant's running count plus its place in
--- the tenant's own order, so every tenant's next task comes before any tenant's second-next.
-WITH RECURSIVE queued_tenants AS (
-    (SELECT tenant_id FROM tasks
-     WHERE status = 'queued' AND run_after <= now()
-     ORDER BY tenant_id LIMIT 1)
-    UNION ALL
-    SELECT (SELECT t.tenant_id FROM tasks t
-            WHERE t.status = 'queued' AND t.run_after <= now() AND t.tenant_id > q.tenant_id
-            ORDER BY t.tenant_id LIMIT 1)
-    FROM queued_tenants q
-    WHERE q.tenant_id IS NOT NULL
-),
-eligible AS (
-    SELECT q.tenant_id, r.running, coalesce(ten.max_running_tasks, $4) - r.running AS free
-    FROM queued_tenants q
+-- Fairness: the tenants with queued work (queue_turns, counted by triggers) take turns: those
+-- with the fewest running tasks first, then those never served (the first to wait first), then
+-- the one served longest ago, as many tenants as there are slots, passing over those at their limit or with nothing due yet. Among them a task's turn
+-- is its tenant's running count plus its place in the tenant's own order, so every tenant's next
+-- task comes before any tenant's second-next. The tenants served go to the back (mark_served).
+WITH eligible AS (
+    SELECT q.tenant_id, q.running, q.served_at, q.waiting_since,
+           coalesce(ten.max_running_tasks, $4) - q.running AS free
+    FROM queue_turns q
     JOIN tenants ten ON ten.id = q.tenant_id
-    CROSS JOIN LATERAL (
-        SELECT count(*)::int AS running FROM tasks r
-        WHERE r.tenant_id = q.tenant_id AND r.status = 'running'
-    ) r
+    WHERE q.queued > 0
+      AND coalesce(ten.max_running_tasks, $4) > q.running
+      AND EXISTS (SELECT FROM tasks d
+                  WHERE d.tenant_id = q.tenant_id AND d.status = 'queued'
+                    AND d.run_after <= now())
+    ORDER BY q.running, q.served_at NULLS FIRST, q.waiting_since, q.tenant_id
+    LIMIT $2
 ),
 candidates AS (
-    SELECT c.id, e.running + c.place AS turn, c.priority, c.created_at
+    SELECT c.id, e.running + c.place AS turn, e.served_at, e.waiting_since, c.priority,
+           c.created_at
     FROM eligible e
     CROSS JOIN LATERAL (
         SELECT t.id, t.priority, t.created_at,
@@ -35,13 +31,13 @@ candidates AS (
         FROM tasks t
         WHERE t.tenant_id = e.tenant_id AND t.status = 'queued' AND t.run_after <= now()
         ORDER BY t.priority DESC, t.created_at
-        LIMIT greatest(least(e.free, $2), 0)
+        LIMIT least(e.free, $2)
     ) c
 ),
 picked AS (
     SELECT t.id FROM tasks t JOIN candidates c ON c.id = t.id
     WHERE t.status = 'queued'
-    ORDER BY c.turn, c.priority DESC, c.created_at
+    ORDER BY c.turn, c.served_at NULLS FIRST, c.waiting_since, c.priority DESC, c.created_at
     LIMIT $2
     FOR UPDATE OF t SKIP LOCKED
 )
@@ -55,6 +51,9 @@ FROM picked
 WHERE t.id = picked.id
 RETURNING t.*,
     (SELECT coalesce(max(e.seq), 0) FROM task_events e WHERE e.task_id = t.id) AS last_seq
+
+-- mark_served --
+UPDATE queue_turns SET served_at = clock_timestamp() WHERE tenant_id = ANY($1::uuid[])
 
 -- started_events --
 -- The domain event of each claimed task commits with its claim.

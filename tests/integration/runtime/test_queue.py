@@ -200,6 +200,50 @@ async def test_claims_rotate_between_tenants_in_turns(qdb: QueueDb) -> None:
     assert per_tenant == [2, 2, 2]
 
 
+async def test_a_tenant_whose_tasks_finish_at_once_does_not_hold_the_queue(qdb: QueueDb) -> None:
+    """Served tenants go to the back: with nothing left running, A's older backlog still waits
+    its turn behind B's newer task."""
+    a = await qdb.tenant("Fast backlog")
+    b = await qdb.tenant("Newcomer")
+    await qdb.add_tasks(a, 100)
+    [first] = (await claim(qdb.pool, limit=1)).tasks
+    assert first["tenant_id"] == a
+    await qdb.pool.execute("UPDATE tasks SET status = 'succeeded' WHERE id = $1", first["id"])
+    b_task = await qdb.submit(b, "one small job")
+
+    [second] = (await claim(qdb.pool, limit=1)).tasks
+    assert second["id"] == b_task
+
+
+async def test_the_turn_counts_follow_every_way_a_task_moves(qdb: QueueDb) -> None:
+    a = await qdb.tenant("A")
+    b = await qdb.tenant("B")
+    await qdb.add_tasks(a, 30)
+    await qdb.add_tasks(b, 5)
+    await qdb.submit(b, "one more")
+    claimed = (await claim(qdb.pool, limit=8)).tasks
+    await qdb.expire_lease(claimed[0]["id"])
+    await claim(qdb.pool, limit=2)  # requeues the expired one on the way
+    await queue.release(qdb.pool, task_ids=[claimed[1]["id"]], worker_id="worker-1")
+    await qdb.pool.execute("UPDATE tasks SET status = 'succeeded' WHERE id = $1", claimed[2]["id"])
+    async with tenant_transaction(qdb.pool, b) as conn:
+        queued_b = await conn.fetchval(
+            "SELECT id FROM tasks WHERE tenant_id = $1 AND status = 'queued' LIMIT 1", b
+        )
+        await tasks_service.cancel_task(conn, tenant_id=b, task_id=queued_b)
+    await qdb.pool.execute(
+        "DELETE FROM tasks WHERE id IN (SELECT id FROM tasks WHERE tenant_id = $1 LIMIT 7)", a
+    )
+
+    counted = await qdb.pool.fetch("SELECT tenant_id, queued, running FROM queue_turns")
+    actual = await qdb.pool.fetch(
+        "SELECT tenant_id, count(*) FILTER (WHERE status = 'queued') AS queued,"
+        " count(*) FILTER (WHERE status = 'running') AS running"
+        " FROM tasks GROUP BY tenant_id"
+    )
+    assert {tuple(row) for row in counted} == {tuple(row) for row in actual}
+
+
 # --- per-tenant limits ----------------------------------------------------------------------
 
 
