@@ -240,7 +240,10 @@ class SaleorClient:
         if fresh and cached is not None and any(c["slug"] == slug for c in cached[1]):
             return slug
         channels = await self.list_channels()  # a channel added since is found too
-        _channels[key] = (time.monotonic(), channels)
+        now = time.monotonic()
+        for stale in [k for k, (at, _) in _channels.items() if now - at >= CHANNELS_TTL]:
+            del _channels[stale]
+        _channels[key] = (now, channels)
         if not any(c["slug"] == slug for c in channels):
             known = ", ".join(f"'{c['slug']}' ({c['currency']})" for c in channels)
             raise ConnectorRequestError(

@@ -8,6 +8,8 @@ before anyone approves it, and the executor checks again before it writes anythi
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import date
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from opshub.connectors.errors import ConnectorRequestError
@@ -23,6 +25,20 @@ def _describe(attribute: Obj) -> str:
     if kind in WITH_CHOICES and choices:
         return f"'{attribute['name']}' ({kind}: one of {', '.join(choices)})"
     return f"'{attribute['name']}' ({kind})"
+
+
+def _fits(kind: str, value: str) -> bool:
+    """Whether a BOOLEAN, NUMERIC or DATE attribute can take ``value`` (others take any text)."""
+    if kind == "BOOLEAN":
+        return value.lower() in ("true", "false", "yes", "no", "1", "0")
+    try:
+        if kind == "NUMERIC":
+            Decimal(value)
+        elif kind == "DATE":
+            date.fromisoformat(value)
+    except (InvalidOperation, ValueError):
+        return False
+    return True
 
 
 def fill_variant_attributes(product_type: Obj, given: Mapping[str, str | list[str]]) -> list[Obj]:
@@ -53,6 +69,9 @@ def fill_variant_attributes(product_type: Obj, given: Mapping[str, str | list[st
             values = [choices[v.casefold()] for v in values]
         if len(values) > 1 and kind != "MULTISELECT":
             problems.append(f"'{attribute['name']}' takes one value, not {len(values)}")
+            continue
+        if values and not _fits(kind, values[0]):
+            problems.append(f"{values[0]} is not a value of {_describe(attribute)}")
             continue
         if values:
             filled[attribute["id"]] = {
