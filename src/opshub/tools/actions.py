@@ -40,6 +40,16 @@ CHANNEL_NAMES = {
 REASON = Field(min_length=3, max_length=500, description="Why, in one sentence for the approver.")
 
 
+def shop_ids(*ids: tuple[str, str]) -> None:
+    """Each ``(value, type)`` a Saleor global id of that type, or the proposal is refused: a
+    wrong id would otherwise fail only once approved."""
+    for value, type_name in ids:
+        try:
+            require_id(value, type_name, "the shop tools")
+        except ConnectorRequestError as exc:
+            raise ToolFailure(f"The proposal is not valid: {exc.message}.") from exc
+
+
 class ProposingTool(AdsTool):
     # A payload its action kind refuses (a bad slug, say) is answered like a refused argument.
     what = "proposal"
@@ -198,9 +208,9 @@ class ProposeProductTool(ProposingTool):
         ids = [(a.product_type_id, "ProductType"), (a.category_id, "Category"),
                (a.warehouse_id, "Warehouse"), *((c, "Channel") for c in a.channel_ids)]  # fmt: skip
 
+        shop_ids(*ids)
+
         async def variant_attributes(secret: dict[str, Any]) -> list[dict[str, Any]]:
-            for value, type_name in ids:
-                require_id(value, type_name, "shop_catalog")
             client = SaleorClient(http=self.connectors.http, secret=secret)
             product_type = await client.get_product_type(a.product_type_id)
             if product_type is None:
@@ -236,6 +246,7 @@ class ProposeStockUpdateTool(ProposingTool):
     def answer(self, **args: Any) -> str:
         reason = args.pop("reason", "")
         payload = StockUpdate(**args)
+        shop_ids((payload.variant_id, "ProductVariant"), (payload.warehouse_id, "Warehouse"))
         summary = (
             f"Set the stock of variant {payload.variant_id} in warehouse {payload.warehouse_id} "
             f"to {payload.quantity}: {reason}"
@@ -262,6 +273,7 @@ class ProposeVoucherTool(ProposingTool):
     def answer(self, **args: Any) -> str:
         reason = args.pop("reason", "")
         payload = VoucherCreate(**args)
+        shop_ids((payload.channel_id, "Channel"))
         unit = "%" if payload.discount_value_type == "PERCENTAGE" else " off"
         summary = f"Create voucher {payload.code} ({payload.discount_value}{unit}): {reason}"
         return self.propose(ActionKind.voucher_create, payload, summary)
@@ -281,5 +293,6 @@ class ProposeOrderNoteTool(ProposingTool):
     def answer(self, **args: Any) -> str:
         reason = args.pop("reason", "")
         payload = OrderNote(**args)
+        shop_ids((payload.order_id, "Order"))
         summary = f'Add a note to order {payload.order_id}: "{payload.message[:120]}" ({reason})'
         return self.propose(ActionKind.order_note, payload, summary)

@@ -15,7 +15,9 @@ from opshub.db.engine import tenant_transaction
 from opshub.tools.actions import (
     ProposeBudgetChangeTool,
     ProposeCampaignStatusTool,
+    ProposeOrderNoteTool,
     ProposeProductTool,
+    ProposeStockUpdateTool,
 )
 from tests.conftest import TenantHandle
 from tests.fakes.saleor import FakeSaleorServer, global_id
@@ -275,3 +277,31 @@ async def test_proposing_the_same_thing_twice_in_a_task_records_one_action(
     assert first.startswith(f"Proposed action {action['id']}: Create product")
     assert again.startswith(f"Proposed action {action['id']}: ")
     assert action["payload"]["slug"] == "white-canvas-sneaker"
+
+
+async def test_a_shop_proposal_with_an_id_of_the_wrong_kind_is_refused_before_it_is_recorded(
+    tenant_a: TenantHandle, context_for: ContextFor, owner_pool: asyncpg.Pool
+) -> None:
+    task_id = await make_task(owner_pool, tenant_a)
+    context = context_for(tenant_a, task_id)
+
+    stock = await use(
+        ProposeStockUpdateTool(context=context),
+        variant_id="MONO-S",
+        warehouse_id=global_id("Warehouse", 1),
+        quantity=5,
+        reason="Restocked.",
+    )
+    note = await use(
+        ProposeOrderNoteTool(context=context),
+        order_id=global_id("Product", 1),
+        message="Gift wrap.",
+        reason="Asked by phone.",
+    )
+
+    assert stock == (
+        "The proposal is not valid: 'MONO-S' is not a Saleor ProductVariant id: take it from "
+        "the shop tools."
+    )
+    assert note.startswith("The proposal is not valid: 'UHJvZHVjdDox' is not a Saleor Order id")
+    assert await actions_of(owner_pool, task_id) == []
