@@ -20,6 +20,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
+import jwt
 import pytest
 from fastapi import FastAPI
 from httpx import ASGITransport, AsyncClient, Response
@@ -410,6 +411,25 @@ async def test_a_secret_of_the_wrong_shape_is_refused_without_echoing_it(
     assert "xxxxxxxx" not in response.text
     assert len(response.content) < 4096
     assert (await listing(api, tenant_a))[provider]["source"] == "none"
+
+
+async def test_a_saleor_staff_token_is_refused_on_save_with_the_way_to_an_app_token(
+    api: AsyncClient, tenant_a: TenantHandle
+) -> None:
+    """A JWT from Saleor's tokenCreate expires 5 minutes after it was issued."""
+    claims = {"token": "access", "email": "owner@shop.example.com", "exp": 4102444800}
+    staff_jwt = jwt.encode(claims, "shop-signing-key-0123456789abcdef", algorithm="HS256")
+
+    response = await put(
+        api, tenant_a, "saleor", {"url": "https://shop.example.com/graphql/", "token": staff_jwt}
+    )
+
+    assert_error(response, 422, "invalid_request")
+    (field,) = response.json()["error"]["details"]["fields"]
+    assert field["loc"] == "body.secret.token"
+    assert "expires after 5 minutes" in field["message"] and "App" in field["message"]
+    assert staff_jwt not in response.text
+    assert (await listing(api, tenant_a))["saleor"]["source"] == "none"
 
 
 async def test_a_secret_that_is_not_an_object_is_refused_without_echoing_it(

@@ -17,11 +17,32 @@ catalogue, so later reads see them. Wire facts not in our specs are marked *unco
 follow Saleor's Django view: an unparsable/invalid document answers HTTP 400 with
 ``{"errors": [{"message", "locations", "extensions": {"exception": {"code": "GraphQLError"}}}]}``,
 a field the caller lacks permissions for is null with a ``PermissionDenied`` error (HTTP 200),
-an unknown token is treated as no token (anonymous) and a token in ``expired_tokens`` fails
-every root field with an ``ExpiredSignatureError`` (HTTP 200), as Saleor does for an expired
-JWT. Rate limits and gateway errors are scripted with ``fail_next``; ``calls(field)`` counts
-how often a root field (``"productCreate"``) was resolved, and ``delay_operation(field, s)``
-holds the answer back after the field was resolved (the shop did the work, the caller waits).
+an unknown token is treated as no token (anonymous).
+
+What a real Saleor 3.20.119 was seen to do (../shared/specs/saleor-operations.md, last part):
+
+- ``tokenCreate`` gives a staff JWT that expires after ``staff_token_ttl`` seconds (300 in
+  Saleor) and a refresh token for ``tokenRefresh``; the ``tokens`` given here behave as App
+  tokens, which never expire. An expired JWT (or one in ``expired_tokens``) is anonymous for
+  public fields and fails the others with ``"Signature has expired"`` (HTTP 200). An unknown
+  or expired token asking for products or variants without a channel is refused with "More
+  than one channel exists", not an auth error;
+- ``product(id:, slug:)`` with both refuses the pair, a malformed global id is an error, and
+  an unknown channel slug on products is an empty list (or null), not an error;
+- the seeded "Audiobook" type requires a variant attribute: ``productVariantCreate`` without
+  it fails ``REQUIRED``;
+- a duplicate voucher code is ``ALREADY_EXISTS``; ``vouchers(filter: {search})`` matches
+  substrings (``add_voucher`` seeds more), in creation order;
+- products created here are found by ``search`` only after ``index_search()`` (Saleor's
+  periodic index task); by id, slug, SKU or external reference at once;
+- ``race_next(field)``: the next request resolving ``field`` does its work and answers HTTP 200
+  ``{"errors": [{"message": "Internal Server Error"}]}``, as a unique-key race does;
+- a nested field the token can't read is null with a ``PermissionDenied`` error at its path;
+  the rest of the answer stands.
+
+Rate limits and gateway errors are scripted with ``fail_next``; ``calls(field)`` counts how
+often a root field (``"productCreate"``) was resolved, and ``delay_operation(field, s)`` holds
+the answer back after the field was resolved (the shop did the work, the caller waits).
 """
 
 from __future__ import annotations
@@ -31,6 +52,7 @@ import base64
 import json
 import threading
 import time
+import uuid
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -39,6 +61,7 @@ from pathlib import Path
 from typing import Any
 
 import graphql
+import jwt
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
@@ -60,6 +83,9 @@ ALL_PERMISSIONS = frozenset(
     }
 )
 MAX_PAGE = 100  # Saleor caps `first`/`last` at 100
+STAFF_TOKEN_TTL = 300.0  # seconds a staff JWT from tokenCreate lasts in Saleor 3.20
+JWT_SECRET = "fake-saleor-signing-key-0123456789abcdef"
+INTERNAL_SERVER_ERROR = {"errors": [{"message": "Internal Server Error"}]}
 GATEWAY_BODIES = {  # scripted non-GraphQL answers (a proxy in front of Saleor; unconfirmed)
     429: "Too Many Requests",
     502: "Bad Gateway",
@@ -91,10 +117,20 @@ def global_id(type_name: str, pk: int | str) -> str:
 
 def decode_id(value: str) -> tuple[str, str]:
     try:
-        type_name, _, pk = base64.b64decode(value).decode().partition(":")
+        type_name, _, pk = base64.b64decode(value, validate=True).decode().partition(":")
     except ValueError:
         return "", ""
     return type_name, pk
+
+
+def resolve_id(value: str, type_name: str) -> str:
+    """The pk of a global id of ``type_name``; a malformed one is Saleor's GraphQLError."""
+    kind, pk = decode_id(value)
+    if not pk:
+        raise GraphQLInputError(f"Couldn't resolve id: {value}.")
+    if kind != type_name:
+        raise GraphQLInputError(f"Must receive a {type_name} id.")
+    return pk
 
 
 class PermissionDenied(Exception):
@@ -184,6 +220,7 @@ class Catalogue:
     customers: list[Obj]
     orders: list[Obj]
     vouchers: list[Obj]
+    attributes: list[Obj]
 
 
 def _seed() -> Catalogue:
@@ -205,10 +242,22 @@ def _seed() -> Catalogue:
         {"pk": 2, "slug": "t-shirts", "name": "T-shirts", "parent": 1},
         {"pk": 3, "slug": "accessories", "name": "Accessories", "parent": None},
     ]
+    attributes = [
+        {"pk": 1, "slug": "size", "name": "Size", "input_type": "DROPDOWN", "required": False,
+         "choices": ["S", "M", "L"]},
+        {"pk": 2, "slug": "audiobook-format", "name": "Audiobook format",
+         "input_type": "DROPDOWN", "required": True, "choices": ["MP3", "FLAC", "CD"]},
+        {"pk": 3, "slug": "narrator", "name": "Narrator", "input_type": "PLAIN_TEXT",
+         "required": False, "choices": []},
+    ]  # fmt: skip
     product_types = [
-        {"pk": 1, "slug": "t-shirt", "name": "T-shirt", "has_variants": True},
-        {"pk": 2, "slug": "simple", "name": "Simple", "has_variants": False},
-    ]
+        {"pk": 1, "slug": "t-shirt", "name": "T-shirt", "has_variants": True,
+         "variant_attributes": [1]},
+        {"pk": 2, "slug": "simple", "name": "Simple", "has_variants": False,
+         "variant_attributes": []},
+        {"pk": 3, "slug": "audiobook", "name": "Audiobook", "has_variants": True,
+         "variant_attributes": [2, 3]},
+    ]  # fmt: skip
     # (pk, slug, name, category, type, channels, [(sku, name, {channel: price}, {wh: qty})])
     rows = [
         (1, "monospace-tee", "Monospace Tee", 2, 1, ("default-channel", "channel-pln"),
@@ -267,7 +316,15 @@ def _seed() -> Catalogue:
          "used": 0, "start": "2026-10-01T00:00:00+00:00", "end": "2026-12-31T23:59:59+00:00"},
     ]  # fmt: skip
     return Catalogue(
-        channels, warehouses, categories, product_types, products, customers, orders, vouchers
+        channels,
+        warehouses,
+        categories,
+        product_types,
+        products,
+        customers,
+        orders,
+        vouchers,
+        attributes,
     )
 
 
@@ -275,17 +332,31 @@ class Context:
     """Per request: the caller's permissions and the catalogue."""
 
     def __init__(
-        self, store: Catalogue, permissions: frozenset[str] | None, expired: bool = False
+        self,
+        store: Catalogue,
+        permissions: frozenset[str] | None,
+        expired: bool = False,
+        identity: str | None = None,
     ) -> None:
         self.store = store
         self.permissions = permissions  # None: anonymous
         self.expired = expired
+        self.identity = identity  # "app", a staff user's e-mail, or None: anonymous
         self.resolved: list[str] = []  # root fields, in order
 
     def require(self, *needed: str) -> None:
         """Any one of ``needed`` (none given: any authenticated staff user/app)."""
+        if self.expired:
+            raise ExpiredSignatureError("Signature has expired")
         if self.permissions is None or (needed and not self.permissions & set(needed)):
             raise PermissionDenied(needed or ("AUTHENTICATED_STAFF_USER", "AUTHENTICATED_APP"))
+
+    def require_channel(self, channel: str | None) -> None:
+        """A caller Saleor does not know must name a channel when the shop has several."""
+        if channel is None and self.permissions is None and len(self.store.channels) > 1:
+            if self.expired:
+                raise ExpiredSignatureError("Signature has expired")
+            raise GraphQLInputError("More than one channel exists. Specify which channel to use.")
 
 
 def _ctx(info: graphql.GraphQLResolveInfo) -> Context:
@@ -358,6 +429,24 @@ class Graph:
             if c["slug"] == slug:
                 return c
         raise GraphQLInputError(f"Channel with '{slug}' slug does not exist.")
+
+    def listing_channel(self, slug: str | None) -> Obj | None:
+        """Products and variants: an unknown slug is a channel that lists nothing, no error."""
+        if slug is None:
+            return None
+        known = next((c for c in self.s.channels if c["slug"] == slug), None)
+        return known or {"pk": 0, "slug": slug, "currency": "USD", "unknown": True}
+
+    @staticmethod
+    def shown(info: Any, p: Obj, chan: Obj | None) -> bool:
+        """Staff with MANAGE_PRODUCTS see every product; shoppers only those published in the
+        channel."""
+        if (_ctx(info).permissions or frozenset()) & {"MANAGE_PRODUCTS"}:
+            return True
+        listing = p.get("listings", {}).get(chan["slug"], {}) if chan else {}
+        return (
+            chan is not None and chan["slug"] in p["channels"] and listing.get("isPublished", True)
+        )
 
     def variant_records(self) -> list[tuple[Obj, Obj]]:
         return [(p, v) for p in self.s.products for v in p["variants"]]
@@ -443,9 +532,86 @@ class Graph:
             "backgroundImage": None,
         }
 
+    def attribute(self, a: Obj) -> Obj:
+        values = [
+            {
+                "__typename": "AttributeValue",
+                "id": global_id("AttributeValue", f"{a['pk']}-{i}"),
+                "name": name,
+                "slug": name.lower(),
+                "value": "",
+                "inputType": a["input_type"],
+                "reference": None,
+                "file": None,
+                "richText": None,
+                "plainText": None,
+                "boolean": None,
+                "date": None,
+                "dateTime": None,
+                "externalReference": None,
+            }
+            for i, name in enumerate(a["choices"], start=1)
+        ]
+        choices = a["input_type"] in ("DROPDOWN", "MULTISELECT", "SWATCH")
+        return {
+            "__typename": "Attribute",
+            "id": global_id("Attribute", a["pk"]),
+            "metadata": [],
+            "privateMetadata": [],
+            "name": a["name"],
+            "slug": a["slug"],
+            "inputType": a["input_type"],
+            "entityType": None,
+            "type": "PRODUCT_TYPE",
+            "unit": None,
+            "valueRequired": a["required"],
+            "visibleInStorefront": True,
+            "filterableInDashboard": True,
+            "withChoices": choices,
+            "externalReference": None,
+            "choices": (
+                lambda info, first=None, after=None, **_: _connection(
+                    values, lambda x: x, first, after, "choices"
+                )
+            )
+            if choices
+            else None,
+        }
+
+    def selected_attributes(self, v: Obj) -> list[Obj]:
+        chosen: dict[int, list[str]] = v.get("attributes", {})
+        return [
+            {
+                "__typename": "SelectedAttribute",
+                "attribute": self.attribute(a),
+                "values": [
+                    {**self.attribute_value(a, value), "plainText": value}
+                    if a["input_type"] == "PLAIN_TEXT"
+                    else self.attribute_value(a, value)
+                    for value in chosen[a["pk"]]
+                ],
+            }
+            for a in self.s.attributes
+            if a["pk"] in chosen
+        ]
+
+    @staticmethod
+    def attribute_value(a: Obj, value: str) -> Obj:
+        return {
+            "__typename": "AttributeValue",
+            "id": global_id("AttributeValue", f"{a['pk']}-{value}"),
+            "name": value,
+            "slug": value.lower(),
+            "value": "",
+            "inputType": a["input_type"],
+        }
+
     def product_type(self, pk: int) -> Obj:
         t = next(x for x in self.s.product_types if x["pk"] == pk)
+        variant_attributes = [a for a in self.s.attributes if a["pk"] in t["variant_attributes"]]
         return {
+            "variantAttributes": lambda info, **_: [self.attribute(a) for a in variant_attributes],
+            "productAttributes": [],
             "__typename": "ProductType",
             "id": global_id("ProductType", t["pk"]),
             "metadata": [],
@@ -508,7 +674,7 @@ class Graph:
             "product": lambda info: self.product(p, chan),
             "trackInventory": v.get("track", True),
             "quantityLimitPerCustomer": None,
-            "attributes": lambda info, **_: [],
+            "attributes": lambda info, **_: self.selected_attributes(v),
             "created": p["created"],
             "updatedAt": p["created"],
             "channelListings": lambda info: listings,
@@ -772,6 +938,7 @@ class Graph:
             "product": self.q_product,
             "productVariant": self.q_product_variant,
             "productVariants": self.q_product_variants,
+            "productType": self.q_product_type,
             "categories": self.q_categories,
             "category": self.q_category,
             "productTypes": self.q_product_types,
@@ -791,13 +958,17 @@ class Graph:
         }
 
     def q_me(self, info: Any, **_: Any) -> Obj | None:
-        """The staff user a token belongs to (every valid token here is a staff user's)."""
-        if _ctx(info).permissions is None:
+        """The staff user a staff JWT belongs to; None for an App token or anonymous."""
+        context = _ctx(info)
+        if context.identity is None or context.identity == "app":
             return None
-        return {"id": global_id("User", 9000), "email": "staff@example.com"}
+        return {"id": global_id("User", 9000), "email": context.identity}
 
-    def q_app(self, _info: Any, **_: Any) -> Obj | None:
-        return None  # no app tokens in this fake
+    def q_app(self, info: Any, **_: Any) -> Obj | None:
+        """The App an App token belongs to; anonymous callers are refused, as in Saleor."""
+        context = _ctx(info)
+        context.require()
+        return {"id": global_id("App", 1), "name": "opshub"} if context.identity == "app" else None
 
     def q_products(
         self,
@@ -811,16 +982,24 @@ class Graph:
         **_: Any,
     ) -> Obj:
         f = dict(filter or {})
-        chan = self.channel_record(channel or f.get("channel"))
-        items = [p for p in self.s.products if chan is None or chan["slug"] in p["channels"]]
+        _ctx(info).require_channel(channel or f.get("channel"))
+        chan = self.listing_channel(channel or f.get("channel"))
+        items = [
+            p
+            for p in self.s.products
+            if (chan is None or chan["slug"] in p["channels"]) and self.shown(info, p, chan)
+        ]
         term = (search or f.get("search") or "").lower()
-        if term:
+        if term:  # the search index: products created here only once index_search() ran
             items = [
                 p
                 for p in items
-                if term in p["name"].lower()
-                or term in p["slug"]
-                or any(term in v["sku"].lower() for v in p["variants"])
+                if not p.get("unindexed")
+                and (
+                    term in p["name"].lower()
+                    or term in p["slug"]
+                    or any(term in (v["sku"] or "").lower() for v in p["variants"])
+                )
             ]
         if (cats := _pks(f.get("categories"), "Category")) is not None:
             items = [p for p in items if str(p["category"]) in cats]
@@ -849,16 +1028,19 @@ class Graph:
         channel: str | None = None,
         **_: Any,
     ) -> Obj | None:
-        chan = self.channel_record(channel)
-        pk = _pks([id], "Product") if id else None
+        if id is not None and slug is not None:
+            raise GraphQLInputError("Argument 'id' cannot be combined with 'slug'")
+        _ctx(info).require_channel(channel)
+        chan = self.listing_channel(channel)
+        pk = resolve_id(id, "Product") if id else None
         ref = externalReference
         for p in self.s.products:
             if (
-                (pk is not None and str(p["pk"]) in pk)
+                (pk is not None and str(p["pk"]) == pk)
                 or (slug is not None and p["slug"] == slug)
                 or (ref is not None and p.get("external_reference") == ref)
             ):
-                if chan is None or chan["slug"] in p["channels"]:
+                if (chan is None or chan["slug"] in p["channels"]) and self.shown(info, p, chan):
                     return self.product(p, chan)
         return None
 
@@ -870,10 +1052,11 @@ class Graph:
         channel: str | None = None,
         **_: Any,
     ) -> Obj | None:
-        chan = self.channel_record(channel)
-        pk = _pks([id], "ProductVariant") if id else None
+        _ctx(info).require_channel(channel)
+        chan = self.listing_channel(channel)
+        pk = resolve_id(id, "ProductVariant") if id else None
         for p, v in self.variant_records():
-            if (pk is not None and str(v["pk"]) in pk) or (sku is not None and v["sku"] == sku):
+            if (pk is not None and str(v["pk"]) == pk) or (sku is not None and v["sku"] == sku):
                 return self.variant(p, v, chan)
         return None
 
@@ -887,7 +1070,8 @@ class Graph:
         filter: Mapping[str, Any] | None = None,
         **_: Any,
     ) -> Obj:
-        chan = self.channel_record(channel)
+        _ctx(info).require_channel(channel)
+        chan = self.listing_channel(channel)
         rows = [r for r in self.variant_records() if chan is None or chan["slug"] in r[1]["prices"]]
         if (pks := _pks(ids, "ProductVariant")) is not None:
             rows = [r for r in rows if str(r[1]["pk"]) in pks]
@@ -927,6 +1111,11 @@ class Graph:
             if global_id("Category", c["pk"]) == id or c["slug"] == slug:
                 return self.category(c)
         return None
+
+    def q_product_type(self, info: Any, id: str, **_: Any) -> Obj | None:
+        pk = resolve_id(id, "ProductType")
+        found = next((t for t in self.s.product_types if str(t["pk"]) == pk), None)
+        return self.product_type(found["pk"]) if found else None
 
     def q_product_types(
         self,
@@ -1058,8 +1247,9 @@ class Graph:
 
     def q_order(self, info: Any, id: str | None = None, **_: Any) -> Obj | None:
         _ctx(info).require("MANAGE_ORDERS")
+        pk = resolve_id(id, "Order") if id else None
         for o in self.s.orders:
-            if global_id("Order", o["pk"]) == id:
+            if str(o["pk"]) == pk:
                 return self.order(o)
         return None
 
@@ -1166,20 +1356,29 @@ class FakeSaleorServer(BackgroundServer):
         self,
         tokens: Mapping[str, Iterable[str]] | Iterable[str] = ("staff-token",),
         expired_tokens: Iterable[str] = (),
+        *,
+        staff: Mapping[str, str] | None = None,
+        staff_token_ttl: float = STAFF_TOKEN_TTL,
     ) -> None:
-        """``tokens``: valid bearer tokens, each with all permissions, or ``{token: perms}``;
-        ``expired_tokens``: tokens answered as an expired JWT."""
+        """``tokens``: App tokens (they never expire), each with all permissions, or
+        ``{token: perms}``; ``expired_tokens``: tokens answered as an expired JWT; ``staff``:
+        ``{email: password}`` of staff users (all permissions) whose ``tokenCreate`` JWTs last
+        ``staff_token_ttl`` seconds."""
         if isinstance(tokens, Mapping):
             self.tokens = {t: frozenset(p) for t, p in tokens.items()}
         else:
             self.tokens = dict.fromkeys(tokens, ALL_PERMISSIONS)
         self.expired_tokens = set(expired_tokens)
+        self.staff = dict(staff or {"staff@example.com": "staff-password"})
+        self.staff_token_ttl = staff_token_ttl
         self.store = _seed()
         self._lock = threading.Lock()
         self._requests: list[RecordedRequest] = []
         self._failures: deque[Failure] = deque()
         self._calls: Counter[str] = Counter()
         self._delays: dict[str, float] = {}
+        self._races: Counter[str] = Counter()
+        self._clock_offset = 0.0
         saleor_schema()  # build before serving, so the first request is not slow
         routes = [Route("/graphql/", self._graphql, methods=["POST"])]
         super().__init__(Starlette(routes=routes))
@@ -1226,6 +1425,102 @@ class FakeSaleorServer(BackgroundServer):
         with self._lock:
             self._delays[field] = seconds
 
+    def race_next(self, field: str, times: int = 1) -> None:
+        """The next ``times`` requests resolving ``field`` do their work and then answer HTTP 200
+        ``{"errors": [{"message": "Internal Server Error"}]}``, as Saleor does when two creates
+        of one unique value race (the other one won: what it wrote stays)."""
+        with self._lock:
+            self._races[field] += times
+
+    def add_voucher(self, code: str, name: str | None = None) -> None:
+        """One more entire-order voucher (5% off in the default channel)."""
+        with self._lock:
+            vouchers = self.store.vouchers
+            vouchers.append(
+                {"pk": max(v["pk"] for v in vouchers) + 1, "name": name or code, "code": code,
+                 "codes": [code], "type": "ENTIRE_ORDER", "value_type": "PERCENTAGE",
+                 "values": {"default-channel": 5.0}, "usage_limit": None, "used": 0,
+                 "start": "2026-10-01T00:00:00+00:00", "end": None}
+            )  # fmt: skip
+
+    def index_search(self) -> None:
+        """Saleor's periodic search-index task: products created since are found by search."""
+        with self._lock:
+            for product in self.store.products:
+                product.pop("unindexed", None)
+
+    def advance_clock(self, seconds: float) -> None:
+        """Move the fake's clock on: staff JWTs expire by it."""
+        with self._lock:
+            self._clock_offset += seconds
+
+    def _now(self) -> float:
+        return time.time() + self._clock_offset
+
+    def staff_jwt(self, email: str, kind: str = "access") -> str:
+        """A JWT as ``tokenCreate`` signs it: ``access`` lasts ``staff_token_ttl`` seconds."""
+        now = self._now()
+        ttl = self.staff_token_ttl if kind == "access" else 30 * 24 * 3600
+        claims = {"token": kind, "email": email, "iat": int(now), "exp": now + ttl,
+                  "jti": uuid.uuid4().hex,
+                  "iss": self.url}  # fmt: skip
+        return jwt.encode(claims, JWT_SECRET, algorithm="HS256")
+
+    @staticmethod
+    def _claims(token: str) -> Obj:
+        """A JWT's claims when this fake signed it; times are checked by the fake's clock."""
+        options = {"verify_exp": False, "verify_iat": False, "verify_nbf": False}
+        claims: Obj = jwt.decode(token, JWT_SECRET, algorithms=["HS256"], options=options)
+        return claims
+
+    def _caller(self, token: str | None) -> Context:
+        """Who ``token`` is: an App, a staff user (by a live JWT) or anonymous."""
+        if token is None:
+            return Context(self.store, None)
+        if token in self.expired_tokens:
+            return Context(self.store, None, expired=True)
+        if token in self.tokens:
+            return Context(self.store, self.tokens[token], identity="app")
+        try:
+            claims = self._claims(token)
+        except jwt.PyJWTError:
+            return Context(self.store, None)  # not ours: Saleor treats an unknown token as none
+        if claims.get("token") != "access" or claims.get("email") not in self.staff:
+            return Context(self.store, None)
+        if float(claims["exp"]) <= self._now():
+            return Context(self.store, None, expired=True)
+        return Context(self.store, ALL_PERMISSIONS, identity=str(claims["email"]))
+
+    def _auth_root(self) -> Obj:
+        """``tokenCreate`` and ``tokenRefresh``, which need the server's staff and clock."""
+
+        def token_create(info: Any, email: str, password: str, **_: Any) -> Obj:
+            if self.staff.get(email) != password:
+                error = {"field": "email", "message": "Please, enter valid credentials",
+                         "code": "INVALID_CREDENTIALS"}  # fmt: skip
+                return {"token": None, "refreshToken": None, "errors": [error]}
+            return {
+                "token": self.staff_jwt(email),
+                "refreshToken": self.staff_jwt(email, "refresh"),
+                "csrfToken": None,
+                "user": None,
+                "errors": [],
+            }
+
+        def token_refresh(info: Any, refreshToken: str | None = None, **_: Any) -> Obj:
+            try:
+                claims = self._claims(refreshToken or "")
+            except jwt.PyJWTError as err:
+                error = {"field": "refreshToken", "message": str(err), "code": "JWT_INVALID_TOKEN"}
+                return {"token": None, "errors": [error]}
+            if claims.get("token") != "refresh" or float(claims["exp"]) <= self._now():
+                error = {"field": "refreshToken", "message": "Signature has expired",
+                         "code": "JWT_SIGNATURE_EXPIRED"}  # fmt: skip
+                return {"token": None, "errors": [error]}
+            return {"token": self.staff_jwt(claims["email"]), "user": None, "errors": []}
+
+        return {"tokenCreate": token_create, "tokenRefresh": token_refresh}
+
     def reset(self) -> None:
         """Forget recorded requests, call counts, delays and scripted failures; re-seed."""
         with self._lock:
@@ -1233,19 +1528,18 @@ class FakeSaleorServer(BackgroundServer):
             self._failures.clear()
             self._calls.clear()
             self._delays.clear()
+            self._races.clear()
+            self._clock_offset = 0.0
             self.store = _seed()
 
     def _root_field(
         self, next_: Callable[..., Any], root: Any, info: graphql.GraphQLResolveInfo, **args: Any
     ) -> Any:
-        """graphql-core middleware: counts root fields and fails them for an expired token."""
+        """graphql-core middleware: counts root fields."""
         if info.path.prev is None:
-            context = _ctx(info)
-            context.resolved.append(info.field_name)
+            _ctx(info).resolved.append(info.field_name)
             with self._lock:
                 self._calls[info.field_name] += 1
-            if context.expired:
-                raise ExpiredSignatureError("Signature has expired")
         return next_(root, info, **args)
 
     # -- HTTP -----------------------------------------------------------------------------------
@@ -1283,13 +1577,12 @@ class FakeSaleorServer(BackgroundServer):
             return JSONResponse({"errors": [_format_error(e) for e in errors]}, status_code=400)
         from tests.fakes.saleor_mutations import Mutations  # here: that module imports this one
 
-        permissions = self.tokens.get(token) if token else None
-        context = Context(self.store, permissions, expired=token in self.expired_tokens)
+        context = self._caller(token)
         graph = Graph(self.store)
         result = await graphql.graphql(
             saleor_schema(),
             query,
-            root_value={**graph.root(), **Mutations(graph).root()},
+            root_value={**graph.root(), **Mutations(graph).root(), **self._auth_root()},
             context_value=context,
             variable_values=recorded.variables,
             operation_name=recorded.operation_name,
@@ -1297,8 +1590,13 @@ class FakeSaleorServer(BackgroundServer):
         )
         with self._lock:
             delay = max((self._delays.get(f, 0.0) for f in context.resolved), default=0.0)
+            raced = next((f for f in context.resolved if self._races[f] > 0), None)
+            if raced is not None:
+                self._races[raced] -= 1
         if delay:
             await asyncio.sleep(delay)
+        if raced is not None:
+            return JSONResponse(INTERNAL_SERVER_ERROR)
         answer: Obj = {}
         if result.errors:
             answer["errors"] = [_format_error(e) for e in result.errors]

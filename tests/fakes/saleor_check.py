@@ -47,16 +47,22 @@ def saleor_error(error: graphql.GraphQLError | str, code: str | None = None) -> 
     return formatted
 
 
+class ExpiredSignatureError(Exception):
+    """PyJWT's, which Saleor reports by class name."""
+
+
 class FakeSaleor(FakeServer):
     """``POST /graphql/`` of a Saleor 3.20 API.
 
     Every document is parsed and validated against the real schema: a syntax or validation error
     is HTTP 400 ``{"errors": [...]}``. Then the token: ``Authorization: Bearer <t>`` with ``t``
-    not in ``tokens`` (staff) or ``app_tokens`` is HTTP 200 ``{"data": null, "errors":
-    [InvalidTokenError]}``; no token runs as an anonymous storefront caller. ``me`` answers the
-    staff user of a staff token and ``app`` the app of an app token; ``app`` without either is
-    a PermissionDenied error, as in Saleor. A valid document is executed by graphql-core with
-    ``root`` as the root value (``shop`` by default; add dicts or callables for more fields).
+    not in ``tokens`` (staff) or ``app_tokens`` runs as an anonymous storefront caller, as no
+    token does (a real Saleor 3.20.119 answers an unknown token so). ``me`` answers the staff
+    user of a staff token and ``app`` the app of an app token; ``app`` without either is a
+    PermissionDenied error, as in Saleor, and for a token in ``expired_tokens`` an
+    ``ExpiredSignatureError`` ("Signature has expired"), HTTP 200. A valid document is executed
+    by graphql-core with ``root`` as the root value (``shop`` by default; add dicts or
+    callables for more fields).
     """
 
     name = "fake-saleor"
@@ -78,6 +84,7 @@ class FakeSaleor(FakeServer):
         tokens, app_tokens, shop_name = copy.deepcopy(self._config)
         self.tokens: set[str] = tokens
         self.app_tokens: set[str] = app_tokens
+        self.expired_tokens: set[str] = set()
         self.root: dict[str, Any] = {
             "shop": {
                 "name": shop_name,
@@ -116,8 +123,11 @@ class FakeSaleor(FakeServer):
 
     def _identity(self, token: str | None) -> dict[str, Any]:
         staff, app = token in self.tokens, token in self.app_tokens
+        expired = token in self.expired_tokens
 
         def current_app(_info: Any, **_args: Any) -> dict[str, Any] | None:
+            if expired:
+                raise ExpiredSignatureError("Signature has expired")
             if not (staff or app):
                 raise graphql.GraphQLError(
                     "You need one of the following permissions: "
@@ -145,9 +155,6 @@ class FakeSaleor(FakeServer):
         token = req.headers.get("authorization-bearer") or (
             auth[7:].strip() if auth.lower().startswith("bearer ") else None
         )
-        if token is not None and token not in self.tokens | self.app_tokens:
-            error = saleor_error("Invalid token", "InvalidTokenError")
-            return JSONResponse({"data": None, "errors": [error]})
         if scripted := await self._scripted("graphql"):
             return scripted
         variables = body.get("variables")

@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from tests.fakes.saleor import Graph, Obj, _ctx, decode_id
+from tests.fakes.saleor import Graph, Obj, _ctx, decode_id, global_id
 
 Input = Mapping[str, Any]
 
@@ -29,6 +29,18 @@ def _not_found(field: str, value: str | None) -> Obj:
 
 def _amount(value: Any) -> float:
     return float(Decimal(str(value)))
+
+
+def _values(item: Input) -> list[str]:
+    """The values of one ``AttributeValueInput``, whichever of its typed fields carries them."""
+    values = list(item.get("values") or [])
+    values.extend(item[f].get("value") or "" for f in ("dropdown", "swatch") if item.get(f))
+    values.extend(choice.get("value") or "" for choice in item.get("multiselect") or [])
+    typed = ("plainText", "numeric", "date", "dateTime")
+    values.extend(str(item[f]) for f in typed if item.get(f) not in (None, ""))
+    if item.get("boolean") is not None:
+        values.append("true" if item["boolean"] else "false")
+    return [v for v in values if v.strip()]
 
 
 def _next_pk(records: list[Obj]) -> int:
@@ -104,6 +116,7 @@ class Mutations:
             "created": datetime.now(UTC).isoformat(),
             "description": input.get("description"),
             "external_reference": reference,
+            "unindexed": True,  # until the search-index task runs (index_search)
         }
         self.s.products.append(record)
         return {"product": self.g.product(record, None), "errors": []}
@@ -149,6 +162,10 @@ class Mutations:
                 errors.append(_error("stocks", "Quantity cannot be negative.", "INVALID"))
             else:
                 stocks[warehouse["pk"]] = stock["quantity"]
+        chosen: dict[int, list[str]] = {}
+        if product is not None:
+            chosen, attribute_errors = self._variant_attributes(product, input["attributes"])
+            errors.extend(attribute_errors)
         if errors or product is None:
             return {"productVariant": None, "errors": errors}
         all_variants = [v for _, v in self.g.variant_records()]
@@ -161,9 +178,39 @@ class Mutations:
             "stocks": stocks,
             "track": input.get("trackInventory", True),
             "external_reference": input.get("externalReference"),
+            "attributes": chosen,
         }
         product["variants"].append(record)
         return {"productVariant": self.g.variant(product, record, None), "errors": []}
+
+    def _variant_attributes(
+        self, product: Obj, given: list[Input]
+    ) -> tuple[dict[int, list[str]], list[Obj]]:
+        """The values per attribute pk, or Saleor's errors: an attribute the product type does
+        not assign to variants is INVALID, a required one without a value REQUIRED."""
+        product_type = next(t for t in self.s.product_types if t["pk"] == product["type"])
+        allowed = {
+            a["pk"]: a for a in self.s.attributes if a["pk"] in product_type["variant_attributes"]
+        }
+        chosen: dict[int, list[str]] = {}
+        for item in given:
+            kind, pk = decode_id(item.get("id") or "")
+            attribute = allowed.get(int(pk)) if kind == "Attribute" and pk.isdigit() else None
+            if attribute is None:
+                message = f"{item.get('id')} is not a variant attribute of this product type."
+                return {}, [_error("attributes", message, "INVALID", attributes=[item.get("id")])]
+            values = _values(item)
+            if values:
+                chosen[attribute["pk"]] = values
+        missing = [
+            global_id("Attribute", pk)
+            for pk, a in allowed.items()
+            if a["required"] and pk not in chosen
+        ]
+        if missing:
+            message = "All required attributes must take a value."
+            return {}, [_error("attributes", message, "REQUIRED", attributes=missing)]
+        return chosen, []
 
     def variant_channel_listing_update(
         self, info: Any, input: list[Input], id: str | None = None, sku: str | None = None
@@ -228,8 +275,12 @@ class Mutations:
         codes = list(input.get("addCodes") or ([input["code"]] if input.get("code") else []))
         codes = codes or [f"FAKE{pk:04d}"]  # Saleor makes one up (unconfirmed format)
         taken = {c for v in self.s.vouchers for c in v.get("codes") or [v["code"]]}
-        message = "Voucher code with this Code already exists."
-        errors = [_error("codes", message, "UNIQUE", voucherCodes=[c]) for c in codes if c in taken]
+        message = "Promo code already exists."
+        errors = [
+            _error("codes", message, "ALREADY_EXISTS", voucherCodes=[c])
+            for c in codes
+            if c in taken
+        ]
         if not (input.get("name") or "").strip():
             errors.append(_error("name", "This field cannot be blank.", "REQUIRED"))
         if errors:

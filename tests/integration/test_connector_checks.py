@@ -185,7 +185,7 @@ def refused_secret(connector: str, fakes: Fakes) -> dict[str, Any]:
             fakes.linkedin.expired_tokens.add(secret["access_token"])
         case "amazon_creators_2x" | "amazon_creators_3x":  # a rotated client secret: 401
             secret["client_secret"] = unique("amzn1.oa2-cs.v1.old-")
-        case "saleor":  # a token Saleor does not know: InvalidTokenError
+        case "saleor":  # a token Saleor does not know: anonymous to it
             fakes.saleor.tokens.discard(secret["token"])
     return secret
 
@@ -626,3 +626,21 @@ async def test_a_token_saleor_treats_as_anonymous_is_not_healthy(
     result = await run(http, "saleor", secret, pointed)
 
     assert result.status is Health.invalid
+
+
+async def test_the_saleor_check_says_whether_the_token_expired_or_is_unknown(
+    http: httpx.AsyncClient, fakes: Fakes, pointed: Settings
+) -> None:
+    expired = valid_secret("saleor", fakes)
+    fakes.saleor.tokens.discard(expired["token"])
+    fakes.saleor.expired_tokens.add(expired["token"])
+    unknown = refused_secret("saleor", fakes)
+
+    stale = await run(http, "saleor", expired, pointed)
+    stranger = await run(http, "saleor", unknown, pointed)
+
+    assert (stale.status, stranger.status) == (Health.invalid, Health.invalid)
+    assert stale.detail is not None and "expired" in stale.detail and "App token" in stale.detail
+    assert stranger.detail is not None and "does not recognise the token" in stranger.detail
+    assert_no_secret_in(stale, expired)
+    assert_no_secret_in(stranger, unknown)

@@ -224,3 +224,193 @@ async def test_mutations_change_the_catalogue_or_answer_errors(fake: FakeSaleorS
     with pytest.raises(TransportQueryError) as caught:  # a write needs its permission
         await run(fake, ADD_NOTE, {"order": order, "message": "x"}, token="nobody")
     assert "MANAGE_ORDERS" in caught.value.errors[0]["message"]  # type: ignore[index]
+
+
+# -- how a real Saleor 3.20.119 answers (../shared/specs/saleor-operations.md) -------------------
+
+LOGIN = """
+mutation Login($email: String!, $password: String!) {
+  tokenCreate(email: $email, password: $password) { token refreshToken errors { code } }
+}
+"""
+REFRESH = """
+mutation Refresh($refreshToken: String!) {
+  tokenRefresh(refreshToken: $refreshToken) { token errors { code } }
+}
+"""
+CATALOGUE_AND_ORDERS = """
+query CatalogueAndOrders {
+  categories(first: 1) { edges { node { slug } } }
+  orders(first: 1) { edges { node { number } } }
+}
+"""
+PRODUCT_BY = """
+query ProductBy($id: ID, $slug: String, $channel: String) {
+  product(id: $id, slug: $slug, channel: $channel) { name }
+}
+"""
+AUDIOBOOK_TYPE = """
+query Type($id: ID!) {
+  productType(id: $id) {
+    name
+    variantAttributes {
+      name inputType valueRequired choices(first: 10) { edges { node { name } } }
+    }
+  }
+}
+"""
+NEW_VARIANT = """
+mutation NewVariant($input: ProductVariantCreateInput!) {
+  productVariantCreate(input: $input) { productVariant { sku } errors { field code message } }
+}
+"""
+VOUCHER_SEARCH = """
+query VoucherSearch($search: String!, $after: String) {
+  vouchers(filter: {search: $search}, first: 100, after: $after) {
+    totalCount
+    edges { node { code } }
+    pageInfo { hasNextPage }
+  }
+}
+"""
+CUSTOMER_ORDERS = """
+query CustomerOrders { customers(first: 5) { edges { node { email orders { totalCount } } } } }
+"""
+
+
+async def test_a_staff_token_expires_after_its_ttl_and_its_refresh_token_renews_it(
+    fake: FakeSaleorServer,
+) -> None:
+    login = await run(
+        fake, LOGIN, {"email": "staff@example.com", "password": "staff-password"}, token=""
+    )
+    staff = login["tokenCreate"]["token"]
+    assert (await run(fake, CATALOGUE_AND_ORDERS, token=staff))["orders"]["edges"]
+
+    fake.advance_clock(300)
+    raw = await post_with(fake, CATALOGUE_AND_ORDERS, staff)
+    answer = raw.json()
+    assert raw.status_code == 200
+    assert answer["data"]["categories"]["edges"] == [{"node": {"slug": "apparel"}}]  # public
+    assert answer["data"]["orders"] is None
+    assert answer["errors"][0]["message"] == "Signature has expired"
+
+    refresh = {"refreshToken": login["tokenCreate"]["refreshToken"]}
+    renewed = (await run(fake, REFRESH, refresh, token=""))["tokenRefresh"]["token"]
+    assert (await run(fake, CATALOGUE_AND_ORDERS, token=renewed))["orders"]["edges"]
+
+
+async def post_with(
+    fake: FakeSaleorServer, query: str, token: str, **variables: Any
+) -> httpx.Response:
+    async with httpx.AsyncClient() as client:
+        return await client.post(
+            fake.url,
+            json={"query": query, "variables": variables},
+            headers={"Authorization": f"Bearer {token}"},
+        )
+
+
+async def test_product_refuses_id_with_slug_and_a_malformed_id_and_an_unknown_channel_is_empty(
+    fake: FakeSaleorServer,
+) -> None:
+    both = await post_with(
+        fake, PRODUCT_BY, TOKEN, id="UHJvZHVjdDox", slug="blue-hoodie", channel="default-channel"
+    )
+    assert both.json()["errors"][0]["message"] == "Argument 'id' cannot be combined with 'slug'"
+    malformed = await post_with(fake, PRODUCT_BY, TOKEN, id="42", channel="default-channel")
+    assert malformed.json()["errors"][0]["message"] == "Couldn't resolve id: 42."
+    unknown = await run(fake, PRODUCTS, {"channel": "no-such-channel", "first": 5})
+    assert unknown["products"]["edges"] == []
+    # Asked without a channel, a token Saleor does not know is asked to name one.
+    anonymous = await post_with(fake, PRODUCT_BY, "never-issued", slug="blue-hoodie")
+    assert "More than one channel exists" in anonymous.json()["errors"][0]["message"]
+
+
+async def test_the_audiobook_type_requires_a_variant_attribute(fake: FakeSaleorServer) -> None:
+    answer = await run(fake, AUDIOBOOK_TYPE, {"id": "UHJvZHVjdFR5cGU6Mw=="})
+    (required, optional) = answer["productType"]["variantAttributes"]
+    assert (required["name"], required["inputType"], required["valueRequired"]) == (
+        "Audiobook format",
+        "DROPDOWN",
+        True,
+    )
+    assert [e["node"]["name"] for e in required["choices"]["edges"]] == ["MP3", "FLAC", "CD"]
+    assert (optional["name"], optional["valueRequired"]) == ("Narrator", False)
+
+    fake.store.products.append(
+        {"pk": 50, "slug": "sea", "name": "Sea", "category": 3, "type": 3, "channels": [],
+         "variants": [], "created": "2026-10-01T09:00:00+00:00", "description": None}
+    )  # fmt: skip
+    variant = {"product": "UHJvZHVjdDo1MA==", "attributes": [], "sku": "SEA-1"}
+    refused = (await run(fake, NEW_VARIANT, {"input": variant}))["productVariantCreate"]
+    assert refused == {
+        "productVariant": None,
+        "errors": [
+            {
+                "field": "attributes",
+                "code": "REQUIRED",
+                "message": "All required attributes must take a value.",
+            }
+        ],
+    }
+    variant["attributes"] = [{"id": "QXR0cmlidXRlOjI=", "dropdown": {"value": "MP3"}}]
+    created = (await run(fake, NEW_VARIANT, {"input": variant}))["productVariantCreate"]
+    assert created == {"productVariant": {"sku": "SEA-1"}, "errors": []}
+
+
+async def test_voucher_search_matches_substrings_past_the_first_page(
+    fake: FakeSaleorServer,
+) -> None:
+    for n in range(25):
+        fake.add_voucher(f"XWELCOME10-{n}")
+    answer = await run(fake, VOUCHER_SEARCH, {"search": "welcome10"})
+    assert answer["vouchers"]["totalCount"] == 26
+    assert answer["vouchers"]["edges"][0]["node"]["code"] == "WELCOME10"
+
+
+async def test_a_scripted_race_does_the_write_and_answers_internal_server_error(
+    fake: FakeSaleorServer,
+) -> None:
+    fake.race_next("productVariantCreate")
+    variant = {
+        "product": "UHJvZHVjdDo0",
+        "attributes": [],
+        "sku": "BELT-2",
+    }
+    raw = await post_with(fake, NEW_VARIANT, TOKEN, input=variant)
+    assert (raw.status_code, raw.json()) == (
+        200,
+        {"errors": [{"message": "Internal Server Error"}]},
+    )
+    belt = next(p for p in fake.store.products if p["slug"] == "leather-belt")
+    assert [v["sku"] for v in belt["variants"]] == ["BELT-1", "BELT-2"]
+
+
+async def test_a_nested_field_without_its_permission_is_null_and_the_rest_stands() -> None:
+    with FakeSaleorServer(tokens={"users-only": {"MANAGE_USERS"}}) as fake:
+        raw = await post_with(fake, CUSTOMER_ORDERS, "users-only")
+    answer = raw.json()
+    emails = [e["node"]["email"] for e in answer["data"]["customers"]["edges"]]
+    assert emails == ["alice@example.com", "bob@example.com", "carol@example.com"]
+    assert {e["node"]["orders"] for e in answer["data"]["customers"]["edges"]} == {None}
+    assert answer["errors"][0]["path"] == ["customers", "edges", 0, "node", "orders"]
+    assert answer["errors"][0]["extensions"]["exception"]["code"] == "PermissionDenied"
+
+
+async def test_a_new_product_is_found_by_search_only_after_the_index_task(
+    fake: FakeSaleorServer,
+) -> None:
+    create = """
+    mutation New($input: ProductCreateInput!) { productCreate(input: $input) { errors { code } } }
+    """
+    await run(fake, create, {"input": {"productType": "UHJvZHVjdFR5cGU6Mg==", "name": "Scarf"}})
+    search = """
+    query Find($search: String) { products(search: $search, first: 5) { edges { node { slug } } } }
+    """
+    assert (await run(fake, search, {"search": "scarf"}))["products"]["edges"] == []
+    by_slug = await post_with(fake, PRODUCT_BY, TOKEN, slug="scarf")
+    assert by_slug.json()["data"]["product"] == {"name": "Scarf"}
+    fake.index_search()
+    found = await run(fake, search, {"search": "scarf"})
+    assert found["products"]["edges"] == [{"node": {"slug": "scarf"}}]

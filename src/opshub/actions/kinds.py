@@ -29,8 +29,18 @@ class Payload(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class VariantAttribute(Payload):
+    """A value of one of the product type's variant attributes, as checked at proposal."""
+
+    id: str
+    name: str
+    input_type: str
+    values: list[str] = Field(min_length=1, max_length=20)
+
+
 class ProductCreate(Payload):
-    """Product + channel listings + one variant with its price and stock, as one action."""
+    """Product + channel listings + one variant with its price, stock and attribute values, as
+    one action."""
 
     product_type_id: str
     category_id: str
@@ -43,6 +53,7 @@ class ProductCreate(Payload):
     cost_price: Decimal | None = Field(default=None, ge=0)
     warehouse_id: str
     quantity: int = Field(ge=0)
+    variant_attributes: list[VariantAttribute] = Field(default_factory=list)
 
 
 class StockUpdate(Payload):

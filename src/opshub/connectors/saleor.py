@@ -6,14 +6,21 @@ them (with the fragments it spreads) and its ``operationName``. The selections t
 the answers their shape (see ``trim``): plain dicts fit for a model, ids kept, amounts as
 numbers next to their currency.
 
-Reads are retried on 429/5xx as ``http.send`` does. A mutation is sent once: a timeout or a 5xx
-may come after Saleor applied it, so what runs again is the executor, which looks before it
-writes.
+Reads are retried on 429/5xx (and on the HTTP 200 "Internal Server Error" Saleor answers to a
+unique-key race) as ``http.send`` does. A mutation is sent once: a timeout or a 5xx may come
+after Saleor applied it, so what runs again is the executor, which looks before it writes.
+
+Saleor answers what the token may read: a field it may not is null with a PermissionDenied
+error, and the rest stands. Such an answer is kept; ``withheld`` says which fields were
+missing and which permission would show them. Channel slugs are checked against the shop's
+channels (kept for ``CHANNELS_TTL`` seconds per shop and token) and global ids before
+anything is sent: Saleor answers an unknown channel with an empty list, not an error.
 """
 
 from __future__ import annotations
 
 import base64
+import hashlib
 import html
 import json
 import re
@@ -25,9 +32,13 @@ from typing import Any, TypedDict, cast
 
 import httpx
 
-from opshub.connectors.errors import ConnectorRequestError, ConnectorResponseError
+from opshub.connectors.errors import (
+    ConnectorAuthError,
+    ConnectorRequestError,
+    ConnectorResponseError,
+)
 from opshub.connectors.http import RetryPolicy, send
-from opshub.connectors.saleor_wire import classify, load_operations
+from opshub.connectors.saleor_wire import classify, load_operations, withheld_fields
 from opshub.credentials.models import Provider
 
 Obj = dict[str, Any]
@@ -36,6 +47,13 @@ ORDER_STATUSES = ("UNFULFILLED", "PARTIALLY_FULFILLED", "FULFILLED", "CANCELED",
                   "READY_TO_FULFILL", "READY_TO_CAPTURE")  # fmt: skip
 MAX_PAGE = 100  # Saleor's cap on `first`
 LOW_STOCK_PAGES = 20  # low_stock reads at most this many pages of 100 variants
+VOUCHER_PAGES = 50  # voucher_by_code reads at most this many pages of 100 search matches
+CHANNELS_TTL = 300.0  # seconds a shop's channel list is trusted
+# The attribute input types a proposal can fill, and the AttributeValueInput field of each.
+ATTRIBUTE_FIELDS = {"DROPDOWN": "dropdown", "SWATCH": "swatch", "MULTISELECT": "multiselect",
+                    "PLAIN_TEXT": "plainText", "NUMERIC": "numeric", "BOOLEAN": "boolean",
+                    "DATE": "date"}  # fmt: skip
+_channels: dict[tuple[str, str], tuple[float, list[Obj]]] = {}
 
 
 class Page(TypedDict):
@@ -98,11 +116,35 @@ def plain_text(description: Any) -> str:
     return "\n\n".join(html.unescape(re.sub(r"<[^>]+>", "", t)) for t in lines)
 
 
-def _is_global_id(value: str, type_name: str) -> bool:
+def is_global_id(value: str, type_name: str) -> bool:
     try:
         return base64.b64decode(value, validate=True).decode().startswith(f"{type_name}:")
     except ValueError:
         return False
+
+
+def require_id(value: str, type_name: str, source: str) -> str:
+    """``value`` when it is a global id of ``type_name``; refused before it is sent otherwise."""
+    if not is_global_id(value, type_name):
+        raise ConnectorRequestError(
+            SALEOR, f"{value!r} is not a Saleor {type_name} id: take it from {source}"
+        )
+    return value
+
+
+def attribute_input(attribute: Obj) -> Obj:
+    """``{"id", "input_type", "values"}`` as Saleor's AttributeValueInput for its input type."""
+    field, values = ATTRIBUTE_FIELDS[attribute["input_type"]], attribute["values"]
+    value: Any
+    if field == "multiselect":
+        value = [{"value": v} for v in values]
+    elif field in ("dropdown", "swatch"):
+        value = {"value": values[0]}
+    elif field == "boolean":
+        value = values[0].lower() in ("true", "yes", "1")
+    else:
+        value = values[0]
+    return {"id": attribute["id"], field: value}
 
 
 def _filter(**values: Any) -> Obj | None:
@@ -128,8 +170,30 @@ class SaleorClient:
         self._url = str(secret["url"])
         self._token = str(secret["token"])
         self._policy = policy
+        # Fields Saleor withheld from this client's answers: "customers.orders needs ...".
+        self.withheld: list[str] = []
 
     async def _run(self, operation: str, variables: Obj | None = None) -> Obj:
+        """The answer's ``data``; an unknown token raised as such (ConnectorAuthError)."""
+        before = len(self.withheld)
+        try:
+            data = await self._request(operation, variables)
+        except ConnectorRequestError as exc:
+            # Saleor takes an unknown token for no token: it is refused a permission, or asked
+            # for a channel, rather than told that its token is unknown. Identity tells which.
+            if "lacks a permission" in exc.message or "More than one channel" in exc.message:
+                await self._check_identity()
+            raise
+        if len(self.withheld) > before:  # also what an unknown token reads: public fields only
+            await self._check_identity()
+        return data
+
+    async def _check_identity(self) -> None:
+        data = await self._request("Identity")
+        if not (data.get("me") or data.get("app")):
+            raise ConnectorAuthError(SALEOR, "Saleor does not recognise the token")
+
+    async def _request(self, operation: str, variables: Obj | None = None) -> Obj:
         query = OPERATIONS[operation]
         variables = dict(variables or {})
         if "first" in variables:  # a model may ask for more than Saleor serves at once
@@ -145,7 +209,11 @@ class SaleorClient:
         response = await send(
             self._http, request, provider=SALEOR, classify=classify, policy=policy
         )
-        data: Obj = response.json()["data"]  # classify passed only JSON holding data
+        body = response.json()
+        for note in withheld_fields(body.get("errors") or []):
+            if note not in self.withheld:
+                self.withheld.append(note)
+        data: Obj = body["data"]  # classify passed only JSON holding data
         return data
 
     async def _mutate(self, operation: str, variables: Obj, result: str) -> Obj:
@@ -164,6 +232,25 @@ class SaleorClient:
             raise ConnectorResponseError(SALEOR, f"Saleor answered {field} with no {result}")
         return value
 
+    async def _known_channel(self, slug: str) -> str:
+        """``slug`` when the shop has that channel; refused with the shop's channels if not."""
+        key = (self._url, hashlib.sha256(self._token.encode()).hexdigest())
+        cached = _channels.get(key)
+        fresh = cached is not None and time.monotonic() - cached[0] < CHANNELS_TTL
+        if fresh and cached is not None and any(c["slug"] == slug for c in cached[1]):
+            return slug
+        channels = await self.list_channels()  # a channel added since is found too
+        now = time.monotonic()
+        for stale in [k for k, (at, _) in _channels.items() if now - at >= CHANNELS_TTL]:
+            del _channels[stale]
+        _channels[key] = (now, channels)
+        if not any(c["slug"] == slug for c in channels):
+            known = ", ".join(f"'{c['slug']}' ({c['currency']})" for c in channels)
+            raise ConnectorRequestError(
+                SALEOR, f"no channel {slug!r}: the shop's channels are {known or 'none'}"
+            )
+        return slug
+
     # -- reads -----------------------------------------------------------------------------------
     async def search_products(
         self,
@@ -175,7 +262,9 @@ class SaleorClient:
         after: str | None = None,
     ) -> Page:
         """Products listed in ``channel`` with its prices; variants with sku, stock per warehouse.
-        ``category`` is a category id or slug."""
+        ``category`` is a category id or slug. Saleor's search index lags behind new products,
+        so a search that finds nothing also tries the words as a SKU and as a slug."""
+        await self._known_channel(channel)
         categories = [await self._category_id(category)] if category else None
         variables = {
             "channel": channel,
@@ -184,21 +273,37 @@ class SaleorClient:
             "after": after,
             "filter": _filter(categories=categories),
         }
-        return _page((await self._run("SearchProducts", variables))["products"])
+        page = _page((await self._run("SearchProducts", variables))["products"])
+        if search and not page["items"] and after is None and not category:
+            page["items"] = await self._exact_products(search.strip(), channel)
+        return page
+
+    async def _exact_products(self, term: str, channel: str) -> list[Obj]:
+        variant = await self.variant_by_sku(term)
+        if variant is not None:
+            found = await self.get_product(id=variant["product_id"], channel=channel)
+        else:
+            found = await self.get_product(slug=term, channel=channel)
+        return [found] if found is not None else []
 
     async def get_product(
         self, *, id: str | None = None, slug: str | None = None, channel: str
     ) -> Obj | None:
-        if not id and not slug:
+        """By ``id`` if given, else by ``slug`` (Saleor refuses both at once)."""
+        if id:
+            variables = {"id": require_id(id, "Product", "shop_products"), "channel": channel}
+        elif slug:
+            variables = {"slug": slug, "channel": channel}
+        else:
             raise ConnectorRequestError(SALEOR, "give a product id or slug")
-        variables = {"id": id, "slug": slug, "channel": channel}
+        await self._known_channel(channel)
         product = _one((await self._run("Product", variables))["product"])
         if product is not None:
             product["description"] = plain_text(product["description"])[:2000]
         return product
 
     async def _category_id(self, category: str) -> str:
-        if _is_global_id(category, "Category"):
+        if is_global_id(category, "Category"):
             return category
         found = (await self._run("CategoryBySlug", {"slug": category}))["category"]
         if found is None:
@@ -212,9 +317,15 @@ class SaleorClient:
         return _many((await self._run("Categories", variables))["categories"])
 
     async def list_product_types(self, *, search: str | None, first: int = 20) -> list[Obj]:
-        """A new product needs one; ``has_variants`` False: a single-variant type."""
+        """A new product needs one; ``has_variants`` False: a single-variant type. Each with
+        the ``variant_attributes`` its variants take (``required`` ones must have a value;
+        ``choices`` lists the values a DROPDOWN, SWATCH or MULTISELECT one offers)."""
         variables = {"filter": _filter(search=search), "first": first}
         return _many((await self._run("ProductTypes", variables))["productTypes"])
+
+    async def get_product_type(self, id: str) -> Obj | None:
+        variables = {"id": require_id(id, "ProductType", "shop_catalog(what='product_types')")}
+        return _one((await self._run("ProductType", variables))["productType"])
 
     async def list_channels(self) -> list[Obj]:
         return _many((await self._run("Channels"))["channels"] or [])
@@ -238,6 +349,8 @@ class SaleorClient:
                 SALEOR, f"unknown order status {status!r}: use one of {', '.join(ORDER_STATUSES)}"
             )
         statuses = [status.upper()] if status else None
+        if channel:
+            await self._known_channel(channel)
         variables = {
             "filter": _filter(status=statuses, search=search),
             "channel": channel,
@@ -248,6 +361,8 @@ class SaleorClient:
 
     async def unfulfilled_orders(self, *, channel: str | None, first: int = 20) -> list[Obj]:
         """Orders still waiting to ship, oldest first."""
+        if channel:
+            await self._known_channel(channel)
         variables = {
             "filter": {"status": ["UNFULFILLED", "PARTIALLY_FULFILLED"]},
             "sortBy": {"field": "CREATED_AT", "direction": "ASC"},
@@ -258,7 +373,8 @@ class SaleorClient:
 
     async def get_order(self, *, id: str) -> Obj | None:
         """Lines, addresses, fulfillments and the last 20 events (notes among them)."""
-        order = _one((await self._run("Order", {"id": id}))["order"])
+        variables = {"id": require_id(id, "Order", "shop_orders")}
+        order = _one((await self._run("Order", variables))["order"])
         if order is not None:
             order["events"] = order["events"][-20:]
         return order
@@ -273,6 +389,8 @@ class SaleorClient:
         self, *, search: str | None, channel: str | None, first: int = 10, after: str | None = None
     ) -> Page:
         """With ``channel``, ``discount_value`` and ``currency`` are that channel's."""
+        if channel:
+            await self._known_channel(channel)
         variables = {
             "filter": _filter(search=search),
             "channel": channel,
@@ -284,6 +402,7 @@ class SaleorClient:
     async def low_stock(self, *, threshold: int, channel: str, first: int = 50) -> list[Obj]:
         """Tracked variants with at most ``threshold`` left to sell (stock minus allocated) in
         the channel's warehouses, lowest first."""
+        await self._known_channel(channel)
         found: list[Obj] = []
         after = None
         for _ in range(LOW_STOCK_PAGES):
@@ -303,7 +422,7 @@ class SaleorClient:
 
     # -- what the executors look up before they write ----------------------------------------------
     async def product_by_external_reference(self, reference: str) -> Obj | None:
-        """``{"id", "name", "slug", "channel_ids"}``, or None."""
+        """``{"id", "name", "slug", "listings": [{"channel_id", "published"}]}``, or None."""
         variables = {"externalReference": reference}
         return _one((await self._run("ProductByExternalReference", variables))["product"])
 
@@ -312,14 +431,26 @@ class SaleorClient:
         return _one((await self._run("VariantBySku", {"sku": sku}))["productVariant"])
 
     async def voucher_by_code(self, code: str) -> Obj | None:
-        for voucher in _many((await self._run("VoucherByCode", {"code": code}))["vouchers"]):
-            if code in voucher["codes"]:
-                return voucher
-        return None
+        """The voucher holding exactly ``code``: Saleor has no lookup by code, and its search
+        matches substrings, so every page of matches is read (newest vouchers come last)."""
+        after = None
+        for _ in range(VOUCHER_PAGES):
+            variables = {"code": code, "after": after}
+            connection = (await self._run("VoucherByCode", variables))["vouchers"]
+            for voucher in _many(connection):
+                if code in voucher["codes"]:
+                    return voucher
+            if not connection["pageInfo"]["hasNextPage"]:
+                return None
+            after = connection["pageInfo"]["endCursor"]
+        raise ConnectorResponseError(
+            SALEOR, f"more than {VOUCHER_PAGES * MAX_PAGE} vouchers match {code!r}"
+        )
 
     async def order_events(self, *, order_id: str) -> list[Obj]:
         """``[{"id", "date", "type", "message"}]``, oldest first."""
-        order = (await self._run("OrderEvents", {"id": order_id}))["order"]
+        variables = {"id": require_id(order_id, "Order", "shop_orders")}
+        order = (await self._run("OrderEvents", variables))["order"]
         if order is None:
             raise ConnectorRequestError(SALEOR, f"Saleor has no order {order_id}")
         return _many(order["events"])
@@ -335,10 +466,10 @@ class SaleorClient:
         description: str = "",
         external_reference: str | None = None,
     ) -> Obj:
-        """``{"id", "name", "slug", "channel_ids"}`` of the new product."""
+        """The new product, unlisted, shaped as ``product_by_external_reference``."""
         fields = _filter(
-            productType=product_type_id,
-            category=category_id,
+            productType=require_id(product_type_id, "ProductType", "shop_catalog"),
+            category=require_id(category_id, "Category", "shop_catalog"),
             name=name,
             slug=slug,
             externalReference=external_reference,
@@ -349,11 +480,11 @@ class SaleorClient:
     async def update_product_channel_listing(
         self, *, product_id: str, channel_ids: list[str], published: bool = True
     ) -> Obj:
-        """Lists the product in the channels (published, visible, for sale):
-        ``{"id", "channel_ids"}`` with all its channels."""
+        """Lists the product in the channels, published (visible, for sale) or hidden; shaped
+        as ``product_by_external_reference``."""
         channels = [
             {
-                "channelId": c,
+                "channelId": require_id(c, "Channel", "shop_catalog"),
                 "isPublished": published,
                 "visibleInListings": published,
                 "isAvailableForPurchase": published,
@@ -371,16 +502,19 @@ class SaleorClient:
         name: str,
         warehouse_id: str,
         quantity: int,
+        attributes: list[Obj] | None = None,
         track_inventory: bool = True,
     ) -> Obj:
-        """The new variant with its stock, shaped as ``variant_by_sku``."""
+        """The new variant with its stock, shaped as ``variant_by_sku``. ``attributes``:
+        ``[{"id", "input_type", "values"}]``, one per variant attribute given a value."""
+        warehouse = require_id(warehouse_id, "Warehouse", "shop_catalog")
         fields = {
-            "product": product_id,
-            "attributes": [],
+            "product": require_id(product_id, "Product", "shop_products"),
+            "attributes": [attribute_input(a) for a in attributes or []],
             "sku": sku,
             "name": name,
             "trackInventory": track_inventory,
-            "stocks": [{"warehouse": warehouse_id, "quantity": quantity}],
+            "stocks": [{"warehouse": warehouse, "quantity": quantity}],
         }
         return await self._mutate("ProductVariantCreate", {"input": fields}, "productVariant")
 
@@ -397,9 +531,10 @@ class SaleorClient:
 
     async def update_stock(self, *, variant_id: str, warehouse_id: str, quantity: int) -> Obj:
         """Sets (not adds to) a variant's stock in one warehouse: ``{"id", "sku", "stocks"}``."""
+        warehouse = require_id(warehouse_id, "Warehouse", "shop_catalog")
         variables = {
-            "variantId": variant_id,
-            "stocks": [{"warehouse": warehouse_id, "quantity": quantity}],
+            "variantId": require_id(variant_id, "ProductVariant", "shop_products"),
+            "stocks": [{"warehouse": warehouse, "quantity": quantity}],
         }
         return await self._mutate("ProductVariantStocksUpdate", variables, "productVariant")
 
@@ -425,14 +560,20 @@ class SaleorClient:
         min_amount_spent: Decimal | None = None,
     ) -> Obj:
         listing = _filter(
-            channelId=channel_id,
+            channelId=require_id(channel_id, "Channel", "shop_catalog"),
             discountValue=_decimal(discount_value),
             minAmountSpent=_decimal(min_amount_spent),
         )
-        variables = {"id": voucher_id, "input": {"addChannels": [listing]}}
+        variables = {
+            "id": require_id(voucher_id, "Voucher", "shop_vouchers"),
+            "input": {"addChannels": [listing]},
+        }
         return await self._mutate("VoucherChannelListingUpdate", variables, "voucher")
 
     async def add_order_note(self, *, order_id: str, message: str) -> Obj:
         """``{"id", "date", "type", "message"}`` of the note's order event."""
-        variables = {"order": order_id, "input": {"message": message}}
+        variables = {
+            "order": require_id(order_id, "Order", "shop_orders"),
+            "input": {"message": message},
+        }
         return await self._mutate("OrderNoteAdd", variables, "event")

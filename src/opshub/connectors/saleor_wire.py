@@ -77,6 +77,12 @@ def classify(response: httpx.Response) -> Failure | None:
             "the shop URL is its GraphQL endpoint, e.g. https://shop.example.com/graphql/",
         )
     errors = [e for e in body.get("errors") or [] if isinstance(e, dict)]
+    if errors and body.get("data") is None and _internal_server_error(errors):
+        # Saleor's answer to two creates of one unique value racing (a look-before-write
+        # retry settles it), and to other passing faults.
+        return Failure(FailureKind.transient, "Saleor answered Internal Server Error")
+    if errors and isinstance(body.get("data"), dict) and _only_withheld(errors):
+        return None
     if errors:
         return _graphql_failure(errors)
     if status != 200:
@@ -86,10 +92,45 @@ def classify(response: httpx.Response) -> Failure | None:
     return None
 
 
-def _graphql_failure(errors: list[Obj]) -> Failure:
-    def code(error: Obj) -> str:
-        return str(((error.get("extensions") or {}).get("exception") or {}).get("code") or "")
+def _code(error: Obj) -> str:
+    return str(((error.get("extensions") or {}).get("exception") or {}).get("code") or "")
 
+
+def _needed(error: Obj) -> list[str]:
+    """The permissions a PermissionDenied message names."""
+    return re.findall(r"\b[A-Z][A-Z_]{3,}\b", str(error.get("message") or "").partition(":")[2])
+
+
+def _internal_server_error(errors: list[Obj]) -> bool:
+    return all(str(e.get("message")).strip() == "Internal Server Error" for e in errors)
+
+
+def _only_withheld(errors: list[Obj]) -> bool:
+    """Every error is a permission on a field below the root: the rest of the answer stands."""
+    return all(
+        _code(e) == "PermissionDenied"
+        and len(e.get("path") or []) > 1
+        and not set(_needed(e)) <= ANY_SIGNED_IN
+        for e in errors
+    )
+
+
+def withheld_fields(errors: list[Obj]) -> list[str]:
+    """What a partial answer lacks, for the agent: "customers.orders needs MANAGE_ORDERS"."""
+    notes: list[str] = []
+    for error in errors:
+        if _code(error) != "PermissionDenied":
+            continue
+        path = [str(p) for p in error.get("path") or [] if isinstance(p, str)]
+        where = ".".join(p for p in path if p not in ("edges", "node"))
+        note = f"{where} needs {' or '.join(_needed(error)) or 'a permission'}"
+        if note not in notes:
+            notes.append(note)
+    return notes
+
+
+def _graphql_failure(errors: list[Obj]) -> Failure:
+    code = _code
     for error in errors:
         message = str(error.get("message") or "")
         if code(error) in TOKEN_ERRORS or _TOKEN_MESSAGE.search(message):
@@ -97,7 +138,7 @@ def _graphql_failure(errors: list[Obj]) -> Failure:
     for error in errors:
         if code(error) == "PermissionDenied":
             message = str(error.get("message") or "")
-            needed = re.findall(r"\b[A-Z][A-Z_]{3,}\b", message.partition(":")[2])
+            needed = _needed(error)
             if needed and set(needed) <= ANY_SIGNED_IN:  # Saleor took us for anonymous
                 return Failure(FailureKind.auth, "Saleor does not recognise the token")
             where = ".".join(str(p) for p in error.get("path") or []) or "this request"

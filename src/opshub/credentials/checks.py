@@ -147,11 +147,21 @@ async def _saleor(client: httpx.AsyncClient, secret: dict[str, Any], _: Settings
     )
     if response.status_code != 200:
         return from_status(response.status_code)
-    data = response.json().get("data") or {}
+    body = response.json()
+    data = body.get("data") or {}
     if data.get("me") or data.get("app"):
         return HEALTHY
-    # Saleor answers a bad token with a GraphQL error (HTTP 200), an unknown one as anonymous.
-    return CheckResult(Health.invalid, "Saleor does not recognise the token")
+    # Saleor answers an expired JWT with a GraphQL error (HTTP 200), an unknown token as if
+    # there were none (anonymous).
+    if any("expired" in str(e.get("message")).lower() for e in body.get("errors") or []):
+        return CheckResult(
+            Health.invalid,
+            "the token has expired: Saleor's staff tokens last 5 minutes; store an App token",
+        )
+    return CheckResult(
+        Health.invalid,
+        "Saleor does not recognise the token: it is unknown to this shop or was deleted",
+    )
 
 
 CHECKS: dict[Provider, Check] = {

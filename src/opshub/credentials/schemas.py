@@ -6,7 +6,8 @@ import ipaddress
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field, HttpUrl, ValidationError
+import jwt
+from pydantic import BaseModel, Field, HttpUrl, ValidationError, field_validator
 
 from opshub.credentials.errors import InvalidSecretError
 from opshub.credentials.models import Health, Provider, Source
@@ -62,9 +63,29 @@ class AmazonCreatorsSecret(StrictInput):
     marketplace: Short = "www.amazon.com"
 
 
+def _is_jwt(token: str) -> bool:
+    """A JSON Web Token (read, not verified: only its shape matters here)."""
+    try:
+        jwt.decode(token, options={"verify_signature": False})
+    except jwt.PyJWTError:
+        return False
+    return True
+
+
 class SaleorSecret(StrictInput):
     url: HttpUrl
-    token: Token
+    token: Token = Field(description="An App token: Saleor's staff tokens expire in 5 minutes.")
+
+    @field_validator("token")
+    @classmethod
+    def _an_app_token(cls, token: str) -> str:
+        if _is_jwt(token):
+            raise ValueError(
+                "this is a staff user's token (a JWT from tokenCreate), which Saleor expires "
+                "after 5 minutes: create an App in the Saleor dashboard with the permissions "
+                "the crews need and store its token instead"
+            )
+        return token
 
 
 SECRET_SCHEMAS: dict[Provider, type[StrictInput]] = {

@@ -19,9 +19,14 @@ from opshub.actions.kinds import (
     Payload,
     ProductCreate,
     StockUpdate,
+    VariantAttribute,
     VoucherCreate,
 )
+from opshub.connectors.errors import ConnectorRequestError
 from opshub.connectors.models import Channel
+from opshub.connectors.saleor import SaleorClient, require_id
+from opshub.connectors.saleor_attributes import fill_variant_attributes
+from opshub.credentials.models import Provider
 from opshub.db.engine import tenant_transaction
 from opshub.tasks.models import EventType
 from opshub.tools.ads import AdsTool
@@ -33,6 +38,16 @@ CHANNEL_NAMES = {
     Channel.linkedin_ads: "LinkedIn",
 }
 REASON = Field(min_length=3, max_length=500, description="Why, in one sentence for the approver.")
+
+
+def shop_ids(*ids: tuple[str, str]) -> None:
+    """Each ``(value, type)`` a Saleor global id of that type, or the proposal is refused: a
+    wrong id would otherwise fail only once approved."""
+    for value, type_name in ids:
+        try:
+            require_id(value, type_name, "the shop tools")
+        except ConnectorRequestError as exc:
+            raise ToolFailure(f"The proposal is not valid: {exc.message}.") from exc
 
 
 class ProposingTool(AdsTool):
@@ -165,6 +180,13 @@ class ProductArgs(BaseModel):
     cost_price: Decimal | None = Field(default=None, ge=0)
     warehouse_id: str = Field(description="From shop_catalog(what='warehouses').")
     quantity: int = Field(ge=0, description="Units in stock at that warehouse.")
+    attributes: dict[str, str | list[str]] = Field(
+        default_factory=dict,
+        max_length=30,
+        description='The variant\'s attribute values by attribute name, e.g. {"Size": "M"}: '
+        "the product type's variant_attributes in shop_catalog(what='product_types') say which "
+        "are required and which choices they offer.",
+    )
     reason: str = REASON
 
 
@@ -172,16 +194,39 @@ class ProposeProductTool(ProposingTool):
     name: str = "propose_product"
     description: str = (
         "Proposes a new shop product as one change: the product with its description, its "
-        "channel listings, one variant (SKU) with its price and its stock in a warehouse."
+        "channel listings, one variant (SKU) with its attribute values, price and stock in a "
+        "warehouse. Checked against the product type's required attributes first."
     )
     args_schema: type[BaseModel] = ProductArgs
 
     def answer(self, **args: Any) -> str:
-        reason = args.pop("reason", "")
-        payload = ProductCreate(**args)
+        # The payload's own checks first (a slug's shape, say), then the product type's.
+        draft = ProductCreate(
+            **{k: v for k, v in args.items() if k not in ("reason", "attributes")}
+        )
+        a = ProductArgs(**args)
+        ids = [(a.product_type_id, "ProductType"), (a.category_id, "Category"),
+               (a.warehouse_id, "Warehouse"), *((c, "Channel") for c in a.channel_ids)]  # fmt: skip
+
+        shop_ids(*ids)
+
+        async def variant_attributes(secret: dict[str, Any]) -> list[dict[str, Any]]:
+            client = SaleorClient(http=self.connectors.http, secret=secret)
+            product_type = await client.get_product_type(a.product_type_id)
+            if product_type is None:
+                raise ConnectorRequestError(
+                    Provider.saleor, f"there is no product type {a.product_type_id}"
+                )
+            return fill_variant_attributes(product_type, a.attributes)
+
+        filled = self.call(Provider.saleor, variant_attributes)
+        payload = draft.model_copy(
+            update={"variant_attributes": [VariantAttribute(**f) for f in filled]}
+        )
+        values = "".join(f", {f['name']} {'/'.join(f['values'])}" for f in filled)
         summary = (
-            f"Create product '{payload.name}' (SKU {payload.sku}) at {payload.price}, "
-            f"{payload.quantity} in stock, in {len(payload.channel_ids)} channel(s): {reason}"
+            f"Create product '{payload.name}' (SKU {payload.sku}{values}) at {payload.price}, "
+            f"{payload.quantity} in stock, in {len(payload.channel_ids)} channel(s): {a.reason}"
         )
         return self.propose(ActionKind.product_create, payload, summary)
 
@@ -201,6 +246,7 @@ class ProposeStockUpdateTool(ProposingTool):
     def answer(self, **args: Any) -> str:
         reason = args.pop("reason", "")
         payload = StockUpdate(**args)
+        shop_ids((payload.variant_id, "ProductVariant"), (payload.warehouse_id, "Warehouse"))
         summary = (
             f"Set the stock of variant {payload.variant_id} in warehouse {payload.warehouse_id} "
             f"to {payload.quantity}: {reason}"
@@ -227,6 +273,7 @@ class ProposeVoucherTool(ProposingTool):
     def answer(self, **args: Any) -> str:
         reason = args.pop("reason", "")
         payload = VoucherCreate(**args)
+        shop_ids((payload.channel_id, "Channel"))
         unit = "%" if payload.discount_value_type == "PERCENTAGE" else " off"
         summary = f"Create voucher {payload.code} ({payload.discount_value}{unit}): {reason}"
         return self.propose(ActionKind.voucher_create, payload, summary)
@@ -246,5 +293,6 @@ class ProposeOrderNoteTool(ProposingTool):
     def answer(self, **args: Any) -> str:
         reason = args.pop("reason", "")
         payload = OrderNote(**args)
+        shop_ids((payload.order_id, "Order"))
         summary = f'Add a note to order {payload.order_id}: "{payload.message[:120]}" ({reason})'
         return self.propose(ActionKind.order_note, payload, summary)

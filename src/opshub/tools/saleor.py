@@ -23,11 +23,24 @@ CURSOR = Field(
 )
 
 
+def with_withheld(result: Any, withheld: list[str]) -> Any:
+    """The answer, and what the token may not read in it (fields Saleor left null)."""
+    if not withheld:
+        return result
+    note = (
+        f"{'; '.join(withheld)}: the Saleor token lacks that permission, so these fields are "
+        "null; the shop owner can grant it to the App the token belongs to"
+    )
+    if isinstance(result, dict):
+        return {**result, "withheld": note}
+    return {"items": result, "withheld": note}
+
+
 class SaleorTool(ConnectorTool):
     def shop(self, operation: Any) -> str:
         async def with_client(secret: dict[str, Any]) -> Any:
             client = SaleorClient(http=self.connectors.http, secret=secret)
-            return await operation(client)
+            return with_withheld(await operation(client), client.withheld)
 
         return for_the_model(
             self.call(Provider.saleor, with_client), hint="narrow the search or lower limit"
@@ -48,13 +61,14 @@ class ShopProductsTool(SaleorTool):
     name: str = "shop_products"
     description: str = (
         "Finds products in the shop with their variants (SKU), prices in a channel and stock per "
-        "warehouse. Give `id` or `slug` for one product, or `search`/`category` for a list."
+        "warehouse. Give `id` (or else `slug`) for one product, or `search`/`category` for a "
+        "list."
     )
     args_schema: type[BaseModel] = ShopProductsArgs
 
     def answer(self, **args: Any) -> str:
         a = ShopProductsArgs(**args)
-        if a.id or a.slug:
+        if a.id or a.slug:  # Saleor refuses both at once: the client sends the id if given
             return self.shop(lambda c: c.get_product(id=a.id, slug=a.slug, channel=a.channel))
         return self.shop(
             lambda c: c.search_products(
@@ -78,7 +92,9 @@ class ShopCatalogTool(SaleorTool):
     name: str = "shop_catalog"
     description: str = (
         "Lists the shop's categories, channels (with currency), warehouses or product types, "
-        "with their ids: look these up before proposing a product or a stock change."
+        "with their ids: look these up before proposing a product or a stock change. A product "
+        "type lists the variant attributes a new product's variant takes (required ones must "
+        "be given to propose_product, a DROPDOWN's value one of its choices)."
     )
     args_schema: type[BaseModel] = ShopCatalogArgs
 

@@ -28,10 +28,23 @@ AMERICAS = global_id("Warehouse", 1)
 ORDER = global_id("Order", 1)
 PRODUCT_STEPS = [
     "productCreate",
-    "productChannelListingUpdate",
+    "productChannelListingUpdate",  # listed hidden, then published last
     "productVariantCreate",
     "productVariantChannelListingUpdate",
 ]
+ONCE_EACH = [1, 2, 1, 1]
+AUDIOBOOK = global_id("ProductType", 3)
+AUDIOBOOK_FORMAT = {
+    "id": global_id("Attribute", 2),
+    "name": "Audiobook format",
+    "input_type": "DROPDOWN",
+    "values": ["MP3"],
+}
+STOREFRONT_PRODUCT = """
+query Storefront($slug: String!, $channel: String!) {
+  product(slug: $slug, channel: $channel) { id name }
+}
+"""
 
 
 @pytest.fixture(scope="module")
@@ -109,7 +122,7 @@ async def test_running_a_product_action_again_creates_nothing_more(
     first = await executors.create_product(ctx, new_product())
     again = await executors.create_product(ctx, new_product())
     assert again == first
-    assert [fake.calls(step) for step in PRODUCT_STEPS] == [1, 1, 1, 1]
+    assert [fake.calls(step) for step in PRODUCT_STEPS] == ONCE_EACH
     assert len(scarves(fake)) == 1
 
 
@@ -127,11 +140,82 @@ async def test_a_product_action_cut_off_after_a_step_finishes_on_the_next_run(
 
     fake.delay_operation(step, 0)
     outcome = await executors.create_product(context(fake, http, action_id), new_product())
-    assert [fake.calls(s) for s in PRODUCT_STEPS] == [1, 1, 1, 1]
+    assert [fake.calls(s) for s in PRODUCT_STEPS] == ONCE_EACH
     (scarf,) = scarves(fake)
     (variant,) = scarf["variants"]
     assert variant["prices"] == {"default-channel": 24.5, "channel-pln": 24.5}
     assert outcome["variant_id"] == global_id("ProductVariant", variant["pk"])
+
+
+async def shown_to_shoppers(http: httpx.AsyncClient, fake: FakeSaleorServer, slug: str) -> bool:
+    """Whether the storefront (no token) finds the product in the default channel."""
+    body = {"query": STOREFRONT_PRODUCT, "variables": {"slug": slug, "channel": "default-channel"}}
+    answer = (await http.post(fake.url, json=body)).json()
+    return answer["data"]["product"] is not None
+
+
+async def test_a_product_of_a_type_with_required_attributes_is_published_only_once_complete(
+    fake: FakeSaleorServer, http: httpx.AsyncClient
+) -> None:
+    payload = new_product(product_type_id=AUDIOBOOK, variant_attributes=[AUDIOBOOK_FORMAT])
+    outcome = await executors.create_product(context(fake, http, uuid.uuid4()), payload)
+
+    assert outcome["attributes"] == {"Audiobook format": ["MP3"]}
+    (scarf,) = scarves(fake)
+    assert scarf["variants"][0]["attributes"] == {2: ["MP3"]}
+    assert scarf["listings"]["default-channel"]["isPublished"] is True
+    assert await shown_to_shoppers(http, fake, "wool-scarf")
+    # The variant is created and priced before the product is published, which comes last.
+    written = [
+        r.operation_name for r in fake.requests if r.query and r.query.startswith("mutation")
+    ]
+    assert written == [
+        "ProductCreate",
+        "ProductChannelListingUpdate",
+        "ProductVariantCreate",
+        "ProductVariantChannelListingUpdate",
+        "ProductChannelListingUpdate",
+    ]
+    listings = fake.requests_for("ProductChannelListingUpdate")
+    assert [r.variables and r.variables["input"]["updateChannels"][0]["isPublished"]
+            for r in listings] == [False, True]  # fmt: skip
+
+
+async def test_a_required_attribute_without_a_value_is_refused_before_any_write(
+    fake: FakeSaleorServer, http: httpx.AsyncClient
+) -> None:
+    with pytest.raises(ConnectorRequestError, match="requires a value for 'Audiobook format'"):
+        await executors.create_product(
+            context(fake, http, uuid.uuid4()), new_product(product_type_id=AUDIOBOOK)
+        )
+    assert fake.calls("productCreate") == 0 and scarves(fake) == []
+
+
+async def test_a_product_whose_variant_is_refused_is_not_shown_to_shoppers(
+    fake: FakeSaleorServer, http: httpx.AsyncClient
+) -> None:
+    gone = global_id("Warehouse", 99)  # the warehouse was deleted after the proposal
+    with pytest.raises(ConnectorRequestError, match="Couldn't resolve id"):
+        await executors.create_product(
+            context(fake, http, uuid.uuid4()), new_product(warehouse_id=gone)
+        )
+    (scarf,) = scarves(fake)
+    assert scarf["variants"] == []
+    assert not await shown_to_shoppers(http, fake, "wool-scarf")
+
+
+async def test_an_internal_server_error_from_a_create_race_is_retried_later_and_settles(
+    fake: FakeSaleorServer, http: httpx.AsyncClient
+) -> None:
+    """Saleor answers HTTP 200 "Internal Server Error" when two creates of one value race; the
+    product was written. The run fails as retryable, and the next run finds and finishes it."""
+    action_id = uuid.uuid4()
+    fake.race_next("productCreate")
+    with pytest.raises(ConnectorUnavailableError, match="Internal Server Error"):
+        await executors.create_product(context(fake, http, action_id), new_product())
+    outcome = await executors.create_product(context(fake, http, action_id), new_product())
+    assert [fake.calls(s) for s in PRODUCT_STEPS] == ONCE_EACH
+    assert outcome["product_id"] == global_id("Product", scarves(fake)[0]["pk"])
 
 
 async def test_a_sku_taken_by_another_product_is_refused_before_any_write(
@@ -204,6 +288,25 @@ async def test_a_voucher_cut_off_after_creation_gets_its_channel_on_the_next_run
     assert (fake.calls("voucherCreate"), fake.calls("voucherChannelListingUpdate")) == (1, 1)
     assert outcome["discount_value"] == 15.0
     assert [v["code"] for v in fake.store.vouchers].count("AUTUMN15") == 1
+
+
+async def test_a_voucher_past_the_first_page_of_its_code_search_is_found_on_the_next_run(
+    fake: FakeSaleorServer, http: httpx.AsyncClient
+) -> None:
+    """Saleor's voucher search matches substrings: 120 older codes contain AUTUMN15, so the
+    voucher this action created is on the second page of 100."""
+    for n in range(120):
+        fake.add_voucher(f"AUTUMN15-{n:03d}")
+    action_id = uuid.uuid4()
+    fake.delay_operation("voucherCreate", 3)
+    async with httpx.AsyncClient(timeout=0.5) as impatient:
+        with pytest.raises(ConnectorUnavailableError):
+            await executors.create_voucher(context(fake, impatient, action_id), voucher())
+    fake.delay_operation("voucherCreate", 0)
+    outcome = await executors.create_voucher(context(fake, http, action_id), voucher())
+    assert (fake.calls("voucherCreate"), fake.calls("voucherChannelListingUpdate")) == (1, 1)
+    assert outcome["code"] == "AUTUMN15" and outcome["discount_value"] == 15.0
+    assert len(fake.requests_for("VoucherByCode")) == 4  # two pages on each run
 
 
 async def test_a_code_held_by_another_voucher_is_refused(

@@ -18,17 +18,27 @@ from opshub.connectors.errors import (
 )
 from opshub.connectors.http import RetryPolicy
 from opshub.connectors.saleor import SaleorClient
-from tests.fakes.saleor import ALL_PERMISSIONS, FakeSaleorServer, global_id
+from tests.fakes.saleor import (
+    ALL_PERMISSIONS,
+    INTERNAL_SERVER_ERROR,
+    FakeSaleorServer,
+    global_id,
+)
 from tests.integration.connectors.shared import FAST
 
 STAFF = "staff-token-a1b2c3"
 CATALOGUE_ONLY = "catalogue-token-d4e5f6"
+CUSTOMERS_ONLY = "customers-token-j1k2l3"
 EXPIRED = "expired-token-g7h8i9"
 
 
 @pytest.fixture(scope="module")
 def fake() -> Iterator[FakeSaleorServer]:
-    tokens = {STAFF: ALL_PERMISSIONS, CATALOGUE_ONLY: {"MANAGE_PRODUCTS"}}
+    tokens = {
+        STAFF: ALL_PERMISSIONS,
+        CATALOGUE_ONLY: {"MANAGE_PRODUCTS"},
+        CUSTOMERS_ONLY: {"MANAGE_USERS"},
+    }
     with FakeSaleorServer(tokens=tokens, expired_tokens=[EXPIRED]) as server:
         yield server
 
@@ -296,11 +306,12 @@ async def test_a_tenant_sees_only_its_own_shop(http: httpx.AsyncClient) -> None:
         assert found is not None and found["slug"] == "b-only-scarf"
         assert await a.product_by_external_reference("action-of-b") is None
 
-        # B's token means nothing to shop A: it is anonymous there.
+        # B's token means nothing to shop A: it is anonymous there, and reported as unknown
+        # (not as a missing permission, which is how Saleor words it).
         b_token_at_a = SaleorClient(
             http=http, secret={"url": shop_a.url, "token": "tenant-b-token"}
         )
-        with pytest.raises(ConnectorRequestError, match="MANAGE_ORDERS"):
+        with pytest.raises(ConnectorAuthError, match="does not recognise the token"):
             await b_token_at_a.list_orders()
         with pytest.raises(ConnectorAuthError, match="does not recognise the token"):
             await b_token_at_a.list_channels()
@@ -324,3 +335,113 @@ async def test_amounts_go_out_exactly(http: httpx.AsyncClient, fake: FakeSaleorS
     ]
     usd = next(p for p in listings["prices"] if p["channel_id"] == global_id("Channel", 1))
     assert (usd["price"], usd["currency"], usd["cost_price"]) == (19.99, "USD", 7.1)
+
+
+async def test_one_product_is_asked_for_by_id_alone_even_when_a_slug_is_given(
+    http: httpx.AsyncClient, fake: FakeSaleorServer
+) -> None:
+    tee = global_id("Product", 1)
+    product = await shop(http, fake).get_product(
+        id=tee, slug="blue-hoodie", channel="default-channel"
+    )
+    assert product is not None and product["name"] == "Monospace Tee"
+    (sent,) = fake.requests_for("Product")
+    assert sent.variables == {"id": tee, "channel": "default-channel"}
+
+
+async def test_a_malformed_id_is_refused_before_it_is_sent(
+    http: httpx.AsyncClient, fake: FakeSaleorServer
+) -> None:
+    with pytest.raises(ConnectorRequestError, match="'1042' is not a Saleor Order id"):
+        await shop(http, fake).get_order(id="1042")
+    with pytest.raises(ConnectorRequestError, match="is not a Saleor Product id"):
+        await shop(http, fake).get_product(id=global_id("Order", 1), channel="default-channel")
+    assert fake.requests_for("Order") == fake.requests_for("Product") == []
+
+
+async def test_an_unknown_channel_names_the_shops_channels_and_they_are_kept_a_while(
+    http: httpx.AsyncClient, fake: FakeSaleorServer
+) -> None:
+    client = shop(http, fake)
+    for _ in range(2):
+        with pytest.raises(ConnectorRequestError) as caught:
+            await client.search_products(search=None, channel="default")
+        assert caught.value.message == (
+            "no channel 'default': the shop's channels are 'default-channel' (USD), "
+            "'channel-pln' (PLN)"
+        )
+    await client.search_products(search="tee", channel="default-channel")
+    await shop(http, fake).low_stock(threshold=5, channel="channel-pln")
+    # Looked up again only for a slug it did not know; never sent to a products query.
+    assert len(fake.requests_for("Channels")) == 2
+    assert [
+        r.variables and r.variables["channel"] for r in fake.requests_for("SearchProducts")
+    ] == ["default-channel"]
+
+
+async def test_an_internal_server_error_answered_to_a_read_is_retried(
+    http: httpx.AsyncClient, fake: FakeSaleorServer
+) -> None:
+    fake.fail_next(200, body=INTERNAL_SERVER_ERROR)
+    assert len(await shop(http, fake).list_channels()) == 2
+    assert len(fake.requests_for("Channels")) == 2
+
+
+async def test_a_field_the_token_may_not_read_is_withheld_and_the_rest_returned(
+    http: httpx.AsyncClient, fake: FakeSaleorServer
+) -> None:
+    client = shop(http, fake, token=CUSTOMERS_ONLY)
+    customers = await client.list_customers(search=None)
+    assert [c["email"] for c in customers["items"]] == [
+        "alice@example.com",
+        "bob@example.com",
+        "carol@example.com",
+    ]
+    assert {c["orders"] for c in customers["items"]} == {None}
+    assert client.withheld == ["customers.orders needs MANAGE_ORDERS"]
+
+
+async def test_a_new_product_is_found_by_its_slug_or_sku_before_search_indexes_it(
+    http: httpx.AsyncClient, fake: FakeSaleorServer
+) -> None:
+    client = shop(http, fake)
+    created = await client.create_product(
+        product_type_id=global_id("ProductType", 2),
+        category_id=global_id("Category", 3),
+        name="Wool Scarf",
+        slug="wool-scarf",
+    )
+    await client.update_product_channel_listing(
+        product_id=created["id"], channel_ids=[global_id("Channel", 1)]
+    )
+    await client.create_variant(
+        product_id=created["id"],
+        sku="SCARF-1",
+        name="Wool Scarf",
+        warehouse_id=global_id("Warehouse", 1),
+        quantity=3,
+    )
+    for words in ("wool-scarf", "SCARF-1"):
+        found = await client.search_products(search=words, channel="default-channel")
+        assert [p["id"] for p in found["items"]] == [created["id"]]
+    assert (await client.search_products(search="nothing-like-it", channel="default-channel"))[
+        "items"
+    ] == []
+
+
+async def test_an_expired_staff_token_is_a_refused_token_and_an_unknown_one_is_unknown(
+    http: httpx.AsyncClient, fake: FakeSaleorServer
+) -> None:
+    login = {
+        "query": 'mutation { tokenCreate(email: "staff@example.com", '
+        'password: "staff-password") { token errors { message } } }'
+    }
+    staff_jwt = (await http.post(fake.url, json=login)).json()["data"]["tokenCreate"]["token"]
+    client = shop(http, fake, token=staff_jwt)
+    assert len(await client.list_channels()) == 2
+
+    fake.advance_clock(301)  # Saleor's staff tokens last 300 s
+    with pytest.raises(ConnectorAuthError, match="Signature has expired"):
+        await client.list_orders()
+    with pytest.raises(ConnectorAuthError, match="does not recognise the token"):
+        await shop(http, fake, token="never-issued-token").variant_by_sku("MONO-S")

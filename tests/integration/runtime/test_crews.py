@@ -188,33 +188,40 @@ async def test_ecommerce_proposes_a_sourced_product_that_is_created_once_after_a
     shop: FakeSaleorServer,
     runtime_settings: Settings,
 ) -> None:
+    """The product's type requires a variant attribute: a proposal without it is refused
+    naming it, the one with it waits for approval, and is then created with it and published
+    once, after its variant."""
     await store_openai_key(hub_client, tenant_a)
     await connect_saleor(hub_client, tenant_a, shop, "shop-a-staff-token")
     await connect_amazon(hub_client, tenant_a, connected.amazon)
-    connected.amazon.add_item("B0CANVAS01", "White canvas sneaker", price="24.99")
+    connected.amazon.add_item("B0AUDIO001", "The Quiet Sea (audiobook)", price="12.99")
     async with httpx.AsyncClient() as http:
         saleor = SaleorClient(http=http, secret={"url": shop.url, "token": "shop-a-staff-token"})
-        product_type = (await saleor.list_product_types(search=None))[0]["id"]
+        types = await saleor.list_product_types(search=None)
+        audiobook = next(t for t in types if any(a["required"] for a in t["variant_attributes"]))
         category = (await saleor.list_categories(search=None))[0]["id"]
         channel = (await saleor.list_channels())[0]
         warehouse = channel["warehouses"][0]["id"]
+    (required,) = [a for a in audiobook["variant_attributes"] if a["required"]]
     product = {
-        "name": "White Canvas Sneaker", "slug": "white-canvas-sneaker",
-        "description": "A clean white canvas sneaker.", "product_type_id": product_type,
-        "category_id": category, "channel_ids": [channel["id"]], "sku": "SNEAK-WHITE-42",
-        "price": "34.99", "warehouse_id": warehouse, "quantity": 20, "reason": "40% margin.",
+        "name": "The Quiet Sea", "slug": "the-quiet-sea",
+        "description": "An audiobook of the sea.", "product_type_id": audiobook["id"],
+        "category_id": category, "channel_ids": [channel["id"]], "sku": "QUIET-SEA-MP3",
+        "price": "19.99", "warehouse_id": warehouse, "quantity": 20, "reason": "35% margin.",
     }  # fmt: skip
+    with_format = {**product, "attributes": {required["name"]: required["choices"][0]}}
     before = len(fake_llm.requests_for("/v1/chat/completions"))
-    fake_llm.script_openai(tool_calls=[("amazon_product_search", {"keywords": "canvas sneaker"})])
-    fake_llm.script_openai("B0CANVAS01 White canvas sneaker at 24.99 USD.")
+    fake_llm.script_openai(tool_calls=[("amazon_product_search", {"keywords": "quiet sea"})])
+    fake_llm.script_openai("B0AUDIO001 The Quiet Sea at 12.99 USD.")
     fake_llm.script_openai(tool_calls=[("propose_product", product)])
-    fake_llm.script_openai("Proposed the sneaker.")
-    fake_llm.script_openai("The sneaker waits for your approval.")
+    fake_llm.script_openai(tool_calls=[("propose_product", with_format)])
+    fake_llm.script_openai("Proposed the audiobook.")
+    fake_llm.script_openai("The audiobook waits for your approval.")
     thread = (await hub_client.post("/v1/threads", headers=tenant_a.headers)).json()["id"]
 
     posted = await hub_client.post(
         f"/v1/threads/{thread}/messages",
-        json={"content": "Source a white sneaker and list it.", "crew": "ecommerce"},
+        json={"content": "Source an audiobook and list it.", "crew": "ecommerce"},
         headers=tenant_a.headers,
     )
     assert posted.status_code == 202, posted.text
@@ -222,12 +229,14 @@ async def test_ecommerce_proposes_a_sourced_product_that_is_created_once_after_a
     task = await wait_for_status(hub_client, tenant_a, task_id, {"awaiting_approval", "failed"})
 
     assert task["status"] == "awaiting_approval", task
-    assert "24.99" in tool_results_seen(fake_llm, before)
+    seen = tool_results_seen(fake_llm, before)
+    assert "12.99" in seen
+    assert "it requires a value for 'Audiobook format' (DROPDOWN: one of MP3, FLAC, CD)" in seen
     assert shop.calls("productCreate") == 0  # nothing changes before a person approves
     messages = await hub_client.get(f"/v1/threads/{thread}/messages", headers=tenant_a.headers)
     agent_turn = messages.json()["items"][-1]
     assert "Waiting for your approval" in agent_turn["content"]
-    assert "White Canvas Sneaker" in agent_turn["content"]
+    assert "The Quiet Sea" in agent_turn["content"]
 
     [action] = task["pending_actions"]
     await hub_client.post(f"/v1/actions/{action['id']}/approve", json={}, headers=tenant_a.headers)
@@ -237,10 +246,16 @@ async def test_ecommerce_proposes_a_sourced_product_that_is_created_once_after_a
     assert shop.calls("productCreate") == 1
     done = (await hub_client.get(f"/v1/actions/{action['id']}", headers=tenant_a.headers)).json()
     assert done["status"] == "executed"
+    listings = [r.variables for r in shop.requests_for("ProductChannelListingUpdate")]
+    published = [v for v in listings if v and v["input"]["updateChannels"][0]["isPublished"]]
+    assert len(published) == 1  # published once, as the last write
+    writes = [r for r in shop.requests if r.query and r.query.startswith("mutation")]
+    assert writes[-1].variables == published[0]
     async with httpx.AsyncClient() as http:
         saleor = SaleorClient(http=http, secret={"url": shop.url, "token": "shop-a-staff-token"})
-        created = await saleor.get_product(slug="white-canvas-sneaker", channel=channel["slug"])
-    assert created is not None and created["variants"][0]["sku"] == "SNEAK-WHITE-42"
+        variant = await saleor.variant_by_sku("QUIET-SEA-MP3")
+    assert variant is not None
+    assert variant["attributes"] == [{"attribute": "Audiobook format", "values": ["MP3"]}]
 
 
 async def test_operations_digest_gathers_leads_orders_stock_connections_and_failed_runs(

@@ -15,10 +15,12 @@ from opshub.db.engine import tenant_transaction
 from opshub.tools.actions import (
     ProposeBudgetChangeTool,
     ProposeCampaignStatusTool,
+    ProposeOrderNoteTool,
     ProposeProductTool,
+    ProposeStockUpdateTool,
 )
 from tests.conftest import TenantHandle
-from tests.fakes.saleor import global_id
+from tests.fakes.saleor import FakeSaleorServer, global_id
 from tests.integration.runtime.connected import Connected
 from tests.integration.tools.conftest import Connect, ContextFor, make_task, use, use_directly
 
@@ -39,6 +41,9 @@ async def allow_budget_changes_up_to(
     )
     async with tenant_transaction(app_pool, tenant.id) as conn:
         await policies.put_policies(conn, tenant_id=tenant.id, body=PoliciesPut(rules=[rule]))
+
+
+AUDIOBOOK = global_id("ProductType", 3)
 
 
 def product(**changes: Any) -> dict[str, Any]:
@@ -201,9 +206,67 @@ async def test_an_invalid_product_is_answered_with_what_is_wrong_and_nothing_is_
     assert await actions_of(owner_pool, task_id) == []
 
 
-async def test_proposing_the_same_thing_twice_in_a_task_records_one_action(
-    tenant_a: TenantHandle, context_for: ContextFor, owner_pool: asyncpg.Pool
+async def test_a_product_missing_a_required_variant_attribute_is_refused_naming_it(
+    tenant_a: TenantHandle,
+    connect: Connect,
+    shop: FakeSaleorServer,
+    context_for: ContextFor,
+    owner_pool: asyncpg.Pool,
 ) -> None:
+    await connect.saleor(tenant_a, shop)
+    task_id = await make_task(owner_pool, tenant_a)
+    tool = ProposeProductTool(context=context_for(tenant_a, task_id))
+
+    missing = await use(tool, **product(product_type_id=AUDIOBOOK))
+    wrong = await use(tool, **product(product_type_id=AUDIOBOOK, attributes={"Format": "MP3"}))
+    unoffered = await use(
+        tool, **product(product_type_id=AUDIOBOOK, attributes={"Audiobook format": "vinyl"})
+    )
+
+    assert missing == (
+        "the Saleor shop: product type 'Audiobook': it requires a value for 'Audiobook format' "
+        "(DROPDOWN: one of MP3, FLAC, CD). Give them in `attributes` as {attribute name: value}"
+    )
+    assert "'Format' is not a variant attribute of it (it has 'Audiobook format', 'Narrator')" in (
+        wrong
+    )
+    assert "vinyl is not a value of 'Audiobook format'" in unoffered
+    assert await actions_of(owner_pool, task_id) == []
+    assert shop.calls("productCreate") == 0
+
+
+async def test_a_product_with_its_attributes_is_proposed_with_the_shops_own_values(
+    tenant_a: TenantHandle,
+    connect: Connect,
+    shop: FakeSaleorServer,
+    context_for: ContextFor,
+    owner_pool: asyncpg.Pool,
+) -> None:
+    await connect.saleor(tenant_a, shop)
+    task_id = await make_task(owner_pool, tenant_a)
+    tool = ProposeProductTool(context=context_for(tenant_a, task_id))
+    attributes = {"audiobook-format": "mp3", "Narrator": "Ada Reed"}
+
+    answer = await use(tool, **product(product_type_id=AUDIOBOOK, attributes=attributes))
+
+    [action] = await actions_of(owner_pool, task_id)
+    assert "(SKU SNEAK-WHITE-42, Audiobook format MP3, Narrator Ada Reed)" in answer
+    assert action["payload"]["variant_attributes"] == [
+        {"id": global_id("Attribute", 2), "name": "Audiobook format", "input_type": "DROPDOWN",
+         "values": ["MP3"]},
+        {"id": global_id("Attribute", 3), "name": "Narrator", "input_type": "PLAIN_TEXT",
+         "values": ["Ada Reed"]},
+    ]  # fmt: skip
+
+
+async def test_proposing_the_same_thing_twice_in_a_task_records_one_action(
+    tenant_a: TenantHandle,
+    connect: Connect,
+    shop: FakeSaleorServer,
+    context_for: ContextFor,
+    owner_pool: asyncpg.Pool,
+) -> None:
+    await connect.saleor(tenant_a, shop)
     task_id = await make_task(owner_pool, tenant_a, input="List a white sneaker.")
     tool = ProposeProductTool(context=context_for(tenant_a, task_id))
 
@@ -214,3 +277,31 @@ async def test_proposing_the_same_thing_twice_in_a_task_records_one_action(
     assert first.startswith(f"Proposed action {action['id']}: Create product")
     assert again.startswith(f"Proposed action {action['id']}: ")
     assert action["payload"]["slug"] == "white-canvas-sneaker"
+
+
+async def test_a_shop_proposal_with_an_id_of_the_wrong_kind_is_refused_before_it_is_recorded(
+    tenant_a: TenantHandle, context_for: ContextFor, owner_pool: asyncpg.Pool
+) -> None:
+    task_id = await make_task(owner_pool, tenant_a)
+    context = context_for(tenant_a, task_id)
+
+    stock = await use(
+        ProposeStockUpdateTool(context=context),
+        variant_id="MONO-S",
+        warehouse_id=global_id("Warehouse", 1),
+        quantity=5,
+        reason="Restocked.",
+    )
+    note = await use(
+        ProposeOrderNoteTool(context=context),
+        order_id=global_id("Product", 1),
+        message="Gift wrap.",
+        reason="Asked by phone.",
+    )
+
+    assert stock == (
+        "The proposal is not valid: 'MONO-S' is not a Saleor ProductVariant id: take it from "
+        "the shop tools."
+    )
+    assert note.startswith("The proposal is not valid: 'UHJvZHVjdDox' is not a Saleor Order id")
+    assert await actions_of(owner_pool, task_id) == []

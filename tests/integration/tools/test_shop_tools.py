@@ -238,3 +238,27 @@ async def test_a_tenants_shop_tools_reach_only_its_own_shop(
     assert len(data(answer)["items"]) == 3
     assert {r.token for r in shop_a.requests} == {"shop-a-token-123"}
     assert shop_b.requests == []
+
+
+async def test_a_field_the_token_may_not_read_is_named_with_the_permission_that_shows_it(
+    tenant_a: TenantHandle, connect: Connect, context_for: ContextFor
+) -> None:
+    with FakeSaleorServer(tokens={"users-only-token": {"MANAGE_USERS"}}) as users_only:
+        await connect.saleor(tenant_a, users_only, token="users-only-token")
+        answer = data(await use(ShopCustomersTool(context=context_for(tenant_a))))
+
+    assert [c["email"] for c in answer["items"]][:2] == ["alice@example.com", "bob@example.com"]
+    assert answer["withheld"].startswith(
+        "customers.orders needs MANAGE_ORDERS: the Saleor token lacks that permission"
+    )
+
+
+async def test_a_wrong_channel_is_answered_with_the_shops_channels(
+    tenant_a: TenantHandle, shop: FakeSaleorServer, connect: Connect, context_for: ContextFor
+) -> None:
+    await connect.saleor(tenant_a, shop)
+    answer = await use(ShopProductsTool(context=context_for(tenant_a)), channel="usd")
+    assert answer == (
+        "the Saleor shop: no channel 'usd': the shop's channels are 'default-channel' (USD), "
+        "'channel-pln' (PLN)"
+    )

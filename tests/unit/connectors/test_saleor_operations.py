@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Awaitable, Callable
 from decimal import Decimal
@@ -18,6 +19,11 @@ from tests.fakes.saleor import saleor_schema, validate_operation
 
 GRAPHQL_FILE = Path(__file__).parents[3] / "src" / "opshub" / "connectors" / "saleor.graphql"
 CATEGORY_ID = "Q2F0ZWdvcnk6Mg=="  # Category:2
+PRODUCT, VARIANT, WAREHOUSE = "UHJvZHVjdDox", "UHJvZHVjdFZhcmlhbnQ6MQ==", "V2FyZWhvdXNlOjE="
+CHANNEL, ORDER = "Q2hhbm5lbDox", "T3JkZXI6MQ=="
+AUDIOBOOK_FORMAT = {"id": "QXR0cmlidXRlOjI=", "input_type": "DROPDOWN", "values": ["MP3"]}
+CHANNELS = [{"id": CHANNEL, "slug": "default-channel", "name": "Default", "active": True,
+             "currency": "USD", "country": {"code": "US"}, "warehouses": []}]  # fmt: skip
 
 Call = Callable[[SaleorClient], Awaitable[object]]
 CALLS: list[Call] = [
@@ -26,6 +32,7 @@ CALLS: list[Call] = [
     lambda c: c.get_product(slug="monospace-tee", channel="default-channel"),
     lambda c: c.list_categories(search=None),
     lambda c: c.list_product_types(search=None),
+    lambda c: c.get_product_type("UHJvZHVjdFR5cGU6Mw=="),
     lambda c: c.list_channels(),
     lambda c: c.list_warehouses(),
     lambda c: c.list_orders(status="unfulfilled"),
@@ -41,17 +48,24 @@ CALLS: list[Call] = [
     lambda c: c.create_product(
         product_type_id="UHJvZHVjdFR5cGU6MQ==", category_id=CATEGORY_ID, name="N", slug="n"
     ),
-    lambda c: c.update_product_channel_listing(product_id="P", channel_ids=["C"]),
-    lambda c: c.create_variant(product_id="P", sku="S", name="N", warehouse_id="W", quantity=1),
-    lambda c: c.update_variant_channel_listing(
-        variant_id="V", channel_ids=["C"], price=Decimal("1.50"), cost_price=None
+    lambda c: c.update_product_channel_listing(product_id=PRODUCT, channel_ids=[CHANNEL]),
+    lambda c: c.create_variant(
+        product_id=PRODUCT,
+        sku="S",
+        name="N",
+        warehouse_id=WAREHOUSE,
+        quantity=1,
+        attributes=[AUDIOBOOK_FORMAT],
     ),
-    lambda c: c.update_stock(variant_id="V", warehouse_id="W", quantity=3),
+    lambda c: c.update_variant_channel_listing(
+        variant_id=VARIANT, channel_ids=[CHANNEL], price=Decimal("1.50"), cost_price=None
+    ),
+    lambda c: c.update_stock(variant_id=VARIANT, warehouse_id=WAREHOUSE, quantity=3),
     lambda c: c.create_voucher(name="N", code="CODE", discount_value_type="FIXED"),
     lambda c: c.update_voucher_channel_listing(
-        voucher_id="V", channel_id="C", discount_value=Decimal(5)
+        voucher_id="Vm91Y2hlcjox", channel_id=CHANNEL, discount_value=Decimal(5)
     ),
-    lambda c: c.add_order_note(order_id="O", message="hello"),
+    lambda c: c.add_order_note(order_id=ORDER, message="hello"),
 ]
 
 
@@ -82,14 +96,24 @@ async def test_the_client_sends_only_the_files_operations_and_uses_them_all() ->
     sent: list[dict[str, object]] = []
 
     def answer(request: httpx.Request) -> httpx.Response:
-        sent.append(json.loads(request.content))
+        body = json.loads(request.content)
+        sent.append(body)
+        if body["operationName"] == "Channels":  # known channels let channel-scoped reads go on
+            return httpx.Response(200, json={"data": {"channels": CHANNELS}})
+        if body["operationName"] == "Customers":  # a refused permission asks who the token is
+            denied = {
+                "message": "You need one of the following permissions: MANAGE_USERS",
+                "path": ["customers"],
+                "extensions": {"exception": {"code": "PermissionDenied"}},
+            }
+            return httpx.Response(200, json={"errors": [denied], "data": {"customers": None}})
         return httpx.Response(200, json={"errors": [{"message": "stop here"}], "data": None})
 
     secret = {"url": "https://shop.example.com/graphql/", "token": "t"}
     async with httpx.AsyncClient(transport=httpx.MockTransport(answer)) as http:
         client = SaleorClient(http=http, secret=secret, policy=RetryPolicy(attempts=1))
         for call in CALLS:
-            with pytest.raises(ConnectorError):
+            with contextlib.suppress(ConnectorError):  # only list_channels gets an answer
                 await call(client)
         # With a category id there is no slug to look up: the products query itself is sent.
         with pytest.raises(ConnectorError):

@@ -4,8 +4,10 @@ Each may run again after a crash mid-way (or after a call whose answer was lost)
 leave exactly one product, voucher or note at the shop: it first looks for what an earlier
 attempt of the same action did and only does what is missing.
 
-- product: created with ``externalReference`` = the action id; its variant is found by SKU,
-  and channel listings and prices are added only where missing;
+- product: created with ``externalReference`` = the action id and listed hidden; its variant
+  (with the type's required attribute values, checked before anything is written) is found by
+  SKU, prices are added only where missing, and publishing comes last: a run that fails
+  part-way leaves nothing a shopper can see;
 - voucher: found by its code (a code is unique in a shop);
 - order note: its text ends with a marker holding the action id, and a note with that marker
   among the order's events means it was added;
@@ -20,6 +22,7 @@ from opshub.actions.execution import ExecutionContext
 from opshub.actions.kinds import OrderNote, ProductCreate, StockUpdate, VoucherCreate
 from opshub.connectors.errors import ConnectorRequestError, ConnectorResponseError
 from opshub.connectors.saleor import SaleorClient
+from opshub.connectors.saleor_attributes import missing_required
 from opshub.credentials.models import Provider
 
 
@@ -43,6 +46,9 @@ async def create_product(ctx: ExecutionContext, payload: ProductCreate) -> dict[
             Provider.saleor,
             f"SKU {payload.sku} already belongs to another product ({variant['product_id']})",
         )
+    attributes = [a.model_dump() for a in payload.variant_attributes]
+    if variant is None:
+        await _check_attributes(saleor, payload.product_type_id, attributes)
     if product is None:
         product = await saleor.create_product(
             product_type_id=payload.product_type_id,
@@ -52,9 +58,12 @@ async def create_product(ctx: ExecutionContext, payload: ProductCreate) -> dict[
             description=payload.description,
             external_reference=reference,
         )
-    unlisted = [c for c in payload.channel_ids if c not in product["channel_ids"]]
-    if unlisted:
-        await saleor.update_product_channel_listing(product_id=product["id"], channel_ids=unlisted)
+    listed = {listing["channel_id"] for listing in product["listings"]}
+    unlisted = [c for c in payload.channel_ids if c not in listed]
+    if unlisted:  # hidden until its variant is priced: a variant is priced per listed channel
+        product = await saleor.update_product_channel_listing(
+            product_id=product["id"], channel_ids=unlisted, published=False
+        )
     if variant is None:
         variant = await saleor.create_variant(
             product_id=product["id"],
@@ -62,6 +71,7 @@ async def create_product(ctx: ExecutionContext, payload: ProductCreate) -> dict[
             name=payload.name,
             warehouse_id=payload.warehouse_id,
             quantity=payload.quantity,
+            attributes=attributes,
         )
     unpriced = [c for c in payload.channel_ids if c not in variant["channel_ids"]]
     if unpriced:
@@ -71,6 +81,10 @@ async def create_product(ctx: ExecutionContext, payload: ProductCreate) -> dict[
             price=payload.price,
             cost_price=payload.cost_price,
         )
+    published = {c["channel_id"] for c in product["listings"] if c["published"]}
+    hidden = [c for c in payload.channel_ids if c not in published]
+    if hidden:
+        await saleor.update_product_channel_listing(product_id=product["id"], channel_ids=hidden)
     return {
         "product_id": product["id"],
         "variant_id": variant["id"],
@@ -81,7 +95,24 @@ async def create_product(ctx: ExecutionContext, payload: ProductCreate) -> dict[
         "cost_price": None if payload.cost_price is None else str(payload.cost_price),
         "warehouse_id": payload.warehouse_id,
         "quantity": payload.quantity,
+        "attributes": {a.name: a.values for a in payload.variant_attributes},
     }
+
+
+async def _check_attributes(saleor: SaleorClient, product_type_id: str, given: list[Any]) -> None:
+    """Refused before any write when the type (changed since the proposal, perhaps) requires a
+    variant attribute the proposal has no value for."""
+    product_type = await saleor.get_product_type(product_type_id)
+    if product_type is None:
+        raise ConnectorRequestError(
+            Provider.saleor, f"Saleor has no product type {product_type_id}"
+        )
+    if missing := missing_required(product_type, given):
+        raise ConnectorRequestError(
+            Provider.saleor,
+            f"product type '{product_type['name']}' requires a value for "
+            f"{', '.join(repr(m) for m in missing)}: propose the product again with it",
+        )
 
 
 async def update_stock(ctx: ExecutionContext, payload: StockUpdate) -> dict[str, Any]:
