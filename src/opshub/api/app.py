@@ -11,6 +11,7 @@ from starlette.routing import Route
 from opshub import __version__
 from opshub.api.errors import register_error_handlers
 from opshub.api.middleware import RequestContextMiddleware
+from opshub.api.openapi import install_openapi
 from opshub.api.routes import (
     actions,
     admin,
@@ -85,6 +86,7 @@ def create_app(
         *data.routers,
     ):
         app.include_router(router)
+    install_openapi(app)
     # A route, not a mount: a mount answers /mcp with a redirect to /mcp/.
     app.router.routes.append(
         Route(mcp.path, mcp.app, methods=["GET", "POST", "DELETE"], include_in_schema=False)
