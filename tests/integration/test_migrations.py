@@ -33,7 +33,7 @@ TENANT_TABLES = (
     *("threads", "thread_messages", "schedules", "tasks", "task_events", "webhook_deliveries"),
     *("memories", "memory_indexes", "crew_settings"),
     *("actions", "action_policies", "action_audit"),
-    *("webhook_secrets", "webhook_attempts"),
+    *("webhook_secrets", "webhook_attempts", "mcp_servers"),
 )
 SCHEMA_TABLES = frozenset({"tenants", *TENANT_TABLES})
 HEAD = ScriptDirectory(str(MIGRATIONS_DIR)).get_current_head()
@@ -338,6 +338,8 @@ async def test_downgrade_with_data_present_then_upgrade_leaves_an_empty_schema(
                 "   SELECT :t, id, 200 FROM w),"
                 " ws AS (INSERT INTO webhook_secrets (tenant_id, secret, standard)"
                 "   VALUES (:t, 'whsec_x', true)),"
+                " ms AS (INSERT INTO mcp_servers (tenant_id, name, url, crews)"
+                "   VALUES (:t, 'shop', 'https://mcp.example/mcp', '{ecommerce}')),"
                 " a AS (INSERT INTO actions (tenant_id, task_id, tool, kind, payload, summary,"
                 "   idempotency_key)"
                 "   SELECT :t, id, 'saleor', 'saleor.order_note', '{}', 'Note', 'k' FROM tk"

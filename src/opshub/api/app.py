@@ -22,6 +22,7 @@ from opshub.api.routes import (
     data,
     health,
     keys,
+    mcp_servers,
     memory,
     models,
     panels,
@@ -82,6 +83,7 @@ def create_app(
         actions.router,
         webhooks.router,
         memory.router,
+        mcp_servers.router,
         panels.router,
         *data.routers,
     ):

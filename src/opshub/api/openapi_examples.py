@@ -59,6 +59,13 @@ EXAMPLES: dict[str, Any] = {
         "subject": "acme.contact",
     },
     "update_memory_settings": {"extraction": False},
+    "put_mcp_server": {
+        "url": "https://mcp.acme.example/mcp",
+        "secret": "mcp-token-…",
+        "tools": ["lookup_order", "refund_order"],
+        "crews": ["ecommerce"],
+        "side_effecting_tools": ["refund_order"],
+    },
     "create_client": _CLIENT,
     "update_client": {"notes": "Prefers calls on Tuesdays"},
     "import_clients": {"items": [_CLIENT]},
