@@ -4,4 +4,4 @@ from opshub.errors import NotFoundError
 
 
 class DeliveryNotFoundError(NotFoundError):
-    code = "not_found"
+    pass
