@@ -34,6 +34,7 @@ TENANT_TABLES = (
     *("memories", "memory_indexes", "crew_settings"),
     *("actions", "action_policies", "action_audit"),
     "queue_turns",
+    *("webhook_secrets", "webhook_attempts", "mcp_servers"),
 )
 SCHEMA_TABLES = frozenset({"tenants", *TENANT_TABLES})
 HEAD = ScriptDirectory(str(MIGRATIONS_DIR)).get_current_head()
@@ -336,7 +337,13 @@ async def test_downgrade_with_data_present_then_upgrade_leaves_an_empty_schema(
                 " e AS (INSERT INTO task_events (tenant_id, task_id, seq, type, ts, data)"
                 "   SELECT :t, id, 1, 'task.started', now(), '{}' FROM tk),"
                 " w AS (INSERT INTO webhook_deliveries (tenant_id, task_id, url, body)"
-                "   SELECT :t, id, 'https://example.com/hook', '{}' FROM tk),"
+                "   SELECT :t, id, 'https://example.com/hook', '{}' FROM tk RETURNING id),"
+                " wa AS (INSERT INTO webhook_attempts (tenant_id, delivery_id, status_code)"
+                "   SELECT :t, id, 200 FROM w),"
+                " ws AS (INSERT INTO webhook_secrets (tenant_id, secret, standard)"
+                "   VALUES (:t, 'whsec_x', true)),"
+                " ms AS (INSERT INTO mcp_servers (tenant_id, name, url, crews)"
+                "   VALUES (:t, 'shop', 'https://mcp.example/mcp', '{ecommerce}')),"
                 " a AS (INSERT INTO actions (tenant_id, task_id, tool, kind, payload, summary,"
                 "   idempotency_key)"
                 "   SELECT :t, id, 'saleor', 'saleor.order_note', '{}', 'Note', 'k' FROM tk"
@@ -458,3 +465,29 @@ async def test_migrate_refuses_an_app_role_with_bypassrls(
     finally:
         async with connect(fresh_database.owner) as conn, conn.begin():
             await conn.execute(text(f"DROP ROLE {role}"))
+
+
+async def test_a_webhook_secret_made_before_0013_keeps_signing_the_old_header(
+    fresh_database: DatabaseUrls,
+) -> None:
+    """Receivers set up before Standard Webhooks keep their X-Opshub-Signature secret."""
+    await asyncio.to_thread(upgrade, fresh_database.owner, "0012")
+    async with connect(fresh_database.owner) as conn:
+        tenant_id = (
+            await conn.execute(
+                text(
+                    "INSERT INTO tenants (name, webhook_secret) VALUES ('Old', 'whsec_old') "
+                    "RETURNING id"
+                )
+            )
+        ).scalar_one()
+        await conn.commit()
+    await upgrade_to_head(fresh_database)
+    rows = await query(
+        fresh_database.owner,
+        "SELECT tenant_id, secret, standard, expires_at FROM webhook_secrets",
+    )
+    assert [tuple(row) for row in rows] == [(tenant_id, "whsec_old", False, None)]
+    await asyncio.to_thread(downgrade, fresh_database.owner, "0012")
+    back = await query(fresh_database.owner, "SELECT webhook_secret FROM tenants")
+    assert [row.webhook_secret for row in back] == ["whsec_old"]

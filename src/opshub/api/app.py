@@ -6,10 +6,12 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from starlette.routing import Route
 
 from opshub import __version__
 from opshub.api.errors import register_error_handlers
 from opshub.api.middleware import RequestContextMiddleware
+from opshub.api.openapi import install_openapi
 from opshub.api.routes import (
     actions,
     admin,
@@ -20,6 +22,7 @@ from opshub.api.routes import (
     data,
     health,
     keys,
+    mcp_servers,
     memory,
     models,
     panels,
@@ -31,6 +34,7 @@ from opshub.api.routes import (
 from opshub.api.state import AppState
 from opshub.config import Settings, get_settings
 from opshub.db.engine import DatabaseUrls, resolve_database_urls
+from opshub.mcp.server import McpEndpoint
 from opshub.process import freeze_startup_objects
 
 
@@ -41,6 +45,7 @@ def create_app(
     run_workers: bool = False,
 ) -> FastAPI:
     settings = settings or get_settings()
+    mcp = McpEndpoint()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -50,7 +55,8 @@ def create_app(
         app.state.opshub = state
         freeze_startup_objects()
         try:
-            yield
+            async with mcp.running():
+                yield
         finally:
             await state.close()
 
@@ -77,8 +83,14 @@ def create_app(
         actions.router,
         webhooks.router,
         memory.router,
+        mcp_servers.router,
         panels.router,
         *data.routers,
     ):
         app.include_router(router)
+    install_openapi(app)
+    # A route, not a mount: a mount answers /mcp with a redirect to /mcp/.
+    app.router.routes.append(
+        Route(mcp.path, mcp.app, methods=["GET", "POST", "DELETE"], include_in_schema=False)
+    )
     return app

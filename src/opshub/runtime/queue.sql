@@ -154,8 +154,19 @@ VALUES ($1, $2, 'agent', $3, $4)
 
 -- due_webhooks --
 -- Each delivery is locked by the sender that takes it; several senders share the work.
-SELECT d.id, d.tenant_id, d.url, d.body, d.attempts, t.webhook_secret
-FROM webhook_deliveries d JOIN tenants t ON t.id = d.tenant_id
+-- Signed with every live secret: whsec_ ones newest first, and the old one while it lives.
+SELECT d.id, d.tenant_id, d.url, d.body, d.attempts, d.message_id,
+       coalesce(array(
+           SELECT s.secret FROM webhook_secrets s
+           WHERE s.tenant_id = d.tenant_id AND s.standard
+             AND (s.expires_at IS NULL OR s.expires_at > now())
+           ORDER BY s.created_at DESC
+       ), '{}') AS standard_secrets,
+       (SELECT s.secret FROM webhook_secrets s
+        WHERE s.tenant_id = d.tenant_id AND NOT s.standard
+          AND (s.expires_at IS NULL OR s.expires_at > now())
+        ORDER BY s.created_at DESC LIMIT 1) AS legacy_secret
+FROM webhook_deliveries d
 WHERE d.delivered_at IS NULL AND d.next_attempt_at <= now() AND d.attempts < $1
 ORDER BY d.next_attempt_at
 LIMIT $2
@@ -165,6 +176,9 @@ FOR UPDATE OF d SKIP LOCKED
 UPDATE webhook_deliveries SET delivered_at = now(), attempts = attempts + 1, last_status = $2,
     last_error = NULL
 WHERE id = $1
+
+-- log_webhook_attempt --
+INSERT INTO webhook_attempts (tenant_id, delivery_id, status_code, error) VALUES ($1, $2, $3, $4)
 
 -- webhook_failed --
 UPDATE webhook_deliveries SET attempts = attempts + 1, last_status = $2, last_error = $3,

@@ -1,16 +1,17 @@
 """Webhooks: a task with a ``webhook_url`` gets a signed POST when it finishes.
 
 The delivery row commits with the task's outcome; senders (one per worker) post due deliveries,
-retrying with exponential backoff. The body is signed with the tenant's webhook secret:
-``X-Opshub-Signature: sha256=<hex HMAC-SHA256 of the raw body>``.
+retrying with exponential backoff, and log every attempt with the receiver's status. Each is
+signed as Standard Webhooks (``webhook-id``, ``webhook-timestamp``, ``webhook-signature``) with
+the tenant's ``whsec_`` secrets and, while the tenant's old secret lives, ``X-Opshub-Signature``
+with that one (opshub.webhooks.signing).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
-import hmac
+import time
 
 import asyncpg
 import httpx
@@ -21,14 +22,10 @@ from opshub import __version__
 from opshub.config import Settings
 from opshub.runtime.loops import stop_requested
 from opshub.runtime.queue import QUERIES
+from opshub.webhooks import signing
 
 log = structlog.get_logger(__name__)
-SIGNATURE_HEADER = "X-Opshub-Signature"
 BATCH = 20
-
-
-def sign(secret: str, body: bytes) -> str:
-    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
 
 
 class WebhookSender:
@@ -58,6 +55,9 @@ class WebhookSender:
             )
             results = await asyncio.gather(*(self._post(client, row) for row in rows))
             for row, (status, error) in zip(rows, results, strict=True):
+                await conn.execute(
+                    QUERIES["log_webhook_attempt"], row["tenant_id"], row["id"], status, error
+                )
                 if error is None:
                     await conn.execute(QUERIES["webhook_delivered"], row["id"], status)
                 else:
@@ -70,8 +70,13 @@ class WebhookSender:
     ) -> tuple[int | None, str | None]:
         body = orjson.dumps(row["body"])
         headers = {"Content-Type": "application/json"}
-        if row["webhook_secret"]:
-            headers[SIGNATURE_HEADER] = sign(row["webhook_secret"], body)
+        headers |= signing.headers(
+            msg_id=signing.message_id(row["message_id"]),
+            timestamp=int(time.time()),
+            body=body,
+            standard=row["standard_secrets"],
+            legacy=row["legacy_secret"],
+        )
         try:
             response = await client.post(row["url"], content=body, headers=headers)
         except httpx.HTTPError as exc:

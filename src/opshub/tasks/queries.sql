@@ -38,11 +38,11 @@ UPDATE tasks SET
 WHERE tenant_id = $1 AND id = $2 AND status IN ('queued', 'running', 'awaiting_approval')
 RETURNING *
 
--- webhook_secret --
-SELECT webhook_secret FROM tenants WHERE id = $1
-
--- set_webhook_secret --
-UPDATE tenants SET webhook_secret = $2 WHERE id = $1
+-- has_webhook_secret --
+SELECT EXISTS (
+    SELECT 1 FROM webhook_secrets
+    WHERE tenant_id = $1 AND (expires_at IS NULL OR expires_at > now())
+)
 
 -- events_after --
 SELECT seq, type, ts, data FROM task_events

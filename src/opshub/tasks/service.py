@@ -1,4 +1,4 @@
-"""Submit, read, list, cancel and retry tasks; a task's events and the tenant's webhook secret.
+"""Submit, read, list, cancel and retry tasks; a task's events.
 
 Every function runs on a tenant-bound connection. A submitted task commits together with its
 ``task.queued`` domain event; the insert trigger wakes the workers at commit.
@@ -6,7 +6,6 @@ Every function runs on a tenant-bound connection. A submitted task commits toget
 
 from __future__ import annotations
 
-import secrets
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -87,7 +86,7 @@ async def submit_task(
     if body.thread_id is not None:
         await _require_thread(conn, tenant_id=tenant_id, thread_id=body.thread_id)
     if body.webhook_url is not None and not await conn.fetchval(
-        QUERIES["webhook_secret"], tenant_id
+        QUERIES["has_webhook_secret"], tenant_id
     ):
         raise WebhookSecretMissingError(
             "webhooks are signed with the tenant's webhook secret: create it first with "
@@ -258,10 +257,3 @@ async def events_after(
 ) -> list[TaskEvent]:
     rows = await conn.fetch(QUERIES["events_after"], tenant_id, task_id, after, limit)
     return [event_from_row(row) for row in rows]
-
-
-async def rotate_webhook_secret(conn: Connection, *, tenant_id: uuid.UUID) -> str:
-    """A new signing secret, returned once; deliveries from now on are signed with it."""
-    secret = "whsec_" + secrets.token_urlsafe(32)
-    await conn.execute(QUERIES["set_webhook_secret"], tenant_id, secret)
-    return secret

@@ -1,26 +1,67 @@
-"""/v1/webhook-secret: the key task webhooks are signed with, shown once when it is made."""
+"""Task webhooks: the signing secret (shown once when made), a task's delivery log, redelivery."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
-from pydantic import BaseModel
+import uuid
+from typing import Annotated
 
-from opshub.api.deps import AdminDep
-from opshub.runtime.webhooks import SIGNATURE_HEADER
-from opshub.tasks import service as tasks_service
+from fastapi import APIRouter, Body, Path
 
-router = APIRouter(prefix="/v1/webhook-secret", tags=["webhooks"])
+from opshub.api.deps import AdminDep, MemberDep, StateDep, ViewerDep
+from opshub.webhooks import service as webhooks_service
+from opshub.webhooks.schemas import (
+    WebhookDelivery,
+    WebhookDeliveryPage,
+    WebhookSecretCreated,
+    WebhookSecretRotate,
+)
+
+router = APIRouter(tags=["webhooks"])
 
 
-class WebhookSecret(BaseModel):
-    secret: str
-    header: str
-    algorithm: str
+@router.post("/v1/webhook-secret", response_model=WebhookSecretCreated, status_code=201)
+async def rotate_webhook_secret(
+    ctx: AdminDep, body: Annotated[WebhookSecretRotate | None, Body()] = None
+) -> WebhookSecretCreated:
+    """Make a new whsec_ secret, shown this once; the secrets in use keep signing beside it
+    for ``overlap_seconds`` (the old X-Opshub-Signature secret included), then stop."""
+    return await webhooks_service.rotate_secret(
+        ctx.conn,
+        tenant_id=ctx.principal.tenant_id,
+        overlap_seconds=(body or WebhookSecretRotate()).overlap_seconds,
+    )
 
 
-@router.post("", response_model=WebhookSecret, status_code=201)
-async def rotate_webhook_secret(ctx: AdminDep) -> WebhookSecret:
-    """Make (or replace) the secret; it is shown this once. Verify a delivery by computing
-    HMAC-SHA256 of the raw body with it and comparing with the header's hex digest."""
-    secret = await tasks_service.rotate_webhook_secret(ctx.conn, tenant_id=ctx.principal.tenant_id)
-    return WebhookSecret(secret=secret, header=SIGNATURE_HEADER, algorithm="sha256")
+@router.get("/v1/tasks/{task_id}/webhooks", response_model=WebhookDeliveryPage)
+async def list_task_webhooks(
+    ctx: ViewerDep, state: StateDep, task_id: uuid.UUID
+) -> WebhookDeliveryPage:
+    """The task's webhook deliveries with every attempt and the receiver's status code."""
+    items = await webhooks_service.list_for_task(
+        ctx.conn,
+        tenant_id=ctx.principal.tenant_id,
+        task_id=task_id,
+        max_attempts=state.settings.webhook_max_attempts,
+    )
+    return WebhookDeliveryPage(items=items)
+
+
+@router.post(
+    "/v1/tasks/{task_id}/webhooks/{delivery_id}/redeliver",
+    response_model=WebhookDelivery,
+    status_code=202,
+)
+async def redeliver_task_webhook(
+    ctx: MemberDep,
+    state: StateDep,
+    task_id: uuid.UUID,
+    delivery_id: Annotated[int, Path(ge=1, le=2**63 - 1)],
+) -> WebhookDelivery:
+    """Send it again from the first try, under the same webhook-id."""
+    return await webhooks_service.redeliver(
+        ctx.conn,
+        tenant_id=ctx.principal.tenant_id,
+        task_id=task_id,
+        delivery_id=delivery_id,
+        max_attempts=state.settings.webhook_max_attempts,
+    )

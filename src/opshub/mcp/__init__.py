@@ -1,0 +1,1 @@
+"""The hub as a Model Context Protocol server at ``/mcp``: the REST API's services as MCP tools."""

@@ -1,0 +1,1 @@
+"""MCP servers a tenant registers, whose tools join the crews it names."""

@@ -1,0 +1,127 @@
+"""Register, read and remove a tenant's MCP servers; their secrets go through the credential store.
+
+A server's tools join the crews it names; tools listed as side-effecting are proposed as
+actions, under the tenant's approval policies, instead of being called.
+"""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+from typing import Any
+
+from opshub.credentials.schemas import is_internal_host
+from opshub.credentials.store import SecretStore, StoredRow
+from opshub.crews.registry import CREWS
+from opshub.db.sql import Connection, Record, load_queries
+from opshub.mcp_servers.errors import InvalidMcpServerError, McpServerNotFoundError
+from opshub.mcp_servers.schemas import McpServerPut, McpServerRead
+
+QUERIES = load_queries(Path(__file__).with_name("queries.sql"))
+
+
+def secret_path(name: str) -> str:
+    """Where the store keeps the server's secret: under the server's own name."""
+    return f"mcp-servers/{name}"
+
+
+def _read(row: Record) -> McpServerRead:
+    return McpServerRead(
+        name=row["name"],
+        url=row["url"],
+        tools=row["tools"],
+        crews=row["crews"],
+        side_effecting_tools=row["side_effecting_tools"],
+        has_secret=row["secret_version"] is not None,
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+    )
+
+
+def _refuse(field: str, message: str) -> InvalidMcpServerError:
+    return InvalidMcpServerError(
+        message, details={"fields": [{"loc": f"body.{field}", "message": message}]}
+    )
+
+
+def _check(body: McpServerPut, *, allow_internal_urls: bool) -> None:
+    if not allow_internal_urls and is_internal_host(body.url.host or ""):
+        raise _refuse("url", "the URL points at an internal address, which this hub does not call")
+    unknown = sorted(set(body.crews) - set(CREWS))
+    if unknown:
+        raise _refuse("crews", f"there is no crew {', '.join(unknown)}")
+    if body.tools is not None and not set(body.side_effecting_tools) <= set(body.tools):
+        raise _refuse("side_effecting_tools", "a side-effecting tool must be one of tools")
+
+
+async def list_(conn: Connection, *, tenant_id: uuid.UUID) -> list[McpServerRead]:
+    return [_read(row) for row in await conn.fetch(QUERIES["list_servers"], tenant_id)]
+
+
+async def get_or_raise(conn: Connection, *, tenant_id: uuid.UUID, name: str) -> McpServerRead:
+    row = await conn.fetchrow(QUERIES["get_server"], tenant_id, name)
+    if row is None:
+        raise McpServerNotFoundError("MCP server not found")
+    return _read(row)
+
+
+async def put(
+    conn: Connection,
+    *,
+    tenant_id: uuid.UUID,
+    name: str,
+    body: McpServerPut,
+    store: SecretStore,
+    allow_internal_urls: bool,
+) -> tuple[McpServerRead, bool]:
+    """The server as stored and whether it is new. A secret left out keeps the stored one."""
+    _check(body, allow_internal_urls=allow_internal_urls)
+    current = await conn.fetchrow(QUERIES["lock_server"], tenant_id, name)
+    version = current["secret_version"] if current else None
+    ciphertext = current["secret_ciphertext"] if current else None
+    if "secret" in body.model_fields_set:
+        if body.secret is None:
+            version = ciphertext = None
+        else:
+            sealed = await store.seal(
+                conn,
+                tenant_id=tenant_id,
+                provider=secret_path(name),
+                secret={"token": body.secret},
+                current_version=version,
+            )
+            version, ciphertext = sealed.version, sealed.ciphertext
+    row = await conn.fetchrow(
+        QUERIES["upsert_server"],
+        tenant_id,
+        name,
+        str(body.url),
+        body.tools,
+        body.crews,
+        body.side_effecting_tools,
+        version,
+        ciphertext,
+    )
+    assert row is not None  # noqa: S101 - an upsert returns its row
+    return _read(row), bool(row["created"])
+
+
+async def delete(conn: Connection, *, tenant_id: uuid.UUID, name: str, store: SecretStore) -> None:
+    row = await conn.fetchrow(QUERIES["delete_server"], tenant_id, name)
+    if row is None:
+        raise McpServerNotFoundError("MCP server not found")
+    if row["secret_version"] is not None:
+        await store.destroy(tenant_id=tenant_id, provider=secret_path(name))
+
+
+async def open_secret(
+    conn: Connection, *, tenant_id: uuid.UUID, row: Record, store: SecretStore
+) -> str | None:
+    """The server's bearer secret, for the run that calls it; None without one."""
+    if row["secret_version"] is None:
+        return None
+    stored = StoredRow(
+        tenant_id, secret_path(row["name"]), row["secret_version"], row["secret_ciphertext"]
+    )
+    secret: dict[str, Any] = await store.open(conn, stored)
+    return str(secret["token"])

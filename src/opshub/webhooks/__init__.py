@@ -1,0 +1,1 @@
+"""Task webhooks as Standard Webhooks: signing secrets and their rotation, the delivery log."""

@@ -1,0 +1,7 @@
+from __future__ import annotations
+
+from opshub.errors import NotFoundError
+
+
+class DeliveryNotFoundError(NotFoundError):
+    pass
