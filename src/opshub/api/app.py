@@ -31,6 +31,7 @@ from opshub.api.routes import (
 from opshub.api.state import AppState
 from opshub.config import Settings, get_settings
 from opshub.db.engine import DatabaseUrls, resolve_database_urls
+from opshub.observability.tracing import instrument_app
 from opshub.process import freeze_startup_objects
 
 
@@ -62,6 +63,7 @@ def create_app(
     )
     register_error_handlers(app)
     app.add_middleware(RequestContextMiddleware)
+    instrument_app(app)
     for router in (
         health.router,
         auth.router,

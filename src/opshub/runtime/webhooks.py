@@ -19,6 +19,7 @@ import structlog
 
 from opshub import __version__
 from opshub.config import Settings
+from opshub.observability.metrics import WEBHOOK_DELIVERIES
 from opshub.runtime.loops import stop_requested
 from opshub.runtime.queue import QUERIES
 
@@ -58,6 +59,7 @@ class WebhookSender:
             )
             results = await asyncio.gather(*(self._post(client, row) for row in rows))
             for row, (status, error) in zip(rows, results, strict=True):
+                WEBHOOK_DELIVERIES.labels("delivered" if error is None else "failed").inc()
                 if error is None:
                     await conn.execute(QUERIES["webhook_delivered"], row["id"], status)
                 else:
