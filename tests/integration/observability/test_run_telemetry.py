@@ -24,15 +24,18 @@ from tests.conftest import REDIS_URL, TenantHandle
 from tests.fakes.llm import FakeLLMServer
 from tests.fakes.otlp import FakeOtlpReceiver, ReceivedSpan
 
-# The worker runs under an audit hook that writes down every host it looks up or connects to.
+# The worker runs under an audit hook that writes down every host it looks up or connects to,
+# and every OTEL_* variable it sets in its own environment.
 WORKER = """
-import sys
+import os, sys
 seen = open(sys.argv[1], "a", buffering=1)
 def hook(event, args):
     if event == "socket.getaddrinfo":
         seen.write(f"lookup {args[0]}\\n")
     elif event == "socket.connect":
         seen.write(f"connect {args[1]}\\n")
+    elif event == "os.putenv" and os.fsdecode(args[0]).startswith("OTEL_"):
+        seen.write(f"putenv {os.fsdecode(args[0])}\\n")
 sys.addaudithook(hook)
 sys.argv = ["opshub", "worker"]
 from opshub.cli import main
@@ -329,4 +332,7 @@ def test_a_run_is_traced_from_its_request_to_each_call_and_counted(
     process.wait(timeout=30)
     assert time.monotonic() - started < 8
     seen = hosts.read_text()
+    assert "lookup" in seen  # the hook heard the worker's own lookups
     assert CREWAI_TELEMETRY_HOST not in seen
+    # CrewAI's telemetry is off by its own switch, not by switching off every SDK in the process.
+    assert "putenv OTEL_SDK_DISABLED" not in seen
