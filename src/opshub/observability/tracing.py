@@ -85,20 +85,16 @@ def configure_tracing(process: str) -> bool:
     return True
 
 
-def shutdown_tracing() -> None:
-    """Export what is still batched (at process exit)."""
-    if _provider is not None:
-        _provider.shutdown()
-
-
 def _without_query(span: trace.Span, request: Any) -> None:
     """Keep query strings out of spans: some APIs (Meta's Graph API) carry tokens in them."""
     if not span.is_recording():
         return
     url = urlsplit(str(getattr(request, "url", "")))
     bare = urlunsplit((url.scheme, url.netloc.rpartition("@")[2], url.path, "", ""))
+    recorded = getattr(span, "attributes", None) or {}
     for key in _URL_ATTRIBUTES:
-        span.set_attribute(key, bare)
+        if key in recorded:
+            span.set_attribute(key, bare)
 
 
 def _instrument_libraries() -> None:

@@ -33,10 +33,23 @@ with tracer().start_as_current_span("work"):
 """
 
 
-def _run(env: dict[str, str], stderr: int = subprocess.PIPE) -> subprocess.CompletedProcess[str]:
+# A connector's call whose URL carries a token, as Meta's Graph API takes it.
+HTTP_CALL = """
+import sys
+import httpx
+from opshub.observability.tracing import configure_tracing
+
+configure_tracing("worker")
+httpx.get(sys.argv[1] + "/v1/traces?access_token=EAAB-secret-token")
+"""
+
+
+def _run(
+    env: dict[str, str], stderr: int = subprocess.PIPE, code: str = PROCESS, *args: str
+) -> subprocess.CompletedProcess[str]:
     base = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "OPSHUB_LOG"))}
     return subprocess.run(  # noqa: S603 - our own snippet
-        [sys.executable, "-c", PROCESS],
+        [sys.executable, "-c", code, *args],
         env={**base, **env},
         stdout=subprocess.PIPE,
         stderr=stderr,
@@ -65,6 +78,18 @@ def test_nothing_is_exported_without_otel_variables(receiver: FakeOtlpReceiver) 
     assert exported.stdout.strip() == "on"
     assert [s.name for s in receiver.received()] == ["work"]
     assert receiver.received()[0].service == "opshub-worker"
+
+
+def test_http_spans_keep_no_query_string(receiver: FakeOtlpReceiver) -> None:
+    _run(
+        {"OTEL_EXPORTER_OTLP_ENDPOINT": receiver.base_url},
+        subprocess.PIPE,
+        HTTP_CALL,
+        receiver.base_url,
+    )
+    (call,) = [s for s in receiver.received() if s.kind == 3]  # the client span
+    assert call.attributes["http.url"] == f"{receiver.base_url}/v1/traces"
+    assert not [body for body in receiver.bodies if b"EAAB-secret-token" in body]
 
 
 def test_piped_logs_are_json_with_trace_ids_and_tracebacks(receiver: FakeOtlpReceiver) -> None:
