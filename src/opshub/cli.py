@@ -43,6 +43,9 @@ from opshub.memory.models import Scope
 from opshub.memory.reembed import reembed_tenant
 from opshub.memory.schemas import MemoryHit
 from opshub.memory.service import MemoryFilter
+from opshub.observability.metrics import serve_metrics
+from opshub.observability.sampler import POOLS, sample_forever
+from opshub.observability.tracing import configure_tracing
 from opshub.tenants import service as tenants_service
 from opshub.tenants.models import Role
 
@@ -132,6 +135,7 @@ def _serve(
     signal.signal(signal.SIGTERM, _exit_normally)
     settings = get_settings()
     configure_logging(level=settings.log_level, json=settings.log_json)
+    configure_tracing("api")
     urls = resolve_database_urls(settings)
     if apply_migrations:
         _run(migrate(urls))
@@ -175,6 +179,8 @@ async def _run_until_signalled(
     urls = resolve_database_urls(settings)
     app_pool = await create_pool(urls.app, size=app_pool_size)
     owner_pool = await create_pool(urls.owner, size=owner_pool_size)
+    POOLS.watch("app", app_pool)
+    POOLS.watch("owner", owner_pool)
     task = asyncio.create_task(work(app_pool, owner_pool))
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -200,6 +206,8 @@ def worker(
 
     settings = get_settings()
     configure_logging(level=settings.log_level, json=settings.log_json)
+    configure_tracing("worker")
+    serve_metrics(settings.metrics_port)
 
     async def work(app_pool: asyncpg.Pool, owner_pool: asyncpg.Pool) -> None:
         redis = Redis.from_url(settings.redis_url) if settings.redis_url else None
@@ -237,6 +245,8 @@ def scheduler() -> None:
 
     settings = get_settings()
     configure_logging(level=settings.log_level, json=settings.log_json)
+    configure_tracing("scheduler")
+    serve_metrics(settings.metrics_port)
 
     async def work(_app_pool: asyncpg.Pool, owner_pool: asyncpg.Pool) -> None:
         sweep = sweep_memory_indexes(
@@ -244,7 +254,10 @@ def scheduler() -> None:
             threshold=settings.memory_index_rows,
             every_seconds=settings.memory_index_sweep_seconds,
         )
-        await asyncio.gather(Scheduler(owner_pool=owner_pool).run(), sweep)
+        # The queue and credential gauges come from the schedulers (any one of them will do).
+        await asyncio.gather(
+            Scheduler(owner_pool=owner_pool).run(), sweep, sample_forever(owner_pool)
+        )
 
     _run(_run_until_signalled(work, app_pool_size=1, owner_pool_size=3))
 

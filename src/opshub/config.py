@@ -192,7 +192,17 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
     log_level: str = "INFO"
-    log_json: bool = Field(default=True, description="Structured JSON logs (false: console).")
+    log_json: bool | None = Field(
+        default=None,
+        description="JSON log lines (true), readable ones (false); unset: readable in a terminal.",
+    )
+    metrics_port: int | None = Field(
+        default=None,
+        ge=1,
+        le=65535,
+        description="Worker and scheduler: serve Prometheus metrics on this port (the API serves "
+        "its own at /metrics). Unset: none.",
+    )
     import_max_rows: int = Field(default=10_000, ge=1)
 
     @property

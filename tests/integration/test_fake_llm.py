@@ -18,7 +18,6 @@ from tests.fakes.llm import FakeLLMServer
 # Before crewai is imported: otherwise it phones home and waits ~10 s at exit on a closed network.
 for _name, _value in {
     "CREWAI_DISABLE_TELEMETRY": "true",
-    "OTEL_SDK_DISABLED": "true",
     "CREWAI_DISABLE_TRACKING": "true",
     "CREWAI_TRACING_ENABLED": "false",
     "CREWAI_DISABLE_VERSION_CHECK": "true",

@@ -25,6 +25,7 @@ from opshub.db.cursor import decode_cursor, encode_cursor
 from opshub.db.sql import Connection, Record, load_queries
 from opshub.errors import NotFoundError
 from opshub.events import outbox
+from opshub.observability.actions import action_proposed
 from opshub.tasks import service as tasks_service
 from opshub.tasks.models import EventType, TaskStatus
 from opshub.tasks.schemas import TaskRead
@@ -100,6 +101,7 @@ async def propose(
         assert existing is not None  # noqa: S101 - the conflict means the row exists
         return action_read(existing)
     await audit(conn, row, actor=f"tool:{tool}", event=AuditEvent.proposed)
+    action_proposed(row)
     await outbox.emit(conn, tenant_id=tenant_id, event_type="action.proposed", data=_data(row))
     rule = await policies.get_rule(conn, tenant_id=tenant_id, kind=action_kind)
     if rule is None or not policies.auto_approves(rule, parsed):

@@ -35,6 +35,7 @@ from opshub.api.state import AppState
 from opshub.config import Settings, get_settings
 from opshub.db.engine import DatabaseUrls, resolve_database_urls
 from opshub.mcp.server import McpEndpoint
+from opshub.observability.tracing import instrument_app
 from opshub.process import freeze_startup_objects
 
 
@@ -68,6 +69,7 @@ def create_app(
     )
     register_error_handlers(app)
     app.add_middleware(RequestContextMiddleware)
+    instrument_app(app)
     for router in (
         health.router,
         auth.router,

@@ -18,6 +18,7 @@ from opshub.db.engine import DatabaseUrls, create_pool
 from opshub.keyfile import read_or_create_key_file
 from opshub.memory.embedders import Embedders
 from opshub.memory.indexes import IndexBuilder
+from opshub.observability.sampler import POOLS, sample_forever
 from opshub.runtime.credential_monitor import run_monitor
 from opshub.runtime.live import LiveEvents, LocalLiveEvents, RedisLiveEvents
 from opshub.runtime.loops import stop_all
@@ -58,6 +59,8 @@ class AppState:
         app_pool = await create_pool(urls.app, size=settings.database_pool_size)
         # The relay, and with workers their listener, claims and event writes.
         owner_pool = await create_pool(urls.owner, size=10 if run_workers else 3)
+        POOLS.watch("app", app_pool)
+        POOLS.watch("owner", owner_pool)
         store = open_secret_store(settings)
         resolver = CredentialResolver(pool=app_pool, store=store, settings=settings, redis=redis)
         resolver.start()
@@ -111,6 +114,7 @@ class AppState:
                 every_seconds=settings.memory_index_sweep_seconds,
             )
             state.background.append(asyncio.create_task(sweep))
+            state.background.append(asyncio.create_task(sample_forever(owner_pool)))
         return state
 
     async def close(self) -> None:

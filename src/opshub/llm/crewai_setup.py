@@ -1,6 +1,8 @@
 """What a server must settle before CrewAI is imported (see specs/crewai-notes.md).
 
-Telemetry off (on a closed network a run otherwise waits ~10 s at exit for a telemetry host);
+CrewAI's telemetry off by its own switches (on a closed network a run otherwise waits ~10 s at
+exit for a telemetry host), never by ``OTEL_SDK_DISABLED``, which would switch off the operator's
+own tracing too;
 CrewAI's own files in opshub's data directory, not a directory shared by every tenant under
 ~/.local/share; no ambient provider keys, which CrewAI would otherwise fall back to; and
 in-process locks for CrewAI's own bookkeeping files: its default is a file lock that, contended
@@ -18,7 +20,6 @@ from pathlib import Path
 
 SWITCHES = {
     "CREWAI_DISABLE_TELEMETRY": "true",
-    "OTEL_SDK_DISABLED": "true",
     "CREWAI_DISABLE_TRACKING": "true",
     "CREWAI_TRACING_ENABLED": "false",
     "CREWAI_DISABLE_VERSION_CHECK": "true",

@@ -24,6 +24,7 @@ from opshub.llm.crewai_setup import prepare_crewai
 from opshub.llm.errors import BudgetExceededError
 from opshub.llm.prices import ModelPrice
 from opshub.llm.usage import TokenUsage
+from opshub.observability.metrics import record_model_call
 
 current_run: ContextVar[RunMeter | None] = ContextVar("opshub_current_run", default=None)
 
@@ -52,6 +53,14 @@ class RunMeter:
 
     def add(self, model: str, usage: TokenUsage) -> None:
         cost = usage_ledger.cost_usd(model, usage, self.prices)
+        record_model_call(
+            provider=self.provider,
+            model=model,
+            billing=self.billed_to.value,
+            input_tokens=usage.input_tokens,
+            output_tokens=usage.output_tokens,
+            cost_usd=cost,
+        )
         with self._lock:
             self.calls.append(MeteredCall(model, usage, cost))
             if (

@@ -44,6 +44,7 @@ from opshub.credentials.resolver import CredentialResolver
 from opshub.db.engine import tenant_transaction
 from opshub.db.sql import Record
 from opshub.errors import DomainError
+from opshub.observability.actions import action_recorded, traced_execution
 from opshub.runtime.live import LiveEvents, publish_stored
 from opshub.runtime.loops import stop_all, stop_requested
 from opshub.tasks import service as tasks_service
@@ -130,7 +131,7 @@ class ActionExecutor:
             free = self._settings.action_concurrency - len(self._inflight)
             claimed = await self._claim(free) if free > 0 else []
             for row in claimed:
-                task = asyncio.create_task(self._run_one(row, http))
+                task = asyncio.create_task(traced_execution(row, self._run_one(row, http)))
                 self._inflight[row["id"]] = task
                 task.add_done_callback(functools.partial(self._finished, row["id"]))
             if claimed and len(claimed) == free:
@@ -284,6 +285,7 @@ class ActionExecutor:
         # A renewal that runs while this commits no longer finds the lease (the action left
         # 'approved'); the heartbeat must not take that for a takeover and cancel the commit.
         self._recording.add(row["id"])
+        action_recorded(row, record.__name__)
         try:
             async with tenant_transaction(self._app_pool, row["tenant_id"]) as conn:
                 after = await tasks_service.last_event_seq(

@@ -17,6 +17,7 @@ from opshub.crews.registry import definition
 from opshub.db.sql import Record
 from opshub.memory.run_memory import TenantMemory, recall_for_run, run_scopes
 from opshub.memory.service import MemoryFilter
+from opshub.observability.runs import note_crew
 from opshub.runtime.events import RunEvents
 from opshub.tools.context import Connectors, ToolContext
 from opshub.tools.toolbox import RunTools, build_tools
@@ -42,6 +43,7 @@ async def prepare(
     stream: bool,
 ) -> CrewRun:
     tenant_id: uuid.UUID = row["tenant_id"]
+    note_crew(crew_name)
     scopes = run_scopes(crew_name, row["thread_id"])
     context = ToolContext(
         tenant_id=tenant_id,

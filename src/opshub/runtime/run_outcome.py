@@ -19,6 +19,7 @@ from opshub.events import outbox
 from opshub.llm import metering
 from opshub.llm.errors import ProviderUnavailableError
 from opshub.llm.factory import LLMFactory
+from opshub.observability.runs import task_ended, task_retrying
 from opshub.runtime.events import RunEvents
 from opshub.runtime.live import LiveEvents
 from opshub.runtime.queue import QUERIES
@@ -70,7 +71,7 @@ class RunOutcomes:
             await self.complete(row, events, TaskStatus.cancelled, meter)
             return
         if error is None:
-            log.error("crew run failed", task=str(row["id"]), error=type(exc).__name__)
+            log.error("crew run failed", task=str(row["id"]), exc_info=exc)
             error = RunFailedError("the run failed unexpectedly; retry it or contact support")
         transient = isinstance(error, (ProviderUnavailableError, RunFailedError))
         if transient and row["attempt"] < row["max_attempts"]:
@@ -80,6 +81,7 @@ class RunOutcomes:
 
     async def _retry_later(self, row: Record, events: RunEvents, error: DomainError) -> None:
         delay = self._settings.task_retry_backoff_seconds * 2 ** (row["attempt"] - 1)
+        task_retrying(row, error_code=error.code)
         events.emit("task.retrying", error={"code": error.code, "message": error.message})
         await events.flush()
         async with tenant_transaction(self._app_pool, row["tenant_id"]) as conn:
@@ -150,6 +152,9 @@ class RunOutcomes:
                     "task no longer held by this worker; outcome dropped", task=str(task_id)
                 )
                 return False
+            task_ended(
+                finished, status=status.value, error_code=error.code if error else None, meter=meter
+            )
             if meter is not None:
                 await meter.persist(conn)
             await outbox.emit(

@@ -20,6 +20,7 @@ import structlog
 
 from opshub import __version__
 from opshub.config import Settings
+from opshub.observability.metrics import WEBHOOK_DELIVERIES
 from opshub.runtime.loops import stop_requested
 from opshub.runtime.queue import QUERIES
 from opshub.webhooks import signing
@@ -58,6 +59,7 @@ class WebhookSender:
                 await conn.execute(
                     QUERIES["log_webhook_attempt"], row["tenant_id"], row["id"], status, error
                 )
+                WEBHOOK_DELIVERIES.labels("delivered" if error is None else "failed").inc()
                 if error is None:
                     await conn.execute(QUERIES["webhook_delivered"], row["id"], status)
                 else:

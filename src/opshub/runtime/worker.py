@@ -45,6 +45,8 @@ from opshub.llm.warm_up import warm_up_model_sdks
 from opshub.memory.embedders import Embedders
 from opshub.memory.indexes import IndexBuilder
 from opshub.memory.run_memory import TenantMemory
+from opshub.observability import genai
+from opshub.observability.runs import traced_run
 from opshub.process import freeze_startup_objects
 from opshub.runtime import crew_events, crew_run, queue
 from opshub.runtime.action_executor import ActionExecutor
@@ -186,13 +188,14 @@ class Worker:
     def _install_crewai(self) -> None:
         metering.install(self._settings.data_dir)
         crew_events.install()
+        genai.install()
 
     async def _claim_loop(self) -> None:
         while not stop_requested():
             free = self._concurrency - len(self._runs)
             claimed = await self._claim(free) if free > 0 else []
             for row in claimed:
-                self._start(row, self._run_task(row))
+                self._start(row, traced_run(row, self._run_task(row)))
             if claimed and len(claimed) == free:
                 continue
             with contextlib.suppress(TimeoutError):
@@ -320,7 +323,7 @@ class Worker:
             raise
         except Exception as exc:  # the database went away under the bookkeeping
             # The lease is no longer renewed: the task runs again once it expires.
-            log.error("task bookkeeping failed", task=str(row["id"]), error=type(exc).__name__)
+            log.error("task bookkeeping failed", task=str(row["id"]), exc_info=exc)
 
     async def _run_task(self, row: Record) -> None:
         assert self._writer is not None  # noqa: S101 - set before the first claim

@@ -2,8 +2,8 @@
 
 -- insert_task --
 INSERT INTO tasks (tenant_id, crew, input, inputs, thread_id, schedule_id, retry_of, priority,
-                   idempotency_key, webhook_url)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+                   idempotency_key, webhook_url, trace_context)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
 ON CONFLICT (tenant_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
 RETURNING *
 

@@ -16,6 +16,8 @@ from opshub.db.cursor import decode_cursor, encode_cursor
 from opshub.db.sql import Connection, Record, load_queries
 from opshub.errors import NotFoundError
 from opshub.events import outbox
+from opshub.observability.metrics import TASKS_SUBMITTED
+from opshub.observability.tracing import trace_context
 from opshub.tasks.errors import (
     TaskFinishedError,
     TaskNotRetryableError,
@@ -103,6 +105,7 @@ async def submit_task(
         body.priority,
         body.idempotency_key,
         str(body.webhook_url) if body.webhook_url else None,
+        trace_context(),
     )
     row = await conn.fetchrow(QUERIES["insert_task"], *args)
     if row is None:
@@ -123,6 +126,7 @@ async def submit_task(
     await outbox.emit(
         conn, tenant_id=tenant_id, event_type="task.queued", data=domain_event_data(row)
     )
+    TASKS_SUBMITTED.labels(row["crew"] or "routed").inc()
     return task_read(row), True
 
 

@@ -13,6 +13,7 @@ from fastapi.responses import StreamingResponse
 
 from opshub.api.deps import MemberDep, StateDep, ViewerDep
 from opshub.db.engine import tenant_transaction
+from opshub.observability.metrics import counted_subscriber
 from opshub.tasks import service as tasks_service
 from opshub.tasks.errors import IdempotencyKeyMismatchError
 from opshub.tasks.models import TERMINAL_EVENTS, TaskStatus
@@ -181,7 +182,7 @@ async def task_events(
                     return
 
     return StreamingResponse(
-        stream(),
+        counted_subscriber(stream()),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )

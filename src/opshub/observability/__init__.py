@@ -1,0 +1,1 @@
+"""Traces, metrics and the process-level wiring an operator's OpenTelemetry and Prometheus read."""
