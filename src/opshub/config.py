@@ -5,10 +5,12 @@ from __future__ import annotations
 import os
 from decimal import Decimal
 from functools import lru_cache
+from ipaddress import IPv4Network, IPv6Network
 from pathlib import Path
+from typing import Annotated, Any
 
-from pydantic import Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from opshub.llm.prices import ModelPrice
 
@@ -82,8 +84,13 @@ class Settings(BaseSettings):
     credential_cache_seconds: float = Field(default=30.0, ge=0)
     allow_internal_urls: bool = Field(
         default=False,
-        description="Let tenants' openai_compatible and saleor URLs name loopback, private or "
-        "link-local addresses (self-hosted models on the same network).",
+        description="Let tenants' openai_compatible and saleor URLs name any loopback, private "
+        "or link-local address (development; prefer allowed_private_networks).",
+    )
+    allowed_private_networks: Annotated[list[IPv4Network | IPv6Network], NoDecode] = Field(
+        default_factory=list,
+        description="Private networks (CIDRs, comma-separated) whose addresses tenants' "
+        "openai_compatible and saleor URLs may name: a GPU box, Ollama on the LAN.",
     )
     credential_check_minutes: float = Field(
         default=60.0, ge=0, description="Health sweep of every stored credential; 0 turns it off."
@@ -194,6 +201,13 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     log_json: bool = Field(default=True, description="Structured JSON logs (false: console).")
     import_max_rows: int = Field(default=10_000, ge=1)
+
+    @field_validator("allowed_private_networks", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
 
     @property
     def embedded(self) -> bool:
