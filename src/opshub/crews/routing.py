@@ -33,6 +33,7 @@ from pydantic import BaseModel, Field, ValidationError, model_validator
 
 from opshub.crews.registry import CrewInfo
 from opshub.db import checkpoints
+from opshub.llm import metering
 
 if TYPE_CHECKING:
     from crewai import LLM
@@ -136,6 +137,15 @@ class ChatRouter:
 
         Errors of the model call itself (a bad key, a cancelled run) are raised as they are.
         """
+        try:
+            return await self._route(tenant_id, thread_id, message, llm)
+        except Exception:
+            log.exception("routing failed", tenant_id=str(tenant_id))
+            raise
+
+    async def _route(
+        self, tenant_id: uuid.UUID, thread_id: uuid.UUID | None, message: str, llm: LLM
+    ) -> RouteDecision:
         run = _Run(llm=llm, crews=self._crews)
         update: RoutingState = {"message": message}
         if thread_id is None:
@@ -197,13 +207,14 @@ async def decide(
 ) -> RouteDecision:
     """Ask the model; one more try on an unusable reply, then a clarifying question."""
     messages = prompt(crews, history, message)
+    router_llm = for_routing(llm)
     for attempt in (1, 2):
+        reply = await asyncio.to_thread(metering.call, router_llm, messages)
         try:
-            reply = await asyncio.to_thread(llm.call, messages, response_model=RouteDecision)
             return _read(reply, crews)
         except (ValidationError, InvalidReplyError) as exc:
             problem = _summary(exc)
-            log.warning("routing reply unusable", attempt=attempt, problem=problem)
+            log.warning("routing reply unusable", attempt=attempt, problem=problem, exc_info=True)
             retry = f"That reply was not usable ({problem}). Answer again with the JSON only."
             messages = [*messages, {"role": "user", "content": retry}]
     names = _names(crews)
@@ -213,6 +224,17 @@ async def decide(
         "need helps me pick.",
         reason="the routing model's reply could not be read",
     )
+
+
+def for_routing(llm: LLM) -> LLM:
+    """The tenant's client, asking for a ``RouteDecision`` and never streaming.
+
+    A crew's kickoff turns streaming on in the cached client it ran on, and a streamed structured
+    reply that doesn't parse raises inside crewAI before the call's usage is reported. With the
+    format on the client instead, every reply comes back (parsed, or as its text) and every call
+    is metered. The copy shares the client's SDK connections.
+    """
+    return llm.model_copy(update={"stream": False, "response_format": RouteDecision})
 
 
 def prompt(crews: Mapping[str, CrewInfo], history: list[Turn], message: str) -> list[LLMMessage]:
