@@ -32,7 +32,12 @@ from opshub.db.engine import (
     tenant_transaction,
     transaction,
 )
-from opshub.db.migrate import DatabaseMisconfiguredError, migrate
+from opshub.db.migrate import (
+    DatabaseMisconfiguredError,
+    SchemaNotReadyError,
+    ensure_schema,
+    migrate,
+)
 from opshub.db.sql import Connection
 from opshub.errors import DomainError
 from opshub.logging import configure_logging
@@ -74,7 +79,7 @@ def _one_line_errors(func: Callable[..., T]) -> Callable[..., T]:
     def wrapper(*args: Any, **kwargs: Any) -> T:
         try:
             return func(*args, **kwargs)
-        except (DomainError, DatabaseMisconfiguredError) as exc:
+        except (DomainError, DatabaseMisconfiguredError, SchemaNotReadyError) as exc:
             raise _fail(str(exc)) from None
         except DBAPIError as exc:
             raise _fail(f"database error: {str(exc.orig).splitlines()[0]}") from None
@@ -86,15 +91,25 @@ def _one_line_errors(func: Callable[..., T]) -> Callable[..., T]:
     return wrapper
 
 
-def _urls() -> DatabaseUrls:
-    return resolve_database_urls(get_settings())
+def _urls(*, bring_up: bool = True) -> DatabaseUrls:
+    """The hub's database, the same one for every command: which data directory it uses is said
+    on stderr, and its schema is brought up to date (embedded) or checked (any other)."""
+    settings = get_settings()
+    if settings.embedded:
+        typer.echo(f"opshub data: {settings.data_dir} ({settings.data_dir_origin()})", err=True)
+    urls = resolve_database_urls(settings)
+    if bring_up:
+        _run(ensure_schema(urls, may_migrate=settings.embedded))
+    return urls
 
 
 def _run_owner(work: Callable[[Connection], Awaitable[T]]) -> T:
     """Run ``work`` in one owner transaction (platform administration bypasses RLS)."""
 
+    urls = _urls()
+
     async def run() -> T:
-        conn = await asyncpg.connect(dsn(_urls().owner))
+        conn = await asyncpg.connect(dsn(urls.owner))
         try:
             async with conn.transaction():
                 return await work(conn)
@@ -114,7 +129,7 @@ def migrate_database() -> None:
     """Apply database migrations and provision the application role."""
     settings = get_settings()
     configure_logging(level=settings.log_level, json=settings.log_json)
-    _run(migrate(resolve_database_urls(settings)))
+    _run(migrate(_urls(bring_up=False)))
     typer.echo("database is up to date")
 
 
@@ -132,9 +147,8 @@ def _serve(
     signal.signal(signal.SIGTERM, _exit_normally)
     settings = get_settings()
     configure_logging(level=settings.log_level, json=settings.log_json)
-    urls = resolve_database_urls(settings)
-    if apply_migrations:
-        _run(migrate(urls))
+    urls = _urls(bring_up=False)
+    _run(migrate(urls) if apply_migrations else ensure_schema(urls, may_migrate=settings.embedded))
     uvicorn.run(
         create_app(settings, urls, run_workers=run_workers),
         host=host or settings.host,
@@ -167,12 +181,11 @@ def api(
 async def _run_until_signalled(
     work: Callable[[asyncpg.Pool, asyncpg.Pool], Coroutine[Any, Any, None]],
     *,
+    urls: DatabaseUrls,
     app_pool_size: int,
     owner_pool_size: int,
 ) -> None:
     """Run ``work`` with the two pools until SIGTERM or SIGINT, then let it stop gracefully."""
-    settings = get_settings()
-    urls = resolve_database_urls(settings)
     app_pool = await create_pool(urls.app, size=app_pool_size)
     owner_pool = await create_pool(urls.owner, size=owner_pool_size)
     task = asyncio.create_task(work(app_pool, owner_pool))
@@ -200,6 +213,7 @@ def worker(
 
     settings = get_settings()
     configure_logging(level=settings.log_level, json=settings.log_json)
+    urls = _urls()
 
     async def work(app_pool: asyncpg.Pool, owner_pool: asyncpg.Pool) -> None:
         redis = Redis.from_url(settings.redis_url) if settings.redis_url else None
@@ -214,7 +228,7 @@ def worker(
                 resolver=resolver,
                 live=RedisLiveEvents(redis) if redis else LocalLiveEvents(),
                 settings=settings,
-                database_url=resolve_database_urls(settings).owner,
+                database_url=urls.owner,
                 concurrency=concurrency,
             ).run()
         finally:
@@ -226,7 +240,7 @@ def worker(
     # the listener, claims, lease renewals, event writes and webhooks. Two workers at the
     # default concurrency stay well under PostgreSQL's default 100 connections.
     size = min((concurrency or settings.worker_concurrency) // 2 + 4, 32)
-    _run(_run_until_signalled(work, app_pool_size=size, owner_pool_size=8))
+    _run(_run_until_signalled(work, urls=urls, app_pool_size=size, owner_pool_size=8))
 
 
 @app.command()
@@ -237,6 +251,7 @@ def scheduler() -> None:
 
     settings = get_settings()
     configure_logging(level=settings.log_level, json=settings.log_json)
+    urls = _urls()
 
     async def work(_app_pool: asyncpg.Pool, owner_pool: asyncpg.Pool) -> None:
         sweep = sweep_memory_indexes(
@@ -246,7 +261,7 @@ def scheduler() -> None:
         )
         await asyncio.gather(Scheduler(owner_pool=owner_pool).run(), sweep)
 
-    _run(_run_until_signalled(work, app_pool_size=1, owner_pool_size=3))
+    _run(_run_until_signalled(work, urls=urls, app_pool_size=1, owner_pool_size=3))
 
 
 @app.command("run")
@@ -377,9 +392,9 @@ def keys_rotate_master(
 def credentials_sweep() -> None:
     """Check every stored credential now (the API also does this on a schedule)."""
     settings = get_settings()
+    urls = _urls()
 
     async def sweep() -> str:
-        urls = resolve_database_urls(settings)
         app_pool = await create_pool(urls.app, size=settings.credential_check_concurrency)
         owner_pool = await create_pool(urls.owner, size=2)
         try:
@@ -400,11 +415,12 @@ def credentials_sweep() -> None:
 
 
 async def _with_memory(
-    tenant_id: uuid.UUID, work: Callable[[asyncpg.Pool, Embedders], Awaitable[T]]
+    urls: DatabaseUrls,
+    tenant_id: uuid.UUID,
+    work: Callable[[asyncpg.Pool, Embedders], Awaitable[T]],
 ) -> T:
     """Pools, the tenant's embedders and its existence checked, for one memory command."""
     settings = get_settings()
-    urls = resolve_database_urls(settings)
     app_pool = await create_pool(urls.app, size=2)
     try:
         async with transaction(app_pool) as conn:
@@ -448,7 +464,7 @@ def memory_search(
                 touch=False,
             )
 
-    for hit in _run(_with_memory(tenant_id, work)):
+    for hit in _run(_with_memory(_urls(), tenant_id, work)):
         similarity = f"{hit.similarity:.2f}" if hit.similarity is not None else "text"
         typer.echo(
             f"{hit.id}  {similarity:>5}  {hit.scope:<20}  {hit.kind.value:<10}  {hit.content}"
@@ -477,7 +493,7 @@ def memory_forget(
                 conn, tenant_id=tenant_id, scope=Scope.parse(scope or "")
             )
 
-    typer.echo(f"{_run(_with_memory(tenant_id, work))} memories deleted")
+    typer.echo(f"{_run(_with_memory(_urls(), tenant_id, work))} memories deleted")
 
 
 @memory_app.command("reembed")
@@ -498,7 +514,7 @@ def memory_reembed(
             on_batch=lambda moved: typer.echo(f"{moved} re-embedded", err=True),
         )
 
-    moved = _run(_with_memory(tenant_id, work))
+    moved = _run(_with_memory(_urls(), tenant_id, work))
     typer.echo(f"tenant {tenant_id} now recalls with {model} ({moved} memories moved)")
 
 

@@ -14,13 +14,26 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from opshub.llm.prices import ModelPrice
 
+LOCAL_DATA_DIR = Path(".opshub")
+
+
+def default_data_dir() -> Path:
+    """``./.opshub`` where one exists (hubs started there keep their data and keys), else the
+    user's data directory, so every command finds the same hub from any directory."""
+    if LOCAL_DATA_DIR.is_dir():
+        return LOCAL_DATA_DIR.absolute()
+    # XDG: a relative XDG_DATA_HOME is invalid and is ignored.
+    xdg = Path(os.environ.get("XDG_DATA_HOME") or "")
+    return (xdg if xdg.is_absolute() else Path.home() / ".local" / "share") / "opshub"
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="OPSHUB_", extra="ignore")
 
     data_dir: Path = Field(
-        default=Path(".opshub"),
-        description="Embedded PostgreSQL data, generated secrets and local state.",
+        default_factory=lambda: default_data_dir(),
+        description="Embedded PostgreSQL data, generated secrets and local state. Unset: "
+        "./.opshub where it exists, else $XDG_DATA_HOME/opshub (~/.local/share/opshub).",
     )
     database_url: str | None = Field(
         default=None,
@@ -201,6 +214,19 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     log_json: bool = Field(default=True, description="Structured JSON logs (false: console).")
     import_max_rows: int = Field(default=10_000, ge=1)
+
+    @field_validator("data_dir")
+    @classmethod
+    def _absolute(cls, value: Path) -> Path:
+        return value.expanduser().absolute()
+
+    def data_dir_origin(self) -> str:
+        """Why this data directory: what a command says before it uses it."""
+        if "data_dir" in self.model_fields_set:
+            return "OPSHUB_DATA_DIR"
+        if self.data_dir == LOCAL_DATA_DIR.absolute():
+            return "./.opshub exists here"
+        return "the user data directory; set OPSHUB_DATA_DIR to use another"
 
     @field_validator("allowed_private_networks", mode="before")
     @classmethod
