@@ -1,4 +1,5 @@
-"""The ``opshub`` command: serve, api, worker, scheduler, run, migrate, tenants, keys, memory."""
+"""The ``opshub`` command: serve, api, worker, scheduler, migrate, tenants, keys, credentials,
+memory; ``run``, ``tasks`` and ``actions`` talk to a hub through its API (``opshub.cli_hub``)."""
 
 from __future__ import annotations
 
@@ -8,16 +9,17 @@ import functools
 import signal
 import uuid
 from collections.abc import Awaitable, Callable, Coroutine
+from importlib.metadata import version as package_version
 from typing import Annotated, Any, TypeVar
 
 import asyncpg
-import httpx
 import typer
 import uvicorn
 from pydantic import EmailStr, TypeAdapter, ValidationError
 from redis.asyncio import Redis
 from sqlalchemy.exc import DBAPIError
 
+from opshub import cli_hub
 from opshub.config import get_settings
 from opshub.credentials.envelope import parse_key
 from opshub.credentials.monitor import sweep_once
@@ -62,6 +64,27 @@ credentials_app = typer.Typer(help="Tenants' stored credentials.", no_args_is_he
 app.add_typer(credentials_app, name="credentials")
 memory_app = typer.Typer(help="Tenants' long-term memory.", no_args_is_help=True)
 app.add_typer(memory_app, name="memory")
+app.command("run")(cli_hub.run)
+app.add_typer(cli_hub.tasks_app, name="tasks")
+app.add_typer(cli_hub.actions_app, name="actions")
+credentials_app.command("put")(cli_hub.credentials_put)
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"opshub {package_version('opshub')}")
+        raise typer.Exit
+
+
+@app.callback()
+def _options(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_print_version, is_eager=True, help="Show the version"),
+    ] = False,
+) -> None:
+    """opshub: crews of AI agents for your tenants' operations."""
+
 
 T = TypeVar("T")
 _email = TypeAdapter(EmailStr)
@@ -262,32 +285,6 @@ def scheduler() -> None:
         await asyncio.gather(Scheduler(owner_pool=owner_pool).run(), sweep)
 
     _run(_run_until_signalled(work, urls=urls, app_pool_size=1, owner_pool_size=3))
-
-
-@app.command("run")
-def run_message(
-    message: Annotated[str, typer.Argument(help="What to do, in plain language")],
-    crew: Annotated[str | None, typer.Option(help="The crew to run (default: routed)")] = None,
-    url: Annotated[
-        str, typer.Option(envvar="OPSHUB_URL", help="The hub's API")
-    ] = "http://127.0.0.1:8000",
-    api_key: Annotated[
-        str | None, typer.Option(envvar="OPSHUB_API_KEY", help="A tenant API key (ohk_…)")
-    ] = None,
-) -> None:
-    """Submit a task through the API and show the run live: steps, tools, answer, cost."""
-    from rich.console import Console
-
-    from opshub.terminal_run import RunFailed, run_task
-
-    if not api_key:
-        raise _fail("pass --api-key or set OPSHUB_API_KEY (create one: opshub keys create)")
-    try:
-        run_task(url=url, api_key=api_key, message=message, crew=crew, console=Console())
-    except RunFailed as exc:
-        raise _fail(str(exc)) from None
-    except httpx.HTTPError as exc:
-        raise _fail(f"can't reach the hub at {url}: {type(exc).__name__}") from None
 
 
 @tenants_app.command("create")
