@@ -1,9 +1,9 @@
 """Chat routing: which crew takes a message that names none, or a clarifying question back.
 
 A LangGraph graph of one node asks the tenant's own model for a ``RouteDecision`` through
-crewAI's structured output (``LLM.call(..., response_model=RouteDecision)``: OpenAI's
-``json_schema`` response format, Anthropic's ``output_format`` or a forced tool). A reply that
-does not validate is asked for once more; a second bad one becomes a clarifying question.
+crewAI's structured output (the decision as the client's response format: OpenAI's
+``json_schema``, Anthropic's ``output_format``). A reply that does not validate is asked for once
+more; a second bad one becomes a clarifying question. The chat never fails over a reply.
 
 Per chat thread the graph is checkpointed in PostgreSQL (``opshub.db.checkpoints``) under the
 thread id ``"<tenant_id>:<thread_id>"``: a routing conversation outlives the worker, so the
@@ -146,7 +146,7 @@ class ChatRouter:
     async def _route(
         self, tenant_id: uuid.UUID, thread_id: uuid.UUID | None, message: str, llm: LLM
     ) -> RouteDecision:
-        run = _Run(llm=llm, crews=self._crews)
+        run = _Run(llm=for_routing(llm), crews=self._crews)
         update: RoutingState = {"message": message}
         if thread_id is None:
             state = await self._oneshot.ainvoke(update, context=run)
@@ -207,10 +207,10 @@ async def decide(
 ) -> RouteDecision:
     """Ask the model; one more try on an unusable reply, then a clarifying question."""
     messages = prompt(crews, history, message)
-    router_llm = for_routing(llm)
     for attempt in (1, 2):
-        reply = await asyncio.to_thread(metering.call, router_llm, messages)
         try:
+            # A provider that parses the reply itself (Anthropic) raises ValidationError here.
+            reply = await asyncio.to_thread(metering.call, llm, messages)
             return _read(reply, crews)
         except (ValidationError, InvalidReplyError) as exc:
             problem = _summary(exc)
