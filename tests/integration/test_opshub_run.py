@@ -145,3 +145,24 @@ def test_version_and_exit_codes_of_usage_errors() -> None:
     result = opshub({"PATH": "/usr/bin:/bin"}, "run", "hello")
     assert result.returncode == 2
     assert "OPSHUB_API_KEY" in result.stderr
+
+
+def test_a_refused_key_is_stored_and_said_loudly_by_credentials_put(hub: Hub) -> None:
+    hub.fake.valid_keys = {"sk-runner-000000000000"}
+    try:
+        put = subprocess.run(  # noqa: S603 - our own CLI
+            [*OPSHUB, "credentials", "put", "openai"],
+            input='{"api_key": "sk-revoked-key-11112222"}',
+            env=hub.env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+    finally:
+        hub.fake.reset()
+
+    assert put.returncode == 1, put.stderr
+    assert "openai stored" in put.stdout
+    assert "INVALID: the provider refused the credential (401): Incorrect API key" in put.stderr
+    assert "sk-revoked-key-11112222" not in put.stdout + put.stderr
