@@ -1,4 +1,5 @@
-"""The ``opshub`` command: serve, api, worker, scheduler, run, migrate, tenants, keys, memory."""
+"""The ``opshub`` command: serve, api, worker, scheduler, migrate, tenants, keys, credentials,
+memory; ``run``, ``tasks`` and ``actions`` talk to a hub through its API (``opshub.cli_hub``)."""
 
 from __future__ import annotations
 
@@ -8,16 +9,17 @@ import functools
 import signal
 import uuid
 from collections.abc import Awaitable, Callable, Coroutine
+from importlib.metadata import version as package_version
 from typing import Annotated, Any, TypeVar
 
 import asyncpg
-import httpx
 import typer
 import uvicorn
 from pydantic import EmailStr, TypeAdapter, ValidationError
 from redis.asyncio import Redis
 from sqlalchemy.exc import DBAPIError
 
+from opshub import cli_hub
 from opshub.config import get_settings
 from opshub.credentials.envelope import parse_key
 from opshub.credentials.monitor import sweep_once
@@ -32,7 +34,12 @@ from opshub.db.engine import (
     tenant_transaction,
     transaction,
 )
-from opshub.db.migrate import DatabaseMisconfiguredError, migrate
+from opshub.db.migrate import (
+    DatabaseMisconfiguredError,
+    SchemaNotReadyError,
+    ensure_schema,
+    migrate,
+)
 from opshub.db.sql import Connection
 from opshub.errors import DomainError
 from opshub.logging import configure_logging
@@ -60,6 +67,27 @@ credentials_app = typer.Typer(help="Tenants' stored credentials.", no_args_is_he
 app.add_typer(credentials_app, name="credentials")
 memory_app = typer.Typer(help="Tenants' long-term memory.", no_args_is_help=True)
 app.add_typer(memory_app, name="memory")
+app.command("run")(cli_hub.run)
+app.add_typer(cli_hub.tasks_app, name="tasks")
+app.add_typer(cli_hub.actions_app, name="actions")
+credentials_app.command("put")(cli_hub.credentials_put)
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"opshub {package_version('opshub')}")
+        raise typer.Exit
+
+
+@app.callback()
+def _options(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_print_version, is_eager=True, help="Show the version"),
+    ] = False,
+) -> None:
+    """opshub: crews of AI agents for your tenants' operations."""
+
 
 T = TypeVar("T")
 _email = TypeAdapter(EmailStr)
@@ -77,7 +105,7 @@ def _one_line_errors(func: Callable[..., T]) -> Callable[..., T]:
     def wrapper(*args: Any, **kwargs: Any) -> T:
         try:
             return func(*args, **kwargs)
-        except (DomainError, DatabaseMisconfiguredError) as exc:
+        except (DomainError, DatabaseMisconfiguredError, SchemaNotReadyError) as exc:
             raise _fail(str(exc)) from None
         except DBAPIError as exc:
             raise _fail(f"database error: {str(exc.orig).splitlines()[0]}") from None
@@ -89,15 +117,25 @@ def _one_line_errors(func: Callable[..., T]) -> Callable[..., T]:
     return wrapper
 
 
-def _urls() -> DatabaseUrls:
-    return resolve_database_urls(get_settings())
+def _urls(*, bring_up: bool = True) -> DatabaseUrls:
+    """The hub's database, the same one for every command: which data directory it uses is said
+    on stderr, and its schema is brought up to date (embedded) or checked (any other)."""
+    settings = get_settings()
+    if settings.embedded:
+        typer.echo(f"opshub data: {settings.data_dir} ({settings.data_dir_origin()})", err=True)
+    urls = resolve_database_urls(settings)
+    if bring_up:
+        _run(ensure_schema(urls, may_migrate=settings.embedded))
+    return urls
 
 
 def _run_owner(work: Callable[[Connection], Awaitable[T]]) -> T:
     """Run ``work`` in one owner transaction (platform administration bypasses RLS)."""
 
+    urls = _urls()
+
     async def run() -> T:
-        conn = await asyncpg.connect(dsn(_urls().owner))
+        conn = await asyncpg.connect(dsn(urls.owner))
         try:
             async with conn.transaction():
                 return await work(conn)
@@ -117,7 +155,7 @@ def migrate_database() -> None:
     """Apply database migrations and provision the application role."""
     settings = get_settings()
     configure_logging(level=settings.log_level, json=settings.log_json)
-    _run(migrate(resolve_database_urls(settings)))
+    _run(migrate(_urls(bring_up=False)))
     typer.echo("database is up to date")
 
 
@@ -136,9 +174,8 @@ def _serve(
     settings = get_settings()
     configure_logging(level=settings.log_level, json=settings.log_json)
     configure_tracing("api")
-    urls = resolve_database_urls(settings)
-    if apply_migrations:
-        _run(migrate(urls))
+    urls = _urls(bring_up=False)
+    _run(migrate(urls) if apply_migrations else ensure_schema(urls, may_migrate=settings.embedded))
     uvicorn.run(
         create_app(settings, urls, run_workers=run_workers),
         host=host or settings.host,
@@ -171,12 +208,11 @@ def api(
 async def _run_until_signalled(
     work: Callable[[asyncpg.Pool, asyncpg.Pool], Coroutine[Any, Any, None]],
     *,
+    urls: DatabaseUrls,
     app_pool_size: int,
     owner_pool_size: int,
 ) -> None:
     """Run ``work`` with the two pools until SIGTERM or SIGINT, then let it stop gracefully."""
-    settings = get_settings()
-    urls = resolve_database_urls(settings)
     app_pool = await create_pool(urls.app, size=app_pool_size)
     owner_pool = await create_pool(urls.owner, size=owner_pool_size)
     POOLS.watch("app", app_pool)
@@ -208,6 +244,7 @@ def worker(
     configure_logging(level=settings.log_level, json=settings.log_json)
     configure_tracing("worker")
     serve_metrics(settings.metrics_port)
+    urls = _urls()
 
     async def work(app_pool: asyncpg.Pool, owner_pool: asyncpg.Pool) -> None:
         redis = Redis.from_url(settings.redis_url) if settings.redis_url else None
@@ -222,7 +259,7 @@ def worker(
                 resolver=resolver,
                 live=RedisLiveEvents(redis) if redis else LocalLiveEvents(),
                 settings=settings,
-                database_url=resolve_database_urls(settings).owner,
+                database_url=urls.owner,
                 concurrency=concurrency,
             ).run()
         finally:
@@ -234,7 +271,7 @@ def worker(
     # the listener, claims, lease renewals, event writes and webhooks. Two workers at the
     # default concurrency stay well under PostgreSQL's default 100 connections.
     size = min((concurrency or settings.worker_concurrency) // 2 + 4, 32)
-    _run(_run_until_signalled(work, app_pool_size=size, owner_pool_size=8))
+    _run(_run_until_signalled(work, urls=urls, app_pool_size=size, owner_pool_size=8))
 
 
 @app.command()
@@ -247,6 +284,7 @@ def scheduler() -> None:
     configure_logging(level=settings.log_level, json=settings.log_json)
     configure_tracing("scheduler")
     serve_metrics(settings.metrics_port)
+    urls = _urls()
 
     async def work(_app_pool: asyncpg.Pool, owner_pool: asyncpg.Pool) -> None:
         sweep = sweep_memory_indexes(
@@ -259,33 +297,7 @@ def scheduler() -> None:
             Scheduler(owner_pool=owner_pool).run(), sweep, sample_forever(owner_pool)
         )
 
-    _run(_run_until_signalled(work, app_pool_size=1, owner_pool_size=3))
-
-
-@app.command("run")
-def run_message(
-    message: Annotated[str, typer.Argument(help="What to do, in plain language")],
-    crew: Annotated[str | None, typer.Option(help="The crew to run (default: routed)")] = None,
-    url: Annotated[
-        str, typer.Option(envvar="OPSHUB_URL", help="The hub's API")
-    ] = "http://127.0.0.1:8000",
-    api_key: Annotated[
-        str | None, typer.Option(envvar="OPSHUB_API_KEY", help="A tenant API key (ohk_…)")
-    ] = None,
-) -> None:
-    """Submit a task through the API and show the run live: steps, tools, answer, cost."""
-    from rich.console import Console
-
-    from opshub.terminal_run import RunFailed, run_task
-
-    if not api_key:
-        raise _fail("pass --api-key or set OPSHUB_API_KEY (create one: opshub keys create)")
-    try:
-        run_task(url=url, api_key=api_key, message=message, crew=crew, console=Console())
-    except RunFailed as exc:
-        raise _fail(str(exc)) from None
-    except httpx.HTTPError as exc:
-        raise _fail(f"can't reach the hub at {url}: {type(exc).__name__}") from None
+    _run(_run_until_signalled(work, urls=urls, app_pool_size=1, owner_pool_size=3))
 
 
 @tenants_app.command("create")
@@ -390,9 +402,9 @@ def keys_rotate_master(
 def credentials_sweep() -> None:
     """Check every stored credential now (the API also does this on a schedule)."""
     settings = get_settings()
+    urls = _urls()
 
     async def sweep() -> str:
-        urls = resolve_database_urls(settings)
         app_pool = await create_pool(urls.app, size=settings.credential_check_concurrency)
         owner_pool = await create_pool(urls.owner, size=2)
         try:
@@ -413,11 +425,12 @@ def credentials_sweep() -> None:
 
 
 async def _with_memory(
-    tenant_id: uuid.UUID, work: Callable[[asyncpg.Pool, Embedders], Awaitable[T]]
+    urls: DatabaseUrls,
+    tenant_id: uuid.UUID,
+    work: Callable[[asyncpg.Pool, Embedders], Awaitable[T]],
 ) -> T:
     """Pools, the tenant's embedders and its existence checked, for one memory command."""
     settings = get_settings()
-    urls = resolve_database_urls(settings)
     app_pool = await create_pool(urls.app, size=2)
     try:
         async with transaction(app_pool) as conn:
@@ -461,7 +474,7 @@ def memory_search(
                 touch=False,
             )
 
-    for hit in _run(_with_memory(tenant_id, work)):
+    for hit in _run(_with_memory(_urls(), tenant_id, work)):
         similarity = f"{hit.similarity:.2f}" if hit.similarity is not None else "text"
         typer.echo(
             f"{hit.id}  {similarity:>5}  {hit.scope:<20}  {hit.kind.value:<10}  {hit.content}"
@@ -490,7 +503,7 @@ def memory_forget(
                 conn, tenant_id=tenant_id, scope=Scope.parse(scope or "")
             )
 
-    typer.echo(f"{_run(_with_memory(tenant_id, work))} memories deleted")
+    typer.echo(f"{_run(_with_memory(_urls(), tenant_id, work))} memories deleted")
 
 
 @memory_app.command("reembed")
@@ -511,7 +524,7 @@ def memory_reembed(
             on_batch=lambda moved: typer.echo(f"{moved} re-embedded", err=True),
         )
 
-    moved = _run(_with_memory(tenant_id, work))
+    moved = _run(_with_memory(_urls(), tenant_id, work))
     typer.echo(f"tenant {tenant_id} now recalls with {model} ({moved} memories moved)")
 
 

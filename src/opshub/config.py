@@ -5,20 +5,35 @@ from __future__ import annotations
 import os
 from decimal import Decimal
 from functools import lru_cache
+from ipaddress import IPv4Network, IPv6Network
 from pathlib import Path
+from typing import Annotated, Any
 
-from pydantic import Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from opshub.llm.prices import ModelPrice
+
+LOCAL_DATA_DIR = Path(".opshub")
+
+
+def default_data_dir() -> Path:
+    """``./.opshub`` where one exists (hubs started there keep their data and keys), else the
+    user's data directory, so every command finds the same hub from any directory."""
+    if LOCAL_DATA_DIR.is_dir():
+        return LOCAL_DATA_DIR.absolute()
+    # XDG: a relative XDG_DATA_HOME is invalid and is ignored.
+    xdg = Path(os.environ.get("XDG_DATA_HOME") or "")
+    return (xdg if xdg.is_absolute() else Path.home() / ".local" / "share") / "opshub"
 
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="OPSHUB_", extra="ignore")
 
     data_dir: Path = Field(
-        default=Path(".opshub"),
-        description="Embedded PostgreSQL data, generated secrets and local state.",
+        default_factory=lambda: default_data_dir(),
+        description="Embedded PostgreSQL data, generated secrets and local state. Unset: "
+        "./.opshub where it exists, else $XDG_DATA_HOME/opshub (~/.local/share/opshub).",
     )
     database_url: str | None = Field(
         default=None,
@@ -82,8 +97,13 @@ class Settings(BaseSettings):
     credential_cache_seconds: float = Field(default=30.0, ge=0)
     allow_internal_urls: bool = Field(
         default=False,
-        description="Let tenants' openai_compatible and saleor URLs name loopback, private or "
-        "link-local addresses (self-hosted models on the same network).",
+        description="Let tenants' openai_compatible and saleor URLs name any loopback, private "
+        "or link-local address (development; prefer allowed_private_networks).",
+    )
+    allowed_private_networks: Annotated[list[IPv4Network | IPv6Network], NoDecode] = Field(
+        default_factory=list,
+        description="Private networks (CIDRs, comma-separated) whose addresses tenants' "
+        "openai_compatible and saleor URLs may name: a GPU box, Ollama on the LAN.",
     )
     credential_check_minutes: float = Field(
         default=60.0, ge=0, description="Health sweep of every stored credential; 0 turns it off."
@@ -204,6 +224,26 @@ class Settings(BaseSettings):
         "its own at /metrics). Unset: none.",
     )
     import_max_rows: int = Field(default=10_000, ge=1)
+
+    @field_validator("data_dir")
+    @classmethod
+    def _absolute(cls, value: Path) -> Path:
+        return value.expanduser().absolute()
+
+    def data_dir_origin(self) -> str:
+        """Why this data directory: what a command says before it uses it."""
+        if "data_dir" in self.model_fields_set:
+            return "OPSHUB_DATA_DIR"
+        if self.data_dir == LOCAL_DATA_DIR.absolute():
+            return "./.opshub exists here"
+        return "the user data directory; set OPSHUB_DATA_DIR to use another"
+
+    @field_validator("allowed_private_networks", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
 
     @property
     def embedded(self) -> bool:

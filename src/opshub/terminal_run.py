@@ -1,115 +1,152 @@
-"""``opshub run``: submit a task through the API and follow it live in the terminal."""
+"""Following a task in the terminal: its steps, tools, streamed tokens, answer and cost.
+
+``opshub run`` submits and follows; ``opshub tasks watch`` follows. Ctrl-C while following
+cancels the task (asking first in a terminal) rather than leaving it running, and billed.
+"""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+import uuid
+from collections.abc import Callable
 from typing import Any
 
-import httpx
-from rich.console import Console
+from rich.console import Console, Group, RenderableType
 from rich.markdown import Markdown
+from rich.padding import Padding
 from rich.panel import Panel
-from rich.status import Status
+from rich.pretty import Pretty
+from rich.text import Text
+
+from opshub.client import Client, calls
+from opshub.client.errors import ConflictError
+from opshub.tasks.models import TaskStatus
+from opshub.tasks.schemas import TaskEvent, TaskRead
+
+# The exit code of a command that followed a task, per the task's status (2: usage errors).
+EXIT_CODES = {
+    TaskStatus.succeeded: 0,
+    TaskStatus.failed: 1,
+    TaskStatus.cancelled: 3,
+    TaskStatus.awaiting_approval: 4,
+}
+MAX_TEXT = 2000  # characters of a tool result shown when it isn't structured
 
 
-class RunFailed(Exception):
-    """The API refused the request or the task did not succeed; the message says why."""
+class Follower:
+    """Renders one task's events; tokens are written as they arrive, on one line."""
+
+    def __init__(self, console: Console) -> None:
+        self.console = console
+        self.last_seq = 0
+        self._in_tokens = False
+
+    def show(self, event: TaskEvent) -> None:
+        self.last_seq = max(self.last_seq, event.seq)
+        if event.type == "token":
+            self.console.print(Text(event.text or "", style="dim"), end="")
+            self._in_tokens = True
+            return
+        line = describe(event)
+        if line is None:
+            return
+        self.finish()
+        self.console.print(line)
+
+    def finish(self) -> None:
+        if self._in_tokens:
+            self.console.print()
+            self._in_tokens = False
 
 
-def _api_error(response: httpx.Response) -> RunFailed:
-    try:
-        error = response.json()["error"]
-        return RunFailed(f"{error['code']}: {error['message']}")
-    except (ValueError, KeyError, TypeError):
-        return RunFailed(f"the API answered HTTP {response.status_code}")
-
-
-def _events(response: httpx.Response) -> Iterator[dict[str, Any]]:
-    data: list[str] = []
-    for line in response.iter_lines():
-        if line.startswith("data:"):
-            data.append(line[5:].strip())
-        elif not line and data:
-            yield json.loads("\n".join(data))
-            data = []
-
-
-def _describe(event: dict[str, Any]) -> str | None:
-    kind, agent = event["type"], event.get("agent") or "agent"
-    if kind == "agent.step" and event.get("status") == "started":
-        return f"[bold cyan]{agent}[/] starts working"
+def describe(event: TaskEvent) -> RenderableType | None:
+    """What a person wants to read about one event; None for bookkeeping events."""
+    kind, agent, extra = event.type, event.agent or "agent", event.model_extra or {}
+    if kind == "task.started":
+        return Text.from_markup("[dim]running…[/]")
+    if kind == "agent.step" and extra.get("status") == "started":
+        return Text.from_markup(f"[bold cyan]{agent}[/] starts working")
     if kind == "tool.call":
-        args = json.dumps(event.get("args") or {}, ensure_ascii=False)
-        return f"[yellow]→ {event.get('tool')}[/] {args[:200]}"
+        args = json.dumps(extra.get("args") or {}, ensure_ascii=False)
+        return Text.from_markup(f"[yellow]→ {event.tool}[/] ") + Text(args)
     if kind == "tool.result":
-        if event.get("error"):
-            return f"[red]← {event.get('tool')} failed:[/] {str(event['error'])[:200]}"
-        return f"[green]← {event.get('tool')}[/] {str(event.get('text', ''))[:200]}"
+        if extra.get("error"):
+            return Text.from_markup(f"[red]← {event.tool} failed:[/] ") + Text(str(extra["error"]))
+        head = Text.from_markup(f"[green]← {event.tool}[/]")
+        return Group(head, Padding(readable(event.text or ""), (0, 0, 0, 2)))
     if kind == "llm.call":
-        usage = event.get("usage") or {}
-        return (
-            f"[dim]model call {event.get('model', '')}: {usage.get('input_tokens', 0)} in / "
+        usage = event.usage or {}
+        return Text.from_markup(
+            f"[dim]model call {extra.get('model', '')}: {usage.get('input_tokens', 0)} in / "
             f"{usage.get('output_tokens', 0)} out[/]"
         )
     if kind == "task.routed":
-        crew = event.get("crew")
-        return f"[bold]routed to the {crew} crew[/]" if crew else "[bold]the router asks back[/]"
+        crew = extra.get("crew")
+        return Text.from_markup(
+            f"[bold]routed to the {crew} crew[/]" if crew else "[bold]the router asks back[/]"
+        )
     if kind == "action.proposed":
-        status = (event.get("action") or {}).get("status", "pending")
-        return f"[magenta]proposed ({status}):[/] {str(event.get('text', ''))[:300]}"
+        status = (extra.get("action") or {}).get("status", "pending")
+        return Text.from_markup(f"[magenta]proposed ({status}):[/] ") + Text(event.text or "")
     if kind == "task.retrying":
-        return f"[red]retrying:[/] {event.get('error', {}).get('message', '')}"
+        error = extra.get("error") or {}
+        return Text.from_markup("[red]retrying:[/] ") + Text(str(error.get("message", "")))
     return None
 
 
-def run_task(
-    *, url: str, api_key: str, message: str, crew: str | None, console: Console
-) -> dict[str, Any]:
-    """Submit, follow the events until the task ends, and return the finished task."""
-    headers = {"Authorization": f"Bearer {api_key}"}
-    body: dict[str, Any] = {"input": message}
-    if crew:
-        body["crew"] = crew
-    with httpx.Client(base_url=url, headers=headers, timeout=httpx.Timeout(30, read=None)) as http:
-        response = http.post("/v1/tasks", json=body)
-        if response.status_code >= 400:
-            raise _api_error(response)
-        task_id = response.json()["id"]
-        console.print(f"[dim]task {task_id}[/]")
-        with (
-            Status("queued…", console=console, spinner="dots") as status,
-            http.stream("GET", f"/v1/tasks/{task_id}/events") as stream,
-        ):
-            if stream.status_code >= 400:
-                stream.read()
-                raise _api_error(stream)
-            for event in _events(stream):
-                if event["type"] == "task.started":
-                    status.update("running…")
-                elif event["type"] == "token":
-                    status.update("writing…")
-                line = _describe(event)
-                if line:
-                    console.print(line)
-                if event["type"] == "task.awaiting_approval":
-                    break  # the run is over; people decide the rest
-        finished = http.get(f"/v1/tasks/{task_id}")
-        if finished.status_code >= 400:
-            raise _api_error(finished)
-    task: dict[str, Any] = finished.json()
-    _show_outcome(task, console)
-    if task["status"] not in ("succeeded", "awaiting_approval"):
-        error = task.get("error") or {}
-        raise RunFailed(f"the task {task['status']}: {error.get('message', 'no reason given')}")
-    return task
+def readable(text: str) -> RenderableType:
+    """A tool's result as a person reads it: structure laid out, long text cut with a count."""
+    try:
+        value: Any = json.loads(text)
+    except ValueError:
+        value = None
+    if isinstance(value, dict | list):
+        return Pretty(value, max_length=10, max_string=160, max_depth=4)
+    if len(text) <= MAX_TEXT:
+        return Text(text)
+    return Text(text[:MAX_TEXT]) + Text(f" … ({len(text) - MAX_TEXT} more characters)", "dim")
 
 
-def _show_outcome(task: dict[str, Any], console: Console) -> None:
-    usage = task["usage"]
-    if task.get("result"):
-        console.print(Panel(Markdown(str(task["result"])), title="answer", border_style="green"))
+def follow(
+    hub: Client,
+    task_id: uuid.UUID,
+    console: Console,
+    *,
+    confirm_cancel: Callable[[], bool] | None,
+) -> TaskRead:
+    """Show the task's events until its run ends; return the task as it ended.
+
+    Ctrl-C cancels the task: after ``confirm_cancel()`` says yes, or at once when it is None
+    (no terminal to ask in). Declined, the task keeps running and KeyboardInterrupt goes on up.
+    """
+    follower = Follower(console)
+    try:
+        for event in hub.events(task_id):
+            follower.show(event)
+    except KeyboardInterrupt:
+        console.print()
+        if confirm_cancel is not None and not confirm_cancel():
+            raise
+        console.print("[yellow]cancelling the task…[/]")
+        try:
+            hub.send(calls.cancel_task(task_id))
+        except ConflictError:
+            pass  # it ended meanwhile: what it ended as is shown below
+        for event in hub.events(task_id, after=follower.last_seq):
+            follower.show(event)
+    follower.finish()
+    return hub.send(calls.get_task(task_id))
+
+
+def show_outcome(task: TaskRead, console: Console) -> None:
+    if task.result:
+        console.print(Panel(Markdown(str(task.result)), title="answer", border_style="green"))
+    if task.error is not None:
+        console.print(f"[red]{task.error.code}:[/] {task.error.message}", markup=True)
+    if task.status is TaskStatus.awaiting_approval:
+        console.print("[magenta]waiting for a person:[/] opshub actions list --status pending")
+    usage = task.usage
     console.print(
-        f"[dim]{task['status']} · {usage['input_tokens']} input + {usage['output_tokens']} output "
-        f"tokens · {usage['cost_usd']} USD ({usage['billed_to'] or 'no model calls'})[/]"
+        f"[dim]{task.status.value} · {usage.input_tokens:,} input + {usage.output_tokens:,} "
+        f"output tokens · {usage.cost_usd} USD ({usage.billed_to or 'no model calls'})[/]"
     )

@@ -1,4 +1,5 @@
-"""`opshub serve` on the embedded defaults runs a task end to end; `opshub run` shows it live."""
+"""`opshub serve` on the embedded defaults runs a task end to end; `opshub run` shows it live,
+exits with the task's status, and Ctrl-C cancels the task instead of leaving it running."""
 
 from __future__ import annotations
 
@@ -6,25 +7,38 @@ import re
 import signal
 import subprocess
 import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from importlib.metadata import version
 
 import httpx
+import pytest
 
 from tests.fakes.llm import FakeLLMServer
 from tests.integration.test_cli import OPSHUB, _free_port, _wait_ready, opshub
 
 
-def test_serve_then_run_shows_the_steps_the_answer_and_the_cost() -> None:
+@dataclass(frozen=True)
+class Hub:
+    base: str
+    env: dict[str, str]  # what `opshub run` needs: the hub's URL and a tenant's API key
+    fake: FakeLLMServer
+
+    def get(self, path: str) -> httpx.Response:
+        return httpx.get(f"{self.base}{path}", headers=self.headers)
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.env['OPSHUB_API_KEY']}"}
+
+
+@pytest.fixture(scope="module")
+def hub() -> Iterator[Hub]:
     with (
         tempfile.TemporaryDirectory(prefix="ohn-", dir="/tmp") as data_dir,
         FakeLLMServer() as fake,
     ):
-        # No crew named: the chat router picks one first, with the tenant's model.
-        fake.script_openai(
-            '{"crew": "assistant", "question": null, "reason": "A question about leads."}',
-            usage=(80, 10),
-        )
-        fake.script_openai(tool_calls=[("tenant_data", {"resource": "leads"})], usage=(120, 20))
-        fake.script_openai("You have no leads yet: import some first.", usage=(200, 15))
         env = {
             "PATH": "/usr/bin:/bin",
             "OPSHUB_DATA_DIR": data_dir,
@@ -53,15 +67,23 @@ def test_serve_then_run_shows_the_steps_the_answer_and_the_cost() -> None:
                 headers={"Authorization": f"Bearer {api_key[0]}"},
             )
             assert stored.status_code == 200, stored.text
-
-            run = opshub(
-                {**env, "OPSHUB_URL": base, "OPSHUB_API_KEY": api_key[0], "COLUMNS": "200"},
-                "run",
-                "Which leads should we follow up?",
-            )
+            run_env = {**env, "OPSHUB_URL": base, "OPSHUB_API_KEY": api_key[0], "COLUMNS": "200"}
+            yield Hub(base, run_env, fake)
         finally:
             server.send_signal(signal.SIGTERM)
             assert server.wait(timeout=30) == 0
+
+
+def test_serve_then_run_shows_the_steps_the_answer_and_the_cost(hub: Hub) -> None:
+    # No crew named: the chat router picks one first, with the tenant's model.
+    hub.fake.script_openai(
+        '{"crew": "assistant", "question": null, "reason": "A question about leads."}',
+        usage=(80, 10),
+    )
+    hub.fake.script_openai(tool_calls=[("tenant_data", {"resource": "leads"})], usage=(120, 20))
+    hub.fake.script_openai("You have no leads yet: import some first.", usage=(200, 15))
+
+    run = opshub(hub.env, "run", "Which leads should we follow up?")
 
     assert run.returncode == 0, run.stderr
     assert "routed to the assistant crew" in run.stdout
@@ -69,11 +91,78 @@ def test_serve_then_run_shows_the_steps_the_answer_and_the_cost() -> None:
     assert "You have no leads yet" in run.stdout
     assert "succeeded · 400 input + 45 output tokens" in run.stdout
     assert all(
-        r.api_key == "sk-runner-000000000000" for r in fake.requests_for("/v1/chat/completions")
+        r.api_key == "sk-runner-000000000000" for r in hub.fake.requests_for("/v1/chat/completions")
     )
+    task_id = re.search(r"task (\S+)", run.stdout)
+    assert task_id is not None
+    shown = opshub(hub.env, "tasks", "show", task_id[1], "--json")
+    assert shown.returncode == 0, shown.stderr
+    assert '"status": "succeeded"' in shown.stdout
 
 
-def test_run_without_an_api_key_says_how_to_get_one() -> None:
+def test_interrupting_run_cancels_the_task(hub: Hub) -> None:
+    # A run that keeps calling a tool, a second a model call, until it is stopped.
+    hub.fake.script_openai(
+        tool_calls=[("tenant_data", {"resource": "leads"})], latency=1.0, times=30
+    )
+    run = subprocess.Popen(  # noqa: S603 - our own CLI, without a terminal
+        [*OPSHUB, "run", "Go through every lead.", "--crew", "assistant"],
+        env=hub.env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        task_id = wait_for_running_task(hub)
+        run.send_signal(signal.SIGINT)
+        out, err = run.communicate(timeout=60)
+    finally:
+        run.kill()
+        hub.fake.reset()
+
+    assert run.returncode == 3, err
+    assert "cancelling the task" in out
+    assert hub.get(f"/v1/tasks/{task_id}").json()["status"] == "cancelled"
+
+
+def wait_for_running_task(hub: Hub, within: float = 60) -> str:
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        running = hub.get("/v1/tasks?status=running").json()["items"]
+        if running:
+            task_id: str = running[0]["id"]
+            return task_id
+        time.sleep(0.1)
+    raise AssertionError("the run never started")
+
+
+def test_version_and_exit_codes_of_usage_errors() -> None:
+    shown = opshub({"PATH": "/usr/bin:/bin"}, "--version")
+    assert shown.returncode == 0
+    assert shown.stdout.strip() == f"opshub {version('opshub')}"
+
     result = opshub({"PATH": "/usr/bin:/bin"}, "run", "hello")
     assert result.returncode == 2
     assert "OPSHUB_API_KEY" in result.stderr
+
+
+def test_a_refused_key_is_stored_and_said_loudly_by_credentials_put(hub: Hub) -> None:
+    hub.fake.valid_keys = {"sk-runner-000000000000"}
+    try:
+        put = subprocess.run(  # noqa: S603 - our own CLI
+            [*OPSHUB, "credentials", "put", "openai"],
+            input='{"api_key": "sk-revoked-key-11112222"}',
+            env=hub.env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+    finally:
+        hub.fake.reset()
+
+    assert put.returncode == 1, put.stderr
+    assert "openai stored" in put.stdout
+    assert "INVALID: the provider refused the credential (401): Incorrect API key" in put.stderr
+    assert "sk-revoked-key-11112222" not in put.stdout + put.stderr

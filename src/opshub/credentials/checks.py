@@ -20,6 +20,7 @@ META_THROTTLING = {4, 17, 32, 613, 80000, 80003, 80004}
 META_INVALID_TOKEN = 190
 # `me` answers a staff token and `app` an app token; an anonymous caller gets neither, so a
 # public field would pass for any token Saleor does not recognise.
+MAX_REASON_CHARS = 300
 SALEOR_PROBE = "query OpshubCredentialCheck { me { id } app { id } }"
 
 
@@ -42,14 +43,43 @@ def from_status(code: int) -> CheckResult:
     return CheckResult(Health.unreachable, f"the provider answered {code}")
 
 
+def from_response(response: httpx.Response, secret: dict[str, Any]) -> CheckResult:
+    """``from_status``, with the provider's own words when it refuses the credential: "invalid"
+    alone doesn't tell an expired key from one without access to the model."""
+    result = from_status(response.status_code)
+    reason = _reason(response, secret) if result.status is Health.invalid else None
+    return CheckResult(result.status, f"{result.detail}: {reason}") if reason else result
+
+
+def _reason(response: httpx.Response, secret: dict[str, Any]) -> str | None:
+    try:
+        body = response.json()
+    except ValueError:
+        return None
+    if not isinstance(body, dict):
+        return None
+    error = body.get("error")
+    found = (
+        error.get("message")
+        if isinstance(error, dict)
+        else body.get("error_description") or body.get("message") or error
+    )
+    if not isinstance(found, str) or not found.strip():
+        return None
+    reason = " ".join(found.split())
+    # Providers quote the key back (OpenAI masks it, others may not): none of it is kept.
+    for value in secret.values():
+        if isinstance(value, str) and len(value) >= 4:
+            reason = reason.replace(value, "***")
+    return reason[:MAX_REASON_CHARS]
+
+
 Check = Callable[[httpx.AsyncClient, dict[str, Any], Settings], Awaitable[CheckResult]]
 
 
 async def _openai(client: httpx.AsyncClient, secret: dict[str, Any], s: Settings) -> CheckResult:
     headers = {"Authorization": f"Bearer {secret['api_key']}"}
-    return from_status(
-        (await client.get(f"{s.openai_base_url}/models", headers=headers)).status_code
-    )
+    return from_response(await client.get(f"{s.openai_base_url}/models", headers=headers), secret)
 
 
 async def _openai_compatible(
@@ -57,13 +87,13 @@ async def _openai_compatible(
 ) -> CheckResult:
     headers = {"Authorization": f"Bearer {secret['api_key']}"} if "api_key" in secret else {}
     url = f"{str(secret['base_url']).rstrip('/')}/models"
-    return from_status((await client.get(url, headers=headers)).status_code)
+    return from_response(await client.get(url, headers=headers), secret)
 
 
 async def _anthropic(client: httpx.AsyncClient, secret: dict[str, Any], s: Settings) -> CheckResult:
     headers = {"x-api-key": secret["api_key"], "anthropic-version": ANTHROPIC_VERSION}
     url = f"{s.anthropic_base_url}/v1/models"
-    return from_status((await client.get(url, headers=headers)).status_code)
+    return from_response(await client.get(url, headers=headers), secret)
 
 
 async def _google_ads(
@@ -79,14 +109,14 @@ async def _google_ads(
         },
     )
     if token.status_code != 200:
-        return from_status(token.status_code)
+        return from_response(token, secret)
     headers = {
         "Authorization": f"Bearer {token.json()['access_token']}",
         "developer-token": secret["developer_token"],
         "login-customer-id": secret["login_customer_id"],
     }
     url = f"{s.google_ads_api_url}/customers:listAccessibleCustomers"
-    return from_status((await client.get(url, headers=headers)).status_code)
+    return from_response(await client.get(url, headers=headers), secret)
 
 
 async def _meta_ads(client: httpx.AsyncClient, secret: dict[str, Any], s: Settings) -> CheckResult:
@@ -114,7 +144,7 @@ async def _linkedin_ads(
         "X-Restli-Protocol-Version": "2.0.0",
     }
     url = f"{s.linkedin_api_url}/adAccounts/{secret['ad_account_id']}"
-    return from_status((await client.get(url, headers=headers)).status_code)
+    return from_response(await client.get(url, headers=headers), secret)
 
 
 async def _amazon_creators(
@@ -136,7 +166,7 @@ async def _amazon_creators(
         response = await client.post(
             s.amazon_lwa_url, json={**grant, "scope": "creatorsapi::default"}
         )
-    return from_status(response.status_code)
+    return from_response(response, secret)
 
 
 async def _saleor(client: httpx.AsyncClient, secret: dict[str, Any], _: Settings) -> CheckResult:

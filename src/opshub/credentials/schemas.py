@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
@@ -30,6 +31,10 @@ class AnthropicSecret(StrictInput):
 class OpenAICompatibleSecret(StrictInput):
     base_url: HttpUrl
     api_key: Token | None = Field(default=None, description="Omit for servers without auth.")
+    model: Short | None = Field(
+        default=None,
+        description="The model this server serves, used wherever no crew setting names another.",
+    )
 
 
 class GoogleAdsSecret(StrictInput):
@@ -117,6 +122,9 @@ URL_FIELDS = {Provider.openai_compatible: "base_url", Provider.saleor: "url"}
 _INTERNAL_SUFFIXES = (".localhost", ".local", ".internal", ".localdomain")
 
 
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
 def is_internal_host(host: str) -> bool:
     """Loopback, private, link-local or reserved addresses, and names that only mean those.
 
@@ -133,8 +141,22 @@ def is_internal_host(host: str) -> bool:
     return not address.is_global
 
 
+def in_allowed_networks(host: str, networks: Sequence[Network]) -> bool:
+    """An address the operator named as a private network tenants may use (a GPU box, Ollama
+    on the LAN). Only addresses are matched: a name means nothing until it is resolved."""
+    try:
+        address = ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return False
+    return any(address in network for network in networks)
+
+
 def validate_secret(
-    provider: Provider, secret: dict[str, Any], *, allow_internal_urls: bool = False
+    provider: Provider,
+    secret: dict[str, Any],
+    *,
+    allow_internal_urls: bool = False,
+    allowed_networks: Sequence[Network] = (),
 ) -> dict[str, Any]:
     """The secret in its stored form, or InvalidSecretError naming the fields (never values)."""
     try:
@@ -149,8 +171,8 @@ def validate_secret(
         ) from None
     url_field = URL_FIELDS.get(provider)
     if url_field and not allow_internal_urls:
-        url: HttpUrl = getattr(model, url_field)
-        if is_internal_host(url.host or ""):
+        host = (getattr(model, url_field).host or "").lower()
+        if is_internal_host(host) and not in_allowed_networks(host, allowed_networks):
             message = "the URL points at an internal address, which this hub does not call"
             raise InvalidSecretError(
                 message,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import uuid
+from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ from opshub.credentials.schemas import (
     IDENTIFYING_FIELD,
     CredentialRead,
     CredentialSummary,
+    Network,
     validate_secret,
 )
 from opshub.credentials.store import SecretStore, StoredRow
@@ -52,8 +54,14 @@ async def put(
     secret: dict[str, Any],
     label: str | None,
     allow_internal_urls: bool = False,
+    allowed_networks: Sequence[Network] = (),
 ) -> CredentialRead:
-    stored = validate_secret(provider, secret, allow_internal_urls=allow_internal_urls)
+    stored = validate_secret(
+        provider,
+        secret,
+        allow_internal_urls=allow_internal_urls,
+        allowed_networks=allowed_networks,
+    )
     fingerprint, last4 = identify(provider, stored)
     current = await conn.fetchval(QUERIES["lock_version"], tenant_id, provider.value)
     sealed = await store.seal(

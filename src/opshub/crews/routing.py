@@ -1,9 +1,9 @@
 """Chat routing: which crew takes a message that names none, or a clarifying question back.
 
 A LangGraph graph of one node asks the tenant's own model for a ``RouteDecision`` through
-crewAI's structured output (``LLM.call(..., response_model=RouteDecision)``: OpenAI's
-``json_schema`` response format, Anthropic's ``output_format`` or a forced tool). A reply that
-does not validate is asked for once more; a second bad one becomes a clarifying question.
+crewAI's structured output (the decision as the client's response format: OpenAI's
+``json_schema``, Anthropic's ``output_format``). A reply that does not validate is asked for once
+more; a second bad one becomes a clarifying question. The chat never fails over a reply.
 
 Per chat thread the graph is checkpointed in PostgreSQL (``opshub.db.checkpoints``) under the
 thread id ``"<tenant_id>:<thread_id>"``: a routing conversation outlives the worker, so the
@@ -33,6 +33,7 @@ from pydantic import BaseModel, Field, ValidationError, model_validator
 
 from opshub.crews.registry import CrewInfo
 from opshub.db import checkpoints
+from opshub.llm import metering
 
 if TYPE_CHECKING:
     from crewai import LLM
@@ -136,7 +137,16 @@ class ChatRouter:
 
         Errors of the model call itself (a bad key, a cancelled run) are raised as they are.
         """
-        run = _Run(llm=llm, crews=self._crews)
+        try:
+            return await self._route(tenant_id, thread_id, message, llm)
+        except Exception:
+            log.exception("routing failed", tenant_id=str(tenant_id))
+            raise
+
+    async def _route(
+        self, tenant_id: uuid.UUID, thread_id: uuid.UUID | None, message: str, llm: LLM
+    ) -> RouteDecision:
+        run = _Run(llm=for_routing(llm), crews=self._crews)
         update: RoutingState = {"message": message}
         if thread_id is None:
             state = await self._oneshot.ainvoke(update, context=run)
@@ -199,11 +209,12 @@ async def decide(
     messages = prompt(crews, history, message)
     for attempt in (1, 2):
         try:
-            reply = await asyncio.to_thread(llm.call, messages, response_model=RouteDecision)
+            # A provider that parses the reply itself (Anthropic) raises ValidationError here.
+            reply = await asyncio.to_thread(metering.call, llm, messages)
             return _read(reply, crews)
         except (ValidationError, InvalidReplyError) as exc:
             problem = _summary(exc)
-            log.warning("routing reply unusable", attempt=attempt, problem=problem)
+            log.warning("routing reply unusable", attempt=attempt, problem=problem, exc_info=True)
             retry = f"That reply was not usable ({problem}). Answer again with the JSON only."
             messages = [*messages, {"role": "user", "content": retry}]
     names = _names(crews)
@@ -213,6 +224,17 @@ async def decide(
         "need helps me pick.",
         reason="the routing model's reply could not be read",
     )
+
+
+def for_routing(llm: LLM) -> LLM:
+    """The tenant's client, asking for a ``RouteDecision`` and never streaming.
+
+    A crew's kickoff turns streaming on in the cached client it ran on, and a streamed structured
+    reply that doesn't parse raises inside crewAI before the call's usage is reported. With the
+    format on the client instead, every reply comes back (parsed, or as its text) and every call
+    is metered. The copy shares the client's SDK connections.
+    """
+    return llm.model_copy(update={"stream": False, "response_format": RouteDecision})
 
 
 def prompt(crews: Mapping[str, CrewInfo], history: list[Turn], message: str) -> list[LLMMessage]:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+from alembic.script import ScriptDirectory
 from sqlalchemy import make_url, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -20,6 +21,10 @@ _ROLE_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 
 class DatabaseMisconfiguredError(RuntimeError):
     """The configured roles would defeat tenant isolation or cannot be provisioned."""
+
+
+class SchemaNotReadyError(RuntimeError):
+    """The database's schema is not the one this opshub runs on."""
 
 
 def alembic_config(owner_url: str) -> Config:
@@ -55,6 +60,41 @@ async def migrate(urls: DatabaseUrls) -> None:
         await checkpoints.setup(urls.owner)
     finally:
         await engine.dispose()
+
+
+def head_revision() -> str:
+    head = ScriptDirectory.from_config(alembic_config("")).get_current_head()
+    if head is None:
+        raise RuntimeError("opshub ships no migrations")
+    return head
+
+
+async def current_revision(owner_url: str) -> str | None:
+    """The schema's Alembic revision; None for a database opshub never migrated."""
+    engine = create_engine(owner_url, pool_size=1)
+    try:
+        async with engine.connect() as conn:
+            if (await conn.scalar(text("SELECT to_regclass('alembic_version')"))) is None:
+                return None
+            revision = await conn.scalar(text("SELECT version_num FROM alembic_version"))
+            return str(revision) if revision is not None else None
+    finally:
+        await engine.dispose()
+
+
+async def ensure_schema(urls: DatabaseUrls, *, may_migrate: bool) -> bool:
+    """Bring the schema up where opshub owns the database (embedded), as ``serve`` does; on
+    any other database say what to run. True when it migrated."""
+    current, head = await current_revision(urls.owner), head_revision()
+    if current == head:
+        return False
+    if may_migrate:
+        await migrate(urls)
+        return True
+    state = "has no opshub schema yet" if current is None else f"is at schema {current}"
+    raise SchemaNotReadyError(
+        f"the database {state}, this opshub needs {head}: run `opshub migrate`"
+    )
 
 
 async def check_app_role(conn: AsyncConnection, app_url: str) -> bool:

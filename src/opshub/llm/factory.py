@@ -1,13 +1,16 @@
 """Model clients for a tenant, provider and model, paid with the key the resolver picks.
 
 Building a client costs ~75 ms (two SDK clients), so they are kept per (tenant, provider, model,
-key fingerprint): a new key is a new entry, and an old key's entry ages out. The key is always
-passed explicitly; nothing falls back to OPENAI_API_KEY in the environment.
+digest of the whole secret): a new key, or the same key moved to another server, is a new entry,
+and an old entry ages out. The key is always passed explicitly; nothing falls back to
+OPENAI_API_KEY in the environment.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import json
 import uuid
 from collections import OrderedDict
 from collections.abc import Callable
@@ -64,6 +67,13 @@ class LLMFactory:
     ) -> TenantLLM[LLM]:
         return await self._build("crewai", tenant_id, provider, model, self._crewai_llm)
 
+    async def default_for(self, *, tenant_id: uuid.UUID, provider: Provider) -> TenantLLM[LLM]:
+        """The provider's model where no crew setting names one: the model an openai_compatible
+        secret says its server serves, else the deployment's default for the provider."""
+        credential = await self._resolver.resolve(tenant_id=tenant_id, provider=provider)
+        model = credential.secret.get("model") or self._settings.default_models[provider.value]
+        return await self.for_tenant(tenant_id=tenant_id, provider=provider, model=model)
+
     async def chat_model_for(
         self, *, tenant_id: uuid.UUID, provider: Provider, model: str
     ) -> TenantLLM[BaseChatModel]:
@@ -93,7 +103,7 @@ class LLMFactory:
         if provider not in MODEL_PROVIDERS:
             raise InvalidInputError(f"{provider.value} is not a model provider")
         credential = await self._resolver.resolve(tenant_id=tenant_id, provider=provider)
-        key = (kind, tenant_id, provider, model, credential.fingerprint)
+        key = (kind, tenant_id, provider, model, secret_digest(credential.secret))
         cached = self._cache.get(key)
         if cached is not None:
             self._cache.move_to_end(key)
@@ -165,3 +175,9 @@ class LLMFactory:
             timeout=timeout,
             max_retries=retries,
         )
+
+
+def secret_digest(secret: dict[str, Any]) -> str:
+    """Tells apart every secret a client is built from (key, base URL, model, organization)."""
+    canonical = json.dumps(secret, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()

@@ -111,7 +111,7 @@ class RunMeter:
             )
 
 
-def call(llm: Any, messages: list[dict[str, str]]) -> Any:
+def call(llm: Any, messages: list[Any]) -> Any:
     """One model call outside a kickoff (blocking), on the current run's meter by the time it
     returns: CrewAI hands the call's usage to the meter from its handler pool, and only a
     kickoff waits for its handlers before returning."""

@@ -421,10 +421,7 @@ class Worker:
                 await self._resolver.resolve(tenant_id=tenant_id, provider=provider)
             except CredentialMissingError:
                 continue
-            model = self._settings.default_models[provider.value]
-            return await self._factory.for_tenant(
-                tenant_id=tenant_id, provider=provider, model=model
-            )
+            return await self._factory.default_for(tenant_id=tenant_id, provider=provider)
         raise CredentialMissingError(
             "no model key: store one with PUT /v1/credentials/openai (or anthropic, "
             "openai_compatible)"

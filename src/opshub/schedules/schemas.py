@@ -16,7 +16,7 @@ class ScheduleCreate(StrictInput):
     crew: str | None = Field(default=None, max_length=64)
     input: str = Field(min_length=1, max_length=MAX_INPUT_CHARS)
     inputs: dict[str, Any] = Field(default_factory=dict)
-    cron: str = Field(min_length=9, max_length=120, examples=["0 9 * * MON"])
+    cron: str = Field(min_length=1, max_length=120, examples=["0 9 * * MON"])
     timezone: str = Field(default="UTC", min_length=1, max_length=64, examples=["Europe/Berlin"])
     enabled: bool = True
 
@@ -25,7 +25,7 @@ class ScheduleUpdate(StrictInput):
     crew: str | None = Field(default=None, max_length=64)
     input: str | None = Field(default=None, min_length=1, max_length=MAX_INPUT_CHARS)
     inputs: dict[str, Any] | None = None
-    cron: str | None = Field(default=None, min_length=9, max_length=120)
+    cron: str | None = Field(default=None, min_length=1, max_length=120)
     timezone: str | None = Field(default=None, min_length=1, max_length=64)
     enabled: bool | None = None
 

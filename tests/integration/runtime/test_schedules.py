@@ -248,6 +248,29 @@ async def test_bad_schedules_are_refused_on_create_and_on_change(
     assert (await client.get(url, headers=tenant_a.headers)).json() == schedule
 
 
+async def test_a_daily_nickname_fires_at_midnight_in_the_schedules_zone(
+    client: AsyncClient, tenant_a: TenantHandle
+) -> None:
+    schedule = await create(client, tenant_a, cron="@daily", timezone="America/New_York")
+
+    assert schedule["cron"] == "@daily"
+    local = parse_utc(schedule["next_run_at"]).astimezone(NEW_YORK)
+    assert (local.hour, local.minute) == (0, 0)
+
+
+async def test_a_cron_out_of_range_says_which_field_and_range(
+    client: AsyncClient, tenant_a: TenantHandle
+) -> None:
+    response = await client.post(
+        "/v1/schedules", json={**WEEKLY, "cron": "0 25 * * *"}, headers=tenant_a.headers
+    )
+    error = assert_error(response, 422, "invalid_request")
+    assert "hour 25 is out of range 0–23" in error["message"]
+    assert error["details"]["fields"] == [
+        {"loc": "body.cron", "message": "hour 25 is out of range 0–23"}
+    ]
+
+
 async def test_a_cron_that_can_never_fire_is_refused(
     client: AsyncClient, tenant_a: TenantHandle
 ) -> None:

@@ -117,30 +117,55 @@ def test_new_york_dst_changes_keep_local_times() -> None:
     ]
 
 
+FIVE = "expected 5 fields (minute hour day-of-month month weekday) or one of @hourly, @daily, "
+
+
 @pytest.mark.parametrize(
-    "expression",
+    ("expression", "problem"),
     [
-        "61 * * * *",
-        "* * *",
-        "0 9 * * MON *",  # six fields (seconds/years are not part of the contract)
-        "@daily",
-        "a b c d e",
-        "0 9 * * FOO",
-        "0 25 * * *",
-        "",
+        ("0 25 * * *", "hour 25 is out of range 0–23"),
+        ("61 * * * *", "minute 61 is out of range 0–59"),
+        ("0 9 0 * *", "day of month 0 is out of range 1–31"),
+        ("0 9 * 13 *", "month 13 is out of range 1–12"),
+        ("0 9 * * 8", "weekday 8 is out of range 0–7"),
+        ("0 9 * * FOO", "weekday 'foo' is not a number or a name (sun–sat)"),
+        ("a b c d e", "minute 'a' is not a number"),
+        ("*/0 * * * *", "minute step '0' is not a whole number above 0"),
+        ("* * *", FIVE + "@midnight, @weekly, @monthly, @yearly, @annually; got 3"),
+        ("0 9 * * MON *", FIVE + "@midnight, @weekly, @monthly, @yearly, @annually; got 6"),
+        ("@fortnightly", FIVE + "@midnight, @weekly, @monthly, @yearly, @annually; got 1"),
+        ("", FIVE + "@midnight, @weekly, @monthly, @yearly, @annually; got 0"),
     ],
 )
-def test_invalid_cron_is_refused(expression: str) -> None:
+def test_invalid_cron_is_refused_saying_precisely_what_is_wrong(
+    expression: str, problem: str
+) -> None:
     with pytest.raises(InvalidInputError) as raised:
         validate_cron(expression)
-    assert raised.value.details == {
-        "fields": [{"loc": "body.cron", "message": "invalid cron expression"}]
-    }
+    assert raised.value.details == {"fields": [{"loc": "body.cron", "message": problem}]}
+    assert problem in raised.value.message
 
 
 def test_valid_cron_is_returned_unchanged() -> None:
     assert validate_cron("0 9 * * MON") == "0 9 * * MON"
     assert validate_cron("*/15 8-18 * * 1-5") == "*/15 8-18 * * 1-5"
+    assert validate_cron("@daily") == "@daily"
+
+
+@pytest.mark.parametrize(
+    ("macro", "first", "second"),
+    [
+        ("@hourly", utc(2026, 3, 10, 11), utc(2026, 3, 10, 12)),
+        ("@daily", utc(2026, 3, 10, 23), utc(2026, 3, 11, 23)),
+        ("@weekly", utc(2026, 3, 14, 23), utc(2026, 3, 21, 23)),  # Sunday 00:00 Berlin
+        ("@monthly", utc(2026, 3, 31, 22), utc(2026, 4, 30, 22)),  # the 1st, 00:00 Berlin
+    ],
+)
+def test_cron_nicknames_fire_as_their_expressions(
+    macro: str, first: datetime, second: datetime
+) -> None:
+    after = utc(2026, 3, 10, 10, 30)
+    assert firings(macro, BERLIN, after, second) == [first, second]
 
 
 def test_a_cron_that_never_fires_is_refused_not_looped_on() -> None:

@@ -34,6 +34,7 @@ async def put_credential(
         secret=body.secret,
         label=body.label,
         allow_internal_urls=state.settings.allow_internal_urls,
+        allowed_networks=state.settings.allowed_private_networks,
     )
     # After the response, so after the commit: other processes must not re-read the old key.
     later.add_task(state.resolver.changed, tenant_id=tenant_id, provider=provider)
