@@ -17,12 +17,17 @@ topic ~0.6: tenants talk about the same things). A query is drawn like a memory 
   bulk_insert for two tenants one after the other, then at once on two connections (rolled
   back).
 - opshub: ``opshub.memory.indexes.maintain(threshold=1000)`` builds a partial HNSW index per
-  tenant of 1,000+ rows (timed); ``opshub.memory.service.nearest(limit=10)`` answers, exactly
-  (a sort) below the threshold, through the tenant's index above it (ef_search 100; also at
-  ``--opshub-ef``, 200, which callers can ask for).
+  tenant of 1,000+ rows (timed) as opshub does (m 16, ef_construction 200);
+  ``opshub.memory.service.nearest(limit=10)`` answers, exactly (a sort) below the threshold,
+  through the tenant's index above it (ef_search 100; also at ``--opshub-ef``, 200, which callers
+  can ask for). Then the same indexes are rebuilt at every other ``--ef-construction`` (pgvector's
+  default 64) and measured again at ef_search 100.
 - plain: one HNSW index over the whole table (timed; built after opshub is measured, so opshub's
-  queries cannot pick it) and ``WHERE tenant_id = $1 ORDER BY embedding <=> $2 LIMIT 10`` at
-  pgvector's default ef_search 40, and at 200.
+  queries cannot pick it), once per ``--ef-construction`` (64 and 200: like with like), and
+  ``WHERE tenant_id = $1 ORDER BY embedding <=> $2 LIMIT 10`` at pgvector's default ef_search
+  40, and at 200.
+- every index's build options are read back from the catalog (``pg_class.reloptions``) into the
+  report, so what it says was built is what was built.
 - per tenant-size class (<= 100, <= 10k, > 10k rows; ``--queries`` over up to
   ``--sample-tenants`` tenants spread over the class's sizes on a log scale, all classes
   interleaved in one random order): recall@10 against exact search (numpy
@@ -40,7 +45,7 @@ embedding model's speed has a bench of its own (bench/embedding.py).
 
     .venv/bin/python bench/memory.py [--rows 1000000] [--tenants 1000] [--alpha 1.2]
         [--queries 100] [--sample-tenants 20] [--batch 5000]
-        [--plain-ef 200] [--opshub-ef 200] [--seed 7] [--quick]
+        [--plain-ef 200] [--opshub-ef 200] [--ef-construction 64,200] [--seed 7] [--quick]
 
 --quick: 50k rows, 200 tenants, 50 queries per class; prints, writes nothing.
 The server gets shared_buffers 4GB, maintenance_work_mem 2GB, max_parallel_maintenance_workers
@@ -84,6 +89,7 @@ DIM = 384
 K = 10
 THRESHOLD = 1_000  # opshub's default index threshold
 OPSHUB_EF = 100  # nearest()'s default ef_search
+OPSHUB_EF_CONSTRUCTION = 200  # what opshub.memory.indexes builds with
 SHARED_INDEX = "ix_memories_bench_shared_hnsw"
 CLASSES = {"le_100": "<= 100", "le_10k": "<= 10k", "gt_10k": "> 10k"}  # rows of the tenant
 SERVER_SETTINGS = {
@@ -357,6 +363,59 @@ async def relation_mb(conn: asyncpg.Connection, pattern: str) -> float:
         pattern,
     )
     return round(size / 2**20, 1)
+
+
+async def build_options(conn: asyncpg.Connection, pattern: str) -> list[str]:
+    """The distinct build options (``m=16``, ``ef_construction=…``) of the indexes named like
+    ``pattern``, as the catalog holds them."""
+    rows = await conn.fetch(
+        "SELECT DISTINCT array_to_string(c.reloptions, ', ') AS options FROM pg_class c "
+        "WHERE c.relkind = 'i' AND c.relname LIKE $1 ORDER BY 1",
+        pattern,
+    )
+    return [row["options"] for row in rows]
+
+
+async def rebuild_opshub_indexes(owner: asyncpg.Pool, ef_construction: int) -> dict[str, Any]:
+    """opshub's per-tenant indexes again, same names and predicates, at another
+    ``ef_construction``: the comparison of graphs alone, everything else as opshub runs."""
+    async with owner.acquire() as conn:
+        registered = await conn.fetch("SELECT tenant_id, embedding_model FROM memory_indexes")
+        began = time.perf_counter()
+        for row in registered:
+            name = indexes.index_name(row["tenant_id"], row["embedding_model"])
+            await conn.execute(f"DROP INDEX {name}")
+            await conn.execute(
+                f"CREATE INDEX {name} ON memories USING hnsw (embedding vector_cosine_ops) "
+                f"WITH (m = 16, ef_construction = {int(ef_construction)}) "
+                f"WHERE {indexes.tenant_predicate(row['tenant_id'], row['embedding_model'])}"
+            )
+        took = time.perf_counter() - began
+        await conn.execute("ANALYZE memories")
+        return {
+            "indexes": len(registered),
+            "seconds": round(took, 1),
+            "size_mb": await relation_mb(conn, "ix\\_memories\\_hnsw\\_%"),
+            "options": await build_options(conn, "ix\\_memories\\_hnsw\\_%"),
+        }
+
+
+async def build_shared_index(owner: asyncpg.Pool, ef_construction: int) -> dict[str, Any]:
+    async with owner.acquire() as conn:
+        await conn.execute(f"DROP INDEX IF EXISTS {SHARED_INDEX}")
+        began = time.perf_counter()
+        await conn.execute(
+            f"CREATE INDEX {SHARED_INDEX} ON memories USING hnsw (embedding vector_cosine_ops) "
+            f"WITH (m = 16, ef_construction = {int(ef_construction)})"
+        )
+        took = time.perf_counter() - began
+        await conn.execute("ANALYZE memories")
+        return {
+            "indexes": 1,
+            "seconds": round(took, 1),
+            "size_mb": await relation_mb(conn, SHARED_INDEX),
+            "options": await build_options(conn, SHARED_INDEX),
+        }
 
 
 async def explain(conn: asyncpg.Connection, sql: str, *args: Any) -> str:
@@ -682,6 +741,7 @@ async def run(args: argparse.Namespace, data_dir: Path) -> dict[str, Any]:
                     "indexes": built,
                     "seconds": round(time.perf_counter() - began, 1),
                     "size_mb": await relation_mb(conn, "ix\\_memories\\_hnsw\\_%"),
+                    "options": await build_options(conn, "ix\\_memories\\_hnsw\\_%"),
                 }
             }
         report["load_avg_1m"]["opshub_indexes_done"] = os.getloadavg()[0]
@@ -730,65 +790,75 @@ async def run(args: argparse.Namespace, data_dir: Path) -> dict[str, Any]:
             reach_sample, by_number, opshub_finds(app)
         )}  # fmt: skip
         print(f"  {json.dumps(reach)}", flush=True)
+        # The same tenants' indexes built as the plain side's may be: the graph alone compared.
+        opshub_by_efc = {f"ef_construction_{OPSHUB_EF_CONSTRUCTION}": opshub}
+        report["indexes"]["opshub_per_tenant_other_ef_construction"] = {}
+        for efc in sorted(set(args.ef_construction) - {OPSHUB_EF_CONSTRUCTION}):
+            print(f"opshub indexes rebuilt at ef_construction {efc} …", flush=True)
+            key = f"ef_construction_{efc}"
+            rebuilt = await rebuild_opshub_indexes(owner, efc)
+            report["indexes"]["opshub_per_tenant_other_ef_construction"][key] = rebuilt
+            outcomes = await measure(probes, ids, opshub_query(app))
+            opshub_by_efc[key] = by_class(outcomes, paths=True)
+            reach[f"opshub_own_indexes_{key}"] = await reachability(
+                reach_sample, by_number, opshub_finds(app)
+            )
+            print(f"  {json.dumps(opshub_by_efc[key])}", flush=True)
         report["load_avg_1m"]["opshub_queries_done"] = os.getloadavg()[0]
 
-        print("shared HNSW index …", flush=True)
-        async with owner.acquire() as conn:
-            began = time.perf_counter()
-            await conn.execute(
-                f"CREATE INDEX {SHARED_INDEX} ON memories USING hnsw (embedding vector_cosine_ops)"
+        plain_by_efc: dict[str, Any] = {}
+        report["indexes"]["plain_shared_by_ef_construction"] = {}
+        reach["plain_shared_index_by_ef_construction"] = {}
+        plain_plans: dict[str, Any] = {}
+        for efc in sorted(set(args.ef_construction)):
+            key = f"ef_construction_{efc}"
+            print(f"shared HNSW index, ef_construction {efc} …", flush=True)
+            shared = await build_shared_index(owner, efc)
+            report["indexes"]["plain_shared_by_ef_construction"][key] = shared
+            report["load_avg_1m"][f"shared_index_{key}_done"] = os.getloadavg()[0]
+            print(f"  {json.dumps(shared)}", flush=True)
+            for name, chosen in picked.items():
+                tenant = chosen[-1]  # the class's largest sampled tenant
+                async with tenant_transaction(app, tenant.id) as conn:
+                    text = vector_text(queries_for(space, tenant, 1, args.seed)[0].tolist())
+                    plans[f"plain_{key}_{name}_largest_sampled_tenant"] = await explain(
+                        conn, PLAIN, tenant.id, text
+                    )
+            checks[f"plain_{key}_uses_the_shared_index_for_the_biggest_tenants"] = (
+                SHARED_INDEX in plans[f"plain_{key}_gt_10k_largest_sampled_tenant"]
             )
-            report["indexes"]["plain_shared"] = {
-                "indexes": 1,
-                "seconds": round(time.perf_counter() - began, 1),
-                "size_mb": await relation_mb(conn, SHARED_INDEX),
-            }
-            await conn.execute("ANALYZE memories")
-        report["indexes"]["ratio_plain_to_opshub_build_time"] = round(
-            report["indexes"]["plain_shared"]["seconds"]
-            / report["indexes"]["opshub_per_tenant"]["seconds"], 3
-        )  # fmt: skip
-        report["load_avg_1m"]["shared_index_done"] = os.getloadavg()[0]
-        print(f"  {json.dumps(report['indexes']['plain_shared'])}", flush=True)
-
-        for name, chosen in picked.items():
-            tenant = chosen[-1]  # the class's largest sampled tenant
-            async with tenant_transaction(app, tenant.id) as conn:
-                text = vector_text(queries_for(space, tenant, 1, args.seed)[0].tolist())
-                plans[f"plain_{name}_largest_sampled_tenant"] = await explain(
-                    conn, PLAIN, tenant.id, text
+            plain: dict[str, Any] = {}
+            for ef in (40, *args.plain_ef):
+                print(f"plain queries, ef_construction {efc}, ef_search {ef} …", flush=True)
+                outcomes = await measure(probes, ids, plain_query(app, ef))
+                plain[f"ef_search_{ef}"] = by_class(outcomes)
+                slow[f"plain_{key}_ef_search_{ef}"] = await explain_slow(
+                    app, outcomes, plain_statement, ef
                 )
-        checks["plain_uses_the_shared_index_for_the_biggest_tenants"] = (
-            SHARED_INDEX in plans["plain_gt_10k_largest_sampled_tenant"]
-        )
-
-        plain: dict[str, Any] = {}
-        for ef in (40, *args.plain_ef):
-            print(f"plain queries, ef_search {ef} …", flush=True)
-            outcomes = await measure(probes, ids, plain_query(app, ef))
-            plain[f"ef_search_{ef}"] = by_class(outcomes)
-            slow[f"plain_ef_search_{ef}"] = await explain_slow(app, outcomes, plain_statement, ef)
-            print(f"  {json.dumps(plain[f'ef_search_{ef}'])}", flush=True)
-        async with app.acquire() as conn:
-            # Over every plain pass: whether PostgreSQL went on planning per tenant (custom) or
-            # settled on one plan for all (generic).
-            counts = await conn.fetchrow(
-                "SELECT generic_plans, custom_plans FROM pg_prepared_statements "
-                "WHERE statement = $1",
-                PLAIN,
+                print(f"  {json.dumps(plain[f'ef_search_{ef}'])}", flush=True)
+            plain_by_efc[key] = plain
+            async with app.acquire() as conn:
+                # Whether PostgreSQL went on planning per tenant (custom) or settled on one plan
+                # for all (generic), over the passes so far.
+                counts = await conn.fetchrow(
+                    "SELECT generic_plans, custom_plans FROM pg_prepared_statements "
+                    "WHERE statement = $1",
+                    PLAIN,
+                )
+            plain_plans[key] = dict(counts) if counts else None
+            print(f"shared index reachability, ef_construction {efc} …", flush=True)
+            reach["plain_shared_index_by_ef_construction"][key] = await reachability(
+                reach_sample, by_number, shared_finds(owner)
             )
+            print(f"  {json.dumps(reach['plain_shared_index_by_ef_construction'][key])}")
         report["load_avg_1m"]["plain_queries_done"] = os.getloadavg()[0]
         report["recall"] = {
             "opshub": opshub,
             "opshub_other_ef_search": opshub_other_ef,
-            "plain": plain,
-            "plain_prepared_statement_plans": dict(counts) if counts else None,
+            "opshub_by_ef_construction": opshub_by_efc,
+            "plain_by_ef_construction": plain_by_efc,
+            "plain_prepared_statement_plans": plain_plans,
         }
-        print("shared index reachability …", flush=True)
-        reach["plain_shared_index"] = await reachability(
-            reach_sample, by_number, shared_finds(owner)
-        )
-        print(f"  {json.dumps(reach['plain_shared_index'])}", flush=True)
         report["reachability"] = reach
         report["checks"] = checks
         report["slow_queries"] = {name: plans for name, plans in slow.items() if plans}
@@ -803,9 +873,13 @@ def table(report: dict[str, Any]) -> str:
     recall = report["recall"]
     sides = [("opshub", recall["opshub"])]
     sides += [(f"opshub ef {key[10:]}", v) for key, v in recall["opshub_other_ef_search"].items()]
-    sides += [(f"plain ef {key[10:]}", value) for key, value in recall["plain"].items()]
+    for efc, side in recall["opshub_by_ef_construction"].items():
+        if side is not recall["opshub"]:
+            sides.append((f"opshub efc {efc[16:]}", side))
+    for efc, plain in recall["plain_by_ef_construction"].items():
+        sides += [(f"plain efc {efc[16:]} ef {ef[10:]}", side) for ef, side in plain.items()]
     lines = [
-        f"{'class':<8} {'tenants':>7}  {'approach':<16} {'queries':>7} {'recall@10':>9} "
+        f"{'class':<8} {'tenants':>7}  {'approach':<22} {'queries':>7} {'recall@10':>9} "
         f"{'p50 ms':>7} {'p95 ms':>7} {'<10 rows':>8}"
     ]
     for name, info in report["data"]["classes"].items():
@@ -817,7 +891,7 @@ def table(report: dict[str, Any]) -> str:
                     rows += [(f"  {path}", side[name][path]) for path in ("exact", "indexed")]
         for label, s in rows:
             lines.append(
-                f"{info['label']:<8} {info['tenants']:>7}  {label:<16} {s['queries']:>7} "
+                f"{info['label']:<8} {info['tenants']:>7}  {label:<22} {s['queries']:>7} "
                 f"{s['recall_at_10']:>9.4f} {s['p50_ms']:>7.2f} {s['p95_ms']:>7.2f} "
                 f"{s['fewer_than_10_rows']:>8.0%}"
             )
@@ -830,13 +904,34 @@ def table(report: dict[str, Any]) -> str:
         f"{ingest['parallel_probe']['two_connections_rows_per_s']:,} rows/s against "
         f"{ingest['parallel_probe']['one_connection_rows_per_s']:,} one after the other",
         f"index builds: opshub {built['opshub_per_tenant']['indexes']} per-tenant indexes in "
-        f"{built['opshub_per_tenant']['seconds']} s ({built['opshub_per_tenant']['size_mb']} MB); "
-        f"plain shared index in {built['plain_shared']['seconds']} s "
-        f"({built['plain_shared']['size_mb']} MB)",
-        "memories their own vector does not find (ef_search 200): opshub's own indexes "
-        f"{report['reachability']['opshub_own_indexes']['fraction']:.2%}, plain shared index "
-        f"{report['reachability']['plain_shared_index']['fraction']:.2%}",
+        f"{built['opshub_per_tenant']['seconds']} s ({built['opshub_per_tenant']['size_mb']} MB, "
+        f"{'; '.join(built['opshub_per_tenant']['options'])})",
     ]
+    for efc, rebuilt in built["opshub_per_tenant_other_ef_construction"].items():
+        lines.append(
+            f"  rebuilt at {efc}: {rebuilt['seconds']} s ({rebuilt['size_mb']} MB, "
+            f"{'; '.join(rebuilt['options'])})"
+        )
+    for efc, shared in built["plain_shared_by_ef_construction"].items():
+        lines.append(
+            f"plain shared index at {efc}: {shared['seconds']} s ({shared['size_mb']} MB, "
+            f"{'; '.join(shared['options'])})"
+        )
+    reach = report["reachability"]
+    found = [("opshub's own indexes", reach["opshub_own_indexes"])]
+    found += [
+        (f"opshub's own indexes, {key[19:]}", value)
+        for key, value in reach.items()
+        if key.startswith("opshub_own_indexes_")
+    ]
+    found += [
+        (f"plain shared index, {efc}", value)
+        for efc, value in reach["plain_shared_index_by_ef_construction"].items()
+    ]
+    lines.append(
+        f"memories their own vector does not find (ef_search {REACH_EF}): "
+        + "; ".join(f"{label} {value['fraction']:.2%}" for label, value in found)
+    )
     return "\n".join(lines)
 
 
@@ -860,6 +955,11 @@ def main() -> None:
         "--reach-sample", type=int, default=500,
         help="memories per indexed sampled tenant searched by their own vector",
     )  # fmt: skip
+    parser.add_argument(
+        "--ef-construction", type=lambda s: [int(v) for v in s.split(",") if v],
+        default=[64, OPSHUB_EF_CONSTRUCTION],
+        help="HNSW ef_construction values both approaches are built and measured at",
+    )  # fmt: skip
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--quick", action="store_true", help="50k rows, 200 tenants; no file")
     args = parser.parse_args()
@@ -882,9 +982,14 @@ def main() -> None:
         f"Python {platform.python_version()}",
         "setup": "embedded PostgreSQL 16 + pgvector (pgserver) in a temp dir; "
         + ", ".join(f"{k}={v}" for k, v in SERVER_SETTINGS.items())
-        + f"; one app connection (opshub_app, RLS) for every query; HNSW m=16, "
-        f"ef_construction=64 (pgvector defaults) for both approaches; opshub ef_search "
-        f"{OPSHUB_EF}, index threshold {THRESHOLD}",
+        + "; one app connection (opshub_app, RLS) for every query; HNSW m=16; opshub's "
+        f"per-tenant indexes at ef_construction {OPSHUB_EF_CONSTRUCTION} (as opshub builds them), "
+        "then rebuilt at "
+        + ", ".join(str(e) for e in sorted(set(args.ef_construction) - {OPSHUB_EF_CONSTRUCTION}))
+        + "; the plain shared index at "
+        + ", ".join(str(e) for e in sorted(set(args.ef_construction)))
+        + f" (each index's options as built: indexes.*.options); opshub ef_search {OPSHUB_EF}, "
+        f"index threshold {THRESHOLD}",
         "took_s": round(time.perf_counter() - started, 1),
         "targets": {"recall_at_10_min": 0.99, "p95_ms_max": 5.0, "ingest_rows_per_s_min": 20_000},
         **report,

@@ -11,7 +11,9 @@ same built-in assistant crew (`opshub.agents.factory.build_crew`) runs both ways
 - dispatch: tasks offered at a fixed rate; submit -> `task.started` (the event's `ts` minus the
   task's `created_at`, both from the database; and minus the client's send time);
 - concurrency: tasks whose model calls take 1 s, one worker with `--concurrency N`, beside N bare
-  `akickoff`s in one process with a 256-thread default executor; wall times, peak RSS;
+  `akickoff`s in one process with a 256-thread default executor; wall times beside the model
+  calls each side had in flight (at most, and the mean of 0.2 s samples while any were), peak
+  RSS;
 - scale-out: completed tasks/s with 1 and with 2 worker processes (instant model);
 - sse: subscribers on one API process watching tasks that start once all have connected;
   delivery latency = receive time - the event's `ts`; several rounds, each with a fresh worker,
@@ -43,6 +45,7 @@ import socket
 import statistics
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -113,7 +116,8 @@ def serve_fake(latency: float) -> None:
             if line.strip() == "reset":
                 fake.reset()
             calls = len(fake.requests_for("/v1/chat/completions"))
-            print(json.dumps({"max_in_flight": fake.max_in_flight, "calls": calls}), flush=True)
+            stats = {"in_flight": fake.in_flight, "max_in_flight": fake.max_in_flight}
+            print(json.dumps({**stats, "calls": calls}), flush=True)
 
 
 def serve_bare() -> None:
@@ -204,6 +208,7 @@ class LineProcess:
             text=True,
             cwd=ROOT,
         )
+        self._asking = threading.Lock()  # one question at a time: a sampler thread asks too
 
     def readline(self) -> str:
         assert self.process.stdout is not None  # noqa: S101
@@ -214,9 +219,10 @@ class LineProcess:
 
     def ask(self, order: str) -> Any:
         assert self.process.stdin is not None  # noqa: S101
-        self.process.stdin.write(order + "\n")
-        self.process.stdin.flush()
-        return json.loads(self.readline())
+        with self._asking:
+            self.process.stdin.write(order + "\n")
+            self.process.stdin.flush()
+            return json.loads(self.readline())
 
     def close(self) -> None:
         if self.process.stdin is not None:
@@ -616,17 +622,63 @@ async def dispatch_at(
     }
 
 
+class InFlight:
+    """Model calls the fake is answering, sampled every 0.2 s while a side runs: a wall time
+    means little without how many of its 1 s calls were under way at once."""
+
+    def __init__(self, fake: Fake) -> None:
+        self.fake = fake
+        self.samples: list[int] = []
+        self._task: asyncio.Task[None] | None = None
+
+    async def _sample(self) -> None:
+        while True:
+            self.samples.append((await asyncio.to_thread(self.fake.stats))["in_flight"])
+            await asyncio.sleep(0.2)
+
+    def start(self) -> None:
+        self.fake.stats(reset=True)
+        self._task = asyncio.create_task(self._sample())
+
+    async def stop(self) -> dict[str, Any]:
+        assert self._task is not None  # noqa: S101
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
+        stats = self.fake.stats()
+        busy = [n for n in self.samples if n > 0]
+        return {
+            "max": stats["max_in_flight"],
+            "mean_while_any": round(statistics.fmean(busy), 1) if busy else 0.0,
+            "model_calls": stats["calls"],
+        }
+
+
+def in_flight_row(result: dict[str, Any]) -> str:
+    """The scenario as one line: each side's wall time beside its model calls in flight."""
+    bare, hub = result["bare_model_calls_in_flight"], result["opshub_model_calls_in_flight"]
+    return (
+        f"concurrency, {result['tasks']} tasks, {result['model_latency_s']} s model calls: "
+        f"opshub {result['opshub_submit_to_all_done_s']} s with {hub['max']} calls in flight at "
+        f"most (mean {hub['mean_while_any']}, {hub['model_calls']} calls); bare "
+        f"{result['bare_akickoff_256_threads_s']} s with {bare['max']} at most (mean "
+        f"{bare['mean_while_any']}, {bare['model_calls']} calls); ratio {result['ratio']}"
+    )
+
+
 async def concurrency(
     hub: Hub, bare: LineProcess, client: httpx.AsyncClient, tasks: int
 ) -> dict[str, Any]:
     order = {"op": "concurrent", "base_url": hub.slow.base_url, "tasks": tasks, "threads": 256}
-    hub.slow.stats(reset=True)
-    bare_answer = bare.ask(json.dumps(order))
-    bare_in_flight = hub.slow.stats()["max_in_flight"]
+    sampler = InFlight(hub.slow)
+    sampler.start()
+    bare_answer = await asyncio.to_thread(bare.ask, json.dumps(order))
+    bare_in_flight = await sampler.stop()
     workers = await hub.start_workers(1, fake=hub.slow, concurrency=tasks, tenant_limit=tasks)
     try:
         await wait_done(hub, await submit_many(client, hub, TENANTS))  # warm-up
-        hub.slow.stats(reset=True)
+        sampler = InFlight(hub.slow)
+        sampler.start()
         meter = cpu_meter(hub, workers, hub.slow)
         meter.start()
         began, began_wall = time.perf_counter(), time.time()
@@ -636,18 +688,18 @@ async def concurrency(
         wall = done["last_finished"].timestamp() - began_wall
         cpu = meter.stop(wall)
         peak_rss = vm_hwm_mb(workers[0].pid)
-        hub_in_flight = hub.slow.stats()["max_in_flight"]
+        hub_in_flight = await sampler.stop()
     finally:
         await hub.stop_workers(workers)
     return {
         "tasks": tasks,
         "model_latency_s": 1.0,
         "bare_akickoff_256_threads_s": round(bare_answer["seconds"], 2),
-        "bare_max_model_calls_in_flight": bare_in_flight,
+        "bare_model_calls_in_flight": bare_in_flight,
         "bare_cpu_seconds": bare_answer["cpu_seconds"],
         "opshub_submit_to_all_done_s": round(wall, 2),
         "opshub_submitting_took_s": round(submitted, 2),
-        "opshub_max_model_calls_in_flight": hub_in_flight,
+        "opshub_model_calls_in_flight": hub_in_flight,
         "ratio": round(wall / bare_answer["seconds"], 3),
         "target_ratio_max": 1.2,
         "worker_peak_rss_mb": peak_rss,
@@ -905,6 +957,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                     report[name] = await scenario()
                     took = time.perf_counter() - began
                     print(f"{name} ({took:.0f}s): {json.dumps(report[name])}", flush=True)
+                    if name == "concurrency":
+                        print(in_flight_row(report[name]), flush=True)
         finally:
             if hub.api is not None:
                 hub.api.send_signal(signal.SIGTERM)

@@ -213,8 +213,9 @@ async def test_adding_an_expired_memory_again_makes_it_current(
         expires_at="2020-01-31T00:00:00Z",
     )
     again = await add(client, tenant_a, "Promo code WINTER10 gives 10 percent off.")
-    assert again.status_code in (200, 201), again.text
-    # Whatever the outcome is called, what was just added (with no expiry) is recalled.
+    # The same words in the same scope are a duplicate (200, API.md), now without the expiry.
+    assert again.status_code == 200, again.text
+    assert again.json()["outcome"] == "duplicate", again.json()
     assert again.json()["memory"]["expires_at"] is None, again.json()
     assert [item["content"] for item in await listing(client, tenant_a.headers)] == [
         "Promo code WINTER10 gives 10 percent off."

@@ -14,7 +14,9 @@ from opshub.credentials.errors import InvalidSecretError
 from opshub.credentials.models import Health, Provider, Source
 from opshub.schemas import StrictInput
 
-Token = Annotated[str, Field(min_length=8, max_length=4096)]
+# Visible ASCII only: a key pasted with a zero-width or non-breaking space can never be sent in
+# an HTTP header, so it is refused (422) rather than stored and reported as unreachable.
+Token = Annotated[str, Field(min_length=8, max_length=4096, pattern=r"^[\x21-\x7e]+$")]
 Short = Annotated[str, Field(min_length=1, max_length=512)]
 Digits = Annotated[str, Field(pattern=r"^\d{1,20}$")]
 

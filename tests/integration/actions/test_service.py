@@ -137,6 +137,33 @@ async def wait_for_action(
         await asyncio.sleep(0.05)
 
 
+async def executed_sentinel(
+    app_pool: asyncpg.Pool,
+    owner: asyncpg.Pool,
+    tenant_id: uuid.UUID,
+    task_id: uuid.UUID,
+    sku: str,
+) -> None:
+    """Approve another product and wait until the executor has run it: proof that the loop has
+    claimed everything claimable that came before (it claims oldest first), without a sleep."""
+    sentinel = await propose(
+        app_pool, tenant_id, task_id, ActionKind.product_create, product_payload(sku), sku
+    )
+    await decide(app_pool, tenant_id, sentinel.id, approve=True)
+    row = await wait_for_action(owner, sentinel.id, {"executed", "failed"})
+    assert row["status"] == "executed", row["error"]
+
+
+def created_skus(saleor: FakeSaleorServer) -> list[str]:
+    """The SKUs of the products the shop was asked to create, in order (``product_payload``
+    names each product after its SKU)."""
+    return [
+        request.variables["input"]["name"].removeprefix("Trail Bottle ")
+        for request in saleor.requests_for("ProductCreate")
+        if request.variables
+    ]
+
+
 async def store_saleor_key(
     client: AsyncClient, tenant: TenantHandle, fake: FakeSaleorServer, token: str = SALEOR_TOKEN
 ) -> None:
@@ -209,16 +236,18 @@ async def test_an_approved_proposal_is_executed_once_at_the_shop(
     assert action.estimated_impact == {"amount": "12.50"}
 
     async with executor_running(urls, app_pool, app, settings):
-        await asyncio.sleep(1.5)  # a pending action is nobody's to execute
-        assert saleor.calls("productCreate") == 0
+        # A pending action is nobody's to execute: the loop runs one later-approved past it.
+        await executed_sentinel(app_pool, owner_pool, tenant_a.id, task_id, "TRAIL-1-A")
+        assert created_skus(saleor) == ["TRAIL-1-A"]
         approved = await decide(app_pool, tenant_a.id, action.id, approve=True)
         assert approved.status == "approved" and approved.decided_by == "user:test"
         row = await wait_for_action(owner_pool, action.id, {"executed", "failed"})
-        await asyncio.sleep(1.5)  # a second look by the loop finds nothing to do
+        # A second look by the loop (it executes one approved after) finds nothing to redo.
+        await executed_sentinel(app_pool, owner_pool, tenant_a.id, task_id, "TRAIL-1-B")
 
     assert row["status"] == "executed", row["error"]
     assert row["attempts"] == 1
-    assert saleor.calls("productCreate") == 1
+    assert created_skus(saleor) == ["TRAIL-1-A", "TRAIL-1", "TRAIL-1-B"]
     assert row["outcome"]["sku"] == "TRAIL-1" and row["outcome"]["product_id"]
     assert await audit_events(owner_pool, action.id) == [
         "proposed", "approved", "execution_started", "executed",
@@ -242,9 +271,10 @@ async def test_a_rejected_proposal_never_reaches_the_shop(
     saleor.reset()  # forget the credential check's request
     async with executor_running(urls, app_pool, app, settings):
         rejected = await decide(app_pool, tenant_a.id, action.id, approve=False)
-        await asyncio.sleep(1.5)
+        # The loop has looked past the rejected one once it executes one approved after it.
+        await executed_sentinel(app_pool, owner_pool, tenant_a.id, task_id, "TRAIL-2-A")
     assert rejected.status == "rejected" and rejected.decision_reason == "checked"
-    assert saleor.requests == []
+    assert created_skus(saleor) == ["TRAIL-2-A"]
     assert await audit_events(owner_pool, action.id) == ["proposed", "rejected"]
     with pytest.raises(ActionNotPendingError):
         await decide(app_pool, tenant_a.id, action.id, approve=True)

@@ -56,3 +56,28 @@ async def test_a_tenant_over_the_threshold_is_searched_through_its_own_index(  #
     hits = await memory.search("When does the blue mug sell best?", limit=3)
     assert any("blue mug sells best in July" in hit.content for hit in hits)
     assert all("Bakery" not in hit.content for hit in hits)
+
+
+async def test_an_exact_identifier_is_found_by_its_words_above_closer_meanings(  # type: ignore[no-untyped-def]
+    memory_of, tenant_a: TenantHandle
+) -> None:
+    """The full-text half of hybrid recall: a question naming an order number gets that order's
+    note first, although by meaning alone short notes about other orders are closer to it."""
+    memory = memory_of(tenant_a)
+    notes = [
+        "The tax papers for order 5817 sit in the blue folder beside the lease.",
+        "Order 5818 shipped.",
+        "Order 5816 shipped.",
+        "Order 5871 shipped.",
+    ]
+    # One thread each: near-identical notes with other figures would supersede one another.
+    await memory.remember(
+        [MemoryCreate(content=note, scope=f"thread:{uuid.uuid4()}") for note in notes]
+    )
+
+    hits = await memory.search("order 5817", limit=4)
+
+    assert hits[0].content == notes[0]
+    # The embedding alone ranks the other orders' notes higher: the words put this one first.
+    assert hits[0].similarity is not None
+    assert all((hit.similarity or 0.0) > hits[0].similarity for hit in hits[1:])

@@ -183,6 +183,9 @@ async def hub(
                 yield Hub(client, owner, fresh_database, settings)
     finally:
         await owner.close()
+        # The fake is the session's: a reply a test scripted and no worker asked for (a
+        # cancelled run's next answer) would answer another module's first model call.
+        fake_llm.reset()
 
 
 @pytest.fixture
