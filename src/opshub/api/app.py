@@ -18,6 +18,7 @@ from opshub.api.routes import (
     credentials,
     crews,
     data,
+    events,
     health,
     keys,
     memory,
@@ -30,6 +31,7 @@ from opshub.api.routes import (
 )
 from opshub.api.state import AppState
 from opshub.config import Settings, get_settings
+from opshub.console.mount import mount_console
 from opshub.db.engine import DatabaseUrls, resolve_database_urls
 from opshub.process import freeze_startup_objects
 
@@ -59,6 +61,7 @@ def create_app(
         version=__version__,
         summary="Crews of AI agents for marketing, analytics, e-commerce and operations work.",
         lifespan=lifespan,
+        docs_url=None,  # served by mount_console from the package's own Swagger UI files
     )
     register_error_handlers(app)
     app.add_middleware(RequestContextMiddleware)
@@ -78,7 +81,9 @@ def create_app(
         webhooks.router,
         memory.router,
         panels.router,
+        events.router,
         *data.routers,
     ):
         app.include_router(router)
+    mount_console(app)
     return app
