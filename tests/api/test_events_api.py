@@ -104,3 +104,24 @@ async def test_the_stream_needs_credentials(client: AsyncClient) -> None:
     response = await client.get("/v1/events")
     assert response.status_code == 401
     assert response.json()["error"]["code"] == "missing_credentials"
+
+
+async def test_a_page_rendered_at_a_cursor_gets_what_happened_before_it_connected(
+    sse_client: AsyncClient, client: AsyncClient, tenant_a: TenantHandle
+) -> None:
+    response, stream = await open_stream(sse_client, tenant_a)
+    try:
+        await submit(client, tenant_a, "before the page")
+        (rendered_at,) = await next_frames(stream, 1)
+    finally:
+        await response.aclose()
+    between = await submit(client, tenant_a, "after rendering, before connecting")
+    request = sse_client.build_request(
+        "GET", "/v1/events", params={"after": rendered_at["id"]}, headers=tenant_a.headers
+    )
+    response = await sse_client.send(request, stream=True)
+    try:
+        (first,) = await next_frames(frames(response), 1)
+    finally:
+        await response.aclose()
+    assert first["data"]["task_id"] == between

@@ -13,6 +13,7 @@ from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 
 from opshub.console.deps import CSRF_FIELD, CSRF_HEADER, Page
+from opshub.events import outbox
 
 # Everything the console loads comes from the hub itself.
 SECURITY_HEADERS = {
@@ -90,6 +91,13 @@ for name, function in {
 templates.env.globals.update(
     csrf_field=CSRF_FIELD, csrf_header=CSRF_HEADER, live_events=LIVE_EVENTS
 )
+
+
+async def live_page(request: Request, template: str, ctx: Page, **values: Any) -> HTMLResponse:
+    """A page that stays current: its event stream starts at the cursor it was rendered at, so
+    nothing that happens between rendering and connecting is missed."""
+    cursor = await outbox.latest_cursor(ctx.conn, tenant_id=ctx.principal.tenant_id)
+    return page(request, template, ctx, events_after=cursor, **values)
 
 
 def page(

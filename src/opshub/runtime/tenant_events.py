@@ -26,7 +26,7 @@ class TenantEventWakeups:
         self._pool = pool
         self._watchers: defaultdict[uuid.UUID, set[asyncio.Event]] = defaultdict(set)
         self._conn: asyncpg.pool.PoolConnectionProxy | None = None
-        self._opening = asyncio.Lock()
+        self._opening: asyncio.Task[None] | None = None
 
     @contextlib.asynccontextmanager
     async def watch(self, tenant_id: uuid.UUID) -> AsyncIterator[asyncio.Event]:
@@ -43,18 +43,29 @@ class TenantEventWakeups:
                 del self._watchers[tenant_id]
 
     async def _listen(self) -> None:
-        async with self._opening:
-            if self._conn is not None and not self._conn.is_closed():
-                return
-            try:
-                conn = await self._pool.acquire()
-                await conn.add_listener(CHANNEL, self._notified)
-            except (OSError, asyncpg.PostgresError) as exc:
-                # Streams still poll on their keep-alive period until the next watcher retries.
-                log.warning("tenant events listener not started", error=type(exc).__name__)
-                return
-            conn.add_termination_listener(self._lost)
-            self._conn = conn
+        if self._conn is not None and not self._conn.is_closed():
+            return
+        if self._opening is None or self._opening.done():
+            # A task of its own: a client that leaves while the listener opens (its request
+            # cancelled) must not leave the connection taken from the pool and never returned.
+            self._opening = asyncio.create_task(self._open())
+        await asyncio.shield(self._opening)
+
+    async def _open(self) -> None:
+        try:
+            conn = await self._pool.acquire()
+        except (OSError, asyncpg.PostgresError) as exc:
+            # Streams still poll on their keep-alive period until the next watcher retries.
+            log.warning("tenant events listener not started", error=type(exc).__name__)
+            return
+        try:
+            await conn.add_listener(CHANNEL, self._notified)
+        except (OSError, asyncpg.PostgresError) as exc:
+            log.warning("tenant events listener not started", error=type(exc).__name__)
+            await self._pool.release(conn)
+            return
+        conn.add_termination_listener(self._lost)
+        self._conn = conn
 
     def _lost(self, *_args: object) -> None:
         self._conn = None
@@ -72,6 +83,8 @@ class TenantEventWakeups:
             wake.set()
 
     async def close(self) -> None:
+        if self._opening is not None:
+            await self._opening
         if self._conn is not None and not self._conn.is_closed():
             with contextlib.suppress(OSError, asyncpg.PostgresError):
                 await self._conn.remove_listener(CHANNEL, self._notified)

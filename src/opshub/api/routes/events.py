@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 from typing import Annotated
 
 import orjson
-from fastapi import APIRouter, Header
+from fastapi import APIRouter, Header, Query
 from fastapi.responses import StreamingResponse
 
 from opshub.api.deps import ReaderDep, StateDep
@@ -73,12 +73,17 @@ async def tenant_events(
     ctx: ReaderDep,
     state: StateDep,
     last_event_id: Annotated[str | None, Header(alias="Last-Event-ID", max_length=20)] = None,
+    after: Annotated[
+        int | None,
+        Query(ge=0, description="Start after this cursor (a page rendered at it); default: now."),
+    ] = None,
 ) -> StreamingResponse:
     """Task transitions, actions, credential health and schedule firings of the caller's tenant.
     ``id:`` is a tenant-wide cursor: send it back as ``Last-Event-ID`` to resume without loss.
     Without it the stream starts with what happens next."""
     tenant_id = ctx.principal.tenant_id
-    after = resume_point(last_event_id)
+    resumed = resume_point(last_event_id)
+    after = resumed if resumed is not None else after
     if after is None:
         after = await outbox.latest_cursor(ctx.conn, tenant_id=tenant_id)
     return StreamingResponse(

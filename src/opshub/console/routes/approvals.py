@@ -14,7 +14,7 @@ from opshub.actions.models import ActionStatus
 from opshub.actions.schemas import ActionRead
 from opshub.api.deps import StateDep
 from opshub.console.deps import FormDep, PageDep
-from opshub.console.render import page
+from opshub.console.render import live_page
 from opshub.runtime.live import publish_stored
 from opshub.tasks import service as tasks_service
 
@@ -29,7 +29,7 @@ async def inbox(request: Request, ctx: PageDep) -> HTMLResponse:
     )
     recent, _ = await actions_service.list_(ctx.conn, tenant_id=tenant_id, limit=20)
     decided = [action for action in recent if action.status != ActionStatus.pending]
-    return page(request, "approvals.html", ctx, pending=pending, decided=decided)
+    return await live_page(request, "approvals.html", ctx, pending=pending, decided=decided)
 
 
 async def _decide(

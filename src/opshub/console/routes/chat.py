@@ -52,6 +52,11 @@ async def conversation(request: Request, ctx: PageDep, thread_id: uuid.UUID) -> 
         ctx.conn, tenant_id=tenant_id, thread_id=thread_id, after=0, limit=500
     )
     items, next_cursor = await threads_service.list_threads(ctx.conn, tenant_id=tenant_id, limit=50)
+    runs, _ = await tasks_service.list_tasks(
+        ctx.conn, tenant_id=tenant_id, thread_id=thread_id, limit=tasks_service.MAX_PAGE
+    )
+    # The routing: which crew took each message (none while the router still asks back).
+    crews = {task.id: task.crew for task in runs}
     answered = {m.task_id for m in messages if m.role == "agent"}
     # The newest question still being worked on: its run is shown live under the conversation.
     working = next(
@@ -70,6 +75,7 @@ async def conversation(request: Request, ctx: PageDep, thread_id: uuid.UUID) -> 
         next_cursor=next_cursor,
         thread=thread,
         messages=messages,
+        crews=crews,
         task=task,
     )
 

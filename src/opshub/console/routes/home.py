@@ -9,7 +9,7 @@ from fastapi.responses import HTMLResponse
 
 from opshub.api.deps import StateDep
 from opshub.console.deps import Page, PageDep
-from opshub.console.render import page
+from opshub.console.render import live_page, page
 from opshub.panels import service as panels_service
 
 router = APIRouter(prefix="/console")
@@ -27,7 +27,7 @@ async def _panels(ctx: Page, state: StateDep) -> dict[str, Any]:
 
 @router.get("", response_class=HTMLResponse, include_in_schema=False)
 async def home(request: Request, ctx: PageDep, state: StateDep) -> HTMLResponse:
-    return page(request, "home.html", ctx, **await _panels(ctx, state))
+    return await live_page(request, "home.html", ctx, **await _panels(ctx, state))
 
 
 @router.get("/panels", response_class=HTMLResponse, include_in_schema=False)
