@@ -33,6 +33,7 @@ TENANT_TABLES = (
     *("threads", "thread_messages", "schedules", "tasks", "task_events", "webhook_deliveries"),
     *("memories", "memory_indexes", "crew_settings"),
     *("actions", "action_policies", "action_audit"),
+    "console_sessions",
 )
 SCHEMA_TABLES = frozenset({"tenants", *TENANT_TABLES})
 HEAD = ScriptDirectory(str(MIGRATIONS_DIR)).get_current_head()
@@ -45,10 +46,17 @@ ALL_FUNCTIONS = frozenset(
         "opshub_tasks_notify",
         "opshub_action_audit_append_only",
         "opshub_actions_notify",
+        "opshub_console_session",
+        "opshub_tenant_events_notify",
     }
 )
 AUTH_FUNCTIONS = frozenset(
-    {"opshub_api_key_principal", "opshub_user_principal", "opshub_login_candidate"}
+    {
+        "opshub_api_key_principal",
+        "opshub_user_principal",
+        "opshub_login_candidate",
+        "opshub_console_session",
+    }
 )
 
 
@@ -369,6 +377,13 @@ async def test_downgrade_with_data_present_then_upgrade_leaves_an_empty_schema(
             text(
                 "INSERT INTO action_policies (tenant_id, kind, auto_approve, max_amount, currency)"
                 " VALUES (:t, 'ads.budget_change', true, 50, 'USD')"
+            ),
+            params,
+        )
+        await conn.execute(
+            text(
+                "INSERT INTO console_sessions (tenant_id, user_id, token_hash, csrf_token,"
+                " expires_at) SELECT :t, id, 'h'::bytea, 'c', now() FROM users WHERE tenant_id = :t"
             ),
             params,
         )
