@@ -89,6 +89,8 @@ async def test_approving_a_proposed_action_runs_it_and_shows_it_executed(
     decided = tab.page.locator(f'li[data-action="{action["id"]}"]')
     await expect(decided.locator(".status")).to_have_text("executed", timeout=15_000)
     await expect(decided).to_contain_text("No sales since October.")
+    audit = tab.page.locator(f'#audit tr[data-action="{action["id"]}"] td:nth-child(2)')
+    await expect(audit).to_have_text(["executed", "execution started", "approved", "proposed"])
     assert campaign["status"] == "PAUSED"
     assert (await wait_for_status(api, tenant_a, task_id))["status"] == "succeeded"
 

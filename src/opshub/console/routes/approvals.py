@@ -29,7 +29,15 @@ async def inbox(request: Request, ctx: PageDep) -> HTMLResponse:
     )
     recent, _ = await actions_service.list_(ctx.conn, tenant_id=tenant_id, limit=20)
     decided = [action for action in recent if action.status != ActionStatus.pending]
-    return await live_page(request, "approvals.html", ctx, pending=pending, decided=decided)
+    # The audit trail is for those who decide, as GET /v1/audit is.
+    audit = (
+        (await actions_service.list_audit(ctx.conn, tenant_id=tenant_id, limit=30))[0]
+        if ctx.can_decide
+        else []
+    )
+    return await live_page(
+        request, "approvals.html", ctx, pending=pending, decided=decided, audit=audit
+    )
 
 
 async def _decide(
