@@ -209,6 +209,9 @@ class Settings(BaseSettings):
         default=None, description="Bearer token for /v1/admin/* (platform administration)."
     )
     login_attempts_per_minute: int = Field(default=10, ge=1)
+    console_session_ttl_seconds: int = Field(
+        default=12 * 3600, ge=60, description="How long a console sign-in lasts."
+    )
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
     log_level: str = "INFO"

@@ -35,6 +35,7 @@ TENANT_TABLES = (
     *("actions", "action_policies", "action_audit"),
     "queue_turns",
     *("webhook_secrets", "webhook_attempts", "mcp_servers"),
+    "console_sessions",
 )
 SCHEMA_TABLES = frozenset({"tenants", *TENANT_TABLES})
 HEAD = ScriptDirectory(str(MIGRATIONS_DIR)).get_current_head()
@@ -50,10 +51,17 @@ ALL_FUNCTIONS = frozenset(
         "opshub_queue_turns_inserted",
         "opshub_queue_turns_deleted",
         "opshub_queue_turns_moved",
+        "opshub_console_session",
+        "opshub_tenant_events_notify",
     }
 )
 AUTH_FUNCTIONS = frozenset(
-    {"opshub_api_key_principal", "opshub_user_principal", "opshub_login_candidate"}
+    {
+        "opshub_api_key_principal",
+        "opshub_user_principal",
+        "opshub_login_candidate",
+        "opshub_console_session",
+    }
 )
 
 
@@ -380,6 +388,13 @@ async def test_downgrade_with_data_present_then_upgrade_leaves_an_empty_schema(
             text(
                 "INSERT INTO action_policies (tenant_id, kind, auto_approve, max_amount, currency)"
                 " VALUES (:t, 'ads.budget_change', true, 50, 'USD')"
+            ),
+            params,
+        )
+        await conn.execute(
+            text(
+                "INSERT INTO console_sessions (tenant_id, user_id, token_hash, csrf_token,"
+                " expires_at) SELECT :t, id, 'h'::bytea, 'c', now() FROM users WHERE tenant_id = :t"
             ),
             params,
         )

@@ -124,3 +124,13 @@ UPDATE actions SET error = $4, next_attempt_at = now() + $5 * interval '1 second
     lease_owner = NULL, lease_expires_at = NULL
 WHERE tenant_id = $1 AND id = $2 AND lease_owner = $3 AND status = 'approved'
 RETURNING *
+
+-- list_audit --
+-- GET /v1/audit: newest first, after the cursor (an audit row id), optionally of one action kind.
+SELECT au.id, au.action_id, a.kind, a.task_id, au.at, au.actor, au.event, au.detail
+FROM action_audit au JOIN actions a ON a.tenant_id = au.tenant_id AND a.id = au.action_id
+WHERE au.tenant_id = $1
+  AND ($2::bigint IS NULL OR au.id < $2)
+  AND ($3::text IS NULL OR a.kind = $3)
+ORDER BY au.id DESC
+LIMIT $4

@@ -97,3 +97,21 @@ class PoliciesPut(StrictInput):
         if len(set(kinds)) != len(kinds):
             raise ValueError("one rule per kind")
         return rules
+
+
+class AuditEntry(BaseModel):
+    """One line of the append-only action audit: who did what to which action, when."""
+
+    id: int
+    action_id: uuid.UUID
+    kind: ActionKind
+    task_id: uuid.UUID
+    at: datetime
+    actor: str = Field(description='"policy", "executor", or "user:<id>" / "api_key:<id>".')
+    event: str
+    detail: dict[str, Any]
+
+
+class AuditPage(BaseModel):
+    items: list[AuditEntry]
+    next_cursor: str | None

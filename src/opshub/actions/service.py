@@ -20,10 +20,10 @@ from opshub.actions import policies
 from opshub.actions.errors import ActionNotPendingError, InvalidActionError
 from opshub.actions.kinds import ActionKind, Payload, parse_payload
 from opshub.actions.models import POLICY_ACTOR, ActionStatus, AuditEvent
-from opshub.actions.schemas import ActionRead
+from opshub.actions.schemas import ActionRead, AuditEntry
 from opshub.db.cursor import decode_cursor, encode_cursor
 from opshub.db.sql import Connection, Record, load_queries
-from opshub.errors import NotFoundError
+from opshub.errors import InvalidInputError, NotFoundError
 from opshub.events import outbox
 from opshub.observability.actions import action_proposed
 from opshub.tasks import service as tasks_service
@@ -302,3 +302,28 @@ async def settle_task(
     task = tasks_service.task_read(row)
     await tasks_service.enqueue_webhook(conn, tenant_id=tenant_id, task=task)
     return task
+
+
+async def list_audit(
+    conn: Connection,
+    *,
+    tenant_id: uuid.UUID,
+    kind: ActionKind | None = None,
+    cursor: str | None = None,
+    limit: int = 50,
+) -> tuple[list[AuditEntry], str | None]:
+    """Newest first; the cursor is the last entry's id."""
+    if cursor is not None and not cursor.isdigit():
+        raise InvalidInputError(
+            "the cursor is not one this API returned",
+            details={"fields": [{"loc": "query.cursor", "message": "invalid cursor"}]},
+        )
+    rows = await conn.fetch(
+        QUERIES["list_audit"],
+        tenant_id,
+        int(cursor) if cursor else None,
+        kind.value if kind else None,
+        limit + 1,
+    )
+    items = [AuditEntry.model_validate(dict(row)) for row in rows[:limit]]
+    return items, str(items[-1].id) if len(rows) > limit else None

@@ -20,6 +20,7 @@ from opshub.api.routes import (
     credentials,
     crews,
     data,
+    events,
     health,
     keys,
     mcp_servers,
@@ -33,6 +34,7 @@ from opshub.api.routes import (
 )
 from opshub.api.state import AppState
 from opshub.config import Settings, get_settings
+from opshub.console.mount import mount_console
 from opshub.db.engine import DatabaseUrls, resolve_database_urls
 from opshub.mcp.server import McpEndpoint
 from opshub.observability.tracing import instrument_app
@@ -66,6 +68,7 @@ def create_app(
         version=__version__,
         summary="Crews of AI agents for marketing, analytics, e-commerce and operations work.",
         lifespan=lifespan,
+        docs_url=None,  # served by mount_console from the package's own Swagger UI files
     )
     register_error_handlers(app)
     app.add_middleware(RequestContextMiddleware)
@@ -87,6 +90,7 @@ def create_app(
         memory.router,
         mcp_servers.router,
         panels.router,
+        events.router,
         *data.routers,
     ):
         app.include_router(router)
@@ -95,4 +99,5 @@ def create_app(
     app.router.routes.append(
         Route(mcp.path, mcp.app, methods=["GET", "POST", "DELETE"], include_in_schema=False)
     )
+    mount_console(app)
     return app

@@ -7,10 +7,11 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import Depends, Header, Request
+from fastapi import Cookie, Depends, Header, Request
 
 from opshub.api.state import AppState
 from opshub.auth import service as auth_service
+from opshub.auth import sessions
 from opshub.auth.errors import AuthenticationError, PermissionDeniedError
 from opshub.auth.models import Principal
 from opshub.db.engine import transaction
@@ -54,6 +55,23 @@ async def tenant_context(
         yield TenantContext(conn=conn, principal=principal)
 
 
+async def tenant_context_or_session(
+    state: StateDep,
+    authorization: Annotated[str | None, Header()] = None,
+    session_token: Annotated[str | None, Cookie(alias=sessions.COOKIE)] = None,
+) -> AsyncIterator[TenantContext]:
+    """Bearer, or else the console's session cookie: a browser's EventSource sends no header.
+    Only for reads (GET): a cookie alone would otherwise be open to cross-site requests."""
+    async with transaction(state.app_pool) as conn:
+        if authorization or not session_token:
+            principal = await auth_service.authenticate(
+                conn, bearer=_bearer(authorization), jwt_secret=state.jwt_secret
+            )
+        else:
+            principal = (await sessions.resolve(conn, token=session_token)).principal
+        yield TenantContext(conn=conn, principal=principal)
+
+
 def require_role(minimum: Role) -> Callable[[TenantContext], Awaitable[TenantContext]]:
     async def check(
         ctx: Annotated[TenantContext, Depends(tenant_context, scope="function")],
@@ -69,6 +87,8 @@ def require_role(minimum: Role) -> Callable[[TenantContext], Awaitable[TenantCon
 ViewerDep = Annotated[TenantContext, Depends(require_role(Role.viewer), scope="function")]
 MemberDep = Annotated[TenantContext, Depends(require_role(Role.member), scope="function")]
 AdminDep = Annotated[TenantContext, Depends(require_role(Role.admin), scope="function")]
+# A read that a browser's session cookie may open too (every role reads).
+ReaderDep = Annotated[TenantContext, Depends(tenant_context_or_session, scope="function")]
 
 
 async def require_platform_admin(

@@ -24,6 +24,7 @@ from opshub.runtime.live import LiveEvents, LocalLiveEvents, RedisLiveEvents
 from opshub.runtime.loops import stop_all
 from opshub.runtime.relay import OutboxRelay
 from opshub.runtime.scheduler import Scheduler, sweep_memory_indexes
+from opshub.runtime.tenant_events import TenantEventWakeups
 
 log = structlog.get_logger(__name__)
 
@@ -42,6 +43,7 @@ class AppState:
     live: LiveEvents
     embedders: Embedders
     memory_indexes: IndexBuilder
+    tenant_events: TenantEventWakeups
     background: list[asyncio.Task[None]] = field(default_factory=list)
 
     @classmethod
@@ -79,6 +81,7 @@ class AppState:
             memory_indexes=IndexBuilder(
                 owner_pool=owner_pool, threshold=settings.memory_index_rows
             ),
+            tenant_events=TenantEventWakeups(app_pool),
         )
         if redis is not None:
             relay = OutboxRelay(owner_pool=state.owner_pool, redis=redis)
@@ -127,6 +130,7 @@ class AppState:
             self.owner_pool.terminate()
         if isinstance(self.live, RedisLiveEvents):
             await self.live.close()
+        await self.tenant_events.close()
         await self.resolver.stop()
         await self.http.aclose()
         if not self.app_pool.is_closing():

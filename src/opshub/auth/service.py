@@ -61,6 +61,25 @@ async def authenticate(conn: Connection, *, bearer: str, jwt_secret: bytes) -> P
     )
 
 
+async def verify_login(
+    conn: Connection, *, email: str, password: str, limiter: LoginRateLimiter
+) -> Principal:
+    """The user an e-mail and password belong to, within the login limits."""
+    await limiter.check(email)
+    row = await sql.fetchrow(conn, _LOGIN_CANDIDATE, {"email": email.strip()})
+    verified = await asyncio.to_thread(
+        crypto.verify_password, row["password_hash"] if row else None, password
+    )
+    if row is None or not verified:
+        raise AuthenticationError("wrong e-mail or password", code="invalid_credentials")
+    return Principal(
+        tenant_id=row["tenant_id"],
+        role=Role(row["role"]),
+        kind=PrincipalKind.user,
+        subject_id=row["user_id"],
+    )
+
+
 async def login(
     conn: Connection,
     *,
@@ -70,17 +89,11 @@ async def login(
     jwt_secret: bytes,
     ttl_seconds: int,
 ) -> tuple[str, int]:
-    await limiter.check(email)
-    row = await sql.fetchrow(conn, _LOGIN_CANDIDATE, {"email": email.strip()})
-    verified = await asyncio.to_thread(
-        crypto.verify_password, row["password_hash"] if row else None, password
-    )
-    if row is None or not verified:
-        raise AuthenticationError("wrong e-mail or password", code="invalid_credentials")
+    user = await verify_login(conn, email=email, password=password, limiter=limiter)
     return crypto.issue_token(
         secret=jwt_secret,
-        user_id=row["user_id"],
-        tenant_id=row["tenant_id"],
-        role=Role(row["role"]),
+        user_id=user.subject_id,
+        tenant_id=user.tenant_id,
+        role=user.role,
         ttl_seconds=ttl_seconds,
     )

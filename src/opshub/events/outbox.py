@@ -7,6 +7,8 @@ to the Redis Stream ``opshub.events`` afterwards, whenever Redis is there to tak
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -20,3 +22,31 @@ async def emit(
     conn: Connection, *, tenant_id: uuid.UUID, event_type: str, data: dict[str, Any]
 ) -> None:
     await conn.execute(QUERIES["insert_event"], tenant_id, event_type, data)
+
+
+@dataclass(frozen=True, slots=True)
+class TenantEvent:
+    """A domain event as the tenant-wide stream sends it; ``cursor`` orders a tenant's events."""
+
+    cursor: int
+    type: str
+    ts: datetime
+    data: dict[str, Any]
+
+
+async def events_after(
+    conn: Connection, *, tenant_id: uuid.UUID, after: int, limit: int = 500
+) -> list[TenantEvent]:
+    rows = await conn.fetch(QUERIES["tenant_events_after"], tenant_id, after, limit)
+    return [
+        TenantEvent(
+            cursor=row["id"], type=row["event_type"], ts=row["created_at"], data=row["data"]
+        )
+        for row in rows
+    ]
+
+
+async def latest_cursor(conn: Connection, *, tenant_id: uuid.UUID) -> int:
+    """Where a stream that asks for no history starts: after everything stored so far."""
+    cursor: int = await conn.fetchval(QUERIES["latest_tenant_event"], tenant_id)
+    return cursor

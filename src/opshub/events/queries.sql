@@ -8,3 +8,15 @@ WHERE delivered_at IS NULL ORDER BY id LIMIT $1
 
 -- mark_delivered --
 UPDATE outbox SET delivered_at = now() WHERE id = ANY($1::bigint[])
+
+-- tenant_events_after --
+-- GET /v1/events: the caller's domain events after a cursor, oldest first (RLS binds the tenant).
+-- Only rows no open transaction can precede: past them, a lower id could still commit.
+SELECT id, event_type, data, created_at FROM outbox
+WHERE tenant_id = $1 AND id > $2
+  AND (txid IS NULL OR txid < pg_snapshot_xmin(pg_current_snapshot()))
+ORDER BY id LIMIT $3
+
+-- latest_tenant_event --
+SELECT coalesce(max(id), 0) FROM outbox
+WHERE tenant_id = $1 AND (txid IS NULL OR txid < pg_snapshot_xmin(pg_current_snapshot()))

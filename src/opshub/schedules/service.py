@@ -11,6 +11,7 @@ import structlog
 from opshub.crews.registry import CREWS
 from opshub.db.sql import Connection, Record, load_queries
 from opshub.errors import DomainError, NotFoundError
+from opshub.events import outbox
 from opshub.schedules.cron import next_fire, parse_zone, validate_cron
 from opshub.schedules.schemas import ScheduleCreate, ScheduleRead, ScheduleUpdate
 from opshub.tasks import service as tasks_service
@@ -155,4 +156,15 @@ async def _fire(conn: Connection, row: Record, now: datetime) -> TaskRead:
     )
     next_run = next_fire(row["cron"], parse_zone(row["timezone"]), now)
     await conn.execute(QUERIES["mark_fired"], row["id"], next_run)
+    await outbox.emit(
+        conn,
+        tenant_id=row["tenant_id"],
+        event_type="schedule.fired",
+        data={
+            "schedule_id": str(row["id"]),
+            "task_id": str(task.id),
+            "crew": row["crew"],
+            "next_run_at": next_run.isoformat(),
+        },
+    )
     return task

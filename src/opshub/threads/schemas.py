@@ -22,6 +22,15 @@ class ThreadRead(BaseModel):
     created_at: datetime
 
 
+class ThreadSummary(ThreadRead):
+    last_message_at: datetime | None
+
+
+class ThreadPage(BaseModel):
+    items: list[ThreadSummary]
+    next_cursor: str | None
+
+
 class MessageCreate(StrictInput):
     content: str = Field(min_length=1, max_length=MAX_INPUT_CHARS)
     crew: str | None = Field(default=None, max_length=64, description="No crew: routed.")

@@ -6,11 +6,18 @@ from __future__ import annotations
 import uuid
 from pathlib import Path
 
+from opshub.db.cursor import decode_cursor, encode_cursor
 from opshub.db.sql import Connection, load_queries
 from opshub.errors import NotFoundError
 from opshub.tasks import service as tasks_service
 from opshub.tasks.schemas import TaskCreate
-from opshub.threads.schemas import MessageCreate, MessagePosted, MessageRead, ThreadRead
+from opshub.threads.schemas import (
+    MessageCreate,
+    MessagePosted,
+    MessageRead,
+    ThreadRead,
+    ThreadSummary,
+)
 
 QUERIES = load_queries(Path(__file__).with_name("queries.sql"))
 
@@ -25,6 +32,19 @@ async def get_thread(conn: Connection, *, tenant_id: uuid.UUID, thread_id: uuid.
     if row is None:
         raise NotFoundError("thread not found")
     return ThreadRead(**dict(row))
+
+
+async def list_threads(
+    conn: Connection, *, tenant_id: uuid.UUID, cursor: str | None = None, limit: int = 50
+) -> tuple[list[ThreadSummary], str | None]:
+    """Newest first; returns (threads, next cursor or None at the end)."""
+    after_at, after_id = decode_cursor(cursor) if cursor else (None, None)
+    rows = await conn.fetch(QUERIES["list_threads"], tenant_id, after_at, after_id, limit + 1)
+    items = [ThreadSummary(**dict(row)) for row in rows[:limit]]
+    if len(rows) <= limit:
+        return items, None
+    last = rows[limit - 1]
+    return items, encode_cursor(last["created_at"], last["id"])
 
 
 async def post_message(

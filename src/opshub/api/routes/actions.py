@@ -10,8 +10,16 @@ from fastapi import APIRouter, BackgroundTasks, Body, Query
 
 from opshub.actions import policies as policies_service
 from opshub.actions import service as actions_service
+from opshub.actions.kinds import ActionKind
 from opshub.actions.models import ActionStatus
-from opshub.actions.schemas import ActionDecision, ActionPage, ActionRead, PoliciesPut, PoliciesRead
+from opshub.actions.schemas import (
+    ActionDecision,
+    ActionPage,
+    ActionRead,
+    AuditPage,
+    PoliciesPut,
+    PoliciesRead,
+)
 from opshub.api.deps import AdminDep, StateDep, TenantContext, ViewerDep
 from opshub.api.state import AppState
 from opshub.runtime.live import publish_stored
@@ -102,6 +110,20 @@ async def _decide(
         after=after,
     )
     return action
+
+
+@router.get("/v1/audit", response_model=AuditPage)
+async def list_audit(
+    ctx: AdminDep,
+    kind: ActionKind | None = None,
+    cursor: Annotated[str | None, Query(max_length=40)] = None,
+    limit: Annotated[int, Query(ge=1, le=actions_service.MAX_PAGE)] = 50,
+) -> AuditPage:
+    """The append-only action audit, newest first: every proposal, decision and outcome."""
+    items, next_cursor = await actions_service.list_audit(
+        ctx.conn, tenant_id=ctx.principal.tenant_id, kind=kind, cursor=cursor, limit=limit
+    )
+    return AuditPage(items=items, next_cursor=next_cursor)
 
 
 @router.get("/v1/policies", response_model=PoliciesRead)

@@ -14,6 +14,7 @@ from opshub.threads.schemas import (
     MessagePage,
     MessagePosted,
     ThreadCreate,
+    ThreadPage,
     ThreadRead,
 )
 
@@ -25,6 +26,18 @@ async def create_thread(ctx: MemberDep, body: ThreadCreate | None = None) -> Thr
     return await threads_service.create_thread(
         ctx.conn, tenant_id=ctx.principal.tenant_id, title=body.title if body else None
     )
+
+
+@router.get("", response_model=ThreadPage)
+async def list_threads(
+    ctx: ViewerDep,
+    cursor: Annotated[str | None, Query(max_length=500)] = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+) -> ThreadPage:
+    items, next_cursor = await threads_service.list_threads(
+        ctx.conn, tenant_id=ctx.principal.tenant_id, cursor=cursor, limit=limit
+    )
+    return ThreadPage(items=items, next_cursor=next_cursor)
 
 
 @router.get("/{thread_id}", response_model=ThreadRead)

@@ -1,0 +1,93 @@
+"""/v1/events: the tenant's domain events as one Server-Sent Events stream, for open dashboards."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+import orjson
+from fastapi import APIRouter, Header, Query
+from fastapi.responses import StreamingResponse
+
+from opshub.api.deps import ReaderDep, StateDep
+from opshub.api.state import AppState
+from opshub.db.engine import tenant_transaction
+from opshub.events import outbox
+from opshub.events.outbox import TenantEvent
+
+router = APIRouter(prefix="/v1/events", tags=["events"])
+KEEPALIVE_SECONDS = 15.0
+# A wake-up that found nothing new may mean a row held back behind an older open transaction:
+# look again soon rather than at the next keep-alive.
+RECHECK_SECONDS = 0.2
+RECHECKS = 10
+
+
+def frame(event: TenantEvent) -> bytes:
+    data = {"type": event.type, "ts": event.ts.isoformat().replace("+00:00", "Z"), **event.data}
+    return (
+        f"id: {event.cursor}\nevent: {event.type}\ndata: ".encode() + orjson.dumps(data) + b"\n\n"
+    )
+
+
+def resume_point(last_event_id: str | None) -> int | None:
+    try:
+        return max(int(last_event_id), 0) if last_event_id else None
+    except ValueError:
+        return None
+
+
+async def stream_tenant_events(
+    state: AppState, *, tenant_id: uuid.UUID, after: int
+) -> AsyncIterator[bytes]:
+    """Every event after the cursor, then each new one as it commits, until the client leaves."""
+    async with state.tenant_events.watch(tenant_id) as wake:
+        yield b": watching\n\n"
+        last, rechecks = after, 0
+        while True:
+            async with tenant_transaction(state.app_pool, tenant_id) as conn:
+                events = await outbox.events_after(conn, tenant_id=tenant_id, after=last)
+            if events:
+                yield b"".join(frame(event) for event in events)
+                last, rechecks = events[-1].cursor, 0
+                continue  # there may be more pages
+            timeout = RECHECK_SECONDS if rechecks else KEEPALIVE_SECONDS
+            try:
+                await asyncio.wait_for(wake.wait(), timeout)
+                rechecks = RECHECKS
+            except TimeoutError:
+                if not rechecks:
+                    yield b": keep-alive\n\n"
+                rechecks = max(rechecks - 1, 0)
+            wake.clear()
+
+
+@router.get(
+    "",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"text/event-stream": {}}}},
+)
+async def tenant_events(
+    ctx: ReaderDep,
+    state: StateDep,
+    last_event_id: Annotated[str | None, Header(alias="Last-Event-ID", max_length=20)] = None,
+    after: Annotated[
+        int | None,
+        Query(ge=0, description="Start after this cursor (a page rendered at it); default: now."),
+    ] = None,
+) -> StreamingResponse:
+    """Task transitions, actions, credential health and schedule firings of the caller's tenant.
+    ``id:`` is a tenant-wide cursor: send it back as ``Last-Event-ID`` to resume without loss.
+    Without it the stream starts with what happens next."""
+    tenant_id = ctx.principal.tenant_id
+    resumed = resume_point(last_event_id)
+    after = resumed if resumed is not None else after
+    if after is None:
+        after = await outbox.latest_cursor(ctx.conn, tenant_id=tenant_id)
+    return StreamingResponse(
+        stream_tenant_events(state, tenant_id=tenant_id, after=after),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )

@@ -1,0 +1,99 @@
+"""Console sign-in sessions: a random token in an HttpOnly cookie, stored only as its hash.
+
+A session lives in PostgreSQL, so signing out (or disabling the user) ends it at the next request,
+wherever the cookie is. Each session carries its own CSRF token for the console's forms.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import text
+
+from opshub.auth import service as auth_service
+from opshub.auth.errors import AuthenticationError
+from opshub.auth.models import Principal, PrincipalKind
+from opshub.auth.ratelimit import LoginRateLimiter
+from opshub.db import sql
+from opshub.db.engine import set_tenant
+from opshub.db.sql import Connection
+from opshub.tenants.models import Role
+
+COOKIE = "opshub_session"
+
+_START = text(
+    "INSERT INTO console_sessions (tenant_id, user_id, token_hash, csrf_token, expires_at) "
+    "VALUES (:tenant_id, :user_id, :token_hash, :csrf_token, :expires_at) RETURNING id"
+)
+_RESOLVE = text(
+    "SELECT s.session_id, s.tenant_id, s.user_id, s.role, s.csrf_token, "
+    "set_config('app.tenant_id', s.tenant_id::text, true) "
+    "FROM opshub_console_session(:token_hash) s"
+)
+_END = text(
+    "UPDATE console_sessions SET revoked_at = coalesce(revoked_at, now()) WHERE id = :session_id"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class ConsoleSession:
+    id: uuid.UUID
+    principal: Principal
+    csrf_token: str
+
+    def csrf_matches(self, given: str | None) -> bool:
+        return given is not None and hmac.compare_digest(given.encode(), self.csrf_token.encode())
+
+
+def _hash(token: str) -> bytes:
+    # 256 random bits: a fast hash leaves nothing to brute-force (as for API keys).
+    return hashlib.sha256(token.encode()).digest()
+
+
+async def start(
+    conn: Connection,
+    *,
+    email: str,
+    password: str,
+    limiter: LoginRateLimiter,
+    ttl_seconds: int,
+) -> tuple[str, ConsoleSession]:
+    """Sign in; returns (the cookie's token, the session). Binds the transaction to the tenant."""
+    user = await auth_service.verify_login(conn, email=email, password=password, limiter=limiter)
+    await set_tenant(conn, user.tenant_id)
+    token, csrf_token = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
+    session_id = await sql.fetchval(
+        conn,
+        _START,
+        {
+            "tenant_id": user.tenant_id,
+            "user_id": user.subject_id,
+            "token_hash": _hash(token),
+            "csrf_token": csrf_token,
+            "expires_at": datetime.now(UTC) + timedelta(seconds=ttl_seconds),
+        },
+    )
+    return token, ConsoleSession(id=session_id, principal=user, csrf_token=csrf_token)
+
+
+async def resolve(conn: Connection, *, token: str | None) -> ConsoleSession:
+    """The live session of a cookie; binds the transaction to its tenant."""
+    row = await sql.fetchrow(conn, _RESOLVE, {"token_hash": _hash(token)}) if token else None
+    if row is None:
+        raise AuthenticationError("sign in to the console", code="session_expired")
+    principal = Principal(
+        tenant_id=row["tenant_id"],
+        role=Role(row["role"]),
+        kind=PrincipalKind.user,
+        subject_id=row["user_id"],
+    )
+    return ConsoleSession(id=row["session_id"], principal=principal, csrf_token=row["csrf_token"])
+
+
+async def end(conn: Connection, *, session_id: uuid.UUID) -> None:
+    await sql.fetch(conn, _END, {"session_id": session_id})

@@ -1,0 +1,74 @@
+"""The console's dependencies: the signed-in session's tenant transaction and CSRF checking."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from opshub.api.deps import StateDep, TenantContext
+from opshub.auth import sessions
+from opshub.auth.errors import AuthenticationError, PermissionDeniedError
+from opshub.auth.sessions import ConsoleSession
+from opshub.console.errors import CsrfRefused, SignInRequired
+from opshub.db.engine import transaction
+from opshub.tenants import service as tenants_service
+from opshub.tenants.models import Role
+
+CSRF_FIELD = "csrf_token"
+CSRF_HEADER = "X-CSRF-Token"
+
+
+@dataclass(frozen=True, slots=True)
+class Page(TenantContext):
+    """A page's open transaction (bound to the session's tenant) and who is looking."""
+
+    session: ConsoleSession
+    tenant_name: str
+
+    @property
+    def can_decide(self) -> bool:
+        """Approve or reject actions, change settings: as in the API, owners and admins."""
+        return self.principal.role.at_least(Role.admin)
+
+    @property
+    def can_submit(self) -> bool:
+        return self.principal.role.at_least(Role.member)
+
+    def require_decide(self) -> None:
+        if not self.can_decide:
+            raise PermissionDeniedError("this needs the admin role or higher")
+
+    def require_submit(self) -> None:
+        if not self.can_submit:
+            raise PermissionDeniedError("this needs the member role or higher")
+
+
+async def console_page(request: Request, state: StateDep) -> AsyncIterator[Page]:
+    token = request.cookies.get(sessions.COOKIE)
+    async with transaction(state.app_pool) as conn:
+        try:
+            session = await sessions.resolve(conn, token=token)
+        except AuthenticationError as exc:
+            raise SignInRequired from exc
+        tenant = await tenants_service.get_tenant_or_raise(
+            conn, tenant_id=session.principal.tenant_id
+        )
+        yield Page(conn=conn, principal=session.principal, session=session, tenant_name=tenant.name)
+
+
+async def checked_form(
+    request: Request, page: Annotated[Page, Depends(console_page, scope="function")]
+) -> Page:
+    """A change: the session's CSRF token must come with it, as a form field or (htmx) header."""
+    form = await request.form()
+    given = request.headers.get(CSRF_HEADER) or form.get(CSRF_FIELD)
+    if not page.session.csrf_matches(given if isinstance(given, str) else None):
+        raise CsrfRefused
+    return page
+
+
+PageDep = Annotated[Page, Depends(console_page, scope="function")]
+FormDep = Annotated[Page, Depends(checked_form, scope="function")]

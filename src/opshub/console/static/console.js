@@ -1,0 +1,35 @@
+// The console's own script: times in the viewer's zone, and what follows a live stream's end.
+(function () {
+  "use strict";
+  var dateTime = new Intl.DateTimeFormat(undefined, { dateStyle: "medium", timeStyle: "short" });
+  var timeOnly = new Intl.DateTimeFormat(undefined, { timeStyle: "medium" });
+
+  function localTimes(root) {
+    root.querySelectorAll("time[datetime]").forEach(function (el) {
+      if (el.dataset.local) return;
+      var when = new Date(el.getAttribute("datetime"));
+      if (isNaN(when)) return;
+      el.title = when.toISOString();
+      el.textContent = el.closest(".step") ? timeOnly.format(when) : dateTime.format(when);
+      el.dataset.local = "1";
+    });
+  }
+
+  function liveState(text, ok) {
+    var el = document.getElementById("live-state");
+    if (!el) return;
+    el.textContent = text;
+    el.classList.toggle("offline", !ok);
+  }
+
+  document.addEventListener("DOMContentLoaded", function () { localTimes(document); });
+  document.addEventListener("htmx:afterSettle", function (e) { localTimes(e.target); });
+  document.addEventListener("htmx:sseOpen", function () { liveState("Live", true); });
+  document.addEventListener("htmx:sseError", function () { liveState("Reconnecting…", false); });
+  document.addEventListener("htmx:sseClose", function (e) {
+    // A run's stream closes on its last step: the page redraws with the final state.
+    if (e.detail && e.detail.type === "message") {
+      document.body.dispatchEvent(new CustomEvent("opshub:run-ended"));
+    }
+  });
+})();

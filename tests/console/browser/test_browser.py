@@ -1,0 +1,189 @@
+"""The console in real Chromium, as a person uses it: sign in, watch runs arrive and fill in,
+approve what a crew proposes, chat; a viewer only looks; every page is keyboard- and
+screen-reader-friendly by axe-core, fits a 390-px phone and loads nothing from another host."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from httpx import AsyncClient
+from playwright.async_api import expect
+
+from tests.conftest import TenantHandle
+from tests.console.browser.conftest import Tab
+from tests.fakes.llm import FakeLLMServer
+from tests.integration.runtime.conftest import store_openai_key, wait_for_status
+from tests.integration.runtime.connected import Connected
+from tests.integration.runtime.test_crews import propose_above_policy
+
+AXE = Path(__file__).with_name("vendor") / "axe-core" / "axe.min.js"
+CREWS = ("marketing", "analytics", "ecommerce", "operations")
+
+
+async def test_signing_in_shows_the_tenant_and_the_four_crews(
+    tab: Tab, tenant_a: TenantHandle
+) -> None:
+    await tab.sign_in(tenant_a.email, tenant_a.password)
+    await expect(tab.page.get_by_role("heading", name="Agents")).to_be_visible()
+    await expect(tab.page.locator(".tenant")).to_have_text(tenant_a.name)
+    for crew in CREWS:
+        await expect(tab.page.get_by_role("heading", name=crew, exact=True)).to_be_visible()
+
+
+async def test_a_wrong_password_says_so(tab: Tab, tenant_a: TenantHandle) -> None:
+    await tab.sign_in(tenant_a.email, "not the password")
+    await expect(tab.page.get_by_role("alert")).to_have_text("Wrong e-mail or password.")
+    await expect(tab.page.get_by_label("E-mail")).to_have_value(tenant_a.email)
+
+
+async def test_a_run_submitted_through_the_api_appears_live_and_its_trace_fills_in(
+    tab: Tab, api: AsyncClient, tenant_a: TenantHandle, fake_llm: FakeLLMServer
+) -> None:
+    await store_openai_key(api, tenant_a)
+    await tab.sign_in(tenant_a.email, tenant_a.password)
+    await expect(tab.page.locator("#live-state")).to_have_text("Live")
+    fake_llm.script_openai(tool_calls=[("tenant_data", {"resource": "clients"})], latency=0.8)
+    fake_llm.script_openai("Acme has no clients yet.", usage=(80, 12), latency=0.8)
+
+    submitted = time.monotonic()
+    response = await api.post(
+        "/v1/tasks",
+        json={"crew": "assistant", "input": "How many clients do we have?"},
+        headers=tenant_a.headers,
+    )
+    task_id = response.json()["id"]
+    run_link = tab.page.locator(f'#recent-runs li[data-task="{task_id}"] a')
+    await expect(run_link).to_be_visible(timeout=5_000)
+    appeared = time.monotonic() - submitted
+    assert appeared < 1.5, f"the run took {appeared:.2f} s to appear"
+
+    await run_link.click()
+    trace = tab.page.locator("#trace")
+    await expect(trace.locator('[data-type="tool.call"]')).to_contain_text("tenant_data")
+    await expect(trace.locator('[data-type="task.succeeded"]')).to_contain_text(
+        "Acme has no clients yet.", timeout=20_000
+    )
+    await expect(tab.page.locator("#run-status")).to_have_text("succeeded")
+
+
+async def test_approving_a_proposed_action_runs_it_and_shows_it_executed(
+    tab: Tab,
+    api: AsyncClient,
+    tenant_a: TenantHandle,
+    fake_llm: FakeLLMServer,
+    connected: Connected,
+) -> None:
+    task_id, action, campaign = await propose_above_policy(api, tenant_a, fake_llm, connected)
+    await tab.sign_in(tenant_a.email, tenant_a.password)
+    await tab.open("/console/approvals")
+    card = tab.page.locator(f"#action-{action['id']}")
+    await expect(card).to_contain_text(action["summary"])
+    await expect(card.locator("pre").first).to_contain_text('"campaign_id": "7201"')
+
+    await card.get_by_label("Reason (optional)").fill("No sales since October.")
+    await card.get_by_role("button", name="Approve").click()
+
+    decided = tab.page.locator(f'li[data-action="{action["id"]}"]')
+    await expect(decided.locator(".status")).to_have_text("executed", timeout=15_000)
+    await expect(decided).to_contain_text("No sales since October.")
+    audit = tab.page.locator(f'#audit tr[data-action="{action["id"]}"] td:nth-child(2)')
+    await expect(audit).to_have_text(["executed", "execution started", "approved", "proposed"])
+    assert campaign["status"] == "PAUSED"
+    assert (await wait_for_status(api, tenant_a, task_id))["status"] == "succeeded"
+
+
+async def test_a_viewer_sees_pending_actions_but_cannot_approve_them(
+    tab: Tab,
+    api: AsyncClient,
+    tenant_a: TenantHandle,
+    fake_llm: FakeLLMServer,
+    connected: Connected,
+    make_user: Any,
+) -> None:
+    _, action, campaign = await propose_above_policy(api, tenant_a, fake_llm, connected)
+    email, password = await make_user(tenant_a, "viewer")
+    await tab.sign_in(email, password)
+    await tab.open("/console/approvals")
+    card = tab.page.locator(f"#action-{action['id']}")
+    await expect(card).to_contain_text(action["summary"])
+    await expect(card.get_by_role("button", name="Approve")).to_have_count(0)
+    await expect(tab.page.get_by_text("deciding needs the admin or owner role")).to_be_visible()
+
+    # Nor can the viewer's session approve by posting the form itself.
+    token = await tab.page.locator("body").get_attribute("hx-headers")
+    csrf = json.loads(token or "{}")["X-CSRF-Token"]
+    response = await tab.page.request.post(
+        f"{tab.url}/console/approvals/{action['id']}/approve",
+        form={"csrf_token": csrf},
+        max_redirects=0,
+    )
+    assert response.status == 403
+    still = await api.get(f"/v1/actions/{action['id']}", headers=tenant_a.headers)
+    assert still.json()["status"] == "pending"
+    assert campaign["status"] != "PAUSED"
+
+
+async def test_a_chat_message_is_routed_answered_and_shown(
+    tab: Tab, api: AsyncClient, tenant_a: TenantHandle, fake_llm: FakeLLMServer
+) -> None:
+    await store_openai_key(api, tenant_a)
+    fake_llm.script_openai('{"crew": "assistant", "question": null, "reason": "About leads."}')
+    fake_llm.script_openai("Three leads wait for a follow-up.", usage=(40, 8))
+    await tab.sign_in(tenant_a.email, tenant_a.password)
+    await tab.open("/console/chat")
+    await tab.page.get_by_label("Your message").fill("Which leads should we follow up?")
+    await tab.page.get_by_role("button", name="Send").click()
+
+    messages = tab.page.locator("#messages")
+    await expect(messages.locator(".message-user")).to_contain_text(
+        "Which leads should we follow up?"
+    )
+    answer = messages.locator(".message-agent")
+    await expect(answer).to_contain_text("Three leads wait for a follow-up.", timeout=20_000)
+    await expect(answer.locator(".routed")).to_have_text("assistant")
+    threads = tab.page.get_by_role("navigation", name="Conversations")
+    await expect(threads).to_contain_text("Which leads should we follow up?")
+
+
+async def test_every_page_passes_axe_fits_a_phone_and_stays_on_the_hub(
+    phone_tab: Tab, api: AsyncClient, tenant_a: TenantHandle
+) -> None:
+    task = await api.post("/v1/tasks", json={"input": "Hello"}, headers=tenant_a.headers)
+    thread = await api.post("/v1/threads", json={"title": "Weekly"}, headers=tenant_a.headers)
+    pages = [
+        "/console",
+        "/console/runs",
+        f"/console/runs/{task.json()['id']}",
+        "/console/approvals",
+        "/console/chat",
+        f"/console/chat/{thread.json()['id']}",
+    ]
+    page = phone_tab.page
+    await phone_tab.open("/console/login")
+    await check_page(phone_tab, "/console/login")
+    await phone_tab.sign_in(tenant_a.email, tenant_a.password)
+    for path in pages:
+        await phone_tab.open(path)
+        await check_page(phone_tab, path)
+    await phone_tab.open("/docs")
+    await expect(page.locator(".swagger-ui .title")).to_contain_text("opshub")
+
+
+async def check_page(tab: Tab, path: str) -> None:
+    page = tab.page
+    await page.wait_for_load_state("load")
+    overflow = await page.evaluate(
+        "document.documentElement.scrollWidth - document.documentElement.clientWidth"
+    )
+    assert overflow <= 0, f"{path} scrolls sideways by {overflow} px at 390 px"
+    await page.add_script_tag(path=AXE)
+    result = await page.evaluate(
+        "axe.run(document, {resultTypes: ['violations']})"
+        ".then(r => r.violations.map(v => ({id: v.id, impact: v.impact,"
+        " nodes: v.nodes.map(n => n.target.join(' ')).slice(0, 3)})))"
+    )
+    serious = [v for v in result if v["impact"] in ("serious", "critical")]
+    assert serious == [], f"{path}: {serious}"
