@@ -344,7 +344,9 @@ def keys_create(
 def keys_revoke(key_id: Annotated[str, typer.Argument(help="API key id")]) -> None:
     """Revoke an API key; requests with it get 401 from then on."""
     parsed = _parse_uuid(key_id, "key")
-    row = _run_owner(lambda conn: tenants_service.revoke_api_key(conn, key_id=parsed))
+    row = _run_owner(
+        lambda conn: tenants_service.revoke_api_key(conn, key_id=parsed, revoker=Role.owner)
+    )
     typer.echo(f"key {row.id} revoked")
 
 
