@@ -194,6 +194,11 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     log_json: bool = Field(default=True, description="Structured JSON logs (false: console).")
     import_max_rows: int = Field(default=10_000, ge=1)
+    max_request_body_bytes: int = Field(
+        default=10 * 1024 * 1024,
+        ge=1024,
+        description="Larger request bodies are refused with 413 before they are parsed.",
+    )
 
     @property
     def embedded(self) -> bool:

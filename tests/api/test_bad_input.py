@@ -555,6 +555,38 @@ async def test_an_unreadable_import_is_a_4xx_and_imports_nothing(
     assert after == before
 
 
+FIFTY_MB = 50 * 1024 * 1024
+
+
+async def test_a_50_mb_body_is_413_before_it_is_read(
+    client: AsyncClient, tenant: TenantHandle, settings: Settings
+) -> None:
+    sent = 0
+
+    async def body() -> AsyncIterator[bytes]:
+        nonlocal sent
+        chunk = b"x" * (1024 * 1024)
+        while sent < FIFTY_MB:
+            sent += len(chunk)
+            yield chunk
+
+    response = await client.post(
+        "/v1/data/leads/import",
+        content=b"x" * FIFTY_MB,
+        headers={**tenant.headers, "Content-Type": "text/csv"},
+    )
+    assert assert_envelope(response, 413)["code"] == "payload_too_large"
+
+    # Sent in chunks, without a length: refused once past the cap, the rest never read.
+    response = await client.post(
+        "/v1/data/leads/import",
+        content=body(),
+        headers={**tenant.headers, "Content-Type": "text/csv"},
+    )
+    assert assert_envelope(response, 413)["code"] == "payload_too_large"
+    assert sent <= settings.max_request_body_bytes + 1024 * 1024
+
+
 # --- Text PostgreSQL can't store, dates it can't hold -----------------------------------------
 
 

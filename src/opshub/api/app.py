@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from opshub import __version__
+from opshub.api.body_limit import BodySizeLimitMiddleware
 from opshub.api.errors import register_error_handlers
 from opshub.api.middleware import RequestContextMiddleware
 from opshub.api.routes import (
@@ -61,6 +62,7 @@ def create_app(
         lifespan=lifespan,
     )
     register_error_handlers(app)
+    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_request_body_bytes)
     app.add_middleware(RequestContextMiddleware)
     for router in (
         health.router,
