@@ -233,18 +233,23 @@ def worker(
 @_one_line_errors
 def scheduler() -> None:
     """Fire due schedules as tasks (any number of schedulers may run; each slot fires once)."""
+    from opshub.runtime.loops import keep_running
     from opshub.runtime.scheduler import Scheduler, sweep_memory_indexes
 
     settings = get_settings()
     configure_logging(level=settings.log_level, json=settings.log_json)
 
     async def work(_app_pool: asyncpg.Pool, owner_pool: asyncpg.Pool) -> None:
-        sweep = sweep_memory_indexes(
+        sweep = functools.partial(
+            sweep_memory_indexes,
             owner_pool,
             threshold=settings.memory_index_rows,
             every_seconds=settings.memory_index_sweep_seconds,
         )
-        await asyncio.gather(Scheduler(owner_pool=owner_pool).run(), sweep)
+        await asyncio.gather(
+            keep_running("scheduler", Scheduler(owner_pool=owner_pool).run),
+            keep_running("memory.index_sweep", sweep),
+        )
 
     _run(_run_until_signalled(work, app_pool_size=1, owner_pool_size=3))
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 
@@ -24,7 +25,7 @@ async def test_healthz_answers_without_touching_anything(client: AsyncClient) ->
 async def test_readyz_reports_the_database(client: AsyncClient) -> None:
     response = await client.get("/readyz")
     assert response.status_code == 200
-    assert response.json() == {"status": "ready", "checks": {"database": "ok"}}
+    assert response.json() == {"status": "ready", "checks": {"database": "ok", "loops": "ok"}}
 
 
 async def _client_for(settings: Settings, urls: DatabaseUrls) -> tuple[FastAPI, AsyncClient]:
@@ -56,6 +57,24 @@ async def test_readyz_is_503_when_redis_is_unreachable(
         response = await client.get("/readyz")
     assert response.status_code == 503
     assert response.json()["checks"]["redis"].startswith("unavailable")
+
+
+async def test_readyz_is_503_naming_a_background_loop_that_ended(
+    settings: Settings, urls: DatabaseUrls
+) -> None:
+    configured = settings.model_copy(update={"credential_check_minutes": 60})
+    app, client = await _client_for(configured, urls)
+    async with app.router.lifespan_context(app), client:
+        assert (await client.get("/readyz")).status_code == 200
+        [monitor] = [
+            t for t in app.state.opshub.loops.tasks if t.get_name() == "credentials.monitor"
+        ]
+        monitor.cancel()
+        await asyncio.wait([monitor])
+
+        response = await client.get("/readyz")
+    assert response.status_code == 503
+    assert response.json()["checks"]["loops"] == "ended: credentials.monitor"
 
 
 async def test_metrics_count_requests_by_route_template(

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass, field
+from functools import partial
 
 import asyncpg
 import httpx
@@ -20,7 +20,7 @@ from opshub.memory.embedders import Embedders
 from opshub.memory.indexes import IndexBuilder
 from opshub.runtime.credential_monitor import run_monitor
 from opshub.runtime.live import LiveEvents, LocalLiveEvents, RedisLiveEvents
-from opshub.runtime.loops import stop_all
+from opshub.runtime.loops import Loops, stop_all
 from opshub.runtime.relay import OutboxRelay
 from opshub.runtime.scheduler import Scheduler, sweep_memory_indexes
 
@@ -41,7 +41,7 @@ class AppState:
     live: LiveEvents
     embedders: Embedders
     memory_indexes: IndexBuilder
-    background: list[asyncio.Task[None]] = field(default_factory=list)
+    loops: Loops = field(default_factory=Loops)
 
     @classmethod
     async def open(
@@ -79,16 +79,17 @@ class AppState:
         )
         if redis is not None:
             relay = OutboxRelay(owner_pool=state.owner_pool, redis=redis)
-            state.background.append(asyncio.create_task(relay.run()))
+            state.loops.start("outbox.relay", relay.run)
         if settings.credential_check_minutes > 0:
-            monitor = run_monitor(
+            monitor = partial(
+                run_monitor,
                 app_pool=state.app_pool,
                 owner_pool=state.owner_pool,
                 store=store,
                 settings=settings,
                 resolver=resolver,
             )
-            state.background.append(asyncio.create_task(monitor))
+            state.loops.start("credentials.monitor", monitor)
         if run_workers:
             from opshub.runtime.worker import Worker
 
@@ -101,22 +102,23 @@ class AppState:
                 database_url=urls.owner,
                 embedders=state.embedders,
                 memory_indexes=state.memory_indexes,
+                loops=state.loops.nested("worker"),
             )
-            state.background.append(asyncio.create_task(worker.run()))
-            scheduler = Scheduler(owner_pool=state.owner_pool)
-            state.background.append(asyncio.create_task(scheduler.run()))
-            sweep = sweep_memory_indexes(
+            state.loops.start("worker", worker.run)
+            state.loops.start("scheduler", Scheduler(owner_pool=state.owner_pool).run)
+            sweep = partial(
+                sweep_memory_indexes,
                 owner_pool,
                 threshold=settings.memory_index_rows,
                 every_seconds=settings.memory_index_sweep_seconds,
             )
-            state.background.append(asyncio.create_task(sweep))
+            state.loops.start("memory.index_sweep", sweep)
         return state
 
     async def close(self) -> None:
         await self.memory_indexes.stop()
         grace = self.settings.worker_shutdown_grace_seconds + 10
-        if not await stop_all(self.background, grace_seconds=grace):
+        if not await stop_all(self.loops.tasks, grace_seconds=grace):
             # A loop stuck in a call: don't let shutdown wait on its connection for ever.
             log.warning("background tasks outlived shutdown; closing their connections")
             self.app_pool.terminate()
