@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ipaddress
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
@@ -10,6 +9,7 @@ from pydantic import BaseModel, Field, HttpUrl, ValidationError
 
 from opshub.credentials.errors import InvalidSecretError
 from opshub.credentials.models import Health, Provider, Source
+from opshub.outbound import is_internal_name
 from opshub.schemas import StrictInput
 
 Token = Annotated[str, Field(min_length=8, max_length=4096)]
@@ -93,23 +93,6 @@ IDENTIFYING_FIELD: dict[Provider, str] = {
 # Secrets that name a server the hub will call: a tenant must not aim the hub at the platform's
 # own network (server-side request forgery) unless the operator allows it.
 URL_FIELDS = {Provider.openai_compatible: "base_url", Provider.saleor: "url"}
-_INTERNAL_SUFFIXES = (".localhost", ".local", ".internal", ".localdomain")
-
-
-def is_internal_host(host: str) -> bool:
-    """Loopback, private, link-local or reserved addresses, and names that only mean those.
-
-    A public name that resolves to a private address is not caught here (that needs the
-    resolution at connect time); literal addresses and the well-known internal names are.
-    """
-    host = host.strip("[]").lower()
-    if host == "localhost" or host.endswith(_INTERNAL_SUFFIXES):
-        return True
-    try:
-        address = ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    return not address.is_global
 
 
 def validate_secret(
@@ -129,7 +112,7 @@ def validate_secret(
     url_field = URL_FIELDS.get(provider)
     if url_field and not allow_internal_urls:
         url: HttpUrl = getattr(model, url_field)
-        if is_internal_host(url.host or ""):
+        if is_internal_name(url.host or ""):
             message = "the URL points at an internal address, which this hub does not call"
             raise InvalidSecretError(
                 message,

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import asyncpg
+import httpx
 from pydantic import SecretStr
 
 from opshub.config import Settings
@@ -26,6 +27,7 @@ from opshub.errors import DomainError, InvalidInputError
 from opshub.llm import fallback
 from opshub.llm.classify import classify_provider_error
 from opshub.llm.crewai_setup import prepare_crewai
+from opshub.outbound import PublicOnlySyncTransport, PublicOnlyTransport
 
 if TYPE_CHECKING:
     from crewai import LLM
@@ -130,7 +132,13 @@ class LLMFactory:
 
         api_key, base_url = self._endpoint(provider, secret)
         prefix = "anthropic" if provider is Provider.anthropic else "openai"
-        extra = {"organization": secret["organization"]} if "organization" in secret else {}
+        extra: dict[str, Any] = (
+            {"organization": secret["organization"]} if "organization" in secret else {}
+        )
+        if self._tenant_chosen(provider):
+            from opshub.llm.public_only import PublicOnly
+
+            extra["interceptor"] = PublicOnly()
         return LLM(
             model=f"{prefix}/{model}",
             api_key=api_key,
@@ -157,6 +165,12 @@ class LLMFactory:
             )
         from langchain_openai import ChatOpenAI
 
+        clients: dict[str, Any] = {}
+        if self._tenant_chosen(provider):
+            clients = {
+                "http_client": httpx.Client(transport=PublicOnlySyncTransport()),
+                "http_async_client": httpx.AsyncClient(transport=PublicOnlyTransport()),
+            }
         return ChatOpenAI(
             organization=secret.get("organization"),
             model=model,
@@ -164,4 +178,9 @@ class LLMFactory:
             base_url=base_url,
             timeout=timeout,
             max_retries=retries,
+            **clients,
         )
+
+    def _tenant_chosen(self, provider: Provider) -> bool:
+        """The base URL is the tenant's (a self-hosted model): checked at every call."""
+        return provider is Provider.openai_compatible and not self._settings.allow_internal_urls
