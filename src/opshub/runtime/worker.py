@@ -113,6 +113,7 @@ class Worker:
         )
         self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self._runs: dict[uuid.UUID, Run] = {}
+        self._cancel_checks: set[asyncio.Task[None]] = set()
         self._wake = asyncio.Event()
         self._writer: TaskEventWriter | None = None
         self._http: httpx.AsyncClient | None = None
@@ -268,8 +269,31 @@ class Worker:
         self._wake.set()
 
     def _on_cancel(self, _conn: object, _pid: int, _channel: str, payload: str) -> None:
-        run = self._runs.get(uuid.UUID(payload))
-        if run is not None:
+        """Anyone with the app role can NOTIFY this channel: the payload only says which run to
+        look at, and the row whether it is to stop. A payload that is no task id is ignored."""
+        try:
+            task_id = uuid.UUID(payload)
+        except ValueError:
+            return
+        if task_id in self._runs:
+            check = asyncio.create_task(self._cancel_if_requested(task_id))
+            self._cancel_checks.add(check)
+            check.add_done_callback(self._cancel_checks.discard)
+
+    async def _cancel_if_requested(self, task_id: uuid.UUID) -> None:
+        try:
+            requested = await queue.renew_leases(
+                self._owner_pool,
+                task_ids=[task_id],
+                worker_id=self.worker_id,
+                lease_seconds=self._settings.task_lease_seconds,
+            )
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            # The heartbeat reads the same flag at its next renewal.
+            log.warning("checking a cancel failed", error=type(exc).__name__)
+            return
+        run = self._runs.get(task_id)
+        if run is not None and requested.get(task_id):
             run.request_cancel()
 
     async def _heartbeat(self) -> None:
