@@ -188,7 +188,16 @@ class Settings(BaseSettings):
     admin_token: SecretStr | None = Field(
         default=None, description="Bearer token for /v1/admin/* (platform administration)."
     )
-    login_attempts_per_minute: int = Field(default=10, ge=1)
+    login_attempts_per_minute: int = Field(default=10, ge=1, description="Per e-mail.")
+    login_attempts_per_minute_per_address: int = Field(
+        default=60, ge=1, description="Per client address, whatever the e-mails."
+    )
+    password_check_concurrency: int = Field(
+        default=2,
+        ge=1,
+        le=64,
+        description="Password hashes verified at once (argon2 is CPU-bound); more logins queue.",
+    )
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
     log_level: str = "INFO"

@@ -10,7 +10,8 @@ import httpx
 import structlog
 from redis.asyncio import Redis
 
-from opshub.auth.ratelimit import LocalAttemptCounter, LoginRateLimiter, RedisAttemptCounter
+from opshub.auth.crypto import PasswordChecks
+from opshub.auth.ratelimit import FallbackAttemptCounter, LocalAttemptCounter, LoginRateLimiter
 from opshub.config import Settings
 from opshub.credentials.resolver import CredentialResolver
 from opshub.credentials.store import SecretStore, open_secret_store
@@ -34,6 +35,7 @@ class AppState:
     owner_pool: asyncpg.Pool
     redis: Redis | None
     limiter: LoginRateLimiter
+    password_checks: PasswordChecks
     jwt_secret: bytes
     credential_store: SecretStore
     resolver: CredentialResolver
@@ -49,7 +51,7 @@ class AppState:
     ) -> AppState:
         """``run_workers``: also run a worker and a scheduler in this process (``opshub serve``)."""
         redis = Redis.from_url(settings.redis_url) if settings.redis_url else None
-        counter = RedisAttemptCounter(redis) if redis else LocalAttemptCounter()
+        counter = FallbackAttemptCounter(redis) if redis else LocalAttemptCounter()
         jwt_secret = (
             settings.jwt_secret.get_secret_value().encode()
             if settings.jwt_secret
@@ -66,7 +68,12 @@ class AppState:
             app_pool=app_pool,
             owner_pool=owner_pool,
             redis=redis,
-            limiter=LoginRateLimiter(counter, per_minute=settings.login_attempts_per_minute),
+            limiter=LoginRateLimiter(
+                counter,
+                per_minute=settings.login_attempts_per_minute,
+                per_address=settings.login_attempts_per_minute_per_address,
+            ),
+            password_checks=PasswordChecks(concurrency=settings.password_check_concurrency),
             jwt_secret=jwt_secret,
             credential_store=store,
             resolver=resolver,
@@ -126,6 +133,7 @@ class AppState:
         if isinstance(self.live, RedisLiveEvents):
             await self.live.close()
         await self.resolver.stop()
+        self.password_checks.close()
         await self.http.aclose()
         if not self.app_pool.is_closing():
             await self.app_pool.close()

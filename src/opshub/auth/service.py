@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 
+import asyncpg
 from sqlalchemy import text
 
 from opshub.auth import crypto
@@ -62,19 +62,22 @@ async def authenticate(conn: Connection, *, bearer: str, jwt_secret: bytes) -> P
 
 
 async def login(
-    conn: Connection,
+    pool: asyncpg.Pool,
     *,
     email: str,
     password: str,
     limiter: LoginRateLimiter,
+    password_checks: crypto.PasswordChecks,
     jwt_secret: bytes,
     ttl_seconds: int,
+    address: str | None = None,
 ) -> tuple[str, int]:
-    await limiter.check(email)
-    row = await sql.fetchrow(conn, _LOGIN_CANDIDATE, {"email": email.strip()})
-    verified = await asyncio.to_thread(
-        crypto.verify_password, row["password_hash"] if row else None, password
-    )
+    """``address``: the client's, for the per-address limit. The connection is held for the
+    lookup only: a login waiting for a password check holds none."""
+    await limiter.check(email, address=address)
+    async with pool.acquire() as conn:
+        row = await sql.fetchrow(conn, _LOGIN_CANDIDATE, {"email": email.strip()})
+    verified = await password_checks.verify(row["password_hash"] if row else None, password)
     if row is None or not verified:
         raise AuthenticationError("wrong e-mail or password", code="invalid_credentials")
     return crypto.issue_token(
