@@ -33,6 +33,7 @@ class AppState:
     settings: Settings
     app_pool: asyncpg.Pool
     owner_pool: asyncpg.Pool
+    login_pool: asyncpg.Pool
     redis: Redis | None
     limiter: LoginRateLimiter
     password_checks: PasswordChecks
@@ -58,6 +59,8 @@ class AppState:
             else read_or_create_key_file(settings.data_dir / "jwt_secret")
         )
         app_pool = await create_pool(urls.app, size=settings.database_pool_size)
+        # The sign-in lookup only: its role may call nothing else (migration 0012).
+        login_pool = await create_pool(urls.login, size=2)
         # The relay, and with workers their listener, claims and event writes.
         owner_pool = await create_pool(urls.owner, size=10 if run_workers else 3)
         store = open_secret_store(settings)
@@ -67,6 +70,7 @@ class AppState:
             settings=settings,
             app_pool=app_pool,
             owner_pool=owner_pool,
+            login_pool=login_pool,
             redis=redis,
             limiter=LoginRateLimiter(
                 counter,
@@ -139,5 +143,6 @@ class AppState:
             await self.app_pool.close()
         if not self.owner_pool.is_closing():
             await self.owner_pool.close()
+        await self.login_pool.close()
         if self.redis is not None:
             await self.redis.aclose()

@@ -36,7 +36,7 @@ class WhoAmI(BaseModel):
 @router.post("/token", response_model=TokenResponse)
 async def create_token(body: TokenRequest, state: StateDep, request: Request) -> TokenResponse:
     token, expires_in = await auth_service.login(
-        state.app_pool,
+        state.login_pool,
         email=body.email,
         password=body.password,
         limiter=state.limiter,
