@@ -192,6 +192,12 @@ class Settings(BaseSettings):
     login_attempts_per_minute_per_address: int = Field(
         default=60, ge=1, description="Per client address, whatever the e-mails."
     )
+    tenant_requests_per_second: float = Field(
+        default=50.0, gt=0, description="API requests a tenant may make per second, sustained."
+    )
+    tenant_request_burst: int = Field(
+        default=100, ge=1, description="API requests a tenant may make at once above that rate."
+    )
     password_check_concurrency: int = Field(
         default=2,
         ge=1,

@@ -116,3 +116,30 @@ async def test_every_log_line_of_a_request_carries_its_request_id(
 async def test_a_request_without_an_id_gets_one(client: AsyncClient) -> None:
     response = await client.get("/healthz")
     assert len(response.headers["x-request-id"]) == 32
+
+
+@pytest.mark.parametrize("redis_url", [None, REDIS_URL], ids=["in-process", "redis"])
+async def test_a_tenant_over_its_request_rate_gets_429_and_others_do_not(
+    settings: Settings,
+    urls: DatabaseUrls,
+    tenant_a: TenantHandle,
+    tenant_b: TenantHandle,
+    redis_url: str | None,
+) -> None:
+    limited = settings.model_copy(
+        update={"redis_url": redis_url, "tenant_requests_per_second": 1, "tenant_request_burst": 3}
+    )
+    app, client = await _client_for(limited, urls)
+    async with app.router.lifespan_context(app), client:
+        statuses = [
+            (await client.get("/v1/data/leads", headers=tenant_a.headers)).status_code
+            for _ in range(4)
+        ]
+        refused = await client.get("/v1/data/leads", headers=tenant_a.headers)
+        other = await client.get("/v1/data/leads", headers=tenant_b.headers)
+
+    assert statuses[:3] == [200, 200, 200]
+    assert refused.status_code == 429
+    assert refused.json()["error"]["code"] == "rate_limited"
+    assert int(refused.headers["Retry-After"]) >= 1
+    assert other.status_code == 200

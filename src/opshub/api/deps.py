@@ -51,6 +51,7 @@ async def tenant_context(
         principal = await auth_service.authenticate(
             conn, bearer=bearer, jwt_secret=state.jwt_secret
         )
+        await state.requests.check(principal.tenant_id)
         yield TenantContext(conn=conn, principal=principal)
 
 

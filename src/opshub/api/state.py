@@ -12,6 +12,7 @@ from redis.asyncio import Redis
 
 from opshub.auth.crypto import PasswordChecks
 from opshub.auth.ratelimit import FallbackAttemptCounter, LocalAttemptCounter, LoginRateLimiter
+from opshub.auth.request_limit import TenantRequestLimiter
 from opshub.config import Settings
 from opshub.credentials.resolver import CredentialResolver
 from opshub.credentials.store import SecretStore, open_secret_store
@@ -37,6 +38,7 @@ class AppState:
     redis: Redis | None
     limiter: LoginRateLimiter
     password_checks: PasswordChecks
+    requests: TenantRequestLimiter
     jwt_secret: bytes
     credential_store: SecretStore
     resolver: CredentialResolver
@@ -78,6 +80,11 @@ class AppState:
                 per_address=settings.login_attempts_per_minute_per_address,
             ),
             password_checks=PasswordChecks(concurrency=settings.password_check_concurrency),
+            requests=TenantRequestLimiter(
+                redis,
+                rate=settings.tenant_requests_per_second,
+                burst=settings.tenant_request_burst,
+            ),
             jwt_secret=jwt_secret,
             credential_store=store,
             resolver=resolver,
