@@ -89,6 +89,9 @@ class Settings(BaseSettings):
         default=60.0, ge=0, description="Health sweep of every stored credential; 0 turns it off."
     )
     credential_check_concurrency: int = Field(default=20, ge=1, le=500)
+    tenant_credential_checks: int = Field(
+        default=4, ge=1, description="Credential checks one tenant may have in flight at once."
+    )
     credential_check_jitter_seconds: float = Field(default=5.0, ge=0)
     llm_timeout_seconds: float = Field(default=60.0, gt=0, description="Per model call.")
     llm_max_retries: int = Field(

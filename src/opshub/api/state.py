@@ -14,6 +14,7 @@ from opshub.auth.crypto import PasswordChecks
 from opshub.auth.ratelimit import FallbackAttemptCounter, LocalAttemptCounter, LoginRateLimiter
 from opshub.auth.request_limit import TenantRequestLimiter
 from opshub.config import Settings
+from opshub.credentials.health import OutboundChecks
 from opshub.credentials.resolver import CredentialResolver
 from opshub.credentials.store import SecretStore, open_secret_store
 from opshub.db.engine import DatabaseUrls, create_pool
@@ -39,6 +40,7 @@ class AppState:
     limiter: LoginRateLimiter
     password_checks: PasswordChecks
     requests: TenantRequestLimiter
+    outbound_checks: OutboundChecks
     jwt_secret: bytes
     credential_store: SecretStore
     resolver: CredentialResolver
@@ -80,6 +82,7 @@ class AppState:
                 per_address=settings.login_attempts_per_minute_per_address,
             ),
             password_checks=PasswordChecks(concurrency=settings.password_check_concurrency),
+            outbound_checks=OutboundChecks(per_tenant=settings.tenant_credential_checks),
             requests=TenantRequestLimiter(
                 redis,
                 rate=settings.tenant_requests_per_second,
