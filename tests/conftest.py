@@ -153,6 +153,9 @@ def settings(data_dir: Path) -> Settings:
         # The fakes standing in for tenants' servers listen on loopback.
         allow_internal_urls=True,
         log_json=True,
+        # Suites drive one tenant far faster than a client would; tests of the limit set theirs.
+        tenant_requests_per_second=100_000,
+        tenant_request_burst=100_000,
     )
 
 

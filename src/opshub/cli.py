@@ -278,6 +278,7 @@ def worker(
 @_one_line_errors
 def scheduler() -> None:
     """Fire due schedules as tasks (any number of schedulers may run; each slot fires once)."""
+    from opshub.runtime.loops import keep_running
     from opshub.runtime.scheduler import Scheduler, sweep_memory_indexes
 
     settings = get_settings()
@@ -287,14 +288,17 @@ def scheduler() -> None:
     urls = _urls()
 
     async def work(_app_pool: asyncpg.Pool, owner_pool: asyncpg.Pool) -> None:
-        sweep = sweep_memory_indexes(
+        sweep = functools.partial(
+            sweep_memory_indexes,
             owner_pool,
             threshold=settings.memory_index_rows,
             every_seconds=settings.memory_index_sweep_seconds,
         )
         # The queue and credential gauges come from the schedulers (any one of them will do).
         await asyncio.gather(
-            Scheduler(owner_pool=owner_pool).run(), sweep, sample_forever(owner_pool)
+            keep_running("scheduler", Scheduler(owner_pool=owner_pool).run),
+            keep_running("memory.index_sweep", sweep),
+            keep_running("metrics.sampler", functools.partial(sample_forever, owner_pool)),
         )
 
     _run(_run_until_signalled(work, urls=urls, app_pool_size=1, owner_pool_size=3))
@@ -369,7 +373,9 @@ def keys_create(
 def keys_revoke(key_id: Annotated[str, typer.Argument(help="API key id")]) -> None:
     """Revoke an API key; requests with it get 401 from then on."""
     parsed = _parse_uuid(key_id, "key")
-    row = _run_owner(lambda conn: tenants_service.revoke_api_key(conn, key_id=parsed))
+    row = _run_owner(
+        lambda conn: tenants_service.revoke_api_key(conn, key_id=parsed, revoker=Role.owner)
+    )
     typer.echo(f"key {row.id} revoked")
 
 

@@ -109,6 +109,9 @@ class Settings(BaseSettings):
         default=60.0, ge=0, description="Health sweep of every stored credential; 0 turns it off."
     )
     credential_check_concurrency: int = Field(default=20, ge=1, le=500)
+    tenant_credential_checks: int = Field(
+        default=4, ge=1, description="Credential checks one tenant may have in flight at once."
+    )
     credential_check_jitter_seconds: float = Field(default=5.0, ge=0)
     llm_timeout_seconds: float = Field(default=60.0, gt=0, description="Per model call.")
     llm_max_retries: int = Field(
@@ -208,7 +211,22 @@ class Settings(BaseSettings):
     admin_token: SecretStr | None = Field(
         default=None, description="Bearer token for /v1/admin/* (platform administration)."
     )
-    login_attempts_per_minute: int = Field(default=10, ge=1)
+    login_attempts_per_minute: int = Field(default=10, ge=1, description="Per e-mail.")
+    login_attempts_per_minute_per_address: int = Field(
+        default=60, ge=1, description="Per client address, whatever the e-mails."
+    )
+    tenant_requests_per_second: float = Field(
+        default=50.0, gt=0, description="API requests a tenant may make per second, sustained."
+    )
+    tenant_request_burst: int = Field(
+        default=100, ge=1, description="API requests a tenant may make at once above that rate."
+    )
+    password_check_concurrency: int = Field(
+        default=2,
+        ge=1,
+        le=64,
+        description="Password hashes verified at once (argon2 is CPU-bound); more logins queue.",
+    )
     console_session_ttl_seconds: int = Field(
         default=12 * 3600, ge=60, description="How long a console sign-in lasts."
     )
@@ -227,6 +245,11 @@ class Settings(BaseSettings):
         "its own at /metrics). Unset: none.",
     )
     import_max_rows: int = Field(default=10_000, ge=1)
+    max_request_body_bytes: int = Field(
+        default=10 * 1024 * 1024,
+        ge=1024,
+        description="Larger request bodies are refused with 413 before they are parsed.",
+    )
 
     @field_validator("data_dir")
     @classmethod

@@ -10,11 +10,13 @@ from typing import Any
 import jwt
 import pytest
 from fastapi import FastAPI
-from httpx import AsyncClient, Response
+from httpx import ASGITransport, AsyncClient, Response
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from opshub.api.app import create_app
 from opshub.config import Settings
+from opshub.db.engine import DatabaseUrls
 from tests.conftest import TenantHandle
 
 
@@ -315,3 +317,23 @@ async def test_a_disabled_users_still_valid_jwt_is_rejected(
     assert response.status_code == 401, response.text
     assert response.headers.get("www-authenticate") == "Bearer"
     assert_error(await login(client, tenant_a.email, tenant_a.password), 401, "invalid_credentials")
+
+
+async def test_login_works_while_redis_is_away_and_is_still_limited(
+    settings: Settings, urls: DatabaseUrls, tenant_a: TenantHandle
+) -> None:
+    away = settings.model_copy(update={"redis_url": "redis://127.0.0.1:9/0"})
+    app = create_app(away, urls)
+    await start_of_a_fresh_window()
+    async with (
+        app.router.lifespan_context(app),
+        AsyncClient(transport=ASGITransport(app=app), base_url="http://opshub") as client,
+    ):
+        signed_in = await login(client, tenant_a.email, tenant_a.password)
+        assert signed_in.status_code == 200, signed_in.text
+        assert (
+            await client.get("/v1/auth/me", headers=bearer(signed_in.json()["access_token"]))
+        ).status_code == 200
+        for _ in range(away.login_attempts_per_minute - 1):
+            await login(client, tenant_a.email, "wrong password")
+        assert_error(await login(client, tenant_a.email, "wrong password"), 429, "rate_limited")

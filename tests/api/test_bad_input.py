@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import secrets
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -18,6 +19,7 @@ from fastapi import FastAPI
 from httpx import ASGITransport, AsyncClient, Response
 
 from opshub.config import Settings
+from opshub.schemas import NO_NUL_PATTERN
 from tests.conftest import TenantHandle
 
 RESOURCES = ("clients", "leads", "campaigns", "reports")
@@ -555,6 +557,38 @@ async def test_an_unreadable_import_is_a_4xx_and_imports_nothing(
     assert after == before
 
 
+FIFTY_MB = 50 * 1024 * 1024
+
+
+async def test_a_50_mb_body_is_413_before_it_is_read(
+    client: AsyncClient, tenant: TenantHandle, settings: Settings
+) -> None:
+    sent = 0
+
+    async def body() -> AsyncIterator[bytes]:
+        nonlocal sent
+        chunk = b"x" * (1024 * 1024)
+        while sent < FIFTY_MB:
+            sent += len(chunk)
+            yield chunk
+
+    response = await client.post(
+        "/v1/data/leads/import",
+        content=b"x" * FIFTY_MB,
+        headers={**tenant.headers, "Content-Type": "text/csv"},
+    )
+    assert assert_envelope(response, 413)["code"] == "payload_too_large"
+
+    # Sent in chunks, without a length: refused once past the cap, the rest never read.
+    response = await client.post(
+        "/v1/data/leads/import",
+        content=body(),
+        headers={**tenant.headers, "Content-Type": "text/csv"},
+    )
+    assert assert_envelope(response, 413)["code"] == "payload_too_large"
+    assert sent <= settings.max_request_body_bytes + 1024 * 1024
+
+
 # --- Text PostgreSQL can't store, dates it can't hold -----------------------------------------
 
 
@@ -703,3 +737,27 @@ async def test_a_password_in_a_bad_tenant_creation_is_never_echoed(
 
     assert_invalid(response, "body.name", "body.owner_email", "body.plan")
     assert PASSWORD not in response.text
+
+
+def test_the_openapi_says_request_text_may_not_hold_nul(app: FastAPI) -> None:
+    """Every text field of every JSON request body carries a pattern refusing NUL, as the
+    validator does: schema-valid input is never refused unannounced."""
+    spec = app.openapi()
+    schemas = spec["components"]["schemas"]
+    bodies = {
+        content["schema"]["$ref"].rpartition("/")[2]
+        for path in spec["paths"].values()
+        for operation in path.values()
+        for content in operation.get("requestBody", {}).get("content", {}).values()
+        if "$ref" in content.get("schema", {})
+    }
+    unmarked = []
+    for name in sorted(bodies):
+        for field, schema in schemas[name].get("properties", {}).items():
+            for option in schema.get("anyOf", [schema]):
+                if option.get("type") != "string" or {"format", "enum", "const"} & set(option):
+                    continue
+                if "pattern" not in option:  # a field's own pattern is stricter still
+                    unmarked.append(f"{name}.{field}")
+    assert bodies and unmarked == []
+    assert re.search(NO_NUL_PATTERN, "plain text") and not re.search(NO_NUL_PATTERN, "a\x00b")

@@ -7,10 +7,12 @@ and last four characters only. Health checks run against a tiny provider stand-i
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import socket
 import threading
+import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -31,9 +33,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from opshub.api.app import create_app
 from opshub.config import Settings
 from opshub.credentials import health
+from opshub.credentials import service as credentials_service
 from opshub.credentials.errors import CredentialMissingError
 from opshub.credentials.models import Provider
-from opshub.db.engine import DatabaseUrls
+from opshub.db.engine import DatabaseUrls, tenant_transaction
 from opshub.logging import configure_logging
 from tests.conftest import TenantHandle
 
@@ -850,3 +853,77 @@ async def test_no_providers_check_writes_its_secret_to_the_log(
     assert '"event": "request"' in logs, "no logs captured"
     leaked = [line for line in logs.splitlines() if "sk-canary" in line]
     assert leaked == [], leaked
+
+
+@pytest.fixture
+def black_hole() -> Iterator[tuple[str, list[socket.socket]]]:
+    """A server on loopback that accepts connections and never answers: (URL, accepted)."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(64)
+    accepted: list[socket.socket] = []
+
+    def accept() -> None:
+        while True:
+            try:
+                accepted.append(listener.accept()[0])
+            except OSError:
+                return
+
+    threading.Thread(target=accept, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}/v1", accepted
+    finally:
+        listener.close()
+        for conn in accepted:
+            conn.close()
+
+
+async def test_checks_waiting_on_a_silent_server_hold_no_connection_and_are_capped_per_tenant(
+    settings: Settings,
+    urls: DatabaseUrls,
+    tenant_a: TenantHandle,
+    tenant_b: TenantHandle,
+    black_hole: tuple[str, list[socket.socket]],
+) -> None:
+    url, accepted = black_hole
+    # Two pooled connections: two checks holding them would stall every other tenant.
+    small = settings.model_copy(update={"database_pool_size": 2, "tenant_credential_checks": 2})
+    app = create_app(small, urls)
+    async with (
+        app.router.lifespan_context(app),
+        AsyncClient(transport=ASGITransport(app=app), base_url="http://opshub") as client,
+    ):
+        state = app.state.opshub
+        async with tenant_transaction(state.app_pool, tenant_a.id) as conn:
+            await credentials_service.put(
+                conn,
+                store=state.credential_store,
+                tenant_id=tenant_a.id,
+                provider=Provider.openai_compatible,
+                secret={"base_url": url},
+                label=None,
+                allow_internal_urls=True,
+            )
+        path = "/v1/credentials/openai_compatible/check"
+        checks = [
+            asyncio.create_task(client.post(path, headers=tenant_a.headers)) for _ in range(2)
+        ]
+        deadline = time.monotonic() + 10
+        while len(accepted) < 2:
+            assert time.monotonic() < deadline, "the checks never reached the silent server"
+            await asyncio.sleep(0.02)
+
+        async with asyncio.timeout(30):  # a regression waits for a connection, maybe for ever
+            refused = await client.post(path, headers=tenant_a.headers)
+            started = time.monotonic()
+            other = await client.get("/v1/data/leads", headers=tenant_b.headers)
+            waited = time.monotonic() - started
+        for check in checks:
+            check.cancel()
+        await asyncio.gather(*checks, return_exceptions=True)
+
+    assert refused.status_code == 429, refused.text
+    assert refused.json()["error"]["code"] == "rate_limited"
+    assert other.status_code == 200
+    assert waited < 1.0, f"another tenant's read waited {waited:.1f} s behind the checks"

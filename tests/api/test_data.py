@@ -223,6 +223,24 @@ async def test_create_fills_in_defaults(
     assert {k: created[k] for k in defaults} == defaults
 
 
+async def test_a_daily_budget_is_answered_as_the_decimal_string_the_openapi_documents(
+    client: AsyncClient, tenant_a: TenantHandle, app: FastAPI
+) -> None:
+    created = await create(
+        client,
+        tenant_a,
+        "campaigns",
+        {"name": "Budgeted", "channel": "meta_ads", "daily_budget": 7},
+    )
+    [listed] = [
+        row for row in await list_all(client, tenant_a, "campaigns") if row["id"] == created["id"]
+    ]
+
+    assert created["daily_budget"] == listed["daily_budget"] == "7.00"
+    schema = app.openapi()["components"]["schemas"]["CampaignRead"]["properties"]["daily_budget"]
+    assert "string" in {option["type"] for option in schema["anyOf"]}
+
+
 @pytest.mark.parametrize(("resource", "field"), NOT_NULL)
 async def test_patch_setting_a_required_field_to_null_is_422_and_changes_nothing(
     client: AsyncClient, tenant_a: TenantHandle, resource: str, field: str
@@ -634,6 +652,20 @@ async def test_csv_import_with_a_bad_row_imports_nothing(
     error = assert_error(response, 422, "invalid_request")
     assert [entry["row"] for entry in error["details"]["rows"]] == [1]
     assert await ids_of(client, tenant_a, "leads") == set()
+
+
+async def test_csv_import_with_a_cell_over_the_csv_field_limit_names_its_row(
+    client: AsyncClient, tenant_a: TenantHandle
+) -> None:
+    long_cell = "x" * 131_073  # one over the csv module's field limit
+    csv_text = f"name,notes\nAnn,short\nBob,{long_cell}\n"
+
+    response = await import_csv(client, tenant_a, "clients", csv_text)
+
+    error = assert_error(response, 422, "invalid_request")
+    assert [entry["row"] for entry in error["details"]["rows"]] == [1]
+    assert "row 1" in error["message"]
+    assert await ids_of(client, tenant_a, "clients") == set()
 
 
 async def test_import_over_the_row_limit_is_422_and_imports_nothing(

@@ -94,6 +94,26 @@ async def test_a_key_cannot_be_created_with_a_higher_role_than_its_creator(
     assert sorted(roles) == ["admin", "admin", "owner", "viewer"]
 
 
+async def test_an_admin_cannot_revoke_a_key_of_a_higher_role(
+    client: AsyncClient, tenant_a: TenantHandle
+) -> None:
+    admin = bearer((await create_key(client, tenant_a.headers, "admin")).json()["key"])
+    owner_key = next(
+        k
+        for k in (await client.get("/v1/keys", headers=tenant_a.headers)).json()
+        if k["role"] == "owner"
+    )
+
+    assert_error(
+        await client.delete(f"/v1/keys/{owner_key['id']}", headers=admin), 403, "forbidden"
+    )
+    assert (await client.get("/v1/auth/me", headers=tenant_a.headers)).status_code == 200
+    member = (await create_key(client, tenant_a.headers, "member")).json()
+    revoked = await client.delete(f"/v1/keys/{member['id']}", headers=admin)
+    assert revoked.status_code == 200, revoked.text
+    assert revoked.json()["revoked_at"] is not None
+
+
 async def test_keys_of_another_tenant_are_neither_listed_nor_revocable(
     client: AsyncClient, tenant_a: TenantHandle, tenant_b: TenantHandle
 ) -> None:

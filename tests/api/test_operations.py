@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 
@@ -24,7 +25,7 @@ async def test_healthz_answers_without_touching_anything(client: AsyncClient) ->
 async def test_readyz_reports_the_database(client: AsyncClient) -> None:
     response = await client.get("/readyz")
     assert response.status_code == 200
-    assert response.json() == {"status": "ready", "checks": {"database": "ok"}}
+    assert response.json() == {"status": "ready", "checks": {"database": "ok", "loops": "ok"}}
 
 
 async def _client_for(settings: Settings, urls: DatabaseUrls) -> tuple[FastAPI, AsyncClient]:
@@ -56,6 +57,24 @@ async def test_readyz_is_503_when_redis_is_unreachable(
         response = await client.get("/readyz")
     assert response.status_code == 503
     assert response.json()["checks"]["redis"].startswith("unavailable")
+
+
+async def test_readyz_is_503_naming_a_background_loop_that_ended(
+    settings: Settings, urls: DatabaseUrls
+) -> None:
+    configured = settings.model_copy(update={"credential_check_minutes": 60})
+    app, client = await _client_for(configured, urls)
+    async with app.router.lifespan_context(app), client:
+        assert (await client.get("/readyz")).status_code == 200
+        [monitor] = [
+            t for t in app.state.opshub.loops.tasks if t.get_name() == "credentials.monitor"
+        ]
+        monitor.cancel()
+        await asyncio.wait([monitor])
+
+        response = await client.get("/readyz")
+    assert response.status_code == 503
+    assert response.json()["checks"]["loops"] == "ended: credentials.monitor"
 
 
 async def test_metrics_count_requests_by_route_template(
@@ -97,3 +116,30 @@ async def test_every_log_line_of_a_request_carries_its_request_id(
 async def test_a_request_without_an_id_gets_one(client: AsyncClient) -> None:
     response = await client.get("/healthz")
     assert len(response.headers["x-request-id"]) == 32
+
+
+@pytest.mark.parametrize("redis_url", [None, REDIS_URL], ids=["in-process", "redis"])
+async def test_a_tenant_over_its_request_rate_gets_429_and_others_do_not(
+    settings: Settings,
+    urls: DatabaseUrls,
+    tenant_a: TenantHandle,
+    tenant_b: TenantHandle,
+    redis_url: str | None,
+) -> None:
+    limited = settings.model_copy(
+        update={"redis_url": redis_url, "tenant_requests_per_second": 1, "tenant_request_burst": 3}
+    )
+    app, client = await _client_for(limited, urls)
+    async with app.router.lifespan_context(app), client:
+        statuses = [
+            (await client.get("/v1/data/leads", headers=tenant_a.headers)).status_code
+            for _ in range(4)
+        ]
+        refused = await client.get("/v1/data/leads", headers=tenant_a.headers)
+        other = await client.get("/v1/data/leads", headers=tenant_b.headers)
+
+    assert statuses[:3] == [200, 200, 200]
+    assert refused.status_code == 429
+    assert refused.json()["error"]["code"] == "rate_limited"
+    assert int(refused.headers["Retry-After"]) >= 1
+    assert other.status_code == 200

@@ -68,7 +68,7 @@ async def test_the_login_limit_applies_to_the_console(
         await sign_in(browser, tenant_a.email, "wrong")
     response = await sign_in(browser, tenant_a.email, tenant_a.password)
     assert response.status_code == 429
-    assert "Too many attempts" in response.text
+    assert "Too many sign-in attempts" in response.text
 
 
 async def test_a_login_form_without_its_csrf_token_is_refused(

@@ -37,6 +37,7 @@ from opshub.llm.metering import RunMeter, current_run
 from opshub.llm.usage import TokenUsage
 from opshub.logging import configure_logging
 from tests.conftest import TenantHandle
+from tests.fakes.dns import stub_dns
 from tests.fakes.llm import FakeLLMServer
 
 PLATFORM_KEY = "sk-platform-0000000000"
@@ -458,3 +459,35 @@ async def test_without_a_fallback_there_is_nothing_to_hand_over(
     factory: LLMFactory, tenant_a: TenantHandle
 ) -> None:
     assert await factory.fallback_for(tenant_id=tenant_a.id, failed=Provider.openai) is None
+
+
+async def test_a_self_hosted_model_whose_name_resolves_to_a_private_address_is_never_called(
+    app_pool: asyncpg.Pool,
+    model_settings: Settings,
+    fake: FakeLLMServer,
+    tenant_a: TenantHandle,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The shared settings let tenants' URLs name loopback (the fakes live there); a hub's don't.
+    guarded = model_settings.model_copy(update={"allow_internal_urls": False})
+    stub_dns(monkeypatch)["models.tenant.example"] = ["127.0.0.1"]
+    store = DatabaseSecretStore(MasterKeyring.load(env_keys=None, path=tmp_path / "master_keys"))
+    resolver = CredentialResolver(pool=app_pool, store=store, settings=guarded)
+    factory = LLMFactory(pool=app_pool, resolver=resolver, settings=guarded)
+    async with tenant_transaction(app_pool, tenant_a.id) as conn:
+        await credentials_service.put(  # a public-looking name passes the check at save time
+            conn,
+            store=store,
+            tenant_id=tenant_a.id,
+            provider=Provider.openai_compatible,
+            secret={"base_url": f"http://models.tenant.example:{fake.port}/v1"},
+            label=None,
+        )
+    llm = await factory.for_tenant(
+        tenant_id=tenant_a.id, provider=Provider.openai_compatible, model="default"
+    )
+
+    with pytest.raises(Exception, match="Connection error"):  # the SDK's words for it
+        await run_metered(meter_for(tenant_a, Source.byok), llm.llm)
+    assert fake.requests == []

@@ -22,7 +22,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from opshub.auth import crypto
-from opshub.db.engine import set_tenant, tenant_transaction
+from opshub.db.engine import DatabaseUrls, dsn, set_tenant, tenant_transaction
 from opshub.db.sql import Connection
 from tests.conftest import TenantHandle
 
@@ -572,12 +572,33 @@ async def test_user_principal_ignores_a_disabled_user(
 
 
 async def test_login_candidate_returns_only_the_matching_user(
-    tenant_a: TenantHandle, tenant_b: TenantHandle, app_pool: asyncpg.Pool
+    tenant_a: TenantHandle, tenant_b: TenantHandle, urls: DatabaseUrls
 ) -> None:
-    async with app_pool.acquire() as conn, conn.transaction():
+    conn = await asyncpg.connect(dsn(urls.login))
+    try:
         rows = await conn.fetch(
             "SELECT tenant_id, role FROM opshub_login_candidate($1)",
             tenant_a.email.upper(),
         )
+    finally:
+        await conn.close()
     assert [tuple(row) for row in rows] == [(tenant_a.id, "owner")]
     assert tenant_b.id not in {row["tenant_id"] for row in rows}
+
+
+async def test_the_app_role_cannot_read_password_hashes_through_the_login_lookup(
+    tenant_a: TenantHandle, app_pool: asyncpg.Pool
+) -> None:
+    async with app_pool.acquire() as conn:
+        with pytest.raises(asyncpg.InsufficientPrivilegeError):
+            await conn.fetch("SELECT password_hash FROM opshub_login_candidate($1)", tenant_a.email)
+
+
+async def test_the_login_role_can_read_no_tenant_data(urls: DatabaseUrls) -> None:
+    conn = await asyncpg.connect(dsn(urls.login))
+    try:
+        for table in ("users", "api_keys", "credentials", "tasks"):
+            with pytest.raises(asyncpg.InsufficientPrivilegeError):
+                await conn.fetch(f"SELECT * FROM {table} LIMIT 1")  # noqa: S608 - fixed names
+    finally:
+        await conn.close()

@@ -39,6 +39,10 @@ def build_crew(
             # Anthropic models would otherwise count tokens around every call.
             respect_context_window=False,
             max_iter=MAX_ITERATIONS,
+            # The model SDK already retries what is worth retrying (429, 5xx, honouring
+            # Retry-After); CrewAI running the whole task again on any error would call a key
+            # the provider refused with 401 three times per run.
+            max_retry_limit=0,
             verbose=False,
         )
         for key, spec in definition["agents"].items()

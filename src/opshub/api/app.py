@@ -9,6 +9,7 @@ from fastapi import FastAPI
 from starlette.routing import Route
 
 from opshub import __version__
+from opshub.api.body_limit import BodySizeLimitMiddleware
 from opshub.api.errors import register_error_handlers
 from opshub.api.middleware import RequestContextMiddleware
 from opshub.api.openapi import install_openapi
@@ -71,6 +72,7 @@ def create_app(
         docs_url=None,  # served by mount_console from the package's own Swagger UI files
     )
     register_error_handlers(app)
+    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_request_body_bytes)
     app.add_middleware(RequestContextMiddleware)
     instrument_app(app)
     for router in (

@@ -52,6 +52,7 @@ async def tenant_context(
         principal = await auth_service.authenticate(
             conn, bearer=bearer, jwt_secret=state.jwt_secret
         )
+        await state.requests.check(principal.tenant_id)
         yield TenantContext(conn=conn, principal=principal)
 
 
@@ -83,6 +84,23 @@ def require_role(minimum: Role) -> Callable[[TenantContext], Awaitable[TenantCon
     return check
 
 
+async def admin_principal(
+    state: StateDep, authorization: Annotated[str | None, Header()] = None
+) -> Principal:
+    """An admin or higher, authenticated in a transaction of its own that has ended: for routes
+    that wait on outside services, which must not hold a pooled connection meanwhile."""
+    bearer = _bearer(authorization)
+    async with transaction(state.app_pool) as conn:
+        principal = await auth_service.authenticate(
+            conn, bearer=bearer, jwt_secret=state.jwt_secret
+        )
+    await state.requests.check(principal.tenant_id)
+    if not principal.role.at_least(Role.admin):
+        raise PermissionDeniedError(f"this needs the {Role.admin.value} role or higher")
+    return principal
+
+
+AdminPrincipalDep = Annotated[Principal, Depends(admin_principal)]
 # The transaction commits when the route returns, before the response is sent.
 ViewerDep = Annotated[TenantContext, Depends(require_role(Role.viewer), scope="function")]
 MemberDep = Annotated[TenantContext, Depends(require_role(Role.member), scope="function")]

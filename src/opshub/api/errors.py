@@ -36,6 +36,18 @@ _STATUS: list[tuple[type[DomainError], int]] = [
     (EmbeddingFailedError, 502),
 ]
 _HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}
+# The database, or the way to it, is away (stopped, restarting, out of connections): the request
+# may succeed if sent again shortly.
+DATABASE_UNAVAILABLE: tuple[type[Exception], ...] = (
+    OSError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.ConnectionDoesNotExistError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.AdminShutdownError,
+    asyncpg.CrashShutdownError,
+    asyncpg.TooManyConnectionsError,
+)
+RETRY_AFTER_SECONDS = 5
 
 
 def error_response(
@@ -85,6 +97,18 @@ async def _unstorable_value(_: Request, exc: Exception) -> JSONResponse:
     return error_response(422, "invalid_request", "a value in the request can't be stored")
 
 
+async def _database_unavailable(_: Request, exc: Exception) -> JSONResponse:
+    # Answered here, not by the last-resort handler: that one re-raises after answering, and the
+    # server then drops the client's kept-alive connection.
+    log.warning("database unavailable", error=type(exc).__name__)
+    return error_response(
+        503,
+        "database_unavailable",
+        "the database is unavailable; try again shortly",
+        headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+    )
+
+
 async def _unexpected_error(_: Request, exc: Exception) -> JSONResponse:
     log.error("unhandled error", exc_info=exc)
     return error_response(500, "internal_error", "something went wrong on our side")
@@ -95,4 +119,6 @@ def register_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(asyncpg.DataError, _unstorable_value)
+    for error in DATABASE_UNAVAILABLE:
+        app.add_exception_handler(error, _database_unavailable)
     app.add_exception_handler(Exception, _unexpected_error)

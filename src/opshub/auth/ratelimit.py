@@ -1,4 +1,5 @@
-"""Login attempts per e-mail per one-minute window: in Redis when configured, else in-process."""
+"""Login attempts per one-minute window, per e-mail and per source address: in Redis when
+configured, else in-process; in-process too while Redis is away, so sign-in outlives it."""
 
 from __future__ import annotations
 
@@ -6,11 +7,15 @@ import hashlib
 import time
 from typing import Protocol
 
+import structlog
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
 from opshub.auth.errors import RateLimitedError
 
 WINDOW_SECONDS = 60
+REDIS_RETRY_SECONDS = 5.0
+log = structlog.get_logger(__name__)
 
 
 class AttemptCounter(Protocol):
@@ -49,14 +54,45 @@ class LocalAttemptCounter:
         return self._counts[key], WINDOW_SECONDS - now % WINDOW_SECONDS
 
 
+class FallbackAttemptCounter:
+    """Redis while it answers; an in-process count while it doesn't (tried again every few
+    seconds). Each process then limits on its own: looser, but sign-in keeps working."""
+
+    def __init__(self, redis: Redis) -> None:
+        self._redis = RedisAttemptCounter(redis)
+        self._local = LocalAttemptCounter()
+        self._redis_retry_at = 0.0
+
+    async def hit(self, key: str) -> tuple[int, int]:
+        if time.monotonic() >= self._redis_retry_at:
+            try:
+                return await self._redis.hit(key)
+            except (RedisError, OSError) as exc:
+                log.warning("login limits in-process while Redis is away", error=type(exc).__name__)
+                self._redis_retry_at = time.monotonic() + REDIS_RETRY_SECONDS
+        return await self._local.hit(key)
+
+
+def _key(kind: str, value: str) -> str:
+    return f"{kind}:{hashlib.sha256(value.encode()).hexdigest()[:32]}"
+
+
 class LoginRateLimiter:
-    def __init__(self, counter: AttemptCounter, *, per_minute: int) -> None:
+    def __init__(self, counter: AttemptCounter, *, per_minute: int, per_address: int) -> None:
         self._counter = counter
         self._per_minute = per_minute
+        self._per_address = per_address
 
-    async def check(self, email: str) -> None:
-        key = hashlib.sha256(email.strip().lower().encode()).hexdigest()[:32]
-        attempts, retry_after = await self._counter.hit(key)
+    async def check(self, email: str, *, address: str | None = None) -> None:
+        """``address``: the client's; many e-mails from one address are one flood."""
+        if address is not None:
+            attempts, retry_after = await self._counter.hit(_key("address", address))
+            if attempts > self._per_address:
+                raise RateLimitedError(
+                    "too many login attempts from this address; try again later",
+                    retry_after=retry_after,
+                )
+        attempts, retry_after = await self._counter.hit(_key("email", email.strip().lower()))
         if attempts > self._per_minute:
             raise RateLimitedError(
                 "too many login attempts for this e-mail; try again later", retry_after=retry_after

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 
+import asyncpg
 from sqlalchemy import text
 
 from opshub.auth import crypto
@@ -62,14 +62,21 @@ async def authenticate(conn: Connection, *, bearer: str, jwt_secret: bytes) -> P
 
 
 async def verify_login(
-    conn: Connection, *, email: str, password: str, limiter: LoginRateLimiter
+    pool: asyncpg.Pool,
+    *,
+    email: str,
+    password: str,
+    limiter: LoginRateLimiter,
+    password_checks: crypto.PasswordChecks,
+    address: str | None = None,
 ) -> Principal:
-    """The user an e-mail and password belong to, within the login limits."""
-    await limiter.check(email)
-    row = await sql.fetchrow(conn, _LOGIN_CANDIDATE, {"email": email.strip()})
-    verified = await asyncio.to_thread(
-        crypto.verify_password, row["password_hash"] if row else None, password
-    )
+    """The user an e-mail and password belong to, within the login limits (``address``: the
+    client's, for the per-address limit). ``pool`` is the sign-in role's; its connection is held
+    for the lookup only, so a login waiting for a password check holds none."""
+    await limiter.check(email, address=address)
+    async with pool.acquire() as conn:
+        row = await sql.fetchrow(conn, _LOGIN_CANDIDATE, {"email": email.strip()})
+    verified = await password_checks.verify(row["password_hash"] if row else None, password)
     if row is None or not verified:
         raise AuthenticationError("wrong e-mail or password", code="invalid_credentials")
     return Principal(
@@ -81,15 +88,25 @@ async def verify_login(
 
 
 async def login(
-    conn: Connection,
+    pool: asyncpg.Pool,
     *,
     email: str,
     password: str,
     limiter: LoginRateLimiter,
+    password_checks: crypto.PasswordChecks,
     jwt_secret: bytes,
     ttl_seconds: int,
+    address: str | None = None,
 ) -> tuple[str, int]:
-    user = await verify_login(conn, email=email, password=password, limiter=limiter)
+    """``address``: the client's, for the per-address limit."""
+    user = await verify_login(
+        pool,
+        email=email,
+        password=password,
+        limiter=limiter,
+        password_checks=password_checks,
+        address=address,
+    )
     return crypto.issue_token(
         secret=jwt_secret,
         user_id=user.subject_id,

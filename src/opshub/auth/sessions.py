@@ -15,10 +15,8 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import text
 
-from opshub.auth import service as auth_service
 from opshub.auth.errors import AuthenticationError
 from opshub.auth.models import Principal, PrincipalKind
-from opshub.auth.ratelimit import LoginRateLimiter
 from opshub.db import sql
 from opshub.db.engine import set_tenant
 from opshub.db.sql import Connection
@@ -56,15 +54,10 @@ def _hash(token: str) -> bytes:
 
 
 async def start(
-    conn: Connection,
-    *,
-    email: str,
-    password: str,
-    limiter: LoginRateLimiter,
-    ttl_seconds: int,
+    conn: Connection, *, user: Principal, ttl_seconds: int
 ) -> tuple[str, ConsoleSession]:
-    """Sign in; returns (the cookie's token, the session). Binds the transaction to the tenant."""
-    user = await auth_service.verify_login(conn, email=email, password=password, limiter=limiter)
+    """A session for a user whose password was verified (``auth.service.verify_login``); returns
+    (the cookie's token, the session). Binds the transaction to the tenant."""
     await set_tenant(conn, user.tenant_id)
     token, csrf_token = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
     session_id = await sql.fetchval(

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import uuid
-from collections.abc import Awaitable, Callable
+from collections import Counter
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -13,6 +15,7 @@ import asyncpg
 import httpx
 import structlog
 
+from opshub.auth.errors import RateLimitedError
 from opshub.config import Settings
 from opshub.credentials import service as credentials_service
 from opshub.credentials.checks import CHECKS, CheckResult
@@ -21,12 +24,12 @@ from opshub.credentials.models import Health, Provider
 from opshub.credentials.schemas import CredentialRead
 from opshub.credentials.store import SecretStore
 from opshub.db.engine import tenant_transaction
-from opshub.db.sql import Connection
 from opshub.errors import DomainError
 
 log = structlog.get_logger(__name__)
 
 CHECK_TIMEOUT = 10.0
+CHECK_RETRY_AFTER_SECONDS = int(CHECK_TIMEOUT)
 
 
 async def check(
@@ -42,8 +45,33 @@ async def check(
         return CheckResult(Health.unreachable, f"an answer opshub can't read: {type(exc).__name__}")
 
 
+class OutboundChecks:
+    """Credential checks a tenant may have in flight at once: one more is refused at once, so a
+    tenant checking against servers that never answer can't pile up work for everyone else."""
+
+    def __init__(self, *, per_tenant: int) -> None:
+        self._per_tenant = per_tenant
+        self._in_flight: Counter[uuid.UUID] = Counter()
+
+    @contextlib.asynccontextmanager
+    async def slot(self, tenant_id: uuid.UUID) -> AsyncIterator[None]:
+        if self._in_flight[tenant_id] >= self._per_tenant:
+            raise RateLimitedError(
+                f"this tenant has {self._per_tenant} credential checks in flight; try again "
+                "when they have answered",
+                retry_after=CHECK_RETRY_AFTER_SECONDS,
+            )
+        self._in_flight[tenant_id] += 1
+        try:
+            yield
+        finally:
+            self._in_flight[tenant_id] -= 1
+            if not self._in_flight[tenant_id]:
+                del self._in_flight[tenant_id]
+
+
 async def check_stored(
-    conn: Connection,
+    pool: asyncpg.Pool,
     client: httpx.AsyncClient,
     *,
     store: SecretStore,
@@ -51,25 +79,29 @@ async def check_stored(
     tenant_id: uuid.UUID,
     provider: Provider,
 ) -> CredentialRead:
-    """Check the stored credential inside the caller's transaction and record the outcome.
+    """Check the stored credential and record the outcome, for the API's save and check-now.
 
-    For the API's save and check-now: the caller waits for the answer anyway. The scheduled
-    sweep uses ``check_and_record``, which holds no connection while a provider answers.
+    Each database step is a short transaction of its own: no connection is held while the
+    provider answers (a slow or silent one would otherwise take the pool from every tenant).
+    A secret store that can't be read is the caller's error (``CredentialStoreError``).
     """
-    secret = await credentials_service.read_secret(
-        conn, store=store, tenant_id=tenant_id, provider=provider
-    )
+    async with tenant_transaction(pool, tenant_id) as conn:
+        secret = await credentials_service.read_secret(
+            conn, store=store, tenant_id=tenant_id, provider=provider
+        )
     if secret is not None:
         result = await check(client, provider=provider, secret=secret, settings=settings)
-        await credentials_service.record_health(
-            conn,
-            tenant_id=tenant_id,
-            provider=provider,
-            status=result.status,
-            detail=result.detail,
-            checked_at=datetime.now(UTC),
-        )
-    return await credentials_service.get_or_raise(conn, tenant_id=tenant_id, provider=provider)
+        async with tenant_transaction(pool, tenant_id) as conn:
+            await credentials_service.record_health(
+                conn,
+                tenant_id=tenant_id,
+                provider=provider,
+                status=result.status,
+                detail=result.detail,
+                checked_at=datetime.now(UTC),
+            )
+    async with tenant_transaction(pool, tenant_id) as conn:
+        return await credentials_service.get_or_raise(conn, tenant_id=tenant_id, provider=provider)
 
 
 async def check_and_record(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Annotated, Any, Literal
@@ -12,6 +11,7 @@ from pydantic import BaseModel, Field, HttpUrl, ValidationError, field_validator
 
 from opshub.credentials.errors import InvalidSecretError
 from opshub.credentials.models import Health, Provider, Source
+from opshub.outbound import Network, in_allowed_networks, is_internal_name
 from opshub.schemas import StrictInput
 
 # Visible ASCII only: a key pasted with a zero-width or non-breaking space can never be sent in
@@ -121,36 +121,6 @@ IDENTIFYING_FIELD: dict[Provider, str] = {
 # Secrets that name a server the hub will call: a tenant must not aim the hub at the platform's
 # own network (server-side request forgery) unless the operator allows it.
 URL_FIELDS = {Provider.openai_compatible: "base_url", Provider.saleor: "url"}
-_INTERNAL_SUFFIXES = (".localhost", ".local", ".internal", ".localdomain")
-
-
-Network = ipaddress.IPv4Network | ipaddress.IPv6Network
-
-
-def is_internal_host(host: str) -> bool:
-    """Loopback, private, link-local or reserved addresses, and names that only mean those.
-
-    A public name that resolves to a private address is not caught here (that needs the
-    resolution at connect time); literal addresses and the well-known internal names are.
-    """
-    host = host.strip("[]").lower()
-    if host == "localhost" or host.endswith(_INTERNAL_SUFFIXES):
-        return True
-    try:
-        address = ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    return not address.is_global
-
-
-def in_allowed_networks(host: str, networks: Sequence[Network]) -> bool:
-    """An address the operator named as a private network tenants may use (a GPU box, Ollama
-    on the LAN). Only addresses are matched: a name means nothing until it is resolved."""
-    try:
-        address = ipaddress.ip_address(host.strip("[]"))
-    except ValueError:
-        return False
-    return any(address in network for network in networks)
 
 
 def validate_secret(
@@ -174,7 +144,7 @@ def validate_secret(
     url_field = URL_FIELDS.get(provider)
     if url_field and not allow_internal_urls:
         host = (getattr(model, url_field).host or "").lower()
-        if is_internal_host(host) and not in_allowed_networks(host, allowed_networks):
+        if is_internal_name(host) and not in_allowed_networks(host, allowed_networks):
             message = "the URL points at an internal address, which this hub does not call"
             raise InvalidSecretError(
                 message,

@@ -20,13 +20,13 @@ from opshub.credentials.schemas import (
     IDENTIFYING_FIELD,
     CredentialRead,
     CredentialSummary,
-    Network,
     validate_secret,
 )
 from opshub.credentials.store import SecretStore, StoredRow
 from opshub.db.sql import Connection, load_queries
 from opshub.errors import NotFoundError
 from opshub.events import outbox
+from opshub.outbound import Network
 
 QUERIES = load_queries(Path(__file__).with_name("queries.sql"))
 

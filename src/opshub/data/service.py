@@ -15,7 +15,7 @@ import functools
 import io
 import json
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import asyncpg
@@ -24,6 +24,7 @@ from pydantic import BaseModel, ValidationError
 from sqlalchemy import (
     BindParameter,
     ColumnElement,
+    Numeric,
     Select,
     Text,
     TextClause,
@@ -54,7 +55,11 @@ def _document(resource: Resource) -> ColumnElement[str]:
     """The read shape of a row as JSON text, built by the database."""
     pairs: list[Any] = []
     for name in resource.read.model_fields:
-        pairs += [literal_column(f"'{name}'"), resource.column(name)]
+        column: ColumnElement[Any] = resource.column(name)
+        if isinstance(column.type, Numeric):
+            # Money as text ("25.50"), as the OpenAPI says (a decimal), never a JSON float.
+            column = column.cast(Text)
+        pairs += [literal_column(f"'{name}'"), column]
     return func.json_build_object(*pairs).cast(Text).label("doc")
 
 
@@ -243,7 +248,10 @@ def parse_csv(body: bytes, *, resource: Resource) -> list[dict[str, Any]]:
     except UnicodeDecodeError as exc:
         raise InvalidInputError("the CSV is not UTF-8") from exc
     reader = csv.DictReader(io.StringIO(text))
-    header = reader.fieldnames or []
+    try:
+        header = reader.fieldnames or []
+    except csv.Error as exc:  # a header cell over the csv module's field limit, and the like
+        raise InvalidInputError(f"the CSV header is not valid: {exc}") from None
     repeated = sorted({name for name in header if header.count(name) > 1})
     if repeated:
         raise InvalidInputError(f"CSV columns appear more than once: {', '.join(repeated)}")
@@ -253,7 +261,7 @@ def parse_csv(body: bytes, *, resource: Resource) -> list[dict[str, Any]]:
             f"unknown CSV columns for {resource.name}: {', '.join(sorted(unknown))}"
         )
     rows: list[dict[str, Any]] = []
-    for number, record in enumerate(reader):
+    for number, record in enumerate(_records(reader)):
         if None in record:
             raise InvalidInputError(
                 f"CSV row {number} has more cells than the header", details={"rows": [number]}
@@ -271,6 +279,24 @@ def parse_csv(body: bytes, *, resource: Resource) -> list[dict[str, Any]]:
             row[key] = value
         rows.append(row)
     return rows
+
+
+def _records(reader: csv.DictReader[str]) -> Iterator[dict[str | Any, str | Any]]:
+    """The reader's rows; a row it can't read (a cell over 131,072 characters, a stray quote
+    under strict rules) is the client's error, named by its number as the other row errors."""
+    number = 0
+    while True:
+        try:
+            record = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            raise InvalidInputError(
+                f"CSV row {number} can't be read: {exc}",
+                details={"rows": [{"row": number, "loc": "body", "message": str(exc)}]},
+            ) from None
+        yield record
+        number += 1
 
 
 # Rules that span stored and patched values live in the database as CHECK constraints.

@@ -17,6 +17,7 @@ from opshub.db.embedded import start_embedded_postgres
 from opshub.db.sql import Connection
 
 SET_TENANT = "SELECT set_config('app.tenant_id', $1, true)"
+LOGIN_ROLE = "opshub_login"
 
 
 @dataclass(frozen=True)
@@ -28,6 +29,11 @@ class DatabaseUrls:
 
     owner: str
     app: str
+
+    @property
+    def login(self) -> str:
+        """The sign-in lookup's role (``LOGIN_ROLE``): the app URL with that user instead."""
+        return make_url(self.app).set(username=LOGIN_ROLE).render_as_string(hide_password=False)
 
 
 def resolve_database_urls(settings: Settings) -> DatabaseUrls:

@@ -57,6 +57,7 @@ async def migrate(urls: DatabaseUrls) -> None:
         await asyncio.to_thread(upgrade, urls.owner)
         async with engine.begin() as conn:
             await provision_app_role(conn, urls.app, exists=existing)
+            await provision_login_role(conn, urls.login)
         await checkpoints.setup(urls.owner)
     finally:
         await engine.dispose()
@@ -120,7 +121,20 @@ async def check_app_role(conn: AsyncConnection, app_url: str) -> bool:
 
 
 async def provision_app_role(conn: AsyncConnection, app_url: str, *, exists: bool) -> None:
-    url = make_url(app_url)
+    await _provision_role(conn, app_url, exists=exists)
+    await conn.execute(text(f'GRANT opshub_tenant TO "{make_url(app_url).username}"'))
+
+
+async def provision_login_role(conn: AsyncConnection, login_url: str) -> None:
+    """The sign-in path's role: it may call the login lookup, and nothing else."""
+    role = make_url(login_url).username
+    exists = await conn.scalar(text("SELECT 1 FROM pg_roles WHERE rolname = :r"), {"r": role})
+    await _provision_role(conn, login_url, exists=exists is not None)
+    await conn.execute(text(f'GRANT opshub_signin TO "{role}"'))
+
+
+async def _provision_role(conn: AsyncConnection, url_text: str, *, exists: bool) -> None:
+    url = make_url(url_text)
     verb = "ALTER" if exists else "CREATE"
     statement = (
         f'{verb} ROLE "{url.username}" LOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE'
@@ -131,4 +145,3 @@ async def provision_app_role(conn: AsyncConnection, app_url: str, *, exists: boo
         )
         statement += f" PASSWORD {quoted}"
     await conn.execute(text(statement))
-    await conn.execute(text(f'GRANT opshub_tenant TO "{url.username}"'))

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import asyncpg
+import httpx
 from pydantic import SecretStr
 
 from opshub.config import Settings
@@ -29,6 +30,7 @@ from opshub.errors import DomainError, InvalidInputError
 from opshub.llm import fallback
 from opshub.llm.classify import classify_provider_error
 from opshub.llm.crewai_setup import prepare_crewai
+from opshub.outbound import PublicOnlySyncTransport, PublicOnlyTransport
 
 if TYPE_CHECKING:
     from crewai import LLM
@@ -140,7 +142,13 @@ class LLMFactory:
 
         api_key, base_url = self._endpoint(provider, secret)
         prefix = "anthropic" if provider is Provider.anthropic else "openai"
-        extra = {"organization": secret["organization"]} if "organization" in secret else {}
+        extra: dict[str, Any] = (
+            {"organization": secret["organization"]} if "organization" in secret else {}
+        )
+        if self._tenant_chosen(provider):
+            from opshub.llm.public_only import PublicOnly
+
+            extra["interceptor"] = PublicOnly(allowed=self._settings.allowed_private_networks)
         return LLM(
             model=f"{prefix}/{model}",
             api_key=api_key,
@@ -167,6 +175,15 @@ class LLMFactory:
             )
         from langchain_openai import ChatOpenAI
 
+        clients: dict[str, Any] = {}
+        if self._tenant_chosen(provider):
+            allowed = self._settings.allowed_private_networks
+            clients = {
+                "http_client": httpx.Client(transport=PublicOnlySyncTransport(allowed=allowed)),
+                "http_async_client": httpx.AsyncClient(
+                    transport=PublicOnlyTransport(allowed=allowed)
+                ),
+            }
         return ChatOpenAI(
             organization=secret.get("organization"),
             model=model,
@@ -174,7 +191,12 @@ class LLMFactory:
             base_url=base_url,
             timeout=timeout,
             max_retries=retries,
+            **clients,
         )
+
+    def _tenant_chosen(self, provider: Provider) -> bool:
+        """The base URL is the tenant's (a self-hosted model): checked at every call."""
+        return provider is Provider.openai_compatible and not self._settings.allow_internal_urls
 
 
 def secret_digest(secret: dict[str, Any]) -> str:

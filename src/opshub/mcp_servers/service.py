@@ -10,12 +10,12 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from opshub.credentials.schemas import is_internal_host
 from opshub.credentials.store import SecretStore, StoredRow
 from opshub.crews.registry import CREWS
 from opshub.db.sql import Connection, Record, load_queries
 from opshub.mcp_servers.errors import InvalidMcpServerError, McpServerNotFoundError
 from opshub.mcp_servers.schemas import McpServerPut, McpServerRead
+from opshub.outbound import is_internal_name
 
 QUERIES = load_queries(Path(__file__).with_name("queries.sql"))
 
@@ -45,7 +45,7 @@ def _refuse(field: str, message: str) -> InvalidMcpServerError:
 
 
 def _check(body: McpServerPut, *, allow_internal_urls: bool) -> None:
-    if not allow_internal_urls and is_internal_host(body.url.host or ""):
+    if not allow_internal_urls and is_internal_name(body.url.host or ""):
         raise _refuse("url", "the URL points at an internal address, which this hub does not call")
     unknown = sorted(set(body.crews) - set(CREWS))
     if unknown:

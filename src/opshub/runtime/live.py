@@ -4,6 +4,8 @@ With Redis, each task has a pub/sub channel and each API process one connection 
 to the channels its clients watch (500 watchers cost one connection, not 500). Without Redis (the
 single-process embedded mode) the worker hands events to the API in memory. Events are published
 after they are stored, so a client that reads the stored events and then listens misses nothing.
+While Redis is away, ``polling()`` says so and watchers read the stored events every second
+instead; each watcher is woken (an empty batch) when Redis goes away and when it is back.
 """
 
 from __future__ import annotations
@@ -41,6 +43,9 @@ class LiveEvents(Protocol):
         self, task_id: uuid.UUID
     ) -> contextlib.AbstractAsyncContextManager[asyncio.Queue[Batch]]: ...
 
+    def polling(self) -> bool:
+        """True while live messages may not arrive: watchers read the database meanwhile."""
+
 
 class _Watchers:
     def __init__(self) -> None:
@@ -49,6 +54,11 @@ class _Watchers:
     def deliver(self, task_id: uuid.UUID, events: Batch) -> None:
         for queue in self.queues.get(task_id, ()):
             queue.put_nowait(events)
+
+    def wake_all(self) -> None:
+        for queues in self.queues.values():
+            for queue in queues:
+                queue.put_nowait([])
 
 
 class LocalLiveEvents:
@@ -60,6 +70,9 @@ class LocalLiveEvents:
     async def publish(self, batches: dict[uuid.UUID, Batch]) -> None:
         for task_id, events in batches.items():
             self._watchers.deliver(task_id, events)
+
+    def polling(self) -> bool:
+        return False
 
     @contextlib.asynccontextmanager
     async def watch(self, task_id: uuid.UUID) -> AsyncIterator[asyncio.Queue[Batch]]:
@@ -83,6 +96,16 @@ class RedisLiveEvents:
         self._pubsub = redis.pubsub(ignore_subscribe_messages=True)
         self._changed = asyncio.Lock()
         self._listener: asyncio.Task[None] | None = None
+        self._away = False
+
+    def polling(self) -> bool:
+        return self._away
+
+    def _set_away(self, away: bool) -> None:
+        if away != self._away:
+            log.warning("live events from the database" if away else "live events from Redis again")
+            self._away = away
+            self._watchers.wake_all()
 
     async def publish(self, batches: dict[uuid.UUID, Batch]) -> None:
         """One round trip for them all: a busy worker's loop resumes once, not once a task."""
@@ -102,8 +125,10 @@ class RedisLiveEvents:
             first = not self._watchers.queues.get(task_id)
             self._watchers.queues[task_id].add(queue)
             if first:
-                with contextlib.suppress(RedisError, OSError):
+                try:
                     await self._pubsub.subscribe(channel(task_id))
+                except (RedisError, OSError):
+                    self._set_away(True)  # the listener subscribes it once Redis is back
             if self._listener is None or self._listener.done():
                 self._listener = asyncio.create_task(self._listen())
         try:
@@ -119,6 +144,10 @@ class RedisLiveEvents:
 
     async def _listen(self) -> None:
         while not stop_requested():
+            if self._away:
+                await asyncio.sleep(0.5)
+                self._set_away(not await self._resubscribe())
+                continue
             if not self._pubsub.subscribed:
                 await asyncio.sleep(0.05)
                 continue
@@ -126,8 +155,7 @@ class RedisLiveEvents:
                 message = await self._pubsub.get_message(timeout=1.0)
             except (RedisError, OSError) as exc:
                 log.warning("live events listener reconnecting", error=type(exc).__name__)
-                await asyncio.sleep(0.5)
-                await self._resubscribe()
+                self._set_away(True)
                 continue
             if message is None:
                 continue
@@ -136,11 +164,17 @@ class RedisLiveEvents:
             task_id = uuid.UUID(name.rpartition(":")[2])
             self._watchers.deliver(task_id, orjson.loads(message["data"]))
 
-    async def _resubscribe(self) -> None:
-        with contextlib.suppress(RedisError, OSError):
+    async def _resubscribe(self) -> bool:
+        """Join every watched channel again; False while Redis doesn't answer."""
+        try:
             channels = [channel(task_id) for task_id in self._watchers.queues]
             if channels:
                 await self._pubsub.subscribe(*channels)
+            else:
+                await self._redis.ping()
+        except (RedisError, OSError):
+            return False
+        return True
 
     async def close(self) -> None:
         if self._listener is not None:

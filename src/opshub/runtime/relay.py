@@ -87,7 +87,8 @@ class OutboxRelay:
                     await asyncio.wait_for(self._wake.wait(), poll_seconds)
                 self._wake.clear()
         finally:
-            await listener.remove_listener("opshub_outbox", self._notified)
+            if not listener.is_closed():  # else lost with the database: nothing to undo
+                await listener.remove_listener("opshub_outbox", self._notified)
             await self._pool.release(listener)
 
     def _notified(self, *_args: object) -> None:

@@ -21,6 +21,7 @@ import structlog
 from opshub import __version__
 from opshub.config import Settings
 from opshub.observability.metrics import WEBHOOK_DELIVERIES
+from opshub.outbound import PublicOnlyTransport
 from opshub.runtime.loops import stop_requested
 from opshub.runtime.queue import QUERIES
 from opshub.webhooks import signing
@@ -35,10 +36,13 @@ class WebhookSender:
         self._settings = settings
 
     async def run(self, *, poll_seconds: float = 1.0) -> None:
+        # The URL was checked when the task was submitted; its name may resolve elsewhere now.
+        transport = None if self._settings.allow_internal_urls else PublicOnlyTransport()
         async with httpx.AsyncClient(
             timeout=self._settings.webhook_timeout_seconds,
             headers={"User-Agent": f"opshub/{__version__}"},
             follow_redirects=False,
+            transport=transport,
         ) as client:
             while not stop_requested():
                 try:

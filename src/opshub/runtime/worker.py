@@ -52,7 +52,7 @@ from opshub.runtime import crew_events, crew_run, queue
 from opshub.runtime.action_executor import ActionExecutor
 from opshub.runtime.events import RunEvents, TaskEventWriter
 from opshub.runtime.live import LiveEvents
-from opshub.runtime.loops import stop_all, stop_requested
+from opshub.runtime.loops import Loops, keep_running, stop_all, stop_requested
 from opshub.runtime.memory_write_back import MemoryWriteBack
 from opshub.runtime.queue import QUERIES
 from opshub.runtime.run_outcome import RunOutcomes, TaskCancelledError, answer_of
@@ -97,9 +97,11 @@ class Worker:
         concurrency: int | None = None,
         embedders: Embedders | None = None,
         memory_indexes: IndexBuilder | None = None,
+        loops: Loops | None = None,
     ) -> None:
         """``database_url``: the owner's, for the chat router's checkpoints. ``embedders``,
-        ``memory_indexes``: the API's, when the worker shares its process."""
+        ``memory_indexes``, ``loops``: the API's, when the worker shares its process."""
+        self._loops = loops or Loops("worker.")
         self._owner_pool = owner_pool
         self._app_pool = app_pool
         self._resolver = resolver
@@ -113,6 +115,7 @@ class Worker:
         )
         self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self._runs: dict[uuid.UUID, Run] = {}
+        self._cancel_checks: set[asyncio.Task[None]] = set()
         self._wake = asyncio.Event()
         self._writer: TaskEventWriter | None = None
         self._http: httpx.AsyncClient | None = None
@@ -141,39 +144,55 @@ class Worker:
         # One connection pool for every tool's and executor's calls to connected services.
         self._http = httpx.AsyncClient(timeout=CONNECTOR_TIMEOUT, follow_redirects=False)
         await self._router.start()
+        # Each loop outlives a lost database connection (``keep_running``), this one included.
+        writer = self._loops.start("events", self._writer.run)
+        executor = ActionExecutor(
+            owner_pool=self._owner_pool,
+            app_pool=self._app_pool,
+            resolver=self._resolver,
+            settings=self._settings,
+            http=self._http,
+            live=self._live,
+        )
+        webhooks = WebhookSender(pool=self._owner_pool, settings=self._settings)
         helpers = [
-            asyncio.create_task(self._writer.run()),
-            asyncio.create_task(self._heartbeat()),
-            asyncio.create_task(
-                WebhookSender(pool=self._owner_pool, settings=self._settings).run()
-            ),
-            asyncio.create_task(
-                ActionExecutor(
-                    owner_pool=self._owner_pool,
-                    app_pool=self._app_pool,
-                    resolver=self._resolver,
-                    settings=self._settings,
-                    http=self._http,
-                    live=self._live,
-                ).run()
-            ),
+            self._loops.start("heartbeat", self._heartbeat),
+            self._loops.start("webhooks", webhooks.run),
+            self._loops.start("actions", executor.run),
+            self._loops.start("notifications", self._listen),
         ]
-        listener = await self._owner_pool.acquire()
-        await listener.add_listener("opshub_tasks", self._on_new_task)
-        await listener.add_listener("opshub_task_cancel", self._on_cancel)
         log.info("worker started", worker=self.worker_id, concurrency=self._concurrency)
         try:
-            await self._claim_loop()
+            await keep_running("worker.claims", self._claim_loop)
         finally:
-            await self._shut_down()
-            await listener.remove_listener("opshub_tasks", self._on_new_task)
-            await listener.remove_listener("opshub_task_cancel", self._on_cancel)
-            await self._owner_pool.release(listener)
-            # The writer goes last: it stores the final events of the runs above.
-            await stop_all(helpers[1:])
-            await stop_all(helpers[:1])
-            await self._http.aclose()
-            await self._router.stop()
+            try:
+                await self._shut_down()
+            finally:
+                # The writer goes last: it stores the final events of the runs above.
+                await stop_all(helpers)
+                await stop_all([writer])
+                await self._http.aclose()
+                await self._router.stop()
+
+    async def _listen(self) -> None:
+        """New tasks and cancels by NOTIFY, on a connection of its own: when that connection is
+        lost, this ends with an error and ``keep_running`` listens again on a new one."""
+        lost = asyncio.Event()
+        async with self._owner_pool.acquire() as conn:
+            conn.add_termination_listener(lambda _conn: lost.set())
+            await conn.add_listener("opshub_tasks", self._on_new_task)
+            await conn.add_listener("opshub_task_cancel", self._on_cancel)
+            try:
+                while not stop_requested() and not conn.is_closed():
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(lost.wait(), 1.0)
+            finally:
+                if not conn.is_closed():
+                    await conn.remove_listener("opshub_tasks", self._on_new_task)
+                    await conn.remove_listener("opshub_task_cancel", self._on_cancel)
+        if not stop_requested():
+            self._wake.set()  # tasks queued while nobody listened
+            raise ConnectionError("the notification connection was lost")
 
     async def _warm_up(self) -> None:
         """Load what a fresh process loads on first use before the first claim: the first runs
@@ -253,8 +272,31 @@ class Worker:
         self._wake.set()
 
     def _on_cancel(self, _conn: object, _pid: int, _channel: str, payload: str) -> None:
-        run = self._runs.get(uuid.UUID(payload))
-        if run is not None:
+        """Anyone with the app role can NOTIFY this channel: the payload only says which run to
+        look at, and the row whether it is to stop. A payload that is no task id is ignored."""
+        try:
+            task_id = uuid.UUID(payload)
+        except ValueError:
+            return
+        if task_id in self._runs:
+            check = asyncio.create_task(self._cancel_if_requested(task_id))
+            self._cancel_checks.add(check)
+            check.add_done_callback(self._cancel_checks.discard)
+
+    async def _cancel_if_requested(self, task_id: uuid.UUID) -> None:
+        try:
+            requested = await queue.renew_leases(
+                self._owner_pool,
+                task_ids=[task_id],
+                worker_id=self.worker_id,
+                lease_seconds=self._settings.task_lease_seconds,
+            )
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            # The heartbeat reads the same flag at its next renewal.
+            log.warning("checking a cancel failed", error=type(exc).__name__)
+            return
+        run = self._runs.get(task_id)
+        if run is not None and requested.get(task_id):
             run.request_cancel()
 
     async def _heartbeat(self) -> None:

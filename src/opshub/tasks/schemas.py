@@ -9,8 +9,8 @@ from typing import Any, Literal
 
 from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, field_validator
 
-from opshub.credentials.schemas import is_internal_host
 from opshub.errors import InvalidInputError
+from opshub.outbound import is_internal_name
 from opshub.schemas import StrictInput
 from opshub.tasks.models import TaskStatus
 
@@ -36,7 +36,7 @@ class TaskCreate(StrictInput):
 
 def check_webhook_url(url: AnyHttpUrl, *, allow_internal_urls: bool) -> None:
     """A webhook must not aim the hub at the platform's own network."""
-    if not allow_internal_urls and is_internal_host(url.host or ""):
+    if not allow_internal_urls and is_internal_name(url.host or ""):
         message = "the webhook URL points at an internal address, which this hub does not call"
         raise InvalidInputError(
             message, details={"fields": [{"loc": "body.webhook_url", "message": message}]}

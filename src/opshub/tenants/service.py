@@ -13,6 +13,7 @@ import asyncpg
 from sqlalchemy import func, insert, select, update
 
 from opshub.auth import crypto
+from opshub.auth.errors import PermissionDeniedError
 from opshub.db import sql
 from opshub.db.sql import Connection
 from opshub.errors import NotFoundError
@@ -83,7 +84,14 @@ async def list_api_keys(conn: Connection) -> list[ApiKeyRead]:
     return [ApiKeyRead.model_validate(dict(row)) for row in rows]
 
 
-async def revoke_api_key(conn: Connection, *, key_id: uuid.UUID) -> ApiKeyRead:
+async def revoke_api_key(conn: Connection, *, key_id: uuid.UUID, revoker: Role) -> ApiKeyRead:
+    """``revoker``: the caller's role; a key of a higher role is not theirs to revoke (an admin
+    could otherwise lock the owner's automation out)."""
+    role = await sql.fetchval(conn, select(ApiKey.role).where(ApiKey.id == key_id))
+    if role is None:
+        raise NotFoundError("no such API key")
+    if not revoker.at_least(Role(role)):
+        raise PermissionDeniedError(f"revoking a key of the {role} role needs that role or higher")
     statement = (
         update(ApiKey)
         .where(ApiKey.id == key_id)

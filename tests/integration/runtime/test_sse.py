@@ -28,7 +28,11 @@ from fastapi import FastAPI
 from httpx import AsyncClient
 from redis.asyncio import Redis
 
+from opshub.api.app import create_app
+from opshub.config import Settings
+from opshub.db.engine import DatabaseUrls, tenant_transaction
 from opshub.runtime.live import RedisLiveEvents, channel
+from opshub.tasks import service as tasks_service
 from tests.conftest import REDIS_URL, TenantHandle
 from tests.fakes.llm import FakeLLMServer
 from tests.integration.runtime.conftest import store_openai_key, wait_for_status
@@ -466,3 +470,37 @@ async def test_two_hundred_watchers_share_one_pubsub_connection() -> None:
             for n, task_id in enumerate(task_ids):
                 for queue in queues[task_id]:
                     assert (await queue.get())[0]["seq"] == n
+
+
+async def test_with_redis_away_a_watcher_reads_new_events_from_the_database_at_once(
+    settings: Settings, urls: DatabaseUrls, tenant_a: TenantHandle, app_pool: asyncpg.Pool
+) -> None:
+    away = settings.model_copy(update={"redis_url": "redis://127.0.0.1:9/0"})
+    app = create_app(away, urls)
+    transport = StreamingASGITransport(app)
+    async with (
+        app.router.lifespan_context(app),
+        AsyncClient(transport=transport, base_url="http://opshub") as client,
+    ):
+        submitted = await client.post(
+            "/v1/tasks", json={"crew": "assistant", "input": "hello"}, headers=tenant_a.headers
+        )
+        task_id = uuid.UUID(submitted.json()["id"])
+        async with client.stream(
+            "GET", f"/v1/tasks/{task_id}/events", headers=tenant_a.headers
+        ) as stream:
+            lines = stream.aiter_lines()
+            async with asyncio.timeout(30):
+                while (await anext(lines)) != ": watching":  # the stream's first write
+                    pass
+            # A worker elsewhere stores the run's end; its publish to Redis is lost.
+            async with tenant_transaction(app_pool, tenant_a.id) as conn:
+                await tasks_service.append_event(
+                    conn, tenant_id=tenant_a.id, task_id=task_id, type="task.succeeded", data={}
+                )
+            stored_at = time.monotonic()
+            async with asyncio.timeout(30):
+                while (await anext(lines)) != "event: task.succeeded":
+                    pass
+            # Not after the 15 s keep-alive: the stream polls while Redis is away.
+            assert time.monotonic() - stored_at < 5

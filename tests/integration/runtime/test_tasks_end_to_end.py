@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
+import time
+import uuid
+
+import asyncpg
 from httpx import AsyncClient
 
 from tests.conftest import TenantHandle
@@ -42,3 +48,62 @@ async def test_a_task_runs_to_its_answer_with_the_tenants_key(
     assert types[0] == "task.started"
     assert types[-1] == "task.succeeded"
     assert "tool.call" in types and "tool.result" in types and "llm.call" in types
+
+
+async def test_a_key_the_provider_refuses_is_called_once_and_the_task_fails(
+    hub_client: AsyncClient, tenant_b: TenantHandle, fake_llm: FakeLLMServer
+) -> None:
+    await store_openai_key(hub_client, tenant_b)
+    marker = f"refused-{uuid.uuid4().hex[:8]}"
+    fake_llm.script_error("openai", 401, times=3)
+    try:
+        response = await hub_client.post(
+            "/v1/tasks",
+            json={"crew": "assistant", "input": f"Summarise {marker}"},
+            headers=tenant_b.headers,
+        )
+        assert response.status_code == 202, response.text
+
+        task = await wait_for_status(hub_client, tenant_b, response.json()["id"])
+        calls = [
+            call
+            for call in fake_llm.requests_for("/v1/chat/completions")
+            if marker in json.dumps(call.body)
+        ]
+    finally:
+        fake_llm.reset()  # the 401s it was never asked for again
+    assert task["status"] == "failed", task
+    assert task["error"]["code"] == "credential_invalid"
+    assert len(calls) == 1
+
+
+async def test_a_forged_or_malformed_cancel_notification_leaves_a_run_alone(
+    hub_client: AsyncClient,
+    tenant_a: TenantHandle,
+    fake_llm: FakeLLMServer,
+    app_pool: asyncpg.Pool,
+) -> None:
+    await store_openai_key(hub_client, tenant_a)
+    marker = f"forged-{uuid.uuid4().hex[:8]}"
+    fake_llm.script_openai("Finished despite the forged cancel.", latency=2.0)
+    response = await hub_client.post(
+        "/v1/tasks",
+        json={"crew": "assistant", "input": f"Summarise {marker}"},
+        headers=tenant_a.headers,
+    )
+    task_id = response.json()["id"]
+    deadline = time.monotonic() + 30
+    while not any(
+        marker in json.dumps(c.body) for c in fake_llm.requests_for("/v1/chat/completions")
+    ):
+        assert time.monotonic() < deadline, "the model call never started"
+        await asyncio.sleep(0.05)
+
+    # Anything holding the app role can NOTIFY; only the task's row says whether it is cancelled.
+    async with app_pool.acquire() as conn:
+        await conn.execute("SELECT pg_notify('opshub_task_cancel', $1)", task_id)
+        await conn.execute("SELECT pg_notify('opshub_task_cancel', 'not a task id')")
+
+    task = await wait_for_status(hub_client, tenant_a, task_id)
+    assert task["status"] == "succeeded", task
+    assert task["result"] == "Finished despite the forged cancel."

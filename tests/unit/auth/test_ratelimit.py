@@ -1,4 +1,4 @@
-"""The login rate limiter, in-process and on the real local Redis."""
+"""The login rate limiter: in-process, on the real local Redis, and with Redis away."""
 
 from __future__ import annotations
 
@@ -12,10 +12,18 @@ import pytest
 from redis.asyncio import Redis
 
 from opshub.auth.errors import RateLimitedError
-from opshub.auth.ratelimit import LocalAttemptCounter, LoginRateLimiter, RedisAttemptCounter
+from opshub.auth.ratelimit import (
+    AttemptCounter,
+    FallbackAttemptCounter,
+    LocalAttemptCounter,
+    LoginRateLimiter,
+    RedisAttemptCounter,
+)
 from tests.conftest import REDIS_URL
 
 PER_MINUTE = 5
+PER_ADDRESS = 8
+NO_REDIS = "redis://127.0.0.1:9/0"  # nothing listens on the discard port
 
 
 def unique_email() -> str:
@@ -44,13 +52,35 @@ async def redis_factory() -> AsyncIterator[Callable[[], Redis]]:
         await client.aclose()
 
 
-@pytest.fixture(params=["local", "redis"])
+@pytest.fixture(params=["local", "redis", "redis-away"])
 async def limiter(
     request: pytest.FixtureRequest, redis_factory: Callable[[], Redis]
-) -> LoginRateLimiter:
+) -> AsyncIterator[LoginRateLimiter]:
+    """``redis-away``: the API's counter while its Redis doesn't answer."""
     if request.param == "local":
-        return LoginRateLimiter(LocalAttemptCounter(), per_minute=PER_MINUTE)
-    return LoginRateLimiter(RedisAttemptCounter(redis_factory()), per_minute=PER_MINUTE)
+        counter: AttemptCounter = LocalAttemptCounter()
+    elif request.param == "redis":
+        counter = FallbackAttemptCounter(redis_factory())
+    else:
+        away = Redis.from_url(NO_REDIS)
+        counter = FallbackAttemptCounter(away)
+    yield LoginRateLimiter(counter, per_minute=PER_MINUTE, per_address=PER_ADDRESS)
+    if request.param == "redis-away":
+        await away.aclose()
+
+
+async def test_many_emails_from_one_address_are_refused_after_the_address_limit(
+    limiter: LoginRateLimiter,
+) -> None:
+    flooding, other = (f"2001:db8::{uuid.uuid4().hex[:4]}" for _ in range(2))
+    await start_of_a_fresh_window()
+    for _ in range(PER_ADDRESS):
+        await limiter.check(unique_email(), address=flooding)
+    with pytest.raises(RateLimitedError, match="this address") as refused:
+        await limiter.check(unique_email(), address=flooding)
+
+    assert 0 < refused.value.retry_after <= 60
+    await limiter.check(unique_email(), address=other)
 
 
 async def test_the_attempt_after_the_limit_is_refused_with_a_retry_after(
@@ -101,8 +131,12 @@ async def test_two_limiters_sharing_one_redis_share_the_count(
     redis_factory: Callable[[], Redis],
 ) -> None:
     # Two API processes, each with its own connection and limiter, behind one load balancer.
-    first = LoginRateLimiter(RedisAttemptCounter(redis_factory()), per_minute=PER_MINUTE)
-    second = LoginRateLimiter(RedisAttemptCounter(redis_factory()), per_minute=PER_MINUTE)
+    first = LoginRateLimiter(
+        RedisAttemptCounter(redis_factory()), per_minute=PER_MINUTE, per_address=PER_ADDRESS
+    )
+    second = LoginRateLimiter(
+        RedisAttemptCounter(redis_factory()), per_minute=PER_MINUTE, per_address=PER_ADDRESS
+    )
     email = unique_email()
     await start_of_a_fresh_window()
 
@@ -119,7 +153,9 @@ async def test_concurrent_attempts_through_redis_are_all_counted(
     redis_factory: Callable[[], Redis],
 ) -> None:
     limiters = [
-        LoginRateLimiter(RedisAttemptCounter(redis_factory()), per_minute=PER_MINUTE)
+        LoginRateLimiter(
+            RedisAttemptCounter(redis_factory()), per_minute=PER_MINUTE, per_address=PER_ADDRESS
+        )
         for _ in range(3)
     ]
     email = unique_email()
@@ -138,7 +174,9 @@ async def test_redis_counters_expire_so_redis_does_not_fill_up(
     redis_factory: Callable[[], Redis],
 ) -> None:
     redis = redis_factory()
-    limiter = LoginRateLimiter(RedisAttemptCounter(redis), per_minute=PER_MINUTE)
+    limiter = LoginRateLimiter(
+        RedisAttemptCounter(redis), per_minute=PER_MINUTE, per_address=PER_ADDRESS
+    )
     email = unique_email()
     await start_of_a_fresh_window()
 
@@ -153,8 +191,8 @@ async def test_redis_counters_expire_so_redis_does_not_fill_up(
 
 async def test_local_counters_are_per_process() -> None:
     # Why several processes need Redis: each in-process counter only sees its own attempts.
-    first = LoginRateLimiter(LocalAttemptCounter(), per_minute=PER_MINUTE)
-    second = LoginRateLimiter(LocalAttemptCounter(), per_minute=PER_MINUTE)
+    first = LoginRateLimiter(LocalAttemptCounter(), per_minute=PER_MINUTE, per_address=PER_ADDRESS)
+    second = LoginRateLimiter(LocalAttemptCounter(), per_minute=PER_MINUTE, per_address=PER_ADDRESS)
     email = unique_email()
     await start_of_a_fresh_window()
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 import uuid
 from typing import Literal
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
 
 from opshub.api.deps import StateDep, ViewerDep
@@ -34,16 +34,17 @@ class WhoAmI(BaseModel):
 
 
 @router.post("/token", response_model=TokenResponse)
-async def create_token(body: TokenRequest, state: StateDep) -> TokenResponse:
-    async with state.app_pool.acquire() as conn:
-        token, expires_in = await auth_service.login(
-            conn,
-            email=body.email,
-            password=body.password,
-            limiter=state.limiter,
-            jwt_secret=state.jwt_secret,
-            ttl_seconds=state.settings.jwt_ttl_seconds,
-        )
+async def create_token(body: TokenRequest, state: StateDep, request: Request) -> TokenResponse:
+    token, expires_in = await auth_service.login(
+        state.login_pool,
+        email=body.email,
+        password=body.password,
+        limiter=state.limiter,
+        password_checks=state.password_checks,
+        jwt_secret=state.jwt_secret,
+        ttl_seconds=state.settings.jwt_ttl_seconds,
+        address=request.client.host if request.client else None,
+    )
     return TokenResponse(access_token=token, expires_in=expires_in)
 
 

@@ -52,6 +52,10 @@ async def readyz(state: StateDep) -> JSONResponse:
             results[name] = "ok"
         except Exception as exc:
             results[name] = f"unavailable: {type(exc).__name__}"
+    # A background loop only ends when stopped, or by a bug: either way its work no longer
+    # happens here (tasks would queue for ever behind a dead claim loop).
+    ended = state.loops.ended()
+    results["loops"] = f"ended: {', '.join(ended)}" if ended else "ok"
     ready = all(v == "ok" for v in results.values())
     return JSONResponse(
         {"status": "ready" if ready else "not_ready", "checks": results},

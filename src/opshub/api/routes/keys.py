@@ -29,4 +29,4 @@ async def create_key(ctx: AdminDep, body: ApiKeyCreate) -> ApiKeyCreated:
 
 @router.delete("/{key_id}", response_model=ApiKeyRead)
 async def revoke_key(ctx: AdminDep, key_id: uuid.UUID) -> ApiKeyRead:
-    return await tenants_service.revoke_api_key(ctx.conn, key_id=key_id)
+    return await tenants_service.revoke_api_key(ctx.conn, key_id=key_id, revoker=ctx.principal.role)

@@ -21,6 +21,7 @@ from opshub.tasks.schemas import TaskCreate, TaskEvent, TaskPage, TaskRead, chec
 
 router = APIRouter(prefix="/v1/tasks", tags=["tasks"])
 KEEPALIVE_SECONDS = 15.0
+POLL_SECONDS = 1.0
 
 
 @router.post("", response_model=TaskRead, status_code=202)
@@ -154,13 +155,17 @@ async def task_events(
                             return
                     if stored:
                         continue  # there may be more pages
+                polling = state.live.polling()  # Redis is away: read the stored events
                 try:
-                    batch = await asyncio.wait_for(live.get(), KEEPALIVE_SECONDS)
+                    batch = await asyncio.wait_for(
+                        live.get(), POLL_SECONDS if polling else KEEPALIVE_SECONDS
+                    )
                 except TimeoutError:
-                    yield b": keep-alive\n\n"
+                    if not polling:
+                        yield b": keep-alive\n\n"
                     read_stored = True
                     continue
-                read_stored = False
+                read_stored = not batch  # empty: Redis went away or came back
                 # A batch leaves as one write: with hundreds of watchers, writes are the cost.
                 frames: list[bytes] = []
                 ended = False

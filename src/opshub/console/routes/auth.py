@@ -10,6 +10,7 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from opshub.api.deps import StateDep
+from opshub.auth import service as auth_service
 from opshub.auth import sessions
 from opshub.auth.errors import AuthenticationError, RateLimitedError
 from opshub.console.deps import CSRF_FIELD, FormDep
@@ -72,18 +73,22 @@ async def login(
             status_code=403,
         )
     try:
+        user = await auth_service.verify_login(
+            state.login_pool,
+            email=email,
+            password=password,
+            limiter=state.limiter,
+            password_checks=state.password_checks,
+            address=request.client.host if request.client else None,
+        )
         async with transaction(state.app_pool) as conn:
             token, _ = await sessions.start(
-                conn,
-                email=email,
-                password=password,
-                limiter=state.limiter,
-                ttl_seconds=state.settings.console_session_ttl_seconds,
+                conn, user=user, ttl_seconds=state.settings.console_session_ttl_seconds
             )
     except RateLimitedError as exc:
         return _login_page(
             request,
-            error=f"Too many attempts for this e-mail; try again in {exc.retry_after} s.",
+            error=f"Too many sign-in attempts; try again in {exc.retry_after} s.",
             email=email,
             status_code=429,
         )

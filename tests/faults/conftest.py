@@ -1,0 +1,288 @@
+"""Real processes, and servers of the tests' own that the tests kill and start again.
+
+Each fault test gets a PostgreSQL (pgserver's binaries, its own data directory) and a Redis
+(``redis-server`` on a free loopback port) that nothing else uses, never the machine's shared
+ones; opshub runs as ``python -m opshub`` subprocesses against them, and the model is the fake
+on loopback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+import warnings
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import asyncpg
+import httpx
+import psutil
+import pytest
+from sqlalchemy import make_url
+
+from opshub.db.engine import DatabaseUrls, create_pool, dsn, transaction
+from opshub.db.migrate import migrate
+from opshub.tenants import service as tenants_service
+from tests.conftest import TenantHandle
+from tests.fakes.llm import FakeLLMServer
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")
+    import pgserver
+
+REPO = Path(__file__).resolve().parents[2]
+STARTUP = 120.0  # a worker imports CrewAI before its first claim; the machine is shared
+TERMINAL = {"succeeded", "failed", "cancelled"}
+T = TypeVar("T")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+async def until(check: Callable[[], Awaitable[T | None]], within: float, what: str) -> T:
+    """Poll ``check`` until it returns something other than None or False."""
+    deadline = time.monotonic() + within
+    while True:
+        value = await check()
+        if value is not None and value is not False:
+            return value
+        assert time.monotonic() < deadline, f"gave up waiting for {what}"
+        await asyncio.sleep(0.1)
+
+
+class FaultPostgres:
+    """A PostgreSQL 16 + pgvector of the test's own, killed with SIGKILL and started again."""
+
+    def __init__(self, root: Path) -> None:
+        self._root = root
+        self._pgdata = root / "pg"
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            # Stopped and removed by this class: pgserver's own stop knows only the first server.
+            self._server = pgserver.get_server(  # type: ignore[attr-defined]
+                self._pgdata, cleanup_mode=None
+            )
+        self._server.psql("CREATE DATABASE opshub;")
+        uri = make_url(self._server.get_uri("opshub"))
+        self._socket_dir = str(uri.query["host"])
+        owner = uri.set(drivername="postgresql+asyncpg")
+        self.urls = DatabaseUrls(
+            owner=owner.render_as_string(hide_password=False),
+            app=owner.set(username="opshub_app").render_as_string(hide_password=False),
+        )
+
+    def _postmaster(self) -> psutil.Process | None:
+        pid_file = self._pgdata / "postmaster.pid"
+        if not pid_file.exists():
+            return None
+        try:
+            return psutil.Process(int(pid_file.read_text().split()[0]))
+        except psutil.NoSuchProcess:
+            return None
+
+    def kill(self) -> None:
+        """As a crash does: the postmaster and every backend at once."""
+        postmaster = self._postmaster()
+        assert postmaster is not None, "PostgreSQL is not running"
+        processes = [postmaster, *postmaster.children(recursive=True)]
+        for process in processes:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                process.send_signal(signal.SIGKILL)
+        psutil.wait_procs(processes, timeout=10)
+
+    def start(self) -> None:
+        """Start again after a kill: crash recovery first, which can take a while here."""
+        args = ["-w", "-t", "120", "-o", '-h ""', "-o", f"-k {self._socket_dir}"]
+        pgserver.pg_ctl(  # type: ignore[attr-defined]
+            [*args, "-l", str(self._pgdata / "log"), "start"],
+            pgdata=self._pgdata,
+            user=self._server.system_user,
+            timeout=150,
+        )
+
+    def remove(self) -> None:
+        if self._postmaster() is not None:
+            self.kill()
+        self._server.cleanup()
+        shutil.rmtree(self._root, ignore_errors=True)
+
+
+class FaultRedis:
+    """A ``redis-server`` of the test's own on a fixed port, killed and started again."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self._process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self._process = subprocess.Popen(  # noqa: S603 - a server the test starts itself
+            [
+                shutil.which("redis-server") or "/usr/bin/redis-server",
+                "--bind",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            with socket.socket() as s:
+                if s.connect_ex(("127.0.0.1", self.port)) == 0:
+                    return
+            time.sleep(0.05)
+        raise RuntimeError("redis-server did not start")
+
+    def kill(self) -> None:
+        if self._process is not None and self._process.poll() is None:
+            self._process.kill()
+            self._process.wait(timeout=10)
+
+
+@dataclass
+class OpshubProcess:
+    """``python -m opshub <command>`` with its output in a log file."""
+
+    process: subprocess.Popen[bytes]
+    log: Path
+    port: int | None = None
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def lease_prefix(self) -> str:
+        """How this process's task leases begin (``Worker.worker_id``)."""
+        return f"{socket.gethostname()}:{self.process.pid}:"
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")[-8000:]
+
+
+@dataclass
+class Cluster:
+    """One test's servers and opshub processes, and an owner pool for the test's own checks."""
+
+    postgres: FaultPostgres
+    redis: FaultRedis
+    fake_llm: FakeLLMServer
+    data_dir: Path
+    logs: Path
+    owner: asyncpg.Pool
+    processes: list[OpshubProcess] = field(default_factory=list)
+
+    def env(self, **overrides: str) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("OPSHUB_")}
+        env.update(
+            OPSHUB_DATABASE_URL=dsn(self.postgres.urls.owner),
+            OPSHUB_DATABASE_APP_URL=dsn(self.postgres.urls.app),
+            OPSHUB_REDIS_URL=self.redis.url,
+            OPSHUB_DATA_DIR=str(self.data_dir),
+            OPSHUB_OPENAI_BASE_URL=f"{self.fake_llm.base_url}/v1",
+            OPSHUB_TASK_LEASE_SECONDS="2",
+            OPSHUB_TASK_RETRY_BACKOFF_SECONDS="0.2",
+            OPSHUB_CREDENTIAL_CACHE_SECONDS="0",
+            OPSHUB_LLM_MAX_RETRIES="0",
+            OPSHUB_CREDENTIAL_CHECK_MINUTES="0",
+            OPSHUB_MEMORY_EXTRACTION="false",
+            OPSHUB_WORKER_SHUTDOWN_GRACE_SECONDS="5",
+            OPSHUB_ALLOW_INTERNAL_URLS="true",
+            OPSHUB_LOG_LEVEL="INFO",
+        )
+        env.update(overrides)
+        return env
+
+    def spawn(self, *command: str, http: bool = False, **env: str) -> OpshubProcess:
+        """``http``: the command serves the API; it gets a port of its own."""
+        port = free_port() if http else None
+        args = [*command, "--port", str(port)] if http else list(command)
+        log = self.logs / f"{command[0]}-{len(self.processes)}.log"
+        with log.open("wb") as sink:
+            process = subprocess.Popen(  # noqa: S603 - our own CLI
+                [sys.executable, "-X", "faulthandler", "-m", "opshub", *args],
+                cwd=REPO,
+                env=self.env(**env),
+                stdout=sink,
+                stderr=subprocess.STDOUT,
+            )
+        started = OpshubProcess(process, log, port)
+        self.processes.append(started)
+        return started
+
+    async def serving(self, api: OpshubProcess) -> None:
+        async def healthy() -> bool:
+            assert api.alive(), api.output()
+            try:
+                async with httpx.AsyncClient(base_url=api.base_url) as client:
+                    return (await client.get("/healthz")).status_code == 200
+            except httpx.TransportError:
+                return False
+
+        await until(healthy, STARTUP, "the API to listen")
+
+    async def tenant(self, name: str) -> TenantHandle:
+        email = f"owner-{uuid.uuid4().hex[:10]}@example.com"
+        password = "correct horse battery"
+        async with transaction(self.owner) as conn:
+            tenant, key = await tenants_service.create_tenant(
+                conn, name=name, owner_email=email, password=password
+            )
+        return TenantHandle(tenant.id, name, email, password, key)
+
+    async def count(self, sql: str, *args: Any) -> int:
+        value: int = await self.owner.fetchval(sql, *args)
+        return value
+
+
+@pytest.fixture(scope="session")
+def fake_llm() -> Iterator[FakeLLMServer]:
+    with FakeLLMServer(default_text="Final answer from the fake model.") as server:
+        yield server
+
+
+@pytest.fixture
+async def cluster(fake_llm: FakeLLMServer, tmp_path: Path) -> AsyncIterator[Cluster]:
+    fake_llm.reset()
+    # Short path: the server's unix socket lives in it and socket paths are capped at 107 bytes.
+    root = Path(tempfile.mkdtemp(prefix="ohf-", dir="/tmp"))
+    postgres = FaultPostgres(root)
+    redis = FaultRedis()
+    redis.start()
+    await migrate(postgres.urls)
+    owner = await create_pool(postgres.urls.owner, size=2)
+    cluster = Cluster(postgres, redis, fake_llm, root / "data", tmp_path, owner)
+    try:
+        yield cluster
+    finally:
+        for started in cluster.processes:
+            if started.alive():
+                started.process.kill()
+            started.process.wait(timeout=30)
+        owner.terminate()
+        redis.kill()
+        postgres.remove()
