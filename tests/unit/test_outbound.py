@@ -5,6 +5,7 @@ Outside names are stubbed (``getaddrinfo``), never resolved; the only server is 
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Iterator
 
 import httpx
@@ -65,6 +66,23 @@ async def test_a_name_with_any_private_address_among_its_answers_is_refused(
     async with httpx.AsyncClient(transport=PublicOnlyTransport()) as client:
         with pytest.raises(InternalAddressError):
             await client.get("https://mixed.customer.example/v1/models")
+
+
+async def test_a_model_box_in_an_allowed_private_network_is_reached_and_no_other(
+    receiver: Receiver, dns: dict[str, list[str]]
+) -> None:
+    """OPSHUB_ALLOWED_PRIVATE_NETWORKS holds at send time too: a name resolving into a named
+    network passes, one resolving anywhere else private still does not."""
+    dns["gpu-box.lan.example"] = ["127.0.0.1"]
+    dns["other.lan.example"] = ["127.0.0.2"]
+    allowed = [ipaddress.ip_network("127.0.0.1/32")]
+
+    async with httpx.AsyncClient(transport=PublicOnlyTransport(allowed=allowed)) as client:
+        reached = await client.post(f"http://gpu-box.lan.example:{receiver.port}/hook")
+        assert reached.status_code == 200
+        with pytest.raises(InternalAddressError):
+            await client.post(f"http://other.lan.example:{receiver.port}/hook")
+    assert receiver.received == 1
 
 
 @pytest.mark.parametrize(
