@@ -70,7 +70,7 @@ def served(cli_env: dict[str, str]) -> Iterator[str]:
 
 def test_serve_from_an_empty_data_dir_answers_readyz(served: str) -> None:
     body = httpx.get(f"{served}/readyz").json()
-    assert body == {"status": "ready", "checks": {"database": "ok"}}
+    assert body == {"status": "ready", "checks": {"database": "ok", "loops": "ok"}}
 
 
 def test_tenant_created_by_the_cli_can_call_the_api(cli_env: dict[str, str], served: str) -> None:
