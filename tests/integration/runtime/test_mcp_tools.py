@@ -12,12 +12,13 @@ from typing import Any
 
 import pytest
 from httpx import AsyncClient
+from prometheus_client import REGISTRY
 
 from tests.conftest import TenantHandle
 from tests.fakes.llm import FakeLLMServer
 from tests.fakes.mcp_tools_server import OrderDeskMcpServer
 from tests.integration.runtime.conftest import store_openai_key, wait_for_status
-from tests.integration.runtime.test_crews import submit, tool_results_seen
+from tests.integration.runtime.test_crews import submit, tool_results_seen, until
 
 TOKEN = "desk-token-5f0c2a9b7e"
 
@@ -48,6 +49,11 @@ async def task_events(client: AsyncClient, tenant: TenantHandle, task_id: str) -
     return [json.loads(line[6:]) for line in text.splitlines() if line.startswith("data: ")]
 
 
+def mcp_tool_calls() -> float:
+    """Calls of tenants' MCP tools in the metrics: one label for all, whatever their names."""
+    return REGISTRY.get_sample_value("opshub_tool_calls_total", {"tool": "mcp"}) or 0.0
+
+
 def closed_port_url() -> str:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -64,6 +70,7 @@ async def test_a_registered_read_tool_answers_the_crew_and_a_server_that_is_down
     await register(hub_client, tenant_a, "desk", desk.url)
     await register(hub_client, tenant_a, "gone", closed_port_url())
     before = len(fake_llm.requests_for("/v1/chat/completions"))
+    metered = mcp_tool_calls()
     fake_llm.script_openai(tool_calls=[("desk_lookup_order", {"order_id": "1001"})])
     fake_llm.script_openai("Order 1001 shipped on 2026-12-01 to Lisbon.")
 
@@ -85,6 +92,7 @@ async def test_a_registered_read_tool_answers_the_crew_and_a_server_that_is_down
     [down] = [e for e in events if e.get("tool") == "mcp-servers/gone"]
     assert down["type"] == "tool.result" and "could not be reached" in down["error"]
     assert TOKEN not in json.dumps(events)
+    await until(lambda: mcp_tool_calls() == metered + 1)
 
 
 async def test_a_side_effecting_tool_waits_for_approval_and_is_then_called_exactly_once(
