@@ -5,8 +5,10 @@ for approval and is then called exactly once."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import socket
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -128,3 +130,35 @@ async def test_a_side_effecting_tool_waits_for_approval_and_is_then_called_exact
     executed = await hub_client.get(f"/v1/actions/{action['id']}", headers=tenant_a.headers)
     assert executed.json()["status"] == "executed"
     assert executed.json()["outcome"]["result"] == "Refunded order 1001."
+
+
+async def test_a_policy_approving_mcp_tool_calls_lets_the_call_run_without_a_person(
+    hub_client: AsyncClient,
+    tenant_a: TenantHandle,
+    fake_llm: FakeLLMServer,
+    desk: OrderDeskMcpServer,
+) -> None:
+    await store_openai_key(hub_client, tenant_a)
+    await register(hub_client, tenant_a, "desk", desk.url)
+    policy = {"rules": [{"kind": "mcp.tool_call", "auto_approve": True}]}
+    set_policy = await hub_client.put("/v1/policies", json=policy, headers=tenant_a.headers)
+    assert set_policy.status_code == 200, set_policy.text
+    refunds = len(desk.calls_of("refund_order"))
+    arguments = {"order_id": "1002", "reason": "Lost in transit."}
+    fake_llm.script_openai(tool_calls=[("desk_refund_order", arguments)])
+    fake_llm.script_openai("Order 1002 is being refunded.")
+
+    task_id = await submit(hub_client, tenant_a, "operations", "Refund order 1002, it got lost.")
+    task = await wait_for_status(hub_client, tenant_a, task_id)
+
+    assert task["status"] == "succeeded", task
+    [action] = (await hub_client.get("/v1/actions", headers=tenant_a.headers)).json()["items"]
+    deadline = time.monotonic() + 20
+    while action["status"] != "executed":
+        assert action["status"] in ("approved", "executed") and time.monotonic() < deadline, action
+        await asyncio.sleep(0.05)
+        action = (
+            await hub_client.get(f"/v1/actions/{action['id']}", headers=tenant_a.headers)
+        ).json()
+    assert action["decided_by"] == "policy"  # not a person
+    assert desk.calls_of("refund_order")[refunds:] == [arguments]
