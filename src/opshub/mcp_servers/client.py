@@ -88,6 +88,8 @@ async def call_tool(server: McpServer, tool: str, arguments: dict[str, Any]) -> 
         item.text if isinstance(item, TextContent) else f"[{item.type} content]"
         for item in result.content
     )
+    if server.secret:  # a server echoing its token back must not put it in a result or a log
+        text = text.replace(server.secret, "[redacted]")
     if result.isError:
         raise McpToolFailedError(f"{tool} on MCP server '{server.name}' failed: {text}")
     return text

@@ -29,7 +29,7 @@ from opshub.mcp_servers.client import CALL_SECONDS, McpServer, call_tool, list_t
 from opshub.mcp_servers.errors import McpServerUnreachableError
 from opshub.tasks.models import EventType
 from opshub.tools.actions import propose
-from opshub.tools.connector import ConnectorTool, ToolFailure, redacted
+from opshub.tools.connector import ConnectorTool, ToolFailure
 from opshub.tools.context import ToolContext
 
 log = structlog.get_logger(__name__)
@@ -63,13 +63,10 @@ class McpTool(ConnectorTool):
                 call_tool(self.server, self.remote_name, arguments), CALL_SECONDS + 5
             )
         except DomainError as exc:
-            raise ToolFailure(self._redacted(exc.message)) from exc
+            raise ToolFailure(exc.message) from exc
         except TimeoutError as exc:
             raise ToolFailure(f"MCP server '{self.server.name}' did not answer in time.") from exc
-        return self._redacted(text)
-
-    def _redacted(self, text: str) -> str:
-        return redacted(text, {"token": self.server.secret}) if self.server.secret else text
+        return text
 
 
 def _tool(context: ToolContext, server: McpServer, tool: Tool, side_effecting: bool) -> McpTool:
