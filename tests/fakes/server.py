@@ -23,6 +23,7 @@ class BackgroundServer:
     """Serves ``app`` on 127.0.0.1 at a free port; a context manager, or start()/stop()."""
 
     name = "fake"
+    lifespan = "off"  # "on" for an app that starts its work in its lifespan
 
     def __init__(self, app: Any) -> None:
         self._app = app
@@ -42,7 +43,7 @@ class BackgroundServer:
             self._app,
             log_level="warning",
             access_log=False,
-            lifespan="off",
+            lifespan=self.lifespan,
             timeout_graceful_shutdown=1,
         )
         self._server = uvicorn.Server(config)

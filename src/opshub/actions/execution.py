@@ -18,6 +18,7 @@ import httpx
 from opshub.actions.kinds import Payload
 from opshub.config import Settings
 from opshub.credentials.resolver import ResolvedCredential
+from opshub.mcp_servers.client import McpServer
 
 
 @dataclass(frozen=True)
@@ -26,7 +27,15 @@ class ExecutionContext:
     tenant_id: uuid.UUID
     http: httpx.AsyncClient
     settings: Settings
-    credential: ResolvedCredential
+    credential: ResolvedCredential | None  # None: the kind's service has no provider credential
+    mcp_server: McpServer | None = None  # the server an mcp.tool_call goes to, as registered now
+
+    @property
+    def secret(self) -> dict[str, Any]:
+        """The provider credential's secret, for kinds executed with one."""
+        if self.credential is None:
+            raise RuntimeError("this action kind is executed without a provider credential")
+        return self.credential.secret
 
 
 # Returns the outcome recorded on the action (ids of what was created, the new values); raises a

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 from enum import StrEnum
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -23,6 +23,7 @@ class ActionKind(StrEnum):
     order_note = "saleor.order_note"
     budget_change = "ads.budget_change"
     campaign_status = "ads.campaign_status"
+    mcp_tool_call = "mcp.tool_call"
 
 
 class Payload(BaseModel):
@@ -94,6 +95,14 @@ class CampaignStatus(Payload):
     status: Literal["PAUSED", "ACTIVE"]
 
 
+class McpToolCall(Payload):
+    """One call of a side-effecting tool on one of the tenant's MCP servers."""
+
+    server: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$")
+    tool: str = Field(min_length=1, max_length=128)
+    arguments: dict[str, Any] = Field(default_factory=dict)
+
+
 PAYLOADS: dict[ActionKind, type[Payload]] = {
     ActionKind.product_create: ProductCreate,
     ActionKind.stock_update: StockUpdate,
@@ -101,11 +110,14 @@ PAYLOADS: dict[ActionKind, type[Payload]] = {
     ActionKind.order_note: OrderNote,
     ActionKind.budget_change: BudgetChange,
     ActionKind.campaign_status: CampaignStatus,
+    ActionKind.mcp_tool_call: McpToolCall,
 }
 
 
-def provider_for(payload: Payload) -> Provider:
-    """Whose credential executes the action."""
+def provider_for(payload: Payload) -> Provider | None:
+    """Whose credential executes the action; None for an MCP server (its own secret)."""
+    if isinstance(payload, McpToolCall):
+        return None
     if isinstance(payload, BudgetChange | CampaignStatus):
         return Provider(payload.channel.value)
     return Provider.saleor

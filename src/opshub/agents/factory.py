@@ -7,7 +7,7 @@ would be four copies of this function.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from crewai import LLM, Agent, Crew, Process, Task
@@ -26,14 +26,16 @@ def build_crew(
     *,
     llm: LLM,
     tools: Mapping[str, BaseTool],
+    shared_tools: Sequence[BaseTool] = (),
     stream: bool = False,
 ) -> Crew:
+    """``shared_tools`` (a tenant's MCP tools for the crew) go to every agent, after its own."""
     agents = {
         key: Agent(
             role=spec["role"],
             goal=spec["goal"],
             backstory=spec["backstory"],
-            tools=[tools[name] for name in spec["tools"]],
+            tools=[*(tools[name] for name in spec["tools"]), *shared_tools],
             llm=llm,
             allow_delegation=False,
             # Anthropic models would otherwise count tokens around every call.

@@ -58,6 +58,11 @@ class CredentialResolver:
         self._cache: dict[tuple[uuid.UUID, Provider], tuple[float, ResolvedCredential]] = {}
         self._listener: asyncio.Task[None] | None = None
 
+    @property
+    def store(self) -> SecretStore:
+        """The store behind it, for secrets kept under other names (an MCP server's)."""
+        return self._store
+
     async def resolve(self, *, tenant_id: uuid.UUID, provider: Provider) -> ResolvedCredential:
         key = (tenant_id, provider)
         cached = self._cache.get(key)

@@ -22,3 +22,6 @@ RETURNING *, (xmax = 0) AS created
 
 -- delete_server --
 DELETE FROM mcp_servers WHERE tenant_id = $1 AND name = $2 RETURNING secret_version
+
+-- servers_for_crew --
+SELECT * FROM mcp_servers WHERE tenant_id = $1 AND $2 = ANY (crews) ORDER BY name

@@ -7,12 +7,14 @@ actions, under the tenant's approval policies, instead of being called.
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from opshub.credentials.store import SecretStore, StoredRow
 from opshub.crews.registry import CREWS
 from opshub.db.sql import Connection, Record, load_queries
+from opshub.mcp_servers.client import McpServer
 from opshub.mcp_servers.errors import InvalidMcpServerError, McpServerNotFoundError
 from opshub.mcp_servers.schemas import McpServerPut, McpServerRead
 from opshub.outbound import is_internal_name
@@ -125,3 +127,75 @@ async def open_secret(
     )
     secret: dict[str, Any] = await store.open(conn, stored)
     return str(secret["token"])
+
+
+@dataclass(frozen=True)
+class CrewServer:
+    """A server registered for a crew, as one run uses it."""
+
+    server: McpServer
+    tools: frozenset[str] | None  # None: every tool the server lists
+    side_effecting_tools: frozenset[str]
+
+
+async def _server(
+    conn: Connection,
+    *,
+    tenant_id: uuid.UUID,
+    row: Record,
+    store: SecretStore,
+    allow_internal_urls: bool,
+) -> McpServer:
+    return McpServer(
+        name=row["name"],
+        url=row["url"],
+        secret=await open_secret(conn, tenant_id=tenant_id, row=row, store=store),
+        allow_internal_urls=allow_internal_urls,
+    )
+
+
+async def for_crew(
+    conn: Connection,
+    *,
+    tenant_id: uuid.UUID,
+    crew: str,
+    store: SecretStore,
+    allow_internal_urls: bool,
+) -> list[CrewServer]:
+    """The servers whose tools join ``crew``'s run, with their secrets opened."""
+    rows = await conn.fetch(QUERIES["servers_for_crew"], tenant_id, crew)
+    return [
+        CrewServer(
+            server=await _server(
+                conn,
+                tenant_id=tenant_id,
+                row=row,
+                store=store,
+                allow_internal_urls=allow_internal_urls,
+            ),
+            tools=frozenset(row["tools"]) if row["tools"] is not None else None,
+            side_effecting_tools=frozenset(row["side_effecting_tools"]),
+        )
+        for row in rows
+    ]
+
+
+async def connection(
+    conn: Connection,
+    *,
+    tenant_id: uuid.UUID,
+    name: str,
+    store: SecretStore,
+    allow_internal_urls: bool,
+) -> McpServer:
+    """The server as registered now, for executing an approved call to it."""
+    row = await conn.fetchrow(QUERIES["get_server"], tenant_id, name)
+    if row is None:
+        raise McpServerNotFoundError(f"MCP server '{name}' is no longer registered")
+    return await _server(
+        conn,
+        tenant_id=tenant_id,
+        row=row,
+        store=store,
+        allow_internal_urls=allow_internal_urls,
+    )

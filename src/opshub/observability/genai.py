@@ -23,16 +23,24 @@ import orjson
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
+from opshub.crews.registry import CREWS
 from opshub.llm import metering
 from opshub.observability.metrics import MODEL_ERRORS, TOOL_CALLS, TOOL_ERRORS
 from opshub.observability.tracing import tracer
 
 MAX_TEXT = 1_000
+# The hub's own tools are metric labels by name; a tenant's MCP tools (names the tenant chooses)
+# share one label, so no tenant can grow the metrics' series without bound. Spans keep the name.
+HUB_TOOLS = frozenset(tool for crew in CREWS.values() for a in crew.agents for tool in a.tools)
 CAPTURE_CONTENT = "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"
 
 
 def capture_content() -> bool:
     return os.environ.get(CAPTURE_CONTENT, "").strip().lower() == "true"
+
+
+def tool_label(name: str) -> str:
+    return name if name in HUB_TOOLS else "mcp"
 
 
 def trimmed(value: Any, limit: int = MAX_TEXT) -> str:
@@ -232,7 +240,7 @@ def _llm_failed(_source: Any, event: Any) -> None:
 
 
 def _tool_started(_source: Any, event: Any) -> None:
-    TOOL_CALLS.labels(event.tool_name).inc()
+    TOOL_CALLS.labels(tool_label(event.tool_name)).inc()
     if (run := current_trace.get()) is not None:
         attributes = {
             "gen_ai.operation.name": "execute_tool",
@@ -249,7 +257,7 @@ def _tool_finished(_source: Any, event: Any) -> None:
 
 
 def _tool_failed(_source: Any, event: Any) -> None:
-    TOOL_ERRORS.labels(event.tool_name).inc()
+    TOOL_ERRORS.labels(tool_label(event.tool_name)).inc()
     if (run := current_trace.get()) is not None:
         run.end(event, {}, _error_kind(event.error))
 

@@ -28,7 +28,7 @@ from pydantic_core import to_jsonable_python
 from opshub.actions import outcomes
 from opshub.actions.execution import ExecutionContext, Executor
 from opshub.actions.executors import EXECUTORS
-from opshub.actions.kinds import ActionKind, parse_payload, provider_for
+from opshub.actions.kinds import ActionKind, McpToolCall, parse_payload, provider_for
 from opshub.actions.schemas import ActionRead
 from opshub.config import Settings
 from opshub.connectors.errors import (
@@ -40,10 +40,12 @@ from opshub.connectors.errors import (
     ConnectorUnavailableError,
 )
 from opshub.credentials.errors import CredentialStoreError
-from opshub.credentials.resolver import CredentialResolver
+from opshub.credentials.resolver import CredentialResolver, ResolvedCredential
 from opshub.db.engine import tenant_transaction
 from opshub.db.sql import Record
 from opshub.errors import DomainError
+from opshub.mcp_servers import service as mcp_servers_service
+from opshub.mcp_servers.client import McpServer
 from opshub.observability.actions import action_recorded, traced_execution
 from opshub.runtime.live import LiveEvents, publish_stored
 from opshub.runtime.loops import stop_all, stop_requested
@@ -232,15 +234,20 @@ class ActionExecutor:
             return
         try:
             payload = parse_payload(kind, row["payload"])
-            credential = await self._resolver.resolve(
-                tenant_id=tenant_id, provider=provider_for(payload)
-            )
+            provider = provider_for(payload)
+            credential: ResolvedCredential | None = None
+            if provider is not None:
+                credential = await self._resolver.resolve(tenant_id=tenant_id, provider=provider)
+            mcp_server: McpServer | None = None
+            if isinstance(payload, McpToolCall):  # executed with the server as registered now
+                mcp_server = await self._mcp_server(tenant_id, payload)
             context = ExecutionContext(
                 action_id=action_id,
                 tenant_id=tenant_id,
                 http=http,
                 settings=self._settings,
                 credential=credential,
+                mcp_server=mcp_server,
             )
             outcome = await executor(context, payload)
         except ConnectorAuthError as exc:
@@ -264,6 +271,16 @@ class ActionExecutor:
         else:
             await self._record(
                 outcomes.record_executed, row, outcome=to_jsonable_python(outcome or {})
+            )
+
+    async def _mcp_server(self, tenant_id: uuid.UUID, payload: McpToolCall) -> McpServer:
+        async with tenant_transaction(self._app_pool, tenant_id) as conn:
+            return await mcp_servers_service.connection(
+                conn,
+                tenant_id=tenant_id,
+                name=payload.server,
+                store=self._resolver.store,
+                allow_internal_urls=self._settings.allow_internal_urls,
             )
 
     async def _retry_or_fail(

@@ -1,5 +1,6 @@
 """Everything a crew's run is built from: its YAML, the tenant's model, the run's tools (with the
-tenant's connector credentials), the recalled memories and the thread's history."""
+tenant's connector credentials, and the tools of the MCP servers it registered for the crew), the
+recalled memories and the thread's history."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from typing import Any
 
 import asyncpg
 from crewai import LLM, Crew
+from crewai.tools import BaseTool
 
 from opshub.agents.factory import build_crew, tool_names
 from opshub.crews.registry import definition
@@ -20,6 +22,7 @@ from opshub.memory.service import MemoryFilter
 from opshub.observability.runs import note_crew
 from opshub.runtime.events import RunEvents
 from opshub.tools.context import Connectors, ToolContext
+from opshub.tools.mcp import crew_mcp_tools
 from opshub.tools.toolbox import RunTools, build_tools
 
 
@@ -61,14 +64,18 @@ async def prepare(
         author=f"opshub {crew_name} crew",
     )
 
-    def build() -> Crew:
+    def build(shared: list[BaseTool]) -> Crew:
         tools = build_tools(tool_names(spec), run_tools)
-        return build_crew(spec, llm=llm, tools=tools, stream=stream)
+        return build_crew(spec, llm=llm, tools=tools, shared_tools=shared, stream=stream)
 
-    # Building agents and tools is pydantic-heavy CPU work: off the worker's loop, and meanwhile
-    # the recall waits on its embedding and its query.
+    async def crew_with_mcp_tools() -> Crew:
+        shared = await crew_mcp_tools(context, crew=crew_name)
+        # Building agents and tools is pydantic-heavy CPU work: off the worker's loop.
+        return await asyncio.to_thread(build, shared)
+
+    # The servers answer and the crew is built while the recall waits on its embedding and query.
     crew, memories = await asyncio.gather(
-        asyncio.to_thread(build),
+        crew_with_mcp_tools(),
         recall_for_run(memory, request=row["input"], scopes=scopes, token_budget=memory_tokens),
     )
     inputs = {

@@ -31,6 +31,7 @@ from opshub.db.engine import tenant_transaction
 from opshub.tasks.models import EventType
 from opshub.tools.ads import AdsTool
 from opshub.tools.connector import ToolFailure
+from opshub.tools.context import ToolContext
 
 CHANNEL_NAMES = {
     Channel.google_ads: "Google Ads",
@@ -50,6 +51,47 @@ def shop_ids(*ids: tuple[str, str]) -> None:
             raise ToolFailure(f"The proposal is not valid: {exc.message}.") from exc
 
 
+def propose(
+    context: ToolContext,
+    *,
+    tool: str,
+    kind: ActionKind,
+    payload: Payload,
+    summary: str,
+    impact: dict[str, Any] | None = None,
+) -> str:
+    """Record the proposal in the run's task, under the tenant's policies; the model's answer."""
+    if context.task_id is None:
+        raise ToolFailure("Changes can only be proposed within a task.")
+    task_id = context.task_id
+
+    async def record() -> Any:
+        async with tenant_transaction(context.app_pool, context.tenant_id) as conn:
+            return await actions_service.propose(
+                conn,
+                tenant_id=context.tenant_id,
+                task_id=task_id,
+                tool=tool,
+                kind=kind,
+                payload=payload.model_dump(mode="json"),
+                summary=summary,
+                estimated_impact=impact,
+            )
+
+    action = context.run(record())
+    if context.emit is not None:
+        context.emit(
+            EventType.action_proposed,
+            tool=tool,
+            text=summary,
+            action={"id": str(action.id), "kind": kind.value, "status": action.status},
+        )
+    said = f"Proposed action {action.id}: {summary.rstrip('.')}."
+    if action.status == "approved":
+        return f"{said} The business's policy approved it; it will be carried out shortly."
+    return f"{said} It awaits the business's approval."
+
+
 class ProposingTool(AdsTool):
     # A payload its action kind refuses (a bad slug, say) is answered like a refused argument.
     what = "proposal"
@@ -61,36 +103,9 @@ class ProposingTool(AdsTool):
         summary: str,
         impact: dict[str, Any] | None = None,
     ) -> str:
-        context = self.context
-        if context.task_id is None:
-            raise ToolFailure("Changes can only be proposed within a task.")
-        task_id = context.task_id
-
-        async def record() -> Any:
-            async with tenant_transaction(context.app_pool, context.tenant_id) as conn:
-                return await actions_service.propose(
-                    conn,
-                    tenant_id=context.tenant_id,
-                    task_id=task_id,
-                    tool=self.name,
-                    kind=kind,
-                    payload=payload.model_dump(mode="json"),
-                    summary=summary,
-                    estimated_impact=impact,
-                )
-
-        action = context.run(record())
-        if context.emit is not None:
-            context.emit(
-                EventType.action_proposed,
-                tool=self.name,
-                text=summary,
-                action={"id": str(action.id), "kind": kind.value, "status": action.status},
-            )
-        said = f"Proposed action {action.id}: {summary.rstrip('.')}."
-        if action.status == "approved":
-            return f"{said} The business's policy approved it; it will be carried out shortly."
-        return f"{said} It awaits the business's approval."
+        return propose(
+            self.context, tool=self.name, kind=kind, payload=payload, summary=summary, impact=impact
+        )
 
 
 class BudgetChangeArgs(BaseModel):

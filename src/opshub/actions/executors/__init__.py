@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from opshub.actions.execution import Executor
 from opshub.actions.executors.ads import change_budget, set_campaign_status
+from opshub.actions.executors.mcp import call_mcp_tool
 from opshub.actions.executors.saleor import (
     add_order_note,
     create_product,
@@ -19,4 +20,5 @@ EXECUTORS: dict[ActionKind, Executor] = {
     ActionKind.order_note: add_order_note,
     ActionKind.budget_change: change_budget,
     ActionKind.campaign_status: set_campaign_status,
+    ActionKind.mcp_tool_call: call_mcp_tool,
 }

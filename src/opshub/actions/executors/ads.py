@@ -14,7 +14,7 @@ from opshub.connectors.models import Channel
 
 
 def _client(ctx: ExecutionContext, channel: Channel) -> AdsClient:
-    return ads_client(channel, http=ctx.http, settings=ctx.settings, secret=ctx.credential.secret)
+    return ads_client(channel, http=ctx.http, settings=ctx.settings, secret=ctx.secret)
 
 
 async def change_budget(ctx: ExecutionContext, payload: BudgetChange) -> dict[str, Any]:

@@ -27,7 +27,7 @@ from opshub.credentials.models import Provider
 
 
 def _client(ctx: ExecutionContext) -> SaleorClient:
-    return SaleorClient(http=ctx.http, secret=ctx.credential.secret)
+    return SaleorClient(http=ctx.http, secret=ctx.secret)
 
 
 def note_marker(ctx: ExecutionContext) -> str:
