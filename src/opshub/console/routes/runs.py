@@ -71,11 +71,24 @@ async def run(request: Request, ctx: PageDep, task_id: uuid.UUID) -> HTMLRespons
         "run.html",
         ctx,
         task=task,
-        events=events,
+        events=streamed_text_joined(events),
         actions=actions,
         ended=ended,
         last_seq=events[-1].seq if events else 0,
     )
+
+
+def streamed_text_joined(events: list[TaskEvent]) -> list[TaskEvent]:
+    """A run's page shows an agent's streamed tokens as one step of text, not a step a word (the
+    live stream still sends them one by one; the page redraws joined when the run ends)."""
+    joined: list[TaskEvent] = []
+    for event in events:
+        last = joined[-1] if joined else None
+        if event.type == "token" and last and last.type == "token" and last.agent == event.agent:
+            joined[-1] = last.model_copy(update={"text": (last.text or "") + (event.text or "")})
+        else:
+            joined.append(event)
+    return joined
 
 
 def _frame(name: str, html: str, seq: int | None = None) -> bytes:
