@@ -98,3 +98,55 @@ def start_openbao(root_token: str) -> tuple[subprocess.Popen[bytes], str]:
             time.sleep(0.1)
     process.terminate()
     raise RuntimeError("OpenBao did not start")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+class RedisProcess:
+    """A ``redis-server`` of the test's own on a fixed loopback port: stopped, killed and started
+    again as an outage would, never the machine's shared one."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self._process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self._process = subprocess.Popen(  # noqa: S603 - a server the test starts itself
+            [
+                shutil.which("redis-server") or "/usr/bin/redis-server",
+                *("--bind", "127.0.0.1", "--port", str(self.port)),
+                *("--save", "", "--appendonly", "no"),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            with socket.socket() as s:
+                if s.connect_ex(("127.0.0.1", self.port)) == 0:
+                    return
+            time.sleep(0.05)
+        raise RuntimeError("redis-server did not start")
+
+    def stop(self) -> None:
+        """As an operator stops it (SIGTERM)."""
+        self._end(kill=False)
+
+    def kill(self) -> None:
+        """As a crash ends it (SIGKILL)."""
+        self._end(kill=True)
+
+    def _end(self, *, kill: bool) -> None:
+        if self._process is not None and self._process.poll() is None:
+            if kill:
+                self._process.kill()
+            else:
+                self._process.terminate()
+            self._process.wait(timeout=10)
+        self._process = None

@@ -36,6 +36,7 @@ from opshub.db.migrate import migrate
 from opshub.tenants import service as tenants_service
 from tests.conftest import TenantHandle
 from tests.fakes.llm import FakeLLMServer
+from tests.fakes.server import RedisProcess, free_port
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")
@@ -45,13 +46,6 @@ REPO = Path(__file__).resolve().parents[2]
 STARTUP = 120.0  # a worker imports CrewAI before its first claim; the machine is shared
 TERMINAL = {"succeeded", "failed", "cancelled"}
 T = TypeVar("T")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 async def until(check: Callable[[], Awaitable[T | None]], within: float, what: str) -> T:
@@ -122,44 +116,6 @@ class FaultPostgres:
         shutil.rmtree(self._root, ignore_errors=True)
 
 
-class FaultRedis:
-    """A ``redis-server`` of the test's own on a fixed port, killed and started again."""
-
-    def __init__(self) -> None:
-        self.port = free_port()
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-        self._process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        self._process = subprocess.Popen(  # noqa: S603 - a server the test starts itself
-            [
-                shutil.which("redis-server") or "/usr/bin/redis-server",
-                "--bind",
-                "127.0.0.1",
-                "--port",
-                str(self.port),
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            with socket.socket() as s:
-                if s.connect_ex(("127.0.0.1", self.port)) == 0:
-                    return
-            time.sleep(0.05)
-        raise RuntimeError("redis-server did not start")
-
-    def kill(self) -> None:
-        if self._process is not None and self._process.poll() is None:
-            self._process.kill()
-            self._process.wait(timeout=10)
-
-
 @dataclass
 class OpshubProcess:
     """``python -m opshub <command>`` with its output in a log file."""
@@ -189,7 +145,7 @@ class Cluster:
     """One test's servers and opshub processes, and an owner pool for the test's own checks."""
 
     postgres: FaultPostgres
-    redis: FaultRedis
+    redis: RedisProcess
     fake_llm: FakeLLMServer
     data_dir: Path
     logs: Path
@@ -271,7 +227,7 @@ async def cluster(fake_llm: FakeLLMServer, tmp_path: Path) -> AsyncIterator[Clus
     # Short path: the server's unix socket lives in it and socket paths are capped at 107 bytes.
     root = Path(tempfile.mkdtemp(prefix="ohf-", dir="/tmp"))
     postgres = FaultPostgres(root)
-    redis = FaultRedis()
+    redis = RedisProcess()
     redis.start()
     await migrate(postgres.urls)
     owner = await create_pool(postgres.urls.owner, size=2)
