@@ -106,9 +106,11 @@ async def test_the_hub_answers_503_while_postgres_is_down_and_resumes_by_itself(
         checks = await until(ready, 60, "the hub to be ready again")
         assert checks["loops"] == "ok"
 
-        # Both workers claim again: the runs are slow enough that each holds some at once.
-        cluster.fake_llm.script_openai("Done after the outage.", latency=2.0, times=6)
-        task_ids = [await submit(client, tenant, f"Report {n}") for n in range(6)]
+        # Both workers claim again. Alone, serve's two slots would need 18 s for these runs: more
+        # than the longest a loop waits before it retries (15 s), so the separate worker, whatever
+        # its backoff when the database came back, is claiming before they are all done.
+        cluster.fake_llm.script_openai("Done after the outage.", latency=3.0, times=12)
+        task_ids = [await submit(client, tenant, f"Report {n}") for n in range(12)]
         lessees: set[str] = set()
 
         async def all_finished() -> bool:
