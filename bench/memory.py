@@ -524,10 +524,12 @@ async def explain_slow(
 def opshub_statement(ef_search: int) -> Statement:
     def statement(probe: Probe) -> tuple[str, tuple[Any, ...]]:
         text = vector_text(probe.vector.tolist())
+        unfiltered = {"vector": text, "scopes": None, "kinds": None, "metadata": {}, "limit": K}
         if probe.tenant.indexed:
-            sql = indexes.nearest_indexed_sql(probe.tenant.id, LOCAL_MODEL, ef_search)
-            return sql, (text, None, None, {}, K)
-        return QUERIES["nearest_exact"], (probe.tenant.id, LOCAL_MODEL, text, None, None, {}, K)
+            query = indexes.nearest_indexed(probe.tenant.id, LOCAL_MODEL, ef_search)
+            return query.text, tuple(query.args(unfiltered))
+        exact = {**unfiltered, "tenant_id": probe.tenant.id, "embedding_model": LOCAL_MODEL}
+        return QUERIES["nearest_exact"].text, tuple(QUERIES["nearest_exact"].args(exact))
 
     return statement
 
@@ -749,16 +751,17 @@ async def run(args: argparse.Namespace, data_dir: Path) -> dict[str, Any]:
 
         plans: dict[str, str] = {}
         small = min((t for chosen in picked.values() for t in chosen), key=lambda t: t.size)
-        for tenant, sql, params in (
-            (biggest, indexes.nearest_indexed_sql(biggest.id, LOCAL_MODEL, OPSHUB_EF),
-             (None, None, {}, K)),
-            (small, QUERIES["nearest_exact"], (None, None, {}, K)),
-        ):  # fmt: skip
+        for tenant, query in (
+            (biggest, indexes.nearest_indexed(biggest.id, LOCAL_MODEL, OPSHUB_EF)),
+            (small, QUERIES["nearest_exact"]),
+        ):
             async with tenant_transaction(app, tenant.id) as conn:
                 text = vector_text(queries_for(space, tenant, 1, args.seed)[0].tolist())
-                head = (tenant.id, LOCAL_MODEL, text) if tenant is small else (text,)
+                named = {"vector": text, "scopes": None, "kinds": None, "metadata": {}, "limit": K}
+                if tenant is small:
+                    named |= {"tenant_id": tenant.id, "embedding_model": LOCAL_MODEL}
                 path = "exact_smallest" if tenant is small else "indexed_biggest"
-                plans[f"opshub_{path}_tenant"] = await explain(conn, sql, *head, *params)
+                plans[f"opshub_{path}_tenant"] = await explain(conn, query.text, *query.args(named))
         checks = {
             "opshub_biggest_tenant_uses_its_own_index": indexes.index_name(biggest.id, LOCAL_MODEL)
             in plans["opshub_indexed_biggest_tenant"],

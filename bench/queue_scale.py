@@ -38,6 +38,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -47,7 +48,7 @@ from sqlalchemy import make_url
 from opshub.db.embedded import start_embedded_postgres, stop_embedded_postgres
 from opshub.db.engine import DatabaseUrls
 from opshub.db.migrate import migrate
-from opshub.runtime import queue
+from opshub.runtime import queries, queue
 
 RESULTS = Path(__file__).with_name("results") / "queue_scale.json"
 TENANT_LIMIT = 16  # OPSHUB_TENANT_MAX_RUNNING_TASKS' default
@@ -143,10 +144,10 @@ async def client(owner: asyncpg.Pool, run: Run, no: int, *, batch: int, until: f
         run.claimed += len(claim.tasks)
         async with owner.acquire() as conn, conn.transaction():
             for task in claim.tasks:
-                await conn.execute(
-                    queue.QUERIES["finish_task"],
-                    task["id"], worker_id, "succeeded", None, None, 0, 0, 0, None,
-                    task["tenant_id"], False,
+                await queries.finish_task(
+                    conn, tenant_id=task["tenant_id"], task_id=task["id"], worker_id=worker_id,
+                    status="succeeded", result=None, error=None, input_tokens=0,
+                    output_tokens=0, cost_usd=Decimal(0), billed_to=None, remember=False,
                 )  # fmt: skip
 
 
@@ -177,13 +178,14 @@ async def explain_claim(owner: asyncpg.Pool, batch: int) -> dict[str, Any]:
         await tr.start()
         try:
             started = time.perf_counter()
-            plan = await conn.fetch(
-                "EXPLAIN (ANALYZE, BUFFERS) " + queue.QUERIES["claim_tasks"],
-                "explain",
-                batch,
-                LEASE_SECONDS,
-                TENANT_LIMIT,
-            )
+            claim = queries.QUERIES["claim_tasks"]
+            args = {
+                "worker_id": "explain",
+                "limit": batch,
+                "lease_seconds": LEASE_SECONDS,
+                "tenant_limit": TENANT_LIMIT,
+            }
+            plan = await conn.fetch("EXPLAIN (ANALYZE, BUFFERS) " + claim.text, *claim.args(args))
             elapsed = (time.perf_counter() - started) * 1000
         finally:
             await tr.rollback()

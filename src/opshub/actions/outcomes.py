@@ -22,26 +22,28 @@ async def claim(
     conn: Connection, *, lease_owner: str, limit: int, lease_seconds: float
 ) -> list[Record]:
     """Approved actions now this executor's, ``attempts`` counted; the caller's transaction."""
-    rows: list[Record] = await conn.fetch(
-        QUERIES["claim_actions"], lease_owner, limit, lease_seconds
+    rows: list[Record] = await QUERIES["claim_actions"].fetch(
+        conn, lease_owner=lease_owner, limit=limit, lease_seconds=lease_seconds
     )
     return rows
 
 
 async def audit_started(conn: Connection, *, action_ids: list[uuid.UUID], actor: str) -> None:
-    await conn.execute(QUERIES["audit_started"], action_ids, actor)
+    await QUERIES["audit_started"].execute(conn, action_ids=action_ids, actor=actor)
 
 
 async def renew_leases(
     conn: Connection, *, action_ids: list[uuid.UUID], lease_owner: str, lease_seconds: float
 ) -> set[uuid.UUID]:
     """The actions still this executor's."""
-    rows = await conn.fetch(QUERIES["renew_leases"], action_ids, lease_owner, lease_seconds)
+    rows = await QUERIES["renew_leases"].fetch(
+        conn, action_ids=action_ids, lease_owner=lease_owner, lease_seconds=lease_seconds
+    )
     return {row["id"] for row in rows}
 
 
 async def release(conn: Connection, *, action_ids: list[uuid.UUID], lease_owner: str) -> None:
-    await conn.execute(QUERIES["release_leases"], action_ids, lease_owner)
+    await QUERIES["release_leases"].execute(conn, action_ids=action_ids, lease_owner=lease_owner)
 
 
 async def record_executed(
@@ -52,7 +54,9 @@ async def record_executed(
     lease_owner: str,
     outcome: dict[str, Any],
 ) -> ActionRead | None:
-    row = await conn.fetchrow(QUERIES["mark_executed"], tenant_id, action_id, lease_owner, outcome)
+    row = await QUERIES["mark_executed"].fetchrow(
+        conn, tenant_id=tenant_id, action_id=action_id, lease_owner=lease_owner, outcome=outcome
+    )
     if row is None:
         return None
     await _finished(conn, row, AuditEvent.executed, lease_owner, {"outcome": outcome})
@@ -67,7 +71,9 @@ async def record_failed(
     lease_owner: str,
     error: dict[str, Any],
 ) -> ActionRead | None:
-    row = await conn.fetchrow(QUERIES["mark_failed"], tenant_id, action_id, lease_owner, error)
+    row = await QUERIES["mark_failed"].fetchrow(
+        conn, tenant_id=tenant_id, action_id=action_id, lease_owner=lease_owner, error=error
+    )
     if row is None:
         return None
     await _finished(conn, row, AuditEvent.failed, lease_owner, {"error": error})
@@ -84,8 +90,13 @@ async def retry_later(
     delay_seconds: float,
 ) -> ActionRead | None:
     """Still approved; the next attempt waits ``delay_seconds`` (the service asked us to)."""
-    row = await conn.fetchrow(
-        QUERIES["retry_later"], tenant_id, action_id, lease_owner, error, delay_seconds
+    row = await QUERIES["retry_later"].fetchrow(
+        conn,
+        tenant_id=tenant_id,
+        action_id=action_id,
+        lease_owner=lease_owner,
+        error=error,
+        delay_seconds=delay_seconds,
     )
     if row is None:
         return None

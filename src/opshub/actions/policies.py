@@ -58,12 +58,12 @@ def _rule(row: Record) -> PolicyRule:
 async def get_rule(
     conn: Connection, *, tenant_id: uuid.UUID, kind: ActionKind
 ) -> PolicyRule | None:
-    row = await conn.fetchrow(QUERIES["get_policy"], tenant_id, kind.value)
+    row = await QUERIES["get_policy"].fetchrow(conn, tenant_id=tenant_id, kind=kind.value)
     return _rule(row) if row is not None else None
 
 
 async def get_policies(conn: Connection, *, tenant_id: uuid.UUID) -> PoliciesRead:
-    rows = await conn.fetch(QUERIES["list_policies"], tenant_id)
+    rows = await QUERIES["list_policies"].fetch(conn, tenant_id=tenant_id)
     return PoliciesRead(rules=[PolicyRuleRead.model_validate(dict(row)) for row in rows])
 
 
@@ -73,11 +73,17 @@ async def put_policies(
     """Replace the tenant's rules with ``body``'s (validated by its schema: known kinds, one
     rule per kind, a cap only with its currency and only on a kind with an amount)."""
     kinds = [rule.kind.value for rule in body.rules]
-    await conn.execute(QUERIES["delete_other_policies"], tenant_id, kinds)
-    await conn.executemany(
-        QUERIES["upsert_policy"],
+    await QUERIES["delete_other_policies"].execute(conn, tenant_id=tenant_id, kinds=kinds)
+    await QUERIES["upsert_policy"].executemany(
+        conn,
         [
-            (tenant_id, rule.kind.value, rule.auto_approve, rule.max_amount, rule.currency)
+            {
+                "tenant_id": tenant_id,
+                "kind": rule.kind.value,
+                "auto_approve": rule.auto_approve,
+                "max_amount": rule.max_amount,
+                "currency": rule.currency,
+            }
             for rule in body.rules
         ],
     )

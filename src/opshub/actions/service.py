@@ -82,23 +82,24 @@ async def propose(
     summary = summary.strip()
     if not 1 <= len(summary) <= 2000 or not 1 <= len(tool) <= 200:
         raise InvalidActionError("an action needs a tool name and a summary of 1-2000 characters")
-    if not await conn.fetchval(QUERIES["task_exists"], tenant_id, task_id):
+    if not await QUERIES["task_exists"].fetchval(conn, tenant_id=tenant_id, task_id=task_id):
         raise NotFoundError("task not found")
     key = idempotency_key(task_id, action_kind, parsed)
-    row = await conn.fetchrow(
-        QUERIES["insert_action"],
-        tenant_id,
-        task_id,
-        tool,
-        action_kind.value,
-        parsed.model_dump(mode="json"),
-        summary,
-        to_jsonable_python(estimated_impact),  # decimals and dates, as JSON can hold them
-        key,
+    row = await QUERIES["insert_action"].fetchrow(
+        conn,
+        tenant_id=tenant_id,
+        task_id=task_id,
+        tool=tool,
+        kind=action_kind.value,
+        payload=parsed.model_dump(mode="json"),
+        summary=summary,
+        estimated_impact=to_jsonable_python(estimated_impact),
+        idempotency_key=key,
     )
     if row is None:  # proposed before (a retried run): that proposal stands, decided or not
-        existing = await conn.fetchrow(QUERIES["get_by_idempotency_key"], tenant_id, key)
-        assert existing is not None  # noqa: S101 - the conflict means the row exists
+        existing = await QUERIES["get_by_idempotency_key"].fetchone(
+            conn, tenant_id=tenant_id, idempotency_key=key
+        )
         return action_read(existing)
     await audit(conn, row, actor=f"tool:{tool}", event=AuditEvent.proposed)
     action_proposed(row)
@@ -107,8 +108,13 @@ async def propose(
     if rule is None or not policies.auto_approves(rule, parsed):
         return action_read(row)
     reason = policies.describe(rule)
-    row = await conn.fetchrow(
-        QUERIES["decide_action"], tenant_id, row["id"], "approved", POLICY_ACTOR, reason
+    row = await QUERIES["decide_action"].fetchrow(
+        conn,
+        tenant_id=tenant_id,
+        action_id=row["id"],
+        status="approved",
+        actor=POLICY_ACTOR,
+        reason=reason,
     )
     await audit(
         conn,
@@ -129,7 +135,9 @@ async def get_or_raise(
 
 
 async def _get_row(conn: Connection, *, tenant_id: uuid.UUID, action_id: uuid.UUID) -> Record:
-    row: Record | None = await conn.fetchrow(QUERIES["get_action"], tenant_id, action_id)
+    row: Record | None = await QUERIES["get_action"].fetchrow(
+        conn, tenant_id=tenant_id, action_id=action_id
+    )
     if row is None:
         raise NotFoundError("action not found")
     return row
@@ -146,14 +154,14 @@ async def list_(
 ) -> tuple[list[ActionRead], str | None]:
     """Newest first; returns (actions, next cursor or None at the end)."""
     after_at, after_id = decode_cursor(cursor) if cursor else (None, None)
-    rows = await conn.fetch(
-        QUERIES["list_actions"],
-        tenant_id,
-        status.value if status else None,
-        task_id,
-        after_at,
-        after_id,
-        limit + 1,
+    rows = await QUERIES["list_actions"].fetch(
+        conn,
+        tenant_id=tenant_id,
+        status=status.value if status else None,
+        task_id=task_id,
+        after_created_at=after_at,
+        after_id=after_id,
+        limit=limit + 1,
     )
     items = [action_read(row) for row in rows[:limit]]
     if len(rows) <= limit:
@@ -172,9 +180,10 @@ async def open_for_task(
     here or settles the task itself once this transaction commits.
     """
     if lock_task:
-        await conn.fetchval(QUERIES["lock_task"], tenant_id, task_id)
+        await QUERIES["lock_task"].fetchval(conn, tenant_id=tenant_id, task_id=task_id)
     return [
-        action_read(row) for row in await conn.fetch(QUERIES["open_for_task"], tenant_id, task_id)
+        action_read(row)
+        for row in await QUERIES["open_for_task"].fetch(conn, tenant_id=tenant_id, task_id=task_id)
     ]
 
 
@@ -217,8 +226,13 @@ async def _decide(
     actor: str,
     reason: str | None,
 ) -> ActionRead:
-    row = await conn.fetchrow(
-        QUERIES["decide_action"], tenant_id, action_id, status.value, actor, reason
+    row = await QUERIES["decide_action"].fetchrow(
+        conn,
+        tenant_id=tenant_id,
+        action_id=action_id,
+        status=status.value,
+        actor=actor,
+        reason=reason,
     )
     if row is None:
         current = await _get_row(conn, tenant_id=tenant_id, action_id=action_id)
@@ -243,8 +257,13 @@ async def audit(
     event: AuditEvent,
     detail: dict[str, Any] | None = None,
 ) -> None:
-    await conn.execute(
-        QUERIES["insert_audit"], row["tenant_id"], row["id"], actor, event.value, detail or {}
+    await QUERIES["insert_audit"].execute(
+        conn,
+        tenant_id=row["tenant_id"],
+        action_id=row["id"],
+        actor=actor,
+        event=event.value,
+        detail=detail or {},
     )
 
 
@@ -265,7 +284,10 @@ async def task_event(conn: Connection, row: Record, type: str, **extra: Any) -> 
     here would take a sequence number the run is about to use. The run shows its own proposals.
     """
     tenant_id, task_id = row["tenant_id"], row["task_id"]
-    if await conn.fetchval(QUERIES["lock_task"], tenant_id, task_id) == TaskStatus.running:
+    if (
+        await QUERIES["lock_task"].fetchval(conn, tenant_id=tenant_id, task_id=task_id)
+        == TaskStatus.running
+    ):
         return
     data = {"action_id": str(row["id"]), "kind": row["kind"], "summary": row["summary"], **extra}
     await tasks_service.append_event(
@@ -278,12 +300,12 @@ async def settle_task(
 ) -> TaskRead | None:
     """End a task awaiting approval once none of its actions is open: it succeeded, with the
     result its run gave. Returns the finished task, or None when it still waits (or never did)."""
-    status = await conn.fetchval(QUERIES["lock_task"], tenant_id, task_id)
+    status = await QUERIES["lock_task"].fetchval(conn, tenant_id=tenant_id, task_id=task_id)
     if status != TaskStatus.awaiting_approval:
         return None
-    if await conn.fetchval(QUERIES["task_has_open_actions"], tenant_id, task_id):
+    if await QUERIES["task_has_open_actions"].fetchval(conn, tenant_id=tenant_id, task_id=task_id):
         return None
-    row = await conn.fetchrow(QUERIES["settle_task"], tenant_id, task_id)
+    row = await QUERIES["settle_task"].fetchone(conn, tenant_id=tenant_id, task_id=task_id)
     await outbox.emit(
         conn,
         tenant_id=tenant_id,
@@ -318,12 +340,12 @@ async def list_audit(
             "the cursor is not one this API returned",
             details={"fields": [{"loc": "query.cursor", "message": "invalid cursor"}]},
         )
-    rows = await conn.fetch(
-        QUERIES["list_audit"],
-        tenant_id,
-        int(cursor) if cursor else None,
-        kind.value if kind else None,
-        limit + 1,
+    rows = await QUERIES["list_audit"].fetch(
+        conn,
+        tenant_id=tenant_id,
+        before_id=int(cursor) if cursor else None,
+        kind=kind.value if kind else None,
+        limit=limit + 1,
     )
     items = [AuditEntry.model_validate(dict(row)) for row in rows[:limit]]
     return items, str(items[-1].id) if len(rows) > limit else None

@@ -158,7 +158,7 @@ async def sweep(
 ) -> dict[Health, int]:
     """Check every stored credential of every tenant, at most ``concurrency`` at a time."""
     async with owner_pool.acquire() as conn:
-        targets = await conn.fetch("SELECT tenant_id, provider FROM credentials")
+        targets = await credentials_service.all_credentials(conn)
     limit = asyncio.Semaphore(concurrency)
     counts = dict.fromkeys(Health, 0)
 

@@ -17,6 +17,7 @@ from opshub.credentials import health
 from opshub.credentials.models import Health, Provider
 from opshub.credentials.resolver import CredentialResolver
 from opshub.credentials.store import SecretStore
+from opshub.db import locks
 
 # An arbitrary, fixed key: the one lock every opshub process agrees on for the sweep.
 SWEEP_LOCK = 0x6F707368_75620001
@@ -45,7 +46,7 @@ async def sweep_once(
             await resolver.changed(tenant_id=tenant_id, provider=provider)
 
     async with owner_pool.acquire() as conn:
-        if not await conn.fetchval("SELECT pg_try_advisory_lock($1)", SWEEP_LOCK):
+        if not await locks.try_lock(conn, key=SWEEP_LOCK):
             return None
         try:
             return await health.sweep(
@@ -58,4 +59,4 @@ async def sweep_once(
                 on_change=changed,
             )
         finally:
-            await conn.execute("SELECT pg_advisory_unlock($1)", SWEEP_LOCK)
+            await locks.unlock(conn, key=SWEEP_LOCK)

@@ -80,7 +80,7 @@ class CredentialResolver:
             if secret is not None:
                 fingerprint, _ = credentials_service.identify(provider, secret)
                 return ResolvedCredential(provider, Source.byok, fingerprint, secret)
-            plan = await conn.fetchval(credentials_service.QUERIES["get_plan"], tenant_id)
+            plan = await credentials_service.QUERIES["get_plan"].fetchval(conn, tenant_id=tenant_id)
         platform = credentials_service.platform_secret(self._settings, provider)
         if platform is not None and plan in self._settings.platform_key_plans:
             fingerprint, _ = credentials_service.identify(provider, platform)

@@ -23,7 +23,7 @@ from opshub.credentials.schemas import (
     validate_secret,
 )
 from opshub.credentials.store import SecretStore, StoredRow
-from opshub.db.sql import Connection, load_queries
+from opshub.db.sql import Connection, Record, load_queries
 from opshub.errors import NotFoundError
 from opshub.events import outbox
 from opshub.outbound import Network
@@ -63,20 +63,22 @@ async def put(
         allowed_networks=allowed_networks,
     )
     fingerprint, last4 = identify(provider, stored)
-    current = await conn.fetchval(QUERIES["lock_version"], tenant_id, provider.value)
+    current = await QUERIES["lock_version"].fetchval(
+        conn, tenant_id=tenant_id, provider=provider.value
+    )
     sealed = await store.seal(
         conn, tenant_id=tenant_id, provider=provider.value, secret=stored, current_version=current
     )
-    row = await conn.fetchrow(
-        QUERIES["upsert_credential"],
-        tenant_id,
-        provider.value,
-        label,
-        fingerprint,
-        last4,
-        store.backend,
-        sealed.ciphertext,
-        sealed.version,
+    row = await QUERIES["upsert_credential"].fetchone(
+        conn,
+        tenant_id=tenant_id,
+        provider=provider.value,
+        label=label,
+        fingerprint=fingerprint,
+        last4=last4,
+        backend=store.backend,
+        ciphertext=sealed.ciphertext,
+        version=sealed.version,
     )
     return CredentialRead.model_validate(dict(row))
 
@@ -84,7 +86,9 @@ async def put(
 async def get_or_raise(
     conn: Connection, *, tenant_id: uuid.UUID, provider: Provider
 ) -> CredentialRead:
-    row = await conn.fetchrow(QUERIES["get_credential"], tenant_id, provider.value)
+    row = await QUERIES["get_credential"].fetchrow(
+        conn, tenant_id=tenant_id, provider=provider.value
+    )
     if row is None:
         raise NotFoundError(f"no {provider.value} credential is stored")
     return CredentialRead.model_validate(dict(row))
@@ -95,9 +99,10 @@ async def list_(
 ) -> list[CredentialSummary]:
     """Every provider: the tenant's own key, else the platform's where the plan allows it."""
     rows = {
-        row["provider"]: row for row in await conn.fetch(QUERIES["list_credentials"], tenant_id)
+        row["provider"]: row
+        for row in await QUERIES["list_credentials"].fetch(conn, tenant_id=tenant_id)
     }
-    plan = await conn.fetchval(QUERIES["get_plan"], tenant_id)
+    plan = await QUERIES["get_plan"].fetchval(conn, tenant_id=tenant_id)
     summaries = []
     for provider in Provider:
         row = rows.get(provider.value)
@@ -127,7 +132,9 @@ async def list_(
 async def read_secret(
     conn: Connection, *, store: SecretStore, tenant_id: uuid.UUID, provider: Provider
 ) -> dict[str, Any] | None:
-    row = await conn.fetchrow(QUERIES["get_secret_row"], tenant_id, provider.value)
+    row = await QUERIES["get_secret_row"].fetchrow(
+        conn, tenant_id=tenant_id, provider=provider.value
+    )
     if row is None:
         return None
     if row["backend"] != store.backend:
@@ -144,10 +151,17 @@ async def read_secret(
 async def delete(
     conn: Connection, *, store: SecretStore, tenant_id: uuid.UUID, provider: Provider
 ) -> None:
-    deleted = await conn.fetchval(QUERIES["delete_credential"], tenant_id, provider.value)
+    deleted = await QUERIES["delete_credential"].fetchval(
+        conn, tenant_id=tenant_id, provider=provider.value
+    )
     if deleted is None:
         raise NotFoundError(f"no {provider.value} credential is stored")
     await store.destroy(tenant_id=tenant_id, provider=provider.value)
+
+
+async def all_credentials(conn: Connection) -> list[Record]:
+    """(tenant_id, provider) of every stored credential, across tenants: the owner's sweep."""
+    return await QUERIES["all_credentials"].fetch(conn)
 
 
 async def record_health(
@@ -163,13 +177,13 @@ async def record_health(
 
     A change of health is a domain event, committed with the change.
     """
-    previous: str | None = await conn.fetchval(
-        QUERIES["record_health"],
-        tenant_id,
-        provider.value,
-        status.value,
-        detail,
-        checked_at,
+    previous: str | None = await QUERIES["record_health"].fetchval(
+        conn,
+        tenant_id=tenant_id,
+        provider=provider.value,
+        status=status.value,
+        status_detail=detail,
+        checked_at=checked_at,
     )
     if previous is None:
         return None

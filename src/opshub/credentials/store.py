@@ -73,11 +73,13 @@ class DatabaseSecretStore:
         self.keyring = keyring
 
     async def _data_key(self, conn: Connection, tenant_id: uuid.UUID) -> bytes:
-        row = await conn.fetchrow(QUERIES["get_data_key"], tenant_id)
+        row = await QUERIES["get_data_key"].fetchrow(conn, tenant_id=tenant_id)
         if row is None:
             wrapped, master_key_id = self.keyring.wrap(secrets.token_bytes(32))
-            await conn.execute(QUERIES["insert_data_key"], tenant_id, wrapped, master_key_id)
-            row = await conn.fetchrow(QUERIES["get_data_key"], tenant_id)
+            await QUERIES["insert_data_key"].execute(
+                conn, tenant_id=tenant_id, wrapped_key=wrapped, master_key_id=master_key_id
+            )
+            row = await QUERIES["get_data_key"].fetchone(conn, tenant_id=tenant_id)
         return self.keyring.unwrap(row["wrapped_key"], row["master_key_id"])
 
     async def seal(
@@ -111,12 +113,15 @@ class DatabaseSecretStore:
         at every moment: before this commits, after it, and in processes holding the old ring.
         """
         ring = self.keyring.rotated(new_key)
-        rows = await owner_conn.fetch(QUERIES["all_data_keys"])
+        rows = await QUERIES["all_data_keys"].fetch(owner_conn)
         for row in rows:
             data_key = ring.unwrap(row["wrapped_key"], row["master_key_id"])
             wrapped, master_key_id = ring.wrap(data_key)
-            await owner_conn.execute(
-                QUERIES["rewrap_data_key"], row["tenant_id"], wrapped, master_key_id
+            await QUERIES["rewrap_data_key"].execute(
+                owner_conn,
+                tenant_id=row["tenant_id"],
+                wrapped_key=wrapped,
+                master_key_id=master_key_id,
             )
         self.keyring = ring
         return len(rows)

@@ -34,14 +34,14 @@ def _crew(name: str) -> CrewInfo:
 
 
 async def list_(conn: Connection, *, tenant_id: uuid.UUID) -> list[CrewRead]:
-    rows = await conn.fetch(QUERIES["list_crew_settings"], tenant_id)
+    rows = await QUERIES["list_crew_settings"].fetch(conn, tenant_id=tenant_id)
     picked = {row["crew"]: (row["provider"], row["model"]) for row in rows}
     return [_read(info, picked.get(name)) for name, info in CREWS.items()]
 
 
 async def get_model(conn: Connection, *, tenant_id: uuid.UUID, crew: str) -> tuple[str, str] | None:
     """The (provider, model) the tenant picked for ``crew``; None when it picked none."""
-    row = await conn.fetchrow(QUERIES["get_crew_setting"], tenant_id, crew)
+    row = await QUERIES["get_crew_setting"].fetchrow(conn, tenant_id=tenant_id, crew=crew)
     return (row["provider"], row["model"]) if row else None
 
 
@@ -49,5 +49,7 @@ async def put_settings(
     conn: Connection, *, tenant_id: uuid.UUID, crew: str, provider: ModelProvider, model: str
 ) -> CrewRead:
     info = _crew(crew)
-    await conn.execute(QUERIES["put_crew_setting"], tenant_id, crew, provider, model)
+    await QUERIES["put_crew_setting"].execute(
+        conn, tenant_id=tenant_id, crew=crew, provider=provider, model=model
+    )
     return _read(info, (provider, model))

@@ -6,6 +6,7 @@ import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 import asyncpg
 import orjson
@@ -14,9 +15,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from opshub.config import Settings
 from opshub.db.embedded import start_embedded_postgres
-from opshub.db.sql import Connection
+from opshub.db.sql import Connection, load_queries
 
-SET_TENANT = "SELECT set_config('app.tenant_id', $1, true)"
+QUERIES = load_queries(Path(__file__).with_name("queries.sql"))
 LOGIN_ROLE = "opshub_login"
 
 
@@ -80,7 +81,11 @@ async def create_pool(url: str, *, size: int) -> asyncpg.Pool:
 
 async def set_tenant(conn: Connection, tenant_id: uuid.UUID) -> None:
     """Bind the rest of this transaction to one tenant; RLS policies read it."""
-    await conn.execute(SET_TENANT, str(tenant_id))
+    await QUERIES["set_tenant"].execute(conn, tenant_id=str(tenant_id))
+
+
+async def ping(conn: Connection) -> None:
+    await QUERIES["ping"].execute(conn)
 
 
 @asynccontextmanager

@@ -12,7 +12,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from opshub.db.sql import Connection, load_queries
+from opshub.db.sql import Connection, Record, load_queries
 
 QUERIES = load_queries(Path(__file__).with_name("queries.sql"))
 STREAM = "opshub.events"
@@ -21,7 +21,18 @@ STREAM = "opshub.events"
 async def emit(
     conn: Connection, *, tenant_id: uuid.UUID, event_type: str, data: dict[str, Any]
 ) -> None:
-    await conn.execute(QUERIES["insert_event"], tenant_id, event_type, data)
+    await QUERIES["insert_event"].execute(
+        conn, tenant_id=tenant_id, event_type=event_type, data=data
+    )
+
+
+async def undelivered(conn: Connection, *, limit: int) -> list[Record]:
+    """Across tenants (the relay, as the owner), oldest first."""
+    return await QUERIES["undelivered"].fetch(conn, limit=limit)
+
+
+async def mark_delivered(conn: Connection, *, event_ids: list[int]) -> None:
+    await QUERIES["mark_delivered"].execute(conn, event_ids=event_ids)
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,7 +48,9 @@ class TenantEvent:
 async def events_after(
     conn: Connection, *, tenant_id: uuid.UUID, after: int, limit: int = 500
 ) -> list[TenantEvent]:
-    rows = await conn.fetch(QUERIES["tenant_events_after"], tenant_id, after, limit)
+    rows = await QUERIES["tenant_events_after"].fetch(
+        conn, tenant_id=tenant_id, after=after, limit=limit
+    )
     return [
         TenantEvent(
             cursor=row["id"], type=row["event_type"], ts=row["created_at"], data=row["data"]
@@ -48,5 +61,5 @@ async def events_after(
 
 async def latest_cursor(conn: Connection, *, tenant_id: uuid.UUID) -> int:
     """Where a stream that asks for no history starts: after everything stored so far."""
-    cursor: int = await conn.fetchval(QUERIES["latest_tenant_event"], tenant_id)
+    cursor: int = await QUERIES["latest_tenant_event"].fetchval(conn, tenant_id=tenant_id)
     return cursor

@@ -26,13 +26,13 @@ class FallbackRead(BaseModel):
 
 
 async def get(conn: Connection, *, tenant_id: uuid.UUID) -> ModelChoice | None:
-    row = await conn.fetchrow(QUERIES["get_fallback"], tenant_id)
+    row = await QUERIES["get_fallback"].fetchrow(conn, tenant_id=tenant_id)
     return ModelChoice(provider=row["provider"], model=row["model"]) if row else None
 
 
 async def put(conn: Connection, *, tenant_id: uuid.UUID, choice: ModelChoice | None) -> None:
     if choice is None:
-        await conn.execute(QUERIES["delete_fallback"], tenant_id)
+        await QUERIES["delete_fallback"].execute(conn, tenant_id=tenant_id)
         return
     if choice.provider not in MODEL_PROVIDERS:
         raise InvalidInputError(
@@ -41,4 +41,6 @@ async def put(conn: Connection, *, tenant_id: uuid.UUID, choice: ModelChoice | N
                 "fields": [{"loc": "body.fallback.provider", "message": "not a model provider"}]
             },
         )
-    await conn.execute(QUERIES["put_fallback"], tenant_id, choice.provider.value, choice.model)
+    await QUERIES["put_fallback"].execute(
+        conn, tenant_id=tenant_id, provider=choice.provider.value, model=choice.model
+    )

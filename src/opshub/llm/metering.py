@@ -90,24 +90,21 @@ class RunMeter:
     async def persist(self, conn: Connection) -> None:
         """Write the run's usage to the tenant's ledger (once, when the run ends)."""
         if self.billed_to is Source.byok and self.byok_run_fee_usd > 0:
-            await conn.execute(
-                usage_ledger.QUERIES["insert_run_fee"],
-                self.tenant_id,
-                self.task_id,
-                self.byok_run_fee_usd,
+            await usage_ledger.QUERIES["insert_run_fee"].execute(
+                conn, tenant_id=self.tenant_id, task_id=self.task_id, cost_usd=self.byok_run_fee_usd
             )
         for call in self.calls:
-            await conn.execute(
-                usage_ledger.QUERIES["insert_usage"],
-                self.tenant_id,
-                self.task_id,
-                self.provider,
-                call.model,
-                call.usage.input_tokens,
-                call.usage.output_tokens,
-                call.usage.cached_tokens,
-                call.cost_usd,
-                self.billed_to.value,
+            await usage_ledger.QUERIES["insert_usage"].execute(
+                conn,
+                tenant_id=self.tenant_id,
+                task_id=self.task_id,
+                provider=self.provider,
+                model=call.model,
+                input_tokens=call.usage.input_tokens,
+                output_tokens=call.usage.output_tokens,
+                cached_tokens=call.usage.cached_tokens,
+                cost_usd=call.cost_usd,
+                billed_to=self.billed_to.value,
             )
 
 

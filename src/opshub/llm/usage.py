@@ -83,28 +83,28 @@ async def record(
     overrides: dict[str, ModelPrice],
 ) -> Decimal:
     cost = cost_usd(model, usage, overrides)
-    await conn.execute(
-        QUERIES["insert_usage"],
-        tenant_id,
-        task_id,
-        provider,
-        model,
-        usage.input_tokens,
-        usage.output_tokens,
-        usage.cached_tokens,
-        cost,
-        billed_to.value,
+    await QUERIES["insert_usage"].execute(
+        conn,
+        tenant_id=tenant_id,
+        task_id=task_id,
+        provider=provider,
+        model=model,
+        input_tokens=usage.input_tokens,
+        output_tokens=usage.output_tokens,
+        cached_tokens=usage.cached_tokens,
+        cost_usd=cost,
+        billed_to=billed_to.value,
     )
     return cost
 
 
 async def billable_this_month(conn: Connection, *, tenant_id: uuid.UUID) -> Decimal:
-    billable: Decimal = await conn.fetchval(QUERIES["billable_this_month"], tenant_id)
+    billable: Decimal = await QUERIES["billable_this_month"].fetchval(conn, tenant_id=tenant_id)
     return billable
 
 
 async def get_budget(conn: Connection, *, tenant_id: uuid.UUID) -> Decimal | None:
-    budget: Decimal | None = await conn.fetchval(QUERIES["get_budget"], tenant_id)
+    budget: Decimal | None = await QUERIES["get_budget"].fetchval(conn, tenant_id=tenant_id)
     return budget
 
 
@@ -112,13 +112,15 @@ async def put_budget(
     conn: Connection, *, tenant_id: uuid.UUID, monthly_usd: Decimal | None
 ) -> None:
     if monthly_usd is None:
-        await conn.execute(QUERIES["delete_budget"], tenant_id)
+        await QUERIES["delete_budget"].execute(conn, tenant_id=tenant_id)
     else:
-        await conn.execute(QUERIES["put_budget"], tenant_id, monthly_usd)
+        await QUERIES["put_budget"].execute(
+            conn, tenant_id=tenant_id, monthly_platform_usd=monthly_usd
+        )
 
 
 async def platform_spend_this_month(conn: Connection, *, tenant_id: uuid.UUID) -> Decimal:
-    spend: Decimal = await conn.fetchval(QUERIES["platform_spend_this_month"], tenant_id)
+    spend: Decimal = await QUERIES["platform_spend_this_month"].fetchval(conn, tenant_id=tenant_id)
     return spend
 
 

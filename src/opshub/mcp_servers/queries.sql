@@ -1,18 +1,18 @@
 -- Every statement names the tenant besides RLS: the planner then sees it as an index condition.
 
 -- list_servers --
-SELECT * FROM mcp_servers WHERE tenant_id = $1 ORDER BY name
+SELECT * FROM mcp_servers WHERE tenant_id = :tenant_id ORDER BY name
 
 -- get_server --
-SELECT * FROM mcp_servers WHERE tenant_id = $1 AND name = $2
+SELECT * FROM mcp_servers WHERE tenant_id = :tenant_id AND name = :name
 
 -- lock_server --
-SELECT * FROM mcp_servers WHERE tenant_id = $1 AND name = $2 FOR UPDATE
+SELECT * FROM mcp_servers WHERE tenant_id = :tenant_id AND name = :name FOR UPDATE
 
 -- upsert_server --
 INSERT INTO mcp_servers AS s (tenant_id, name, url, tools, crews, side_effecting_tools,
                               secret_version, secret_ciphertext)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+VALUES (:tenant_id, :name, :url, :tools, :crews, :side_effecting_tools, :secret_version, :secret_ciphertext)
 ON CONFLICT (tenant_id, name) DO UPDATE SET
     url = excluded.url, tools = excluded.tools, crews = excluded.crews,
     side_effecting_tools = excluded.side_effecting_tools,
@@ -21,7 +21,7 @@ ON CONFLICT (tenant_id, name) DO UPDATE SET
 RETURNING *, (xmax = 0) AS created
 
 -- delete_server --
-DELETE FROM mcp_servers WHERE tenant_id = $1 AND name = $2 RETURNING secret_version
+DELETE FROM mcp_servers WHERE tenant_id = :tenant_id AND name = :name RETURNING secret_version
 
 -- servers_for_crew --
-SELECT * FROM mcp_servers WHERE tenant_id = $1 AND $2 = ANY (crews) ORDER BY name
+SELECT * FROM mcp_servers WHERE tenant_id = :tenant_id AND :crew = ANY (crews) ORDER BY name

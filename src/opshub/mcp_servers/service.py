@@ -57,11 +57,11 @@ def _check(body: McpServerPut, *, allow_internal_urls: bool) -> None:
 
 
 async def list_(conn: Connection, *, tenant_id: uuid.UUID) -> list[McpServerRead]:
-    return [_read(row) for row in await conn.fetch(QUERIES["list_servers"], tenant_id)]
+    return [_read(row) for row in await QUERIES["list_servers"].fetch(conn, tenant_id=tenant_id)]
 
 
 async def get_or_raise(conn: Connection, *, tenant_id: uuid.UUID, name: str) -> McpServerRead:
-    row = await conn.fetchrow(QUERIES["get_server"], tenant_id, name)
+    row = await QUERIES["get_server"].fetchrow(conn, tenant_id=tenant_id, name=name)
     if row is None:
         raise McpServerNotFoundError("MCP server not found")
     return _read(row)
@@ -78,7 +78,7 @@ async def put(
 ) -> tuple[McpServerRead, bool]:
     """The server as stored and whether it is new. A secret left out keeps the stored one."""
     _check(body, allow_internal_urls=allow_internal_urls)
-    current = await conn.fetchrow(QUERIES["lock_server"], tenant_id, name)
+    current = await QUERIES["lock_server"].fetchrow(conn, tenant_id=tenant_id, name=name)
     version = current["secret_version"] if current else None
     ciphertext = current["secret_ciphertext"] if current else None
     if "secret" in body.model_fields_set:
@@ -93,23 +93,22 @@ async def put(
                 current_version=version,
             )
             version, ciphertext = sealed.version, sealed.ciphertext
-    row = await conn.fetchrow(
-        QUERIES["upsert_server"],
-        tenant_id,
-        name,
-        str(body.url),
-        body.tools,
-        body.crews,
-        body.side_effecting_tools,
-        version,
-        ciphertext,
+    row = await QUERIES["upsert_server"].fetchone(
+        conn,
+        tenant_id=tenant_id,
+        name=name,
+        url=str(body.url),
+        tools=body.tools,
+        crews=body.crews,
+        side_effecting_tools=body.side_effecting_tools,
+        secret_version=version,
+        secret_ciphertext=ciphertext,
     )
-    assert row is not None  # noqa: S101 - an upsert returns its row
     return _read(row), bool(row["created"])
 
 
 async def delete(conn: Connection, *, tenant_id: uuid.UUID, name: str, store: SecretStore) -> None:
-    row = await conn.fetchrow(QUERIES["delete_server"], tenant_id, name)
+    row = await QUERIES["delete_server"].fetchrow(conn, tenant_id=tenant_id, name=name)
     if row is None:
         raise McpServerNotFoundError("MCP server not found")
     if row["secret_version"] is not None:
@@ -163,7 +162,7 @@ async def for_crew(
     allow_internal_urls: bool,
 ) -> list[CrewServer]:
     """The servers whose tools join ``crew``'s run, with their secrets opened."""
-    rows = await conn.fetch(QUERIES["servers_for_crew"], tenant_id, crew)
+    rows = await QUERIES["servers_for_crew"].fetch(conn, tenant_id=tenant_id, crew=crew)
     return [
         CrewServer(
             server=await _server(
@@ -189,7 +188,7 @@ async def connection(
     allow_internal_urls: bool,
 ) -> McpServer:
     """The server as registered now, for executing an approved call to it."""
-    row = await conn.fetchrow(QUERIES["get_server"], tenant_id, name)
+    row = await QUERIES["get_server"].fetchrow(conn, tenant_id=tenant_id, name=name)
     if row is None:
         raise McpServerNotFoundError(f"MCP server '{name}' is no longer registered")
     return await _server(

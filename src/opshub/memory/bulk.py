@@ -43,30 +43,11 @@ if TYPE_CHECKING:
 # "agent" or "thread", scope_key its key ("" for the tenant scope).
 BulkRow: TypeAlias = "tuple[str, str, str, str, Embedding, Mapping[str, Any], float]"
 
-STAGE = "memories_import"
+STAGE = "memories_import"  # the temporary table of queries.sql (create_stage)
 COLUMNS = ("content", "scope", "scope_key", "kind", "embedding", "metadata", "importance",
            "content_hash")  # fmt: skip
 # Where CREATE EXTENSION put the type (the migration names no schema).
 VECTOR_SCHEMA = "public"
-
-CREATE_STAGE = f"""
-CREATE TEMPORARY TABLE {STAGE} (
-    content text, scope text, scope_key text, kind text, embedding vector({DIMENSIONS}),
-    metadata text, importance double precision, content_hash bytea
-) ON COMMIT DROP"""
-
-MOVE = f"""
-WITH moved AS (
-    INSERT INTO memories (tenant_id, scope, scope_key, kind, content, embedding, embedding_model,
-                          metadata, content_hash, importance)
-    SELECT $1, scope, scope_key, kind, content, embedding, $2, metadata::jsonb, content_hash,
-           importance
-      FROM {STAGE}
-        ON CONFLICT (tenant_id, scope, scope_key, content_hash) WHERE superseded_by IS NULL
-        DO NOTHING
-    RETURNING 1
-)
-SELECT count(*) FROM moved"""  # noqa: S608 - a fixed table name
 
 
 def _record(row: BulkRow) -> tuple[Any, ...]:
@@ -112,7 +93,7 @@ async def bulk_insert(
     if not records:
         return 0
     # remember() decides on what is stored under this lock; an import must not race it.
-    await conn.execute(QUERIES["lock_tenant_writes"], tenant_id)
+    await QUERIES["lock_tenant_writes"].execute(conn, tenant_id=tenant_id)
     # Binary COPY needs a binary codec for every column. Vectors otherwise travel as text (see
     # queries.sql), so this one lives only for the import: left on a pooled connection, it would
     # change what the connection's next users read back.
@@ -127,11 +108,12 @@ async def bulk_insert(
         # A savepoint: a failed import takes its staging table along and leaves the caller's
         # transaction usable (for the reset below, too).
         async with conn.transaction():
-            await conn.execute(CREATE_STAGE)
+            await QUERIES["create_stage"].execute(conn)
             await conn.copy_records_to_table(STAGE, records=records, columns=COLUMNS)
-            inserted: int = await conn.fetchval(MOVE, tenant_id, model)
-            # ON COMMIT DROP acts when the transaction ends; a second import in it needs the name.
-            await conn.execute(f"DROP TABLE {STAGE}")
+            inserted: int = await QUERIES["move_stage"].fetchval(
+                conn, tenant_id=tenant_id, embedding_model=model
+            )
+            await QUERIES["drop_stage"].execute(conn)
     finally:
         await conn.reset_type_codec("vector", schema=VECTOR_SCHEMA)
     return inserted

@@ -14,16 +14,21 @@ recall@10 0.981 → 0.9998 for the largest tenants, builds ~1.5x as long, querie
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import uuid
+from pathlib import Path
 
 import asyncpg
 import structlog
 
+from opshub.db.engine import set_tenant
+from opshub.db.sql import Connection, Query, load_queries
 from opshub.memory.embedders import MODELS
 
 log = structlog.get_logger(__name__)
 
+QUERIES = load_queries(Path(__file__).with_name("indexes.sql"))
 PREFIX = "ix_memories_hnsw_"
 
 
@@ -45,92 +50,66 @@ def tenant_predicate(tenant_id: uuid.UUID, model: str) -> str:
     )
 
 
-def nearest_indexed_sql(tenant_id: uuid.UUID, model: str, ef_search: int) -> str:
-    """Top ``ef_search`` candidates from the tenant's index, then the caller's filters.
+@functools.lru_cache(maxsize=4096)
+def nearest_indexed(tenant_id: uuid.UUID, model: str, ef_search: int) -> Query:
+    """The statement that searches the tenant's own index (filled once per tenant and width)."""
+    return QUERIES["nearest_indexed"].fill(
+        predicate=tenant_predicate(tenant_id, model), ef_search=str(int(ef_search))
+    )
 
-    $1 the query vector, $2 scope refs, $3 kinds, $4 metadata containment, $5 limit.
-    """
-    return f"""
-SELECT id, distance FROM (
-    SELECT id, scope, scope_key, kind, metadata, expires_at,
-           embedding <=> $1::text::vector AS distance
-      FROM memories
-     WHERE {tenant_predicate(tenant_id, model)}
-     ORDER BY embedding <=> $1::text::vector
-     LIMIT {int(ef_search)}
-) candidates
- WHERE (expires_at IS NULL OR expires_at > now())
-   AND ($2::text[] IS NULL OR scope || ':' || scope_key = ANY($2))
-   AND ($3::text[] IS NULL OR kind = ANY($3))
-   AND metadata @> $4
- ORDER BY distance
- LIMIT $5"""  # noqa: S608 - checked literals only (tenant_predicate)
+
+async def search_index(
+    conn: Connection,
+    *,
+    tenant_id: uuid.UUID,
+    model: str,
+    ef_search: int,
+    vector: str,
+    scopes: list[str] | None,
+    kinds: list[str] | None,
+    metadata: dict[str, object],
+    limit: int,
+) -> list[asyncpg.Record]:
+    """The closest ``limit`` of the index's top ``ef_search`` that pass the filters."""
+    await QUERIES["set_ef_search"].execute(conn, ef_search=str(ef_search))
+    return await nearest_indexed(tenant_id, model, ef_search).fetch(
+        conn, vector=vector, scopes=scopes, kinds=kinds, metadata=metadata, limit=limit
+    )
 
 
 async def build_tenant_index(pool: asyncpg.Pool, *, tenant_id: uuid.UUID, model: str) -> bool:
     """Build the tenant's index unless another process is at it or it exists. Owner pool only."""
     name = index_name(tenant_id, model)
     async with pool.acquire() as conn:
-        if not await conn.fetchval("SELECT pg_try_advisory_lock(hashtextextended($1, 0))", name):
+        if not await QUERIES["try_lock_index"].fetchval(conn, name=name):
             return False
+        predicate = tenant_predicate(tenant_id, model)
         try:
-            valid = await conn.fetchval(
-                "SELECT i.indisvalid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
-                "WHERE c.relname = $1",
-                name,
-            )
+            valid = await QUERIES["index_valid"].fetchval(conn, name=name)
             if valid is False:  # an interrupted CONCURRENTLY build leaves an invalid index
-                await conn.execute(f"DROP INDEX CONCURRENTLY IF EXISTS {name}")
-            await conn.execute(
-                f"CREATE INDEX CONCURRENTLY IF NOT EXISTS {name} ON memories "
-                f"USING hnsw (embedding vector_cosine_ops) WITH (m = 16, ef_construction = 200) "
-                f"WHERE {tenant_predicate(tenant_id, model)}"
-            )
+                await QUERIES["drop_index"].fill(name=name).execute(conn)
+            await QUERIES["create_index"].fill(name=name, predicate=predicate).execute(conn)
             async with conn.transaction():
-                await conn.execute("SELECT set_config('app.tenant_id', $1, true)", str(tenant_id))
-                rows = await conn.fetchval(
-                    f"SELECT count(*) FROM memories WHERE {tenant_predicate(tenant_id, model)}"  # noqa: S608
-                )
-                await conn.execute(
-                    "INSERT INTO memory_indexes (tenant_id, embedding_model, index_name, "
-                    "rows_at_build) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
-                    tenant_id,
-                    model,
-                    name,
-                    rows,
+                await set_tenant(conn, tenant_id)
+                rows = await QUERIES["count_indexed"].fill(predicate=predicate).fetchval(conn)
+                await QUERIES["register_index"].execute(
+                    conn,
+                    tenant_id=tenant_id,
+                    embedding_model=model,
+                    index_name=name,
+                    rows_at_build=rows,
                 )
         finally:
-            await conn.execute("SELECT pg_advisory_unlock(hashtextextended($1, 0))", name)
+            await QUERIES["unlock_index"].execute(conn, name=name)
     log.info("memory index built", tenant=str(tenant_id), model=model, rows=rows)
     return True
-
-
-# Tenants whose active model has no index yet, counted only up to the threshold through
-# ix_memories_live: the sweep reads at most threshold rows a tenant, never the whole table.
-FIND_DUE = """
-SELECT t.id AS tenant_id, t.memory_embedding_model AS embedding_model
-  FROM tenants t
- WHERE NOT EXISTS (SELECT 1 FROM memory_indexes x
-                    WHERE x.tenant_id = t.id AND x.embedding_model = t.memory_embedding_model)
-   AND (SELECT count(*) FROM (
-            SELECT 1 FROM memories m
-             WHERE m.tenant_id = t.id AND m.embedding_model = t.memory_embedding_model
-               AND m.superseded_by IS NULL
-             LIMIT $1) enough) >= $1
-"""
-
-FIND_ORPHANS = """
-SELECT c.relname FROM pg_class c
- WHERE c.relkind = 'i' AND c.relname LIKE 'ix\\_memories\\_hnsw\\_%'
-   AND NOT EXISTS (SELECT 1 FROM memory_indexes x WHERE x.index_name = c.relname)
-"""
 
 
 async def maintain(pool: asyncpg.Pool, *, threshold: int) -> int:
     """Build every index that is due; drop the indexes of erased tenants and old models."""
     async with pool.acquire() as conn:
-        due = await conn.fetch(FIND_DUE, threshold)
-        orphans = [row["relname"] for row in await conn.fetch(FIND_ORPHANS)]
+        due = await QUERIES["find_due"].fetch(conn, threshold=threshold)
+        orphans = [row["relname"] for row in await QUERIES["find_orphans"].fetch(conn)]
     built = 0
     for row in due:
         built += await build_tenant_index(
@@ -139,11 +118,11 @@ async def maintain(pool: asyncpg.Pool, *, threshold: int) -> int:
     for name in orphans:
         async with pool.acquire() as conn:
             # A build in progress holds this lock and has not registered its index yet.
-            if await conn.fetchval("SELECT pg_try_advisory_lock(hashtextextended($1, 0))", name):
+            if await QUERIES["try_lock_index"].fetchval(conn, name=name):
                 try:
-                    await conn.execute(f"DROP INDEX CONCURRENTLY IF EXISTS {name}")
+                    await QUERIES["drop_index"].fill(name=name).execute(conn)
                 finally:
-                    await conn.execute("SELECT pg_advisory_unlock(hashtextextended($1, 0))", name)
+                    await QUERIES["unlock_index"].execute(conn, name=name)
     return built
 
 

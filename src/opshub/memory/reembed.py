@@ -29,19 +29,26 @@ async def reembed_tenant(
     if model not in MODELS:
         raise UnknownEmbeddingModelError(model)
     async with tenant_transaction(pool, tenant_id) as conn:
-        await conn.execute(QUERIES["set_active_model"], tenant_id, model)
+        await QUERIES["set_active_model"].execute(conn, tenant_id=tenant_id, embedding_model=model)
     embedder = embedders.for_model(model, tenant_id=tenant_id)
     moved = 0
     while True:
         async with tenant_transaction(pool, tenant_id) as conn:
-            rows = await conn.fetch(QUERIES["rows_to_reembed"], tenant_id, model, batch_size)
+            rows = await QUERIES["rows_to_reembed"].fetch(
+                conn, tenant_id=tenant_id, embedding_model=model, limit=batch_size
+            )
             if not rows:
                 return moved
             vectors = await embedder.embed([row["content"] for row in rows])
-            await conn.executemany(
-                QUERIES["reembed_one"],
+            await QUERIES["reembed_one"].executemany(
+                conn,
                 [
-                    (tenant_id, row["id"], vector_text(vector), model)
+                    {
+                        "tenant_id": tenant_id,
+                        "memory_id": row["id"],
+                        "embedding": vector_text(vector),
+                        "embedding_model": model,
+                    }
                     for row, vector in zip(rows, vectors, strict=True)
                 ],
             )

@@ -20,7 +20,7 @@ import orjson
 from opshub.db.sql import Connection, Record, load_queries
 from opshub.errors import NotFoundError
 from opshub.memory.embedders import Embedders
-from opshub.memory.indexes import IndexBuilder, nearest_indexed_sql
+from opshub.memory.indexes import IndexBuilder, search_index
 from opshub.memory.models import MemoryKind, Scope, ScopeKind
 from opshub.memory.schemas import (
     MemoryCreate,
@@ -108,8 +108,7 @@ class ActiveModel:
 
 
 async def active_model(conn: Connection, *, tenant_id: uuid.UUID) -> ActiveModel:
-    row = await conn.fetchrow(QUERIES["active_model"], tenant_id)
-    assert row is not None  # noqa: S101 - the caller's own tenant
+    row = await QUERIES["active_model"].fetchone(conn, tenant_id=tenant_id)
     return ActiveModel(row["name"], row["indexed"])
 
 
@@ -133,21 +132,37 @@ async def nearest(
     refs, kinds, metadata = (where or MemoryFilter()).args()
     text = vector_text(vector)
     if indexed is None:
-        indexed = bool(await conn.fetchval(QUERIES["tenant_index"], tenant_id, model))
+        indexed = bool(
+            await QUERIES["tenant_index"].fetchval(conn, tenant_id=tenant_id, embedding_model=model)
+        )
     if indexed:
         ef = max(ef_search, limit)
         while True:
-            await conn.execute("SELECT set_config('hnsw.ef_search', $1, true)", str(ef))
-            rows = await conn.fetch(
-                nearest_indexed_sql(tenant_id, model, ef), text, refs, kinds, metadata, limit
+            rows = await search_index(
+                conn,
+                tenant_id=tenant_id,
+                model=model,
+                ef_search=ef,
+                vector=text,
+                scopes=refs,
+                kinds=kinds,
+                metadata=metadata,
+                limit=limit,
             )
             if len(rows) >= limit or ef >= MAX_EF_SEARCH:
                 break
             ef = min(ef * 4, MAX_EF_SEARCH)
         if len(rows) >= limit or (refs is None and kinds is None and not metadata):
             return [(row["id"], row["distance"]) for row in rows]
-    rows = await conn.fetch(
-        QUERIES["nearest_exact"], tenant_id, model, text, refs, kinds, metadata, limit
+    rows = await QUERIES["nearest_exact"].fetch(
+        conn,
+        tenant_id=tenant_id,
+        embedding_model=model,
+        vector=text,
+        scopes=refs,
+        kinds=kinds,
+        metadata=metadata,
+        limit=limit,
     )
     return [(row["id"], row["distance"]) for row in rows]
 
@@ -180,8 +195,14 @@ async def search(
         indexed=model.indexed,
     )
     refs, kinds, metadata = where.args()
-    by_text = await conn.fetch(
-        QUERIES["text_matches"], tenant_id, query, refs, kinds, metadata, depth
+    by_text = await QUERIES["text_matches"].fetch(
+        conn,
+        tenant_id=tenant_id,
+        query=query,
+        scopes=refs,
+        kinds=kinds,
+        metadata=metadata,
+        limit=depth,
     )
     scores: dict[uuid.UUID, float] = {}
     similarity: dict[uuid.UUID, float] = {}
@@ -194,7 +215,10 @@ async def search(
     if not scores:
         return []
     rows = {
-        row["id"]: row for row in await conn.fetch(QUERIES["rows_by_id"], tenant_id, list(scores))
+        row["id"]: row
+        for row in await QUERIES["rows_by_id"].fetch(
+            conn, tenant_id=tenant_id, memory_ids=list(scores)
+        )
     }
     ranked = sorted(
         rows.values(),
@@ -202,7 +226,9 @@ async def search(
         reverse=True,
     )[:limit]
     if touch and ranked:
-        await conn.execute(QUERIES["mark_recalled"], tenant_id, [row["id"] for row in ranked])
+        await QUERIES["mark_recalled"].execute(
+            conn, tenant_id=tenant_id, memory_ids=[row["id"] for row in ranked]
+        )
     return [
         MemoryHit(
             **memory_read(row).model_dump(),
@@ -217,7 +243,9 @@ async def recent(
     conn: Connection, *, tenant_id: uuid.UUID, limit: int, where: MemoryFilter | None = None
 ) -> list[MemoryHit]:
     refs, kinds, metadata = (where or MemoryFilter()).args()
-    rows = await conn.fetch(QUERIES["recent"], tenant_id, refs, kinds, metadata, limit)
+    rows = await QUERIES["recent"].fetch(
+        conn, tenant_id=tenant_id, scopes=refs, kinds=kinds, metadata=metadata, limit=limit
+    )
     return [MemoryHit(**memory_read(row).model_dump(), score=0.0, similarity=None) for row in rows]
 
 
@@ -244,7 +272,7 @@ async def remember_many(
         vectors = await embedders.for_model(model.name, tenant_id=tenant_id).embed(
             index_texts or [item.content for item in items]
         )
-    await conn.execute(QUERIES["lock_tenant_writes"], tenant_id)
+    await QUERIES["lock_tenant_writes"].execute(conn, tenant_id=tenant_id)
     if (await active_model(conn, tenant_id=tenant_id)).name != model.name:  # moved meanwhile
         return await remember_many(
             conn,
@@ -277,7 +305,9 @@ async def request_index_if_due(
     """Ask for the tenant's own index once its live memories reach the threshold."""
     if model.indexed:
         return
-    held = await conn.fetchval(QUERIES["live_rows_up_to"], tenant_id, model.name, builder.threshold)
+    held = await QUERIES["live_rows_up_to"].fetchval(
+        conn, tenant_id=tenant_id, embedding_model=model.name, limit=builder.threshold
+    )
     if held >= builder.threshold:
         builder.request(tenant_id=tenant_id, model=model.name)
 
@@ -313,14 +343,14 @@ async def _remember_one(
 ) -> MemorySaved:
     scope = Scope.parse(item.scope)
     digest = content_hash(item.content)
-    same = await conn.fetchrow(
-        QUERIES["find_same_content"],
-        tenant_id,
-        scope.kind.value,
-        scope.key,
-        digest,
-        item.importance,
-        item.expires_at,
+    same = await QUERIES["find_same_content"].fetchrow(
+        conn,
+        tenant_id=tenant_id,
+        scope=scope.kind.value,
+        scope_key=scope.key,
+        content_hash=digest,
+        importance=item.importance,
+        expires_at=item.expires_at,
     )
     if same is not None:
         return MemorySaved(memory=memory_read(same), outcome="duplicate")
@@ -328,8 +358,12 @@ async def _remember_one(
     if item.subject and item.kind in (MemoryKind.fact, MemoryKind.preference):
         older = [
             row["id"]
-            for row in await conn.fetch(
-                QUERIES["same_subject"], tenant_id, scope.kind.value, scope.key, item.subject
+            for row in await QUERIES["same_subject"].fetch(
+                conn,
+                tenant_id=tenant_id,
+                scope=scope.kind.value,
+                scope_key=scope.key,
+                subject=item.subject,
             )
         ]
     closest = (
@@ -348,40 +382,39 @@ async def _remember_one(
     if closest:
         [(memory_id, distance)] = closest
         if 1 - distance >= NEAR_DUPLICATE:
-            stored = await conn.fetchrow(QUERIES["get"], tenant_id, memory_id)
-            assert stored is not None  # noqa: S101 - under the tenant's write lock
+            stored = await QUERIES["get"].fetchone(conn, tenant_id=tenant_id, memory_id=memory_id)
             if _restates(item.content, stored["content"]):
-                refreshed = await conn.fetchrow(
-                    QUERIES["refresh"],
-                    tenant_id,
-                    memory_id,
-                    item.importance,
-                    item.metadata,
-                    item.expires_at,
+                refreshed = await QUERIES["refresh"].fetchone(
+                    conn,
+                    tenant_id=tenant_id,
+                    memory_id=memory_id,
+                    importance=item.importance,
+                    metadata=item.metadata,
+                    expires_at=item.expires_at,
                 )
-                assert refreshed is not None  # noqa: S101
                 return MemorySaved(memory=memory_read(refreshed), outcome="refreshed")
             if item.kind in (MemoryKind.fact, MemoryKind.preference):
                 older = [memory_id]
-    row = await conn.fetchrow(
-        QUERIES["insert"],
-        tenant_id,
-        scope.kind.value,
-        scope.key,
-        item.kind.value,
-        item.content,
-        item.subject,
-        vector_text(vector),
-        model.name,
-        item.metadata,
-        digest,
-        item.importance,
-        source_task_id,
-        item.expires_at,
+    row = await QUERIES["insert"].fetchone(
+        conn,
+        tenant_id=tenant_id,
+        scope=scope.kind.value,
+        scope_key=scope.key,
+        kind=item.kind.value,
+        content=item.content,
+        subject=item.subject,
+        embedding=vector_text(vector),
+        embedding_model=model.name,
+        metadata=item.metadata,
+        content_hash=digest,
+        importance=item.importance,
+        source_task_id=source_task_id,
+        expires_at=item.expires_at,
     )
-    assert row is not None  # noqa: S101 - INSERT … RETURNING
     if older:
-        await conn.execute(QUERIES["supersede"], tenant_id, older, row["id"])
+        await QUERIES["supersede"].execute(
+            conn, tenant_id=tenant_id, memory_ids=older, superseded_by=row["id"]
+        )
     return MemorySaved(
         memory=memory_read(row),
         outcome="superseded" if older else "created",
@@ -390,37 +423,38 @@ async def _remember_one(
 
 
 async def get_memory(conn: Connection, *, tenant_id: uuid.UUID, memory_id: uuid.UUID) -> MemoryRead:
-    row = await conn.fetchrow(QUERIES["get"], tenant_id, memory_id)
+    row = await QUERIES["get"].fetchrow(conn, tenant_id=tenant_id, memory_id=memory_id)
     if row is None:
         raise NotFoundError("memory not found")
     return memory_read(row)
 
 
 async def delete_memory(conn: Connection, *, tenant_id: uuid.UUID, memory_id: uuid.UUID) -> None:
-    if await conn.fetchval(QUERIES["delete_one"], tenant_id, memory_id) is None:
+    if await QUERIES["delete_one"].fetchval(conn, tenant_id=tenant_id, memory_id=memory_id) is None:
         raise NotFoundError("memory not found")
 
 
 async def forget_scope(conn: Connection, *, tenant_id: uuid.UUID, scope: Scope) -> int:
-    deleted: int = await conn.fetchval(
-        QUERIES["forget_scope"], tenant_id, scope.kind.value, scope.key
+    deleted: int = await QUERIES["forget_scope"].fetchval(
+        conn, tenant_id=tenant_id, scope=scope.kind.value, scope_key=scope.key
     )
     return deleted
 
 
 async def erase_tenant(conn: Connection, *, tenant_id: uuid.UUID) -> int:
     """Every memory of the tenant, history included (an erasure request)."""
-    deleted: int = await conn.fetchval(QUERIES["erase_tenant"], tenant_id)
+    deleted: int = await QUERIES["erase_tenant"].fetchval(conn, tenant_id=tenant_id)
     return deleted
 
 
 async def get_settings(
     conn: Connection, *, tenant_id: uuid.UUID, extraction_default: bool
 ) -> MemorySettings:
-    row = await conn.fetchrow(QUERIES["settings"], tenant_id, extraction_default)
-    assert row is not None  # noqa: S101 - the caller's own tenant
+    row = await QUERIES["settings"].fetchone(
+        conn, tenant_id=tenant_id, extraction_default=extraction_default
+    )
     return MemorySettings(**dict(row))
 
 
 async def set_extraction(conn: Connection, *, tenant_id: uuid.UUID, enabled: bool) -> None:
-    await conn.execute(QUERIES["set_extraction"], tenant_id, enabled)
+    await QUERIES["set_extraction"].execute(conn, tenant_id=tenant_id, enabled=enabled)

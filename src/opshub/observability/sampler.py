@@ -23,8 +23,8 @@ PRIORITIES = range(10)  # the tasks table's CHECK: 0..9
 
 async def sample_once(pool: asyncpg.Pool) -> None:
     async with pool.acquire() as conn:
-        queue = {row["priority"]: row for row in await conn.fetch(QUERIES["queue_by_priority"])}
-        credentials = await conn.fetch(QUERIES["credentials_by_health"])
+        queue = {row["priority"]: row for row in await QUERIES["queue_by_priority"].fetch(conn)}
+        credentials = await QUERIES["credentials_by_health"].fetch(conn)
     # Every priority is exported, 0 when empty: an alert on age must see the queue drain.
     for priority in PRIORITIES:
         row = queue.get(priority)

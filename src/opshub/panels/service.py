@@ -55,8 +55,13 @@ def midnight_utc(now: datetime | None = None) -> datetime:
 async def agents(conn: Connection, *, tenant_id: uuid.UUID) -> AgentsPanel:
     """Every crew of the registry, then "router", then crews only the tasks still name."""
     since = midnight_utc()
-    stats = {row["crew"]: row for row in await conn.fetch(QUERIES["crew_stats"], tenant_id, since)}
-    errors = {row["crew"]: row for row in await conn.fetch(QUERIES["last_errors"], tenant_id)}
+    stats = {
+        row["crew"]: row
+        for row in await QUERIES["crew_stats"].fetch(conn, tenant_id=tenant_id, since=since)
+    }
+    errors = {
+        row["crew"]: row for row in await QUERIES["last_errors"].fetch(conn, tenant_id=tenant_id)
+    }
     names = [*CREWS, ROUTER]
     names += sorted((stats.keys() | errors.keys()) - set(names))
     crews = []
@@ -129,7 +134,9 @@ async def usage(
     start, end = usage_window(start, end, today=datetime.now(UTC).date())
     rows = {
         row["key"]: _usage_row(row)
-        for row in await conn.fetch(QUERIES["usage"], tenant_id, start, end, group_by.value)
+        for row in await QUERIES["usage"].fetch(
+            conn, tenant_id=tenant_id, start=start, end=end, group_by=group_by.value
+        )
     }
     if group_by is UsageGroup.day:
         days = (start + timedelta(days=n) for n in range((end - start).days + 1))
@@ -184,12 +191,16 @@ def _total(rows: list[UsageRow]) -> UsageRow:
 
 async def activity(conn: Connection, *, tenant_id: uuid.UUID, settings: Settings) -> ActivityPanel:
     """Recent tasks, changes waiting for approval, credential health and the next scheduled runs."""
-    tasks = await conn.fetch(QUERIES["recent_tasks"], tenant_id, PREVIEW_CHARS, RECENT_TASKS)
+    tasks = await QUERIES["recent_tasks"].fetch(
+        conn, tenant_id=tenant_id, preview_chars=PREVIEW_CHARS, limit=RECENT_TASKS
+    )
     pending, _ = await actions_service.list_(
         conn, tenant_id=tenant_id, status=ActionStatus.pending, limit=PENDING_APPROVALS
     )
     credentials = await credentials_service.list_(conn, tenant_id=tenant_id, settings=settings)
-    runs = await conn.fetch(QUERIES["next_runs"], tenant_id, PREVIEW_CHARS, NEXT_RUNS)
+    runs = await QUERIES["next_runs"].fetch(
+        conn, tenant_id=tenant_id, preview_chars=PREVIEW_CHARS, limit=NEXT_RUNS
+    )
     return ActivityPanel(
         recent_tasks=[_recent_task(row) for row in tasks],
         pending_approvals=pending,

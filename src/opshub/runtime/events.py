@@ -19,13 +19,13 @@ from typing import Any
 import asyncpg
 import structlog
 
+from opshub.runtime import queries
 from opshub.runtime.live import Batch, LiveEvents
 from opshub.runtime.loops import stop_requested
-from opshub.runtime.queue import QUERIES
 from opshub.tasks.models import EventType
 
 log = structlog.get_logger(__name__)
-Row = tuple[uuid.UUID, uuid.UUID, int, str, datetime, dict[str, Any]]
+Row = queries.TaskEventRow
 
 
 def _wire_ts(ts: datetime) -> str:
@@ -80,13 +80,20 @@ class TaskEventWriter:
             if run.closed:
                 return
             last = self._last_pending.get(run.task_id)
-            if type == EventType.token and last is not None and last[3] == EventType.token:
+            if type == EventType.token and last is not None and last.type == EventType.token:
                 # Tokens that arrive faster than a round trip travel as one event: a streaming
                 # crew would otherwise make one row and one message per token.
-                last[5]["text"] = last[5].get("text", "") + fields.get("text", "")
+                last.data["text"] = last.data.get("text", "") + fields.get("text", "")
                 return
             run.last_seq += 1
-            row = (run.tenant_id, run.task_id, run.last_seq, type, datetime.now(UTC), fields)
+            row = Row(
+                tenant_id=run.tenant_id,
+                task_id=run.task_id,
+                seq=run.last_seq,
+                type=type,
+                ts=datetime.now(UTC),
+                data=fields,
+            )
             self._pending.append(row)
             self._last_pending[run.task_id] = row
             self._submitted += 1
@@ -129,7 +136,7 @@ class TaskEventWriter:
         while True:
             try:
                 async with self._pool.acquire() as conn:
-                    await conn.executemany(QUERIES["insert_events"], rows)
+                    await queries.insert_events(conn, events=rows)
                 break
             except (OSError, asyncpg.PostgresConnectionStatusError, asyncpg.InterfaceError) as exc:
                 log.warning("task events waiting for the database", error=type(exc).__name__)

@@ -25,7 +25,7 @@ from opshub.llm.usage import TokenUsage
 from opshub.memory import service as memory_service
 from opshub.memory.run_memory import RunMemories, TenantMemory, memories_of_run
 from opshub.memory.schemas import MemorySaved
-from opshub.runtime.queue import QUERIES
+from opshub.runtime import queries
 
 log = structlog.get_logger(__name__)
 
@@ -80,16 +80,16 @@ class MemoryWriteBack:
         tenant_id, task_id = row["tenant_id"], row["id"]
         usage = meter.usage if meter else TokenUsage()
         async with tenant_transaction(memory.app_pool, tenant_id) as conn:
-            still_ours = await conn.fetchval(
-                QUERIES["memory_written"],
-                task_id,
-                self._worker_id,
-                usage.input_tokens,
-                usage.output_tokens,
-                meter.cost_usd if meter else Decimal(0),
-                tenant_id,
+            still_ours = await queries.memory_written(
+                conn,
+                tenant_id=tenant_id,
+                task_id=task_id,
+                worker_id=self._worker_id,
+                input_tokens=usage.input_tokens,
+                output_tokens=usage.output_tokens,
+                cost_usd=meter.cost_usd if meter else Decimal(0),
             )
-            if still_ours is None:  # presumed dead, and another worker has written them
+            if not still_ours:  # presumed dead, and another worker has written them
                 log.warning("memory write-back taken over elsewhere", task=str(task_id))
                 return []
             if meter is not None:
@@ -107,7 +107,6 @@ class MemoryWriteBack:
     async def claim_lost(self, *, limit: int) -> list[Record]:
         """Ended tasks whose write-back lost its worker, leased to this one now."""
         async with self._owner_pool.acquire() as conn:
-            rows: list[Record] = await conn.fetch(
-                QUERIES["claim_lost_write_backs"], self._worker_id, self._lease_seconds, limit
+            return await queries.claim_lost_write_backs(
+                conn, worker_id=self._worker_id, lease_seconds=self._lease_seconds, limit=limit
             )
-        return rows

@@ -7,13 +7,13 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from pathlib import Path
 
 import asyncpg
 
-from opshub.db.sql import Record, load_queries
+from opshub.db import locks
+from opshub.db.sql import Record
+from opshub.runtime import queries
 
-QUERIES = load_queries(Path(__file__).with_name("queue.sql"))
 CLAIM_LOCK = 0x6F707368_75620003
 
 
@@ -35,14 +35,18 @@ async def claim_next_tasks(
     tenant_limit: int,
 ) -> Claim:
     async with pool.acquire() as conn, conn.transaction():
-        await conn.execute("SELECT pg_advisory_xact_lock($1)", CLAIM_LOCK)
-        expired = await conn.fetch(QUERIES["requeue_expired"], backoff_seconds)
-        tasks = await conn.fetch(
-            QUERIES["claim_tasks"], worker_id, limit, lease_seconds, tenant_limit
+        await locks.lock_transaction(conn, key=CLAIM_LOCK)
+        expired = await queries.requeue_expired(conn, backoff_seconds=backoff_seconds)
+        tasks = await queries.claim_tasks(
+            conn,
+            worker_id=worker_id,
+            limit=limit,
+            lease_seconds=lease_seconds,
+            tenant_limit=tenant_limit,
         )
         if tasks:
-            await conn.execute(QUERIES["started_events"], [task["id"] for task in tasks])
-            await conn.execute(QUERIES["mark_served"], list({task["tenant_id"] for task in tasks}))
+            await queries.started_events(conn, task_ids=[task["id"] for task in tasks])
+            await queries.mark_served(conn, tenant_ids=list({task["tenant_id"] for task in tasks}))
     return Claim(tasks=tasks, expired=expired)
 
 
@@ -51,10 +55,12 @@ async def renew_leases(
 ) -> dict[uuid.UUID, bool]:
     """Task id → cancel requested, for the tasks still this worker's."""
     async with pool.acquire() as conn:
-        rows = await conn.fetch(QUERIES["renew_leases"], task_ids, worker_id, lease_seconds)
+        rows = await queries.renew_leases(
+            conn, task_ids=task_ids, worker_id=worker_id, lease_seconds=lease_seconds
+        )
     return {row["id"]: row["cancel_requested"] for row in rows}
 
 
 async def release(pool: asyncpg.Pool, *, task_ids: list[uuid.UUID], worker_id: str) -> None:
     async with pool.acquire() as conn:
-        await conn.execute(QUERIES["release"], task_ids, worker_id)
+        await queries.release(conn, task_ids=task_ids, worker_id=worker_id)

@@ -10,16 +10,16 @@
 -- task comes before any tenant's second-next. The tenants served go to the back (mark_served).
 WITH eligible AS (
     SELECT q.tenant_id, q.running, q.served_at, q.waiting_since,
-           coalesce(ten.max_running_tasks, $4) - q.running AS free
+           coalesce(ten.max_running_tasks, :tenant_limit) - q.running AS free
     FROM queue_turns q
     JOIN tenants ten ON ten.id = q.tenant_id
     WHERE q.queued > 0
-      AND coalesce(ten.max_running_tasks, $4) > q.running
+      AND coalesce(ten.max_running_tasks, :tenant_limit) > q.running
       AND EXISTS (SELECT FROM tasks d
                   WHERE d.tenant_id = q.tenant_id AND d.status = 'queued'
                     AND d.run_after <= now())
     ORDER BY q.running, q.served_at NULLS FIRST, q.waiting_since, q.tenant_id
-    LIMIT $2
+    LIMIT :limit
 ),
 candidates AS (
     SELECT c.id, e.running + c.place AS turn, e.served_at, e.waiting_since, c.priority,
@@ -31,21 +31,21 @@ candidates AS (
         FROM tasks t
         WHERE t.tenant_id = e.tenant_id AND t.status = 'queued' AND t.run_after <= now()
         ORDER BY t.priority DESC, t.created_at
-        LIMIT least(e.free, $2)
+        LIMIT least(e.free, :limit)
     ) c
 ),
 picked AS (
     SELECT t.id FROM tasks t JOIN candidates c ON c.id = t.id
     WHERE t.status = 'queued'
     ORDER BY c.turn, c.served_at NULLS FIRST, c.waiting_since, c.priority DESC, c.created_at
-    LIMIT $2
+    LIMIT :limit
     FOR UPDATE OF t SKIP LOCKED
 )
 UPDATE tasks t SET
     status = 'running',
     attempt = t.attempt + 1,
-    lease_owner = $1,
-    lease_expires_at = now() + $3 * interval '1 second',
+    lease_owner = :worker_id,
+    lease_expires_at = now() + :lease_seconds * interval '1 second',
     started_at = coalesce(t.started_at, now())
 FROM picked
 WHERE t.id = picked.id
@@ -53,14 +53,14 @@ RETURNING t.*,
     (SELECT coalesce(max(e.seq), 0) FROM task_events e WHERE e.task_id = t.id) AS last_seq
 
 -- mark_served --
-UPDATE queue_turns SET served_at = clock_timestamp() WHERE tenant_id = ANY($1::uuid[])
+UPDATE queue_turns SET served_at = clock_timestamp() WHERE tenant_id = ANY(:tenant_ids::uuid[])
 
 -- started_events --
 -- The domain event of each claimed task commits with its claim.
 INSERT INTO outbox (tenant_id, event_type, data)
 SELECT tenant_id, 'task.started',
        jsonb_build_object('task_id', id::text, 'status', status, 'crew', crew)
-FROM tasks WHERE id = ANY($1::uuid[])
+FROM tasks WHERE id = ANY(:task_ids::uuid[])
 
 -- requeue_expired --
 -- A worker that stopped renewing its lease has died: its tasks go back to the queue with a
@@ -70,7 +70,7 @@ UPDATE tasks SET
         WHEN cancel_requested THEN 'cancelled'
         WHEN attempt < max_attempts THEN 'queued'
         ELSE 'failed' END,
-    run_after = now() + least($1 * power(2, attempt - 1), 300) * interval '1 second',
+    run_after = now() + least(:backoff_seconds * power(2, attempt - 1), 300) * interval '1 second',
     error = CASE
         WHEN cancel_requested OR attempt < max_attempts THEN error
         ELSE '{"code": "worker_lost", "message": "the worker running this task stopped responding on every attempt"}'::jsonb
@@ -84,19 +84,19 @@ RETURNING *
 -- renew_leases --
 -- A run's lease, or the lease on its memory write-back after it ended. Tasks missing from the
 -- answer are no longer this worker's: it stops them without a word.
-UPDATE tasks SET lease_expires_at = now() + $3 * interval '1 second'
-WHERE id = ANY($1::uuid[]) AND lease_owner = $2 AND (status = 'running' OR memory_pending)
+UPDATE tasks SET lease_expires_at = now() + :lease_seconds * interval '1 second'
+WHERE id = ANY(:task_ids::uuid[]) AND lease_owner = :worker_id AND (status = 'running' OR memory_pending)
 RETURNING id, cancel_requested AND status = 'running' AS cancel_requested
 
 -- finish_task --
--- With memories still to write ($11), the worker keeps its lease on the task until they are.
+-- With memories still to write (:remember), the worker keeps its lease on the task until they are.
 UPDATE tasks SET
-    status = $3, result = $4, error = $5,
-    input_tokens = $6, output_tokens = $7, cost_usd = $8, billed_to = $9,
-    finished_at = now(), memory_pending = $11,
-    lease_owner = CASE WHEN $11 THEN lease_owner END,
-    lease_expires_at = CASE WHEN $11 THEN lease_expires_at END
-WHERE tenant_id = $10 AND id = $1 AND lease_owner = $2 AND status = 'running'
+    status = :status, result = :result, error = :error,
+    input_tokens = :input_tokens, output_tokens = :output_tokens, cost_usd = :cost_usd, billed_to = :billed_to,
+    finished_at = now(), memory_pending = :remember,
+    lease_owner = CASE WHEN :remember THEN lease_owner END,
+    lease_expires_at = CASE WHEN :remember THEN lease_expires_at END
+WHERE tenant_id = :tenant_id AND id = :task_id AND lease_owner = :worker_id AND status = 'running'
 RETURNING *
 
 -- memory_written --
@@ -104,19 +104,19 @@ RETURNING *
 -- the extraction call's usage joins the run's.
 UPDATE tasks SET
     memory_pending = false, lease_owner = NULL, lease_expires_at = NULL,
-    input_tokens = input_tokens + $3, output_tokens = output_tokens + $4,
-    cost_usd = cost_usd + $5
-WHERE tenant_id = $6 AND id = $1 AND lease_owner = $2 AND memory_pending
+    input_tokens = input_tokens + :input_tokens, output_tokens = output_tokens + :output_tokens,
+    cost_usd = cost_usd + :cost_usd
+WHERE tenant_id = :tenant_id AND id = :task_id AND lease_owner = :worker_id AND memory_pending
 RETURNING id
 
 -- claim_lost_write_backs --
 -- The write-backs of workers that died after their runs ended.
-UPDATE tasks t SET lease_owner = $1, lease_expires_at = now() + $2 * interval '1 second'
+UPDATE tasks t SET lease_owner = :worker_id, lease_expires_at = now() + :lease_seconds * interval '1 second'
 FROM (
     SELECT id FROM tasks
     WHERE memory_pending AND lease_expires_at < now()
     ORDER BY lease_expires_at
-    LIMIT $3
+    LIMIT :limit
     FOR UPDATE SKIP LOCKED
 ) lost
 WHERE t.id = lost.id
@@ -124,9 +124,9 @@ RETURNING t.*
 
 -- retry_later --
 UPDATE tasks SET
-    status = 'queued', error = $4, lease_owner = NULL, lease_expires_at = NULL,
-    run_after = now() + $3 * interval '1 second'
-WHERE tenant_id = $5 AND id = $1 AND lease_owner = $2 AND status = 'running'
+    status = 'queued', error = :error, lease_owner = NULL, lease_expires_at = NULL,
+    run_after = now() + :delay_seconds * interval '1 second'
+WHERE tenant_id = :tenant_id AND id = :task_id AND lease_owner = :worker_id AND status = 'running'
 RETURNING *
 
 -- release --
@@ -134,23 +134,23 @@ RETURNING *
 UPDATE tasks SET
     status = 'queued', attempt = attempt - 1, lease_owner = NULL, lease_expires_at = NULL,
     run_after = now()
-WHERE id = ANY($1::uuid[]) AND lease_owner = $2 AND status = 'running'
+WHERE id = ANY(:task_ids::uuid[]) AND lease_owner = :worker_id AND status = 'running'
 RETURNING id
 
 -- insert_events --
-INSERT INTO task_events (tenant_id, task_id, seq, type, ts, data) VALUES ($1, $2, $3, $4, $5, $6)
+INSERT INTO task_events (tenant_id, task_id, seq, type, ts, data) VALUES (:tenant_id, :task_id, :seq, :type, :ts, :data)
 ON CONFLICT (task_id, seq) DO NOTHING
 
 -- thread_history --
 SELECT role, content FROM (
     SELECT id, role, content FROM thread_messages
-    WHERE tenant_id = $1 AND thread_id = $2 AND task_id IS DISTINCT FROM $4
-    ORDER BY id DESC LIMIT $3
+    WHERE tenant_id = :tenant_id AND thread_id = :thread_id AND task_id IS DISTINCT FROM :task_id
+    ORDER BY id DESC LIMIT :limit
 ) recent ORDER BY id
 
 -- add_agent_message --
 INSERT INTO thread_messages (tenant_id, thread_id, role, content, task_id)
-VALUES ($1, $2, 'agent', $3, $4)
+VALUES (:tenant_id, :thread_id, 'agent', :content, :task_id)
 
 -- due_webhooks --
 -- Each delivery is locked by the sender that takes it; several senders share the work.
@@ -167,24 +167,24 @@ SELECT d.id, d.tenant_id, d.url, d.body, d.attempts, d.message_id,
           AND (s.expires_at IS NULL OR s.expires_at > now())
         ORDER BY s.created_at DESC LIMIT 1) AS legacy_secret
 FROM webhook_deliveries d
-WHERE d.delivered_at IS NULL AND d.next_attempt_at <= now() AND d.attempts < $1
+WHERE d.delivered_at IS NULL AND d.next_attempt_at <= now() AND d.attempts < :max_attempts
 ORDER BY d.next_attempt_at
-LIMIT $2
+LIMIT :limit
 FOR UPDATE OF d SKIP LOCKED
 
 -- webhook_delivered --
-UPDATE webhook_deliveries SET delivered_at = now(), attempts = attempts + 1, last_status = $2,
+UPDATE webhook_deliveries SET delivered_at = now(), attempts = attempts + 1, last_status = :status_code,
     last_error = NULL
-WHERE id = $1
+WHERE id = :delivery_id
 
 -- log_webhook_attempt --
-INSERT INTO webhook_attempts (tenant_id, delivery_id, status_code, error) VALUES ($1, $2, $3, $4)
+INSERT INTO webhook_attempts (tenant_id, delivery_id, status_code, error) VALUES (:tenant_id, :delivery_id, :status_code, :error)
 
 -- webhook_failed --
-UPDATE webhook_deliveries SET attempts = attempts + 1, last_status = $2, last_error = $3,
-    next_attempt_at = now() + $4 * interval '1 second'
-WHERE id = $1
+UPDATE webhook_deliveries SET attempts = attempts + 1, last_status = :status_code, last_error = :error,
+    next_attempt_at = now() + :delay_seconds * interval '1 second'
+WHERE id = :delivery_id
 
 -- set_task_crew --
 -- The chat router picked the crew of a task submitted without one.
-UPDATE tasks SET crew = $2 WHERE tenant_id = $3 AND id = $1
+UPDATE tasks SET crew = :crew WHERE tenant_id = :tenant_id AND id = :task_id

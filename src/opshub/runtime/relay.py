@@ -19,7 +19,9 @@ import structlog
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from opshub.events.outbox import QUERIES, STREAM
+from opshub.db import locks
+from opshub.events import outbox
+from opshub.events.outbox import STREAM
 from opshub.runtime.loops import stop_requested
 
 RELAY_LOCK = 0x6F707368_75620002
@@ -47,16 +49,16 @@ class OutboxRelay:
     async def deliver_pending(self) -> int:
         """Deliver everything waiting; 0 when another relay holds the lock."""
         async with self._pool.acquire() as conn:
-            if not await conn.fetchval("SELECT pg_try_advisory_lock($1)", RELAY_LOCK):
+            if not await locks.try_lock(conn, key=RELAY_LOCK):
                 return 0
             try:
                 return await self._drain(conn)
             finally:
-                await conn.execute("SELECT pg_advisory_unlock($1)", RELAY_LOCK)
+                await locks.unlock(conn, key=RELAY_LOCK)
 
     async def _drain(self, conn: asyncpg.Connection) -> int:
         delivered = 0
-        while rows := await conn.fetch(QUERIES["undelivered"], self._batch):
+        while rows := await outbox.undelivered(conn, limit=self._batch):
             for row in rows:
                 await self._deliver(
                     keys=[f"opshub:outbox:delivered:{row['id']}", STREAM],
@@ -68,7 +70,7 @@ class OutboxRelay:
                         row["created_at"].isoformat(),
                     ],
                 )
-            await conn.execute(QUERIES["mark_delivered"], [row["id"] for row in rows])
+            await outbox.mark_delivered(conn, event_ids=[row["id"] for row in rows])
             delivered += len(rows)
         return delivered
 

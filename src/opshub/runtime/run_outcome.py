@@ -20,9 +20,9 @@ from opshub.llm import metering
 from opshub.llm.errors import ProviderUnavailableError
 from opshub.llm.factory import LLMFactory
 from opshub.observability.runs import task_ended, task_retrying
+from opshub.runtime import queries
 from opshub.runtime.events import RunEvents
 from opshub.runtime.live import LiveEvents
-from opshub.runtime.queue import QUERIES
 from opshub.tasks import service as tasks_service
 from opshub.tasks.models import EventType, TaskStatus
 
@@ -85,13 +85,13 @@ class RunOutcomes:
         events.emit("task.retrying", error={"code": error.code, "message": error.message})
         await events.flush()
         async with tenant_transaction(self._app_pool, row["tenant_id"]) as conn:
-            await conn.execute(
-                QUERIES["retry_later"],
-                row["id"],
-                self.worker_id,
-                min(delay, 300),
-                {"code": error.code, "message": error.message},
-                row["tenant_id"],
+            await queries.retry_later(
+                conn,
+                tenant_id=row["tenant_id"],
+                task_id=row["id"],
+                worker_id=self.worker_id,
+                delay_seconds=min(delay, 300),
+                error={"code": error.code, "message": error.message},
             )
 
     async def complete(
@@ -133,19 +133,19 @@ class RunOutcomes:
                 # The run is over; the task is not until its proposed changes are decided.
                 status = TaskStatus.awaiting_approval
                 result = final["text"] = (result or "") + awaiting_note(waiting)
-            finished = await conn.fetchrow(
-                QUERIES["finish_task"],
-                task_id,
-                self.worker_id,
-                status.value,
-                result,
-                error_body,
-                usage.input_tokens if usage else 0,
-                usage.output_tokens if usage else 0,
-                meter.cost_usd if meter else Decimal(0),
-                meter.billed_to.value if meter else None,
-                tenant_id,
-                remember,
+            finished = await queries.finish_task(
+                conn,
+                tenant_id=tenant_id,
+                task_id=task_id,
+                worker_id=self.worker_id,
+                status=status.value,
+                result=result,
+                error=error_body,
+                input_tokens=usage.input_tokens if usage else 0,
+                output_tokens=usage.output_tokens if usage else 0,
+                cost_usd=meter.cost_usd if meter else Decimal(0),
+                billed_to=meter.billed_to.value if meter else None,
+                remember=remember,
             )
             if finished is None:
                 log.warning(
@@ -164,8 +164,12 @@ class RunOutcomes:
                 data=tasks_service.domain_event_data(finished),
             )
             if finished["thread_id"] is not None and result is not None:
-                await conn.execute(
-                    QUERIES["add_agent_message"], tenant_id, finished["thread_id"], result, task_id
+                await queries.add_agent_message(
+                    conn,
+                    tenant_id=tenant_id,
+                    thread_id=finished["thread_id"],
+                    task_id=task_id,
+                    content=result,
                 )
             if waiting:
                 # Numbered by the database in this transaction, not by the run's writer: once

@@ -22,8 +22,8 @@ from opshub import __version__
 from opshub.config import Settings
 from opshub.observability.metrics import WEBHOOK_DELIVERIES
 from opshub.outbound import PublicOnlyTransport
+from opshub.runtime import queries
 from opshub.runtime.loops import stop_requested
-from opshub.runtime.queue import QUERIES
 from opshub.webhooks import signing
 
 log = structlog.get_logger(__name__)
@@ -55,20 +55,30 @@ class WebhookSender:
 
     async def send_due(self, client: httpx.AsyncClient) -> int:
         async with self._pool.acquire() as conn, conn.transaction():
-            rows = await conn.fetch(
-                QUERIES["due_webhooks"], self._settings.webhook_max_attempts, BATCH
+            rows = await queries.due_webhooks(
+                conn, max_attempts=self._settings.webhook_max_attempts, limit=BATCH
             )
             results = await asyncio.gather(*(self._post(client, row) for row in rows))
             for row, (status, error) in zip(rows, results, strict=True):
-                await conn.execute(
-                    QUERIES["log_webhook_attempt"], row["tenant_id"], row["id"], status, error
+                await queries.log_webhook_attempt(
+                    conn,
+                    tenant_id=row["tenant_id"],
+                    delivery_id=row["id"],
+                    status_code=status,
+                    error=error,
                 )
                 WEBHOOK_DELIVERIES.labels("delivered" if error is None else "failed").inc()
                 if error is None:
-                    await conn.execute(QUERIES["webhook_delivered"], row["id"], status)
+                    await queries.webhook_delivered(conn, delivery_id=row["id"], status_code=status)
                 else:
                     delay = min(2 ** row["attempts"], 3600)
-                    await conn.execute(QUERIES["webhook_failed"], row["id"], status, error, delay)
+                    await queries.webhook_failed(
+                        conn,
+                        delivery_id=row["id"],
+                        status_code=status,
+                        error=error,
+                        delay_seconds=delay,
+                    )
         return len(rows)
 
     async def _post(

@@ -48,13 +48,12 @@ from opshub.memory.run_memory import TenantMemory
 from opshub.observability import genai
 from opshub.observability.runs import traced_run
 from opshub.process import freeze_startup_objects
-from opshub.runtime import crew_events, crew_run, queue
+from opshub.runtime import crew_events, crew_run, queries, queue
 from opshub.runtime.action_executor import ActionExecutor
 from opshub.runtime.events import RunEvents, TaskEventWriter
 from opshub.runtime.live import LiveEvents
 from opshub.runtime.loops import Loops, keep_running, stop_all, stop_requested
 from opshub.runtime.memory_write_back import MemoryWriteBack
-from opshub.runtime.queue import QUERIES
 from opshub.runtime.run_outcome import RunOutcomes, TaskCancelledError, answer_of
 from opshub.runtime.webhooks import WebhookSender
 from opshub.tasks import service as tasks_service
@@ -488,8 +487,8 @@ class Worker:
         events.emit(EventType.task_routed, crew=decision.crew, text=decision.reason)
         if decision.crew is not None:
             async with tenant_transaction(self._app_pool, row["tenant_id"]) as conn:
-                await conn.execute(
-                    QUERIES["set_task_crew"], row["id"], decision.crew, row["tenant_id"]
+                await queries.set_task_crew(
+                    conn, tenant_id=row["tenant_id"], task_id=row["id"], crew=decision.crew
                 )
         return decision
 
@@ -520,12 +519,12 @@ class Worker:
         if row["thread_id"] is None or self._settings.thread_history_messages == 0:
             return ""
         async with tenant_transaction(self._app_pool, row["tenant_id"]) as conn:
-            turns = await conn.fetch(
-                QUERIES["thread_history"],
-                row["tenant_id"],
-                row["thread_id"],
-                self._settings.thread_history_messages,
-                row["id"],
+            turns = await queries.thread_history(
+                conn,
+                tenant_id=row["tenant_id"],
+                thread_id=row["thread_id"],
+                task_id=row["id"],
+                limit=self._settings.thread_history_messages,
             )
         if not turns:
             return ""

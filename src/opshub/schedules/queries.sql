@@ -1,25 +1,25 @@
 -- insert_schedule --
 INSERT INTO schedules (tenant_id, crew, input, inputs, cron, timezone, enabled, next_run_at)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+VALUES (:tenant_id, :crew, :input, :inputs, :cron, :timezone, :enabled, :next_run_at)
 RETURNING *
 
 -- get_schedule --
-SELECT * FROM schedules WHERE tenant_id = $1 AND id = $2
+SELECT * FROM schedules WHERE tenant_id = :tenant_id AND id = :schedule_id
 
 -- get_schedule_for_update --
-SELECT * FROM schedules WHERE tenant_id = $1 AND id = $2 FOR UPDATE
+SELECT * FROM schedules WHERE tenant_id = :tenant_id AND id = :schedule_id FOR UPDATE
 
 -- list_schedules --
-SELECT * FROM schedules WHERE tenant_id = $1 ORDER BY created_at, id
+SELECT * FROM schedules WHERE tenant_id = :tenant_id ORDER BY created_at, id
 
 -- update_schedule --
-UPDATE schedules SET crew = $3, input = $4, inputs = $5, cron = $6, timezone = $7, enabled = $8,
-    next_run_at = $9, updated_at = now()
-WHERE tenant_id = $1 AND id = $2
+UPDATE schedules SET crew = :crew, input = :input, inputs = :inputs, cron = :cron, timezone = :timezone, enabled = :enabled,
+    next_run_at = :next_run_at, updated_at = now()
+WHERE tenant_id = :tenant_id AND id = :schedule_id
 RETURNING *
 
 -- delete_schedule --
-DELETE FROM schedules WHERE tenant_id = $1 AND id = $2 RETURNING id
+DELETE FROM schedules WHERE tenant_id = :tenant_id AND id = :schedule_id RETURNING id
 
 -- due_schedules --
 -- Each due schedule is locked by the scheduler that fires it; another skips it, and sees the
@@ -27,11 +27,11 @@ DELETE FROM schedules WHERE tenant_id = $1 AND id = $2 RETURNING id
 SELECT * FROM schedules
 WHERE enabled AND next_run_at <= now()
 ORDER BY next_run_at
-LIMIT $1
+LIMIT :limit
 FOR UPDATE SKIP LOCKED
 
 -- mark_fired --
-UPDATE schedules SET last_run_at = now(), next_run_at = $2 WHERE id = $1
+UPDATE schedules SET last_run_at = now(), next_run_at = :next_run_at WHERE id = :schedule_id
 
 -- disable_schedule --
-UPDATE schedules SET enabled = false, updated_at = now() WHERE id = $1
+UPDATE schedules SET enabled = false, updated_at = now() WHERE id = :schedule_id

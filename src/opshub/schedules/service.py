@@ -39,16 +39,16 @@ async def create_schedule(
     _check_crew(body.crew)
     cron = validate_cron(body.cron)
     next_run = next_fire(cron, parse_zone(body.timezone), datetime.now(UTC))
-    row = await conn.fetchrow(
-        QUERIES["insert_schedule"],
-        tenant_id,
-        body.crew,
-        body.input,
-        body.inputs,
-        cron,
-        body.timezone,
-        body.enabled,
-        next_run,
+    row = await QUERIES["insert_schedule"].fetchrow(
+        conn,
+        tenant_id=tenant_id,
+        crew=body.crew,
+        input=body.input,
+        inputs=body.inputs,
+        cron=cron,
+        timezone=body.timezone,
+        enabled=body.enabled,
+        next_run_at=next_run,
     )
     return _read(row)
 
@@ -56,20 +56,22 @@ async def create_schedule(
 async def get_schedule(
     conn: Connection, *, tenant_id: uuid.UUID, schedule_id: uuid.UUID
 ) -> ScheduleRead:
-    row = await conn.fetchrow(QUERIES["get_schedule"], tenant_id, schedule_id)
+    row = await QUERIES["get_schedule"].fetchrow(conn, tenant_id=tenant_id, schedule_id=schedule_id)
     if row is None:
         raise NotFoundError("schedule not found")
     return _read(row)
 
 
 async def list_schedules(conn: Connection, *, tenant_id: uuid.UUID) -> list[ScheduleRead]:
-    return [_read(row) for row in await conn.fetch(QUERIES["list_schedules"], tenant_id)]
+    return [_read(row) for row in await QUERIES["list_schedules"].fetch(conn, tenant_id=tenant_id)]
 
 
 async def update_schedule(
     conn: Connection, *, tenant_id: uuid.UUID, schedule_id: uuid.UUID, body: ScheduleUpdate
 ) -> ScheduleRead:
-    current = await conn.fetchrow(QUERIES["get_schedule_for_update"], tenant_id, schedule_id)
+    current = await QUERIES["get_schedule_for_update"].fetchrow(
+        conn, tenant_id=tenant_id, schedule_id=schedule_id
+    )
     if current is None:
         raise NotFoundError("schedule not found")
     changes = body.model_dump(exclude_unset=True)
@@ -81,17 +83,17 @@ async def update_schedule(
     next_run = (
         next_fire(cron, zone, datetime.now(UTC)) if timing_changed else current["next_run_at"]
     )
-    row = await conn.fetchrow(
-        QUERIES["update_schedule"],
-        tenant_id,
-        schedule_id,
-        merged["crew"],
-        merged["input"],
-        merged["inputs"],
-        cron,
-        merged["timezone"],
-        merged["enabled"],
-        next_run,
+    row = await QUERIES["update_schedule"].fetchrow(
+        conn,
+        tenant_id=tenant_id,
+        schedule_id=schedule_id,
+        crew=merged["crew"],
+        input=merged["input"],
+        inputs=merged["inputs"],
+        cron=cron,
+        timezone=merged["timezone"],
+        enabled=merged["enabled"],
+        next_run_at=next_run,
     )
     return _read(row)
 
@@ -99,7 +101,12 @@ async def update_schedule(
 async def delete_schedule(
     conn: Connection, *, tenant_id: uuid.UUID, schedule_id: uuid.UUID
 ) -> None:
-    if await conn.fetchval(QUERIES["delete_schedule"], tenant_id, schedule_id) is None:
+    if (
+        await QUERIES["delete_schedule"].fetchval(
+            conn, tenant_id=tenant_id, schedule_id=schedule_id
+        )
+        is None
+    ):
         raise NotFoundError("schedule not found")
 
 
@@ -126,7 +133,7 @@ async def fire_due(conn: Connection, *, limit: int = 100) -> list[TaskRead]:
     """
     fired = []
     now = datetime.now(UTC)
-    for row in await conn.fetch(QUERIES["due_schedules"], limit):
+    for row in await QUERIES["due_schedules"].fetch(conn, limit=limit):
         try:
             async with conn.transaction():  # a savepoint: one bad schedule stops only itself
                 fired.append(await _fire(conn, row, now))
@@ -134,7 +141,7 @@ async def fire_due(conn: Connection, *, limit: int = 100) -> list[TaskRead]:
             log.warning(
                 "schedule disabled: it cannot fire", schedule=str(row["id"]), reason=exc.message
             )
-            await conn.execute(QUERIES["disable_schedule"], row["id"])
+            await QUERIES["disable_schedule"].execute(conn, schedule_id=row["id"])
     return fired
 
 
@@ -155,7 +162,7 @@ async def _fire(conn: Connection, row: Record, now: datetime) -> TaskRead:
         schedule_id=row["id"],
     )
     next_run = next_fire(row["cron"], parse_zone(row["timezone"]), now)
-    await conn.execute(QUERIES["mark_fired"], row["id"], next_run)
+    await QUERIES["mark_fired"].execute(conn, schedule_id=row["id"], next_run_at=next_run)
     await outbox.emit(
         conn,
         tenant_id=row["tenant_id"],

@@ -65,8 +65,8 @@ async def enqueue_webhook(conn: Connection, *, tenant_id: uuid.UUID, task: TaskR
     """The finished task's webhook, sent by a worker after this transaction commits."""
     if task.webhook_url:
         body = {"event": f"task.{task.status.value}", "task": task.model_dump(mode="json")}
-        await conn.execute(
-            QUERIES["add_webhook_delivery"], tenant_id, task.id, task.webhook_url, body
+        await QUERIES["add_webhook_delivery"].execute(
+            conn, tenant_id=tenant_id, task_id=task.id, url=task.webhook_url, body=body
         )
 
 
@@ -87,41 +87,40 @@ async def submit_task(
         raise UnknownCrewError(f"there is no crew {body.crew!r}", details={"crews": sorted(CREWS)})
     if body.thread_id is not None:
         await _require_thread(conn, tenant_id=tenant_id, thread_id=body.thread_id)
-    if body.webhook_url is not None and not await conn.fetchval(
-        QUERIES["has_webhook_secret"], tenant_id
+    if body.webhook_url is not None and not await QUERIES["has_webhook_secret"].fetchval(
+        conn, tenant_id=tenant_id
     ):
         raise WebhookSecretMissingError(
             "webhooks are signed with the tenant's webhook secret: create it first with "
             "POST /v1/webhook-secret"
         )
-    args = (
-        tenant_id,
-        body.crew,
-        body.input,
-        body.inputs,
-        body.thread_id,
-        schedule_id,
-        retry_of,
-        body.priority,
-        body.idempotency_key,
-        str(body.webhook_url) if body.webhook_url else None,
-        trace_context(),
-    )
-    row = await conn.fetchrow(QUERIES["insert_task"], *args)
+    task = {
+        "tenant_id": tenant_id,
+        "crew": body.crew,
+        "input": body.input,
+        "inputs": body.inputs,
+        "thread_id": body.thread_id,
+        "schedule_id": schedule_id,
+        "retry_of": retry_of,
+        "priority": body.priority,
+        "idempotency_key": body.idempotency_key,
+        "webhook_url": str(body.webhook_url) if body.webhook_url else None,
+        "trace_context": trace_context(),
+    }
+    by_key = {"tenant_id": tenant_id, "idempotency_key": body.idempotency_key}
+    row = await QUERIES["insert_task"].fetchrow(conn, **task)
     if row is None:
-        existing = await conn.fetchrow(
-            QUERIES["get_by_idempotency_key"], tenant_id, body.idempotency_key
-        )
+        existing = await QUERIES["get_by_idempotency_key"].fetchrow(conn, **by_key)
         if existing is not None and existing["created_at"] > datetime.now(UTC) - IDEMPOTENCY_WINDOW:
             return task_read(existing), False
         if existing is not None:
-            await conn.execute(QUERIES["expire_idempotency_key"], tenant_id, existing["id"])
-        row = await conn.fetchrow(QUERIES["insert_task"], *args)
-        if row is None:  # another request took the freed key in between: that task is ours
-            existing = await conn.fetchrow(
-                QUERIES["get_by_idempotency_key"], tenant_id, body.idempotency_key
+            await QUERIES["expire_idempotency_key"].execute(
+                conn, tenant_id=tenant_id, task_id=existing["id"]
             )
-            assert existing is not None  # noqa: S101 - the conflict means the row exists
+        row = await QUERIES["insert_task"].fetchrow(conn, **task)
+        if row is None:  # another request took the freed key in between: that task is ours
+            # The conflict means the row exists.
+            existing = await QUERIES["get_by_idempotency_key"].fetchone(conn, **by_key)
             return task_read(existing), False
     await outbox.emit(
         conn, tenant_id=tenant_id, event_type="task.queued", data=domain_event_data(row)
@@ -131,9 +130,7 @@ async def submit_task(
 
 
 async def _require_thread(conn: Connection, *, tenant_id: uuid.UUID, thread_id: uuid.UUID) -> None:
-    found = await conn.fetchval(
-        "SELECT true FROM threads WHERE tenant_id = $1 AND id = $2", tenant_id, thread_id
-    )
+    found = await QUERIES["thread_exists"].fetchval(conn, tenant_id=tenant_id, thread_id=thread_id)
     if not found:
         raise NotFoundError("thread not found")
 
@@ -149,7 +146,7 @@ async def get_task(conn: Connection, *, tenant_id: uuid.UUID, task_id: uuid.UUID
 
 
 async def _get_row(conn: Connection, *, tenant_id: uuid.UUID, task_id: uuid.UUID) -> Record:
-    row: Record | None = await conn.fetchrow(QUERIES["get_task"], tenant_id, task_id)
+    row = await QUERIES["get_task"].fetchrow(conn, tenant_id=tenant_id, task_id=task_id)
     if row is None:
         raise NotFoundError("task not found")
     return row
@@ -168,16 +165,16 @@ async def list_tasks(
 ) -> tuple[list[TaskRead], str | None]:
     """Newest first; returns (tasks, next cursor or None at the end)."""
     after_at, after_id = decode_cursor(cursor) if cursor else (None, None)
-    rows = await conn.fetch(
-        QUERIES["list_tasks"],
-        tenant_id,
-        status.value if status else None,
-        crew,
-        thread_id,
-        schedule_id,
-        after_at,
-        after_id,
-        limit + 1,
+    rows = await QUERIES["list_tasks"].fetch(
+        conn,
+        tenant_id=tenant_id,
+        status=status.value if status else None,
+        crew=crew,
+        thread_id=thread_id,
+        schedule_id=schedule_id,
+        after_created_at=after_at,
+        after_id=after_id,
+        limit=limit + 1,
     )
     items = [task_read(row) for row in rows[:limit]]
     if len(rows) <= limit:
@@ -190,7 +187,7 @@ async def cancel_task(
     conn: Connection, *, tenant_id: uuid.UUID, task_id: uuid.UUID
 ) -> tuple[TaskRead, TaskEvent | None]:
     """Cancel a queued task at once (returns its final event) or ask a running one to stop."""
-    row = await conn.fetchrow(QUERIES["cancel_task"], tenant_id, task_id)
+    row = await QUERIES["cancel_task"].fetchrow(conn, tenant_id=tenant_id, task_id=task_id)
     if row is None:
         current = await _get_row(conn, tenant_id=tenant_id, task_id=task_id)
         raise TaskFinishedError(f"the task has already {current['status']}")
@@ -234,7 +231,9 @@ async def retry_task(conn: Connection, *, tenant_id: uuid.UUID, task_id: uuid.UU
 async def ended_by(conn: Connection, *, tenant_id: uuid.UUID, task_id: uuid.UUID, seq: int) -> bool:
     """Whether the task's events up to ``seq`` include its final one."""
     return bool(
-        await conn.fetchval(QUERIES["ended_by"], tenant_id, task_id, seq, sorted(TERMINAL_EVENTS))
+        await QUERIES["ended_by"].fetchval(
+            conn, tenant_id=tenant_id, task_id=task_id, seq=seq, types=sorted(TERMINAL_EVENTS)
+        )
     )
 
 
@@ -246,18 +245,21 @@ async def append_event(
     conn: Connection, *, tenant_id: uuid.UUID, task_id: uuid.UUID, type: str, data: dict[str, Any]
 ) -> TaskEvent:
     """One event written outside a run (a queued task's cancel); runs batch theirs."""
-    row = await conn.fetchrow(QUERIES["insert_event"], tenant_id, task_id, type, data)
-    assert row is not None  # noqa: S101 - INSERT … RETURNING returns the row
+    row = await QUERIES["insert_event"].fetchone(
+        conn, tenant_id=tenant_id, task_id=task_id, type=type, data=data
+    )
     return event_from_row(row)
 
 
 async def last_event_seq(conn: Connection, *, tenant_id: uuid.UUID, task_id: uuid.UUID) -> int:
-    seq: int = await conn.fetchval(QUERIES["last_event_seq"], tenant_id, task_id)
+    seq: int = await QUERIES["last_event_seq"].fetchval(conn, tenant_id=tenant_id, task_id=task_id)
     return seq
 
 
 async def events_after(
     conn: Connection, *, tenant_id: uuid.UUID, task_id: uuid.UUID, after: int, limit: int = 500
 ) -> list[TaskEvent]:
-    rows = await conn.fetch(QUERIES["events_after"], tenant_id, task_id, after, limit)
+    rows = await QUERIES["events_after"].fetch(
+        conn, tenant_id=tenant_id, task_id=task_id, after=after, limit=limit
+    )
     return [event_from_row(row) for row in rows]

@@ -23,12 +23,12 @@ QUERIES = load_queries(Path(__file__).with_name("queries.sql"))
 
 
 async def create_thread(conn: Connection, *, tenant_id: uuid.UUID, title: str | None) -> ThreadRead:
-    row = await conn.fetchrow(QUERIES["create_thread"], tenant_id, title)
+    row = await QUERIES["create_thread"].fetchone(conn, tenant_id=tenant_id, title=title)
     return ThreadRead(**dict(row))
 
 
 async def get_thread(conn: Connection, *, tenant_id: uuid.UUID, thread_id: uuid.UUID) -> ThreadRead:
-    row = await conn.fetchrow(QUERIES["get_thread"], tenant_id, thread_id)
+    row = await QUERIES["get_thread"].fetchrow(conn, tenant_id=tenant_id, thread_id=thread_id)
     if row is None:
         raise NotFoundError("thread not found")
     return ThreadRead(**dict(row))
@@ -39,7 +39,9 @@ async def list_threads(
 ) -> tuple[list[ThreadSummary], str | None]:
     """Newest first; returns (threads, next cursor or None at the end)."""
     after_at, after_id = decode_cursor(cursor) if cursor else (None, None)
-    rows = await conn.fetch(QUERIES["list_threads"], tenant_id, after_at, after_id, limit + 1)
+    rows = await QUERIES["list_threads"].fetch(
+        conn, tenant_id=tenant_id, after_created_at=after_at, after_id=after_id, limit=limit + 1
+    )
     items = [ThreadSummary(**dict(row)) for row in rows[:limit]]
     if len(rows) <= limit:
         return items, None
@@ -56,8 +58,8 @@ async def post_message(
         tenant_id=tenant_id,
         body=TaskCreate(crew=body.crew, input=body.content, thread_id=thread_id),
     )
-    row = await conn.fetchrow(
-        QUERIES["add_user_message"], tenant_id, thread_id, body.content, task.id
+    row = await QUERIES["add_user_message"].fetchone(
+        conn, tenant_id=tenant_id, thread_id=thread_id, content=body.content, task_id=task.id
     )
     return MessagePosted(message=MessageRead(**dict(row)), task=task)
 
@@ -66,5 +68,7 @@ async def list_messages(
     conn: Connection, *, tenant_id: uuid.UUID, thread_id: uuid.UUID, after: int, limit: int
 ) -> list[MessageRead]:
     await get_thread(conn, tenant_id=tenant_id, thread_id=thread_id)
-    rows = await conn.fetch(QUERIES["list_messages"], tenant_id, thread_id, after, limit)
+    rows = await QUERIES["list_messages"].fetch(
+        conn, tenant_id=tenant_id, thread_id=thread_id, after=after, limit=limit
+    )
     return [MessageRead(**dict(row)) for row in rows]

@@ -1,12 +1,12 @@
 -- Every statement names the tenant besides RLS: the planner then sees it as an index condition.
 
 -- expire_live_secrets --
-UPDATE webhook_secrets SET expires_at = now() + $2 * interval '1 second'
-WHERE tenant_id = $1 AND (expires_at IS NULL OR expires_at > now() + $2 * interval '1 second')
+UPDATE webhook_secrets SET expires_at = now() + :overlap_seconds * interval '1 second'
+WHERE tenant_id = :tenant_id AND (expires_at IS NULL OR expires_at > now() + :overlap_seconds * interval '1 second')
 RETURNING expires_at
 
 -- add_secret --
-INSERT INTO webhook_secrets (tenant_id, secret, standard) VALUES ($1, $2, true)
+INSERT INTO webhook_secrets (tenant_id, secret, standard) VALUES (:tenant_id, :secret, true)
 
 -- task_deliveries --
 SELECT d.id, d.message_id, d.url, d.body ->> 'event' AS event, d.attempts AS tries,
@@ -16,12 +16,12 @@ SELECT d.id, d.message_id, d.url, d.body ->> 'event' AS event, d.attempts AS tri
                 FILTER (WHERE a.id IS NOT NULL), '[]') AS attempt_log
 FROM webhook_deliveries d
 LEFT JOIN webhook_attempts a ON a.delivery_id = d.id AND a.tenant_id = d.tenant_id
-WHERE d.tenant_id = $1 AND d.task_id = $2 AND ($3::bigint IS NULL OR d.id = $3)
+WHERE d.tenant_id = :tenant_id AND d.task_id = :task_id AND (:delivery_id::bigint IS NULL OR d.id = :delivery_id)
 GROUP BY d.id
 ORDER BY d.id
 
 -- redeliver --
 -- Again from the first try, under the same message id (receivers drop what they have seen).
 UPDATE webhook_deliveries SET attempts = 0, delivered_at = NULL, next_attempt_at = now()
-WHERE tenant_id = $1 AND task_id = $2 AND id = $3
+WHERE tenant_id = :tenant_id AND task_id = :task_id AND id = :delivery_id
 RETURNING id

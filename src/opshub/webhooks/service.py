@@ -22,9 +22,11 @@ async def rotate_secret(
     conn: Connection, *, tenant_id: uuid.UUID, overlap_seconds: int
 ) -> WebhookSecretCreated:
     """A new whsec_ secret, returned once; the ones in use sign beside it for the overlap."""
-    expiring = await conn.fetch(QUERIES["expire_live_secrets"], tenant_id, overlap_seconds)
+    expiring = await QUERIES["expire_live_secrets"].fetch(
+        conn, tenant_id=tenant_id, overlap_seconds=overlap_seconds
+    )
     secret = signing.new_secret()
-    await conn.execute(QUERIES["add_secret"], tenant_id, secret)
+    await QUERIES["add_secret"].execute(conn, tenant_id=tenant_id, secret=secret)
     until = max((row["expires_at"] for row in expiring), default=None)
     return WebhookSecretCreated(secret=secret, previous_valid_until=until)
 
@@ -54,7 +56,9 @@ async def list_for_task(
 ) -> list[WebhookDelivery]:
     """The task's deliveries, each with every attempt and the receiver's status code."""
     await tasks_service.get_task(conn, tenant_id=tenant_id, task_id=task_id)  # 404 first
-    rows = await conn.fetch(QUERIES["task_deliveries"], tenant_id, task_id, None)
+    rows = await QUERIES["task_deliveries"].fetch(
+        conn, tenant_id=tenant_id, task_id=task_id, delivery_id=None
+    )
     return [_delivery(row, max_attempts=max_attempts) for row in rows]
 
 
@@ -67,7 +71,14 @@ async def redeliver(
     max_attempts: int,
 ) -> WebhookDelivery:
     """Send the delivery again, as new, under its message id; its earlier attempts stay logged."""
-    if await conn.fetchval(QUERIES["redeliver"], tenant_id, task_id, delivery_id) is None:
+    if (
+        await QUERIES["redeliver"].fetchval(
+            conn, tenant_id=tenant_id, task_id=task_id, delivery_id=delivery_id
+        )
+        is None
+    ):
         raise DeliveryNotFoundError("webhook delivery not found")
-    [row] = await conn.fetch(QUERIES["task_deliveries"], tenant_id, task_id, delivery_id)
+    [row] = await QUERIES["task_deliveries"].fetch(
+        conn, tenant_id=tenant_id, task_id=task_id, delivery_id=delivery_id
+    )
     return _delivery(row, max_attempts=max_attempts)

@@ -8,7 +8,7 @@ import asyncpg
 
 from opshub.db.engine import tenant_transaction
 from opshub.memory.embedders import LOCAL_MODEL
-from opshub.memory.indexes import nearest_indexed_sql
+from opshub.memory.indexes import nearest_indexed
 from opshub.memory.schemas import MemoryCreate
 from tests.conftest import TenantHandle
 
@@ -41,16 +41,11 @@ async def test_a_tenant_over_the_threshold_is_searched_through_its_own_index(  #
         # 60 rows are cheaper to sort than to walk a graph; without sorting, the planner must
         # show the index matches the query's predicate under RLS.
         await conn.execute("SET LOCAL enable_sort = off")
+        query = nearest_indexed(tenant_a.id, LOCAL_MODEL, 100)
+        vector = "[" + ",".join(["0.05"] * 384) + "]"
+        named = {"vector": vector, "scopes": None, "kinds": None, "metadata": {}, "limit": 10}
         plan = "\n".join(
-            row[0]
-            for row in await conn.fetch(
-                "EXPLAIN " + nearest_indexed_sql(tenant_a.id, LOCAL_MODEL, 100),
-                "[" + ",".join(["0.05"] * 384) + "]",
-                None,
-                None,
-                {},
-                10,
-            )
+            row[0] for row in await conn.fetch("EXPLAIN " + query.text, *query.args(named))
         )
     assert "ix_memories_hnsw_" in plan
     hits = await memory.search("When does the blue mug sell best?", limit=3)

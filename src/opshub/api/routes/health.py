@@ -10,6 +10,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from opshub.api.deps import StateDep
 from opshub.api.state import AppState
+from opshub.db.engine import ping
 
 router = APIRouter(tags=["operations"])
 CHECK_TIMEOUT = 2.0
@@ -22,7 +23,7 @@ async def healthz() -> dict[str, str]:
 
 async def _check_database(state: AppState) -> None:
     async with state.app_pool.acquire() as conn:
-        await conn.execute("SELECT 1")
+        await ping(conn)
 
 
 async def _check_redis(state: AppState) -> None:
