@@ -3,36 +3,24 @@
 from __future__ import annotations
 
 import uuid
+from pathlib import Path
 
 import asyncpg
-from sqlalchemy import text
 
 from opshub.auth import crypto
 from opshub.auth.errors import AuthenticationError
 from opshub.auth.models import Principal, PrincipalKind
 from opshub.auth.ratelimit import LoginRateLimiter
-from opshub.db import sql
-from opshub.db.sql import Connection
+from opshub.db.sql import Connection, load_queries
 from opshub.tenants.models import Role
 
-# One round trip authenticates and sets the tenant for the rest of the transaction.
-_API_KEY_PRINCIPAL = text(
-    "SELECT p.key_id, p.tenant_id, p.role, set_config('app.tenant_id', p.tenant_id::text, true) "
-    "FROM opshub_api_key_principal(:key_hash) p"
-)
-_USER_PRINCIPAL = text(
-    "SELECT p.tenant_id, p.role, set_config('app.tenant_id', p.tenant_id::text, true) "
-    "FROM opshub_user_principal(:user_id) p"
-)
-_LOGIN_CANDIDATE = text(
-    "SELECT user_id, tenant_id, role, password_hash FROM opshub_login_candidate(:email)"
-)
+QUERIES = load_queries(Path(__file__).with_name("queries.sql"))
 
 
 async def authenticate(conn: Connection, *, bearer: str, jwt_secret: bytes) -> Principal:
     if bearer.startswith(crypto.API_KEY_PREFIX):
-        row = await sql.fetchrow(
-            conn, _API_KEY_PRINCIPAL, {"key_hash": crypto.hash_api_key(bearer)}
+        row = await QUERIES["api_key_principal"].fetchrow(
+            conn, key_hash=crypto.hash_api_key(bearer)
         )
         if row is None:
             raise AuthenticationError(
@@ -49,7 +37,7 @@ async def authenticate(conn: Connection, *, bearer: str, jwt_secret: bytes) -> P
         user_id = uuid.UUID(claims["sub"])
     except ValueError as exc:
         raise AuthenticationError("the session token is not valid", code="invalid_token") from exc
-    row = await sql.fetchrow(conn, _USER_PRINCIPAL, {"user_id": user_id})
+    row = await QUERIES["user_principal"].fetchrow(conn, user_id=user_id)
     if row is None or str(row["tenant_id"]) != claims["tid"]:
         raise AuthenticationError("the user of this token no longer exists", code="invalid_token")
     # The role is read fresh, so a demotion takes effect before the token expires.
@@ -75,7 +63,7 @@ async def verify_login(
     for the lookup only, so a login waiting for a password check holds none."""
     await limiter.check(email, address=address)
     async with pool.acquire() as conn:
-        row = await sql.fetchrow(conn, _LOGIN_CANDIDATE, {"email": email.strip()})
+        row = await QUERIES["login_candidate"].fetchrow(conn, email=email.strip())
     verified = await password_checks.verify(row["password_hash"] if row else None, password)
     if row is None or not verified:
         raise AuthenticationError("wrong e-mail or password", code="invalid_credentials")

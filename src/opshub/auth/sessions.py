@@ -13,29 +13,14 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import text
-
 from opshub.auth.errors import AuthenticationError
 from opshub.auth.models import Principal, PrincipalKind
-from opshub.db import sql
+from opshub.auth.service import QUERIES
 from opshub.db.engine import set_tenant
 from opshub.db.sql import Connection
 from opshub.tenants.models import Role
 
 COOKIE = "opshub_session"
-
-_START = text(
-    "INSERT INTO console_sessions (tenant_id, user_id, token_hash, csrf_token, expires_at) "
-    "VALUES (:tenant_id, :user_id, :token_hash, :csrf_token, :expires_at) RETURNING id"
-)
-_RESOLVE = text(
-    "SELECT s.session_id, s.tenant_id, s.user_id, s.role, s.csrf_token, "
-    "set_config('app.tenant_id', s.tenant_id::text, true) "
-    "FROM opshub_console_session(:token_hash) s"
-)
-_END = text(
-    "UPDATE console_sessions SET revoked_at = coalesce(revoked_at, now()) WHERE id = :session_id"
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,23 +45,22 @@ async def start(
     (the cookie's token, the session). Binds the transaction to the tenant."""
     await set_tenant(conn, user.tenant_id)
     token, csrf_token = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
-    session_id = await sql.fetchval(
+    session_id = await QUERIES["start_session"].fetchval(
         conn,
-        _START,
-        {
-            "tenant_id": user.tenant_id,
-            "user_id": user.subject_id,
-            "token_hash": _hash(token),
-            "csrf_token": csrf_token,
-            "expires_at": datetime.now(UTC) + timedelta(seconds=ttl_seconds),
-        },
+        tenant_id=user.tenant_id,
+        user_id=user.subject_id,
+        token_hash=_hash(token),
+        csrf_token=csrf_token,
+        expires_at=datetime.now(UTC) + timedelta(seconds=ttl_seconds),
     )
     return token, ConsoleSession(id=session_id, principal=user, csrf_token=csrf_token)
 
 
 async def resolve(conn: Connection, *, token: str | None) -> ConsoleSession:
     """The live session of a cookie; binds the transaction to its tenant."""
-    row = await sql.fetchrow(conn, _RESOLVE, {"token_hash": _hash(token)}) if token else None
+    row = (
+        await QUERIES["resolve_session"].fetchrow(conn, token_hash=_hash(token)) if token else None
+    )
     if row is None:
         raise AuthenticationError("sign in to the console", code="session_expired")
     principal = Principal(
@@ -89,4 +73,4 @@ async def resolve(conn: Connection, *, token: str | None) -> ConsoleSession:
 
 
 async def end(conn: Connection, *, session_id: uuid.UUID) -> None:
-    await sql.fetch(conn, _END, {"session_id": session_id})
+    await QUERIES["end_session"].execute(conn, session_id=session_id)

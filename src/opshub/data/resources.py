@@ -5,17 +5,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from pydantic import BaseModel
-from sqlalchemy import Column, Table
 
 from opshub.data import schemas
-from opshub.data.models import Campaign, Client, Lead, Report
 
 
 @dataclass(frozen=True)
 class Resource:
     name: str
     singular: str
-    table: Table
+    table: str
     create: type[BaseModel]
     update: type[BaseModel]
     read: type[BaseModel]
@@ -24,9 +22,6 @@ class Resource:
     searchable: tuple[str, ...]
     """Columns that ``q`` matches, case-insensitively."""
 
-    def column(self, name: str) -> Column[object]:
-        return self.table.c[name]
-
 
 RESOURCES: dict[str, Resource] = {
     resource.name: resource
@@ -34,7 +29,7 @@ RESOURCES: dict[str, Resource] = {
         Resource(
             name="clients",
             singular="client",
-            table=Client.__table__,  # type: ignore[arg-type]
+            table="clients",
             create=schemas.ClientCreate,
             update=schemas.ClientUpdate,
             read=schemas.ClientRead,
@@ -44,7 +39,7 @@ RESOURCES: dict[str, Resource] = {
         Resource(
             name="leads",
             singular="lead",
-            table=Lead.__table__,  # type: ignore[arg-type]
+            table="leads",
             create=schemas.LeadCreate,
             update=schemas.LeadUpdate,
             read=schemas.LeadRead,
@@ -54,7 +49,7 @@ RESOURCES: dict[str, Resource] = {
         Resource(
             name="campaigns",
             singular="campaign",
-            table=Campaign.__table__,  # type: ignore[arg-type]
+            table="campaigns",
             create=schemas.CampaignCreate,
             update=schemas.CampaignUpdate,
             read=schemas.CampaignRead,
@@ -64,7 +59,7 @@ RESOURCES: dict[str, Resource] = {
         Resource(
             name="reports",
             singular="report",
-            table=Report.__table__,  # type: ignore[arg-type]
+            table="reports",
             create=schemas.ReportCreate,
             update=schemas.ReportUpdate,
             read=schemas.ReportRead,

@@ -11,79 +11,61 @@ are: a page of 50 rows costs no Python per row.
 from __future__ import annotations
 
 import csv
-import functools
 import io
 import json
+import types
+import typing
 import uuid
 from collections.abc import Iterator, Mapping
+from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import asyncpg
-import orjson
 from pydantic import BaseModel, ValidationError
-from sqlalchemy import (
-    BindParameter,
-    ColumnElement,
-    Numeric,
-    Select,
-    Text,
-    TextClause,
-    bindparam,
-    func,
-    insert,
-    literal_column,
-    or_,
-    select,
-    text,
-    tuple_,
-)
-from sqlalchemy import delete as sql_delete
-from sqlalchemy import update as sql_update
-from sqlalchemy.sql import ClauseElement
 
-from opshub.data.resources import Resource
-from opshub.db import sql
+from opshub.data.resources import RESOURCES, Resource
 from opshub.db.cursor import decode_cursor, encode_cursor
-from opshub.db.sql import Connection
+from opshub.db.sql import Connection, load_queries
 from opshub.errors import InvalidInputError, NotFoundError
 
 MAX_PAGE = 200
 
 
-@functools.lru_cache(maxsize=16)
-def _document(resource: Resource) -> ColumnElement[str]:
-    """The read shape of a row as JSON text, built by the database."""
-    pairs: list[Any] = []
+def _types(model: type[BaseModel], name: str) -> tuple[Any, ...]:
+    annotation = model.model_fields[name].annotation
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        return typing.get_args(annotation)
+    return (annotation,)
+
+
+def _slots(resource: Resource) -> dict[str, str]:
+    """What the resource puts into ``queries.sql``: its table, columns, read shape, filters."""
+    pairs = []
     for name in resource.read.model_fields:
-        column: ColumnElement[Any] = resource.column(name)
-        if isinstance(column.type, Numeric):
-            # Money as text ("25.50"), as the OpenAPI says (a decimal), never a JSON float.
-            column = column.cast(Text)
-        pairs += [literal_column(f"'{name}'"), column]
-    return func.json_build_object(*pairs).cast(Text).label("doc")
-
-
-@functools.lru_cache(maxsize=256)
-def _list_statement(
-    resource: Resource, filters: frozenset[str], search: bool, after_cursor: bool
-) -> Select[Any]:
-    """One statement per shape of list request, built once: values travel as bind parameters."""
-    table = resource.table
-    query = (
-        select(_document(resource), table.c.created_at, table.c.id)
-        .where(table.c.tenant_id == bindparam("tenant_id"))
-        .order_by(table.c.created_at.desc(), table.c.id.desc())
-        .limit(bindparam("limit"))
+        # Money as text ("25.50"), as the OpenAPI says (a decimal), never a JSON float.
+        value = f"{name}::text" if Decimal in _types(resource.read, name) else name
+        pairs.append(f"'{name}', {value}")
+    filters = "".join(
+        f"\n  AND (:filter_{name}::{cast} IS NULL OR {name} = :filter_{name}::{cast})"
+        for name in resource.filters
+        for cast in ["uuid" if uuid.UUID in _types(resource.read, name) else "text"]
     )
-    for name in sorted(filters):
-        query = query.where(resource.column(name) == bindparam(f"filter_{name}"))
-    if search:
-        pattern: BindParameter[str] = bindparam("pattern")
-        query = query.where(or_(*(resource.column(c).ilike(pattern) for c in resource.searchable)))
-    if after_cursor:
-        position = tuple_(bindparam("cursor_created_at"), bindparam("cursor_id"))
-        query = query.where(tuple_(table.c.created_at, table.c.id) < position)
-    return query
+    return {
+        "table": resource.table,
+        "columns": ", ".join(resource.create.model_fields),
+        "document": f"json_build_object({', '.join(pairs)})::text",
+        "filters": filters,
+        "search": " OR ".join(f"{name} ILIKE :pattern" for name in resource.searchable),
+    }
+
+
+QUERIES = load_queries(Path(__file__).with_name("queries.sql"))
+STATEMENTS = {
+    name: {block: query.fill(**_slots(resource)) for block, query in QUERIES.items()}
+    for name, resource in RESOURCES.items()
+}
+"""Each resource's statements, filled in once."""
 
 
 async def list_(
@@ -98,15 +80,20 @@ async def list_(
 ) -> tuple[list[str], str | None]:
     """Newest first; returns (JSON documents, next cursor or None at the end)."""
     limit = max(1, min(limit, MAX_PAGE))
-    params: dict[str, Any] = {"tenant_id": tenant_id, "limit": limit + 1}
-    used = frozenset(name for name, value in filters.items() if value is not None)
-    params.update({f"filter_{name}": filters[name] for name in used})
+    pattern = None
     if q:
         escaped = q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        params["pattern"] = f"%{escaped}%"
-    if cursor:
-        params["cursor_created_at"], params["cursor_id"] = decode_cursor(cursor)
-    rows = await sql.fetch(conn, _list_statement(resource, used, bool(q), bool(cursor)), params)
+        pattern = f"%{escaped}%"
+    after_at, after_id = decode_cursor(cursor) if cursor else (None, None)
+    rows = await STATEMENTS[resource.name]["list_rows"].fetch(
+        conn,
+        tenant_id=tenant_id,
+        pattern=pattern,
+        cursor_created_at=after_at,
+        cursor_id=after_id,
+        limit=limit + 1,
+        **{f"filter_{name}": filters.get(name) for name in resource.filters},
+    )
     documents = [row["doc"] for row in rows[:limit]]
     if len(rows) <= limit:
         return documents, None
@@ -114,26 +101,12 @@ async def list_(
     return documents, encode_cursor(last["created_at"], last["id"])
 
 
-def _one(resource: Resource) -> ColumnElement[bool]:
-    table = resource.table
-    return (table.c.tenant_id == bindparam("tenant_id")) & (table.c.id == bindparam("row_id"))
-
-
-@functools.lru_cache(maxsize=16)
-def _get_statement(resource: Resource) -> Select[Any]:
-    return select(_document(resource)).where(_one(resource))
-
-
-@functools.lru_cache(maxsize=16)
-def _delete_statement(resource: Resource) -> ClauseElement:
-    return sql_delete(resource.table).where(_one(resource)).returning(resource.table.c.id)
-
-
 async def get_or_raise(
     conn: Connection, *, resource: Resource, tenant_id: uuid.UUID, row_id: uuid.UUID
 ) -> str:
-    params = {"tenant_id": tenant_id, "row_id": row_id}
-    document: str | None = await sql.fetchval(conn, _get_statement(resource), params)
+    document: str | None = await STATEMENTS[resource.name]["get_row"].fetchval(
+        conn, tenant_id=tenant_id, row_id=row_id
+    )
     if document is None:
         raise NotFoundError(f"no {resource.singular} with id {row_id}")
     return document
@@ -142,12 +115,12 @@ async def get_or_raise(
 async def create(
     conn: Connection, *, resource: Resource, tenant_id: uuid.UUID, data: BaseModel
 ) -> str:
-    statement = (
-        insert(resource.table)
-        .values(**data.model_dump(), tenant_id=tenant_id)
-        .returning(_document(resource))
+    document: str = await _guarded(
+        STATEMENTS[resource.name]["insert_row"].fetchval(
+            conn, tenant_id=tenant_id, row=data.model_dump(mode="json")
+        ),
+        resource,
     )
-    document: str = await _write(conn, resource, statement)
     return document
 
 
@@ -159,8 +132,10 @@ async def update(
     row_id: uuid.UUID,
     data: BaseModel,
 ) -> str:
-    values = data.model_dump(exclude_unset=True)
-    required = [k for k, v in values.items() if v is None and not resource.column(k).nullable]
+    patch = data.model_dump(mode="json", exclude_unset=True)
+    required = [
+        k for k, v in patch.items() if v is None and type(None) not in _types(resource.read, k)
+    ]
     if required:
         raise InvalidInputError(
             "these fields can't be null",
@@ -168,14 +143,11 @@ async def update(
                 "fields": [{"loc": f"body.{k}", "message": "may not be null"} for k in required]
             },
         )
-    statement = (
-        sql_update(resource.table)
-        .where(_one(resource))
-        .values(**values, updated_at=func.now())
-        .returning(_document(resource))
-    )
-    document: str | None = await _write(
-        conn, resource, statement, {"tenant_id": tenant_id, "row_id": row_id}
+    document: str | None = await _guarded(
+        STATEMENTS[resource.name]["update_row"].fetchval(
+            conn, tenant_id=tenant_id, row_id=row_id, patch=patch
+        ),
+        resource,
     )
     if document is None:
         raise NotFoundError(f"no {resource.singular} with id {row_id}")
@@ -185,21 +157,11 @@ async def update(
 async def delete(
     conn: Connection, *, resource: Resource, tenant_id: uuid.UUID, row_id: uuid.UUID
 ) -> None:
-    params = {"tenant_id": tenant_id, "row_id": row_id}
-    if await sql.fetchval(conn, _delete_statement(resource), params) is None:
-        raise NotFoundError(f"no {resource.singular} with id {row_id}")
-
-
-@functools.lru_cache(maxsize=16)
-def _import_statement(resource: Resource) -> TextClause:
-    # One statement for the whole batch: the rows travel as one JSON array, and columns the
-    # input leaves out keep their defaults.
-    columns = ", ".join(["tenant_id", *resource.create.model_fields])
-    table = resource.table.name
-    return text(
-        f"INSERT INTO {table} ({columns}) SELECT {columns} "  # noqa: S608 - our own identifiers
-        f"FROM json_populate_recordset(NULL::{table}, :rows) RETURNING id"
+    deleted = await STATEMENTS[resource.name]["delete_row"].fetchval(
+        conn, tenant_id=tenant_id, row_id=row_id
     )
+    if deleted is None:
+        raise NotFoundError(f"no {resource.singular} with id {row_id}")
 
 
 async def import_rows(
@@ -222,7 +184,7 @@ async def import_rows(
     for index, raw in enumerate(rows):
         try:
             model = resource.create.model_validate(raw)
-            valid.append({**model.model_dump(mode="json"), "tenant_id": str(tenant_id)})
+            valid.append(model.model_dump(mode="json"))
         except ValidationError as exc:
             errors.extend(
                 {"row": index, "loc": ".".join(str(p) for p in e["loc"]), "message": e["msg"]}
@@ -234,9 +196,9 @@ async def import_rows(
         raise InvalidInputError(
             "some rows are not valid; nothing was imported", details={"rows": errors}
         )
-    payload = orjson.dumps(valid).decode()
     inserted = await _guarded(
-        sql.fetch(conn, _import_statement(resource), {"rows": payload}), resource
+        STATEMENTS[resource.name]["import_rows"].fetch(conn, tenant_id=tenant_id, rows=valid),
+        resource,
     )
     return [row["id"] for row in inserted]
 
@@ -304,12 +266,6 @@ _CHECKS = {
     "ck_campaigns_dates": ("end_date", "end_date is before start_date"),
     "ck_reports_period": ("period_end", "period_end is before period_start"),
 }
-
-
-async def _write(
-    conn: Connection, resource: Resource, statement: ClauseElement, params: Any = None
-) -> Any:
-    return await _guarded(sql.fetchval(conn, statement, params), resource)
 
 
 async def _guarded(operation: Any, resource: Resource) -> Any:

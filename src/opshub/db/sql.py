@@ -8,60 +8,17 @@ call builds one list from its keywords and asyncpg's prepared-statement cache do
 
 from __future__ import annotations
 
-import functools
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, TypeAlias, cast
+from typing import Any, TypeAlias
 
 import asyncpg
-from sqlalchemy.dialects.postgresql.asyncpg import dialect as asyncpg_dialect
-from sqlalchemy.sql import ClauseElement
-from sqlalchemy.sql.compiler import SQLCompiler
 
 Connection: TypeAlias = asyncpg.Connection
 Record: TypeAlias = asyncpg.Record
-
-# The data, auth and tenant services still build SQLAlchemy Core statements; they move to named
-# blocks next.
-_DIALECT = asyncpg_dialect()  # type: ignore[no-untyped-call]
-
-
-@functools.lru_cache(maxsize=512)
-def _compile(statement: ClauseElement) -> tuple[str, tuple[str, ...], dict[str, Any]]:
-    compiled = cast(SQLCompiler, statement.compile(dialect=_DIALECT))
-    return str(compiled), tuple(compiled.positiontup or ()), dict(compiled.params)
-
-
-def _prepare(statement: ClauseElement, params: Mapping[str, Any] | None) -> tuple[str, list[Any]]:
-    sql, order, inline = _compile(statement)
-    values = {**inline, **params} if params else inline
-    return sql, [values[name] for name in order]
-
-
-async def fetch(
-    conn: Connection, statement: ClauseElement, params: Mapping[str, Any] | None = None
-) -> list[Record]:
-    sql, args = _prepare(statement, params)
-    rows: list[Record] = await conn.fetch(sql, *args)
-    return rows
-
-
-async def fetchrow(
-    conn: Connection, statement: ClauseElement, params: Mapping[str, Any] | None = None
-) -> Record | None:
-    sql, args = _prepare(statement, params)
-    row: Record | None = await conn.fetchrow(sql, *args)
-    return row
-
-
-async def fetchval(
-    conn: Connection, statement: ClauseElement, params: Mapping[str, Any] | None = None
-) -> Any:
-    sql, args = _prepare(statement, params)
-    return await conn.fetchval(sql, *args)
 
 
 @dataclass(frozen=True, slots=True)
