@@ -19,7 +19,8 @@ SELECT * FROM actions
 WHERE tenant_id = :tenant_id
   AND (:status::text IS NULL OR status = :status)
   AND (:task_id::uuid IS NULL OR task_id = :task_id)
-  AND (:after_created_at::timestamptz IS NULL OR (created_at, id) < (:after_created_at, :after_id::uuid))
+  AND (:after_created_at::timestamptz IS NULL
+      OR (created_at, id) < (:after_created_at, :after_id::uuid))
 ORDER BY created_at DESC, id DESC
 LIMIT :limit
 
@@ -29,12 +30,14 @@ WHERE tenant_id = :tenant_id AND task_id = :task_id AND status IN ('pending', 'a
 ORDER BY created_at, id
 
 -- decide_action --
-UPDATE actions SET status = :status, decided_by = :actor, decided_at = now(), decision_reason = :reason
+UPDATE actions
+    SET status = :status, decided_by = :actor, decided_at = now(), decision_reason = :reason
 WHERE tenant_id = :tenant_id AND id = :action_id AND status = 'pending'
 RETURNING *
 
 -- insert_audit --
-INSERT INTO action_audit (tenant_id, action_id, actor, event, detail) VALUES (:tenant_id, :action_id, :actor, :event, :detail)
+INSERT INTO action_audit (tenant_id, action_id, actor, event, detail)
+VALUES (:tenant_id, :action_id, :actor, :event, :detail)
 
 -- task_exists --
 SELECT true FROM tasks WHERE tenant_id = :tenant_id AND id = :task_id
@@ -111,18 +114,21 @@ WHERE id = ANY(:action_ids::uuid[]) AND lease_owner = :lease_owner AND status = 
 -- mark_executed --
 UPDATE actions SET status = 'executed', outcome = :outcome, error = NULL, executed_at = now(),
     lease_owner = NULL, lease_expires_at = NULL
-WHERE tenant_id = :tenant_id AND id = :action_id AND lease_owner = :lease_owner AND status = 'approved'
+WHERE tenant_id = :tenant_id AND id = :action_id AND lease_owner = :lease_owner
+    AND status = 'approved'
 RETURNING *
 
 -- mark_failed --
 UPDATE actions SET status = 'failed', error = :error, lease_owner = NULL, lease_expires_at = NULL
-WHERE tenant_id = :tenant_id AND id = :action_id AND lease_owner = :lease_owner AND status = 'approved'
+WHERE tenant_id = :tenant_id AND id = :action_id AND lease_owner = :lease_owner
+    AND status = 'approved'
 RETURNING *
 
 -- retry_later --
 UPDATE actions SET error = :error, next_attempt_at = now() + :delay_seconds * interval '1 second',
     lease_owner = NULL, lease_expires_at = NULL
-WHERE tenant_id = :tenant_id AND id = :action_id AND lease_owner = :lease_owner AND status = 'approved'
+WHERE tenant_id = :tenant_id AND id = :action_id AND lease_owner = :lease_owner
+    AND status = 'approved'
 RETURNING *
 
 -- list_audit --

@@ -3,7 +3,8 @@
 SELECT version FROM credentials WHERE tenant_id = :tenant_id AND provider = :provider FOR UPDATE
 
 -- upsert_credential --
-INSERT INTO credentials (tenant_id, provider, label, fingerprint, last4, backend, ciphertext, version)
+INSERT INTO credentials (tenant_id, provider, label, fingerprint, last4, backend, ciphertext,
+    version)
 VALUES (:tenant_id, :provider, :label, :fingerprint, :last4, :backend, :ciphertext, :version)
 ON CONFLICT (tenant_id, provider) DO UPDATE SET
     label = EXCLUDED.label, fingerprint = EXCLUDED.fingerprint, last4 = EXCLUDED.last4,
@@ -41,14 +42,16 @@ SELECT wrapped_key, master_key_id FROM tenant_data_keys WHERE tenant_id = :tenan
 
 -- insert_data_key --
 -- Two first writes at once: one data key wins and both use it.
-INSERT INTO tenant_data_keys (tenant_id, wrapped_key, master_key_id) VALUES (:tenant_id, :wrapped_key, :master_key_id)
+INSERT INTO tenant_data_keys (tenant_id, wrapped_key, master_key_id)
+VALUES (:tenant_id, :wrapped_key, :master_key_id)
 ON CONFLICT (tenant_id) DO NOTHING
 
 -- all_data_keys --
 SELECT tenant_id, wrapped_key, master_key_id FROM tenant_data_keys FOR UPDATE
 
 -- rewrap_data_key --
-UPDATE tenant_data_keys SET wrapped_key = :wrapped_key, master_key_id = :master_key_id WHERE tenant_id = :tenant_id
+UPDATE tenant_data_keys SET wrapped_key = :wrapped_key, master_key_id = :master_key_id
+WHERE tenant_id = :tenant_id
 
 -- all_credentials --
 -- Every tenant's (the health sweep, as the owner).

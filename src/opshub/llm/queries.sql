@@ -1,7 +1,9 @@
 -- insert_usage --
 INSERT INTO usage_records
-    (tenant_id, task_id, provider, model, input_tokens, output_tokens, cached_tokens, cost_usd, billed_to)
-VALUES (:tenant_id, :task_id, :provider, :model, :input_tokens, :output_tokens, :cached_tokens, :cost_usd, :billed_to)
+    (tenant_id, task_id, provider, model, input_tokens, output_tokens, cached_tokens, cost_usd,
+        billed_to)
+VALUES (:tenant_id, :task_id, :provider, :model, :input_tokens, :output_tokens, :cached_tokens,
+    :cost_usd, :billed_to)
 
 -- insert_run_fee --
 INSERT INTO usage_records
@@ -25,7 +27,8 @@ WHERE tenant_id = :tenant_id AND billed_to = 'platform' AND kind = 'model_call'
 SELECT monthly_platform_usd FROM tenant_budgets WHERE tenant_id = :tenant_id
 
 -- put_budget --
-INSERT INTO tenant_budgets (tenant_id, monthly_platform_usd) VALUES (:tenant_id, :monthly_platform_usd)
+INSERT INTO tenant_budgets (tenant_id, monthly_platform_usd)
+VALUES (:tenant_id, :monthly_platform_usd)
 ON CONFLICT (tenant_id) DO UPDATE SET monthly_platform_usd = EXCLUDED.monthly_platform_usd,
     updated_at = now()
 
@@ -36,7 +39,8 @@ DELETE FROM tenant_budgets WHERE tenant_id = :tenant_id
 SELECT provider, model FROM tenant_model_fallbacks WHERE tenant_id = :tenant_id
 
 -- put_fallback --
-INSERT INTO tenant_model_fallbacks (tenant_id, provider, model) VALUES (:tenant_id, :provider, :model)
+INSERT INTO tenant_model_fallbacks (tenant_id, provider, model)
+VALUES (:tenant_id, :provider, :model)
 ON CONFLICT (tenant_id) DO UPDATE SET provider = EXCLUDED.provider, model = EXCLUDED.model,
     updated_at = now()
 

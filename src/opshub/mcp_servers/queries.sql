@@ -12,7 +12,8 @@ SELECT * FROM mcp_servers WHERE tenant_id = :tenant_id AND name = :name FOR UPDA
 -- upsert_server --
 INSERT INTO mcp_servers AS s (tenant_id, name, url, tools, crews, side_effecting_tools,
                               secret_version, secret_ciphertext)
-VALUES (:tenant_id, :name, :url, :tools, :crews, :side_effecting_tools, :secret_version, :secret_ciphertext)
+VALUES (:tenant_id, :name, :url, :tools, :crews, :side_effecting_tools, :secret_version,
+    :secret_ciphertext)
 ON CONFLICT (tenant_id, name) DO UPDATE SET
     url = excluded.url, tools = excluded.tools, crews = excluded.crews,
     side_effecting_tools = excluded.side_effecting_tools,

@@ -19,7 +19,8 @@ UPDATE memories
    SET updated_at = now(), importance = greatest(importance, :importance),
        expires_at = CASE WHEN :expires_at::timestamptz IS NULL THEN NULL
                          ELSE greatest(expires_at, :expires_at) END
- WHERE tenant_id = :tenant_id AND scope = :scope AND scope_key = :scope_key AND content_hash = :content_hash
+ WHERE tenant_id = :tenant_id AND scope = :scope AND scope_key = :scope_key
+     AND content_hash = :content_hash
    AND superseded_by IS NULL
 RETURNING *;
 
@@ -42,7 +43,8 @@ SELECT id FROM memories
 INSERT INTO memories (tenant_id, scope, scope_key, kind, content, subject, embedding,
                       embedding_model, metadata, content_hash, importance, source_task_id,
                       expires_at)
-VALUES (:tenant_id, :scope, :scope_key, :kind, :content, :subject, :embedding::text::vector, :embedding_model, :metadata, :content_hash, :importance, :source_task_id, :expires_at)
+VALUES (:tenant_id, :scope, :scope_key, :kind, :content, :subject, :embedding::text::vector,
+    :embedding_model, :metadata, :content_hash, :importance, :source_task_id, :expires_at)
 RETURNING *;
 
 -- supersede --
@@ -58,7 +60,8 @@ SELECT count(*) FROM (
 ) enough;
 
 -- tenant_index --
-SELECT index_name FROM memory_indexes WHERE tenant_id = :tenant_id AND embedding_model = :embedding_model;
+SELECT index_name FROM memory_indexes WHERE tenant_id = :tenant_id
+    AND embedding_model = :embedding_model;
 
 -- nearest_exact --
 -- "+ 0" keeps the planner off a partial HNSW index (it would prove the tenant's predicate from
@@ -109,7 +112,8 @@ DELETE FROM memories WHERE tenant_id = :tenant_id AND id = :memory_id RETURNING 
 
 -- forget_scope --
 WITH gone AS (
-    DELETE FROM memories WHERE tenant_id = :tenant_id AND scope = :scope AND scope_key = :scope_key RETURNING 1
+    DELETE FROM memories WHERE tenant_id = :tenant_id AND scope = :scope
+        AND scope_key = :scope_key RETURNING 1
 )
 SELECT count(*) FROM gone;
 
@@ -130,7 +134,8 @@ SELECT id, content FROM memories
  LIMIT :limit;
 
 -- reembed_one --
-UPDATE memories SET embedding = :embedding::text::vector, embedding_model = :embedding_model WHERE tenant_id = :tenant_id AND id = :memory_id;
+UPDATE memories SET embedding = :embedding::text::vector, embedding_model = :embedding_model
+WHERE tenant_id = :tenant_id AND id = :memory_id;
 
 -- settings --
 SELECT memory_embedding_model AS embedding_model,

@@ -27,9 +27,9 @@ WHERE tenant_id = :tenant_id AND status = 'failed'
 ORDER BY coalesce(crew, 'router'), finished_at DESC NULLS LAST, id DESC
 
 -- usage --
--- Usage from :start to :end (days, both included, UTC) by :group_by: day, crew or provider. The crew is the
--- task's ("other" for usage recorded outside a task); BYOK run fees are the platform's, under
--- provider "opshub", apart from any model provider's calls.
+-- Usage from :start to :end (days, both included, UTC) by :group_by: day, crew or provider.
+-- The crew is the task's ("other" for usage recorded outside a task); BYOK run fees are the
+-- platform's, under provider "opshub", apart from any model provider's calls.
 WITH used AS (
     SELECT CASE :group_by::text
                WHEN 'day' THEN to_char(u.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD')

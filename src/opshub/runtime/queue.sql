@@ -85,14 +85,17 @@ RETURNING *
 -- A run's lease, or the lease on its memory write-back after it ended. Tasks missing from the
 -- answer are no longer this worker's: it stops them without a word.
 UPDATE tasks SET lease_expires_at = now() + :lease_seconds * interval '1 second'
-WHERE id = ANY(:task_ids::uuid[]) AND lease_owner = :worker_id AND (status = 'running' OR memory_pending)
+WHERE id = ANY(:task_ids::uuid[]) AND lease_owner = :worker_id
+  AND (status = 'running' OR memory_pending)
 RETURNING id, cancel_requested AND status = 'running' AS cancel_requested
 
 -- finish_task --
--- With memories still to write (:remember), the worker keeps its lease on the task until they are.
+-- With memories still to write (:remember), the worker keeps its lease on the task until
+-- they are.
 UPDATE tasks SET
     status = :status, result = :result, error = :error,
-    input_tokens = :input_tokens, output_tokens = :output_tokens, cost_usd = :cost_usd, billed_to = :billed_to,
+    input_tokens = :input_tokens, output_tokens = :output_tokens,
+    cost_usd = :cost_usd, billed_to = :billed_to,
     finished_at = now(), memory_pending = :remember,
     lease_owner = CASE WHEN :remember THEN lease_owner END,
     lease_expires_at = CASE WHEN :remember THEN lease_expires_at END
@@ -111,7 +114,8 @@ RETURNING id
 
 -- claim_lost_write_backs --
 -- The write-backs of workers that died after their runs ended.
-UPDATE tasks t SET lease_owner = :worker_id, lease_expires_at = now() + :lease_seconds * interval '1 second'
+UPDATE tasks t
+    SET lease_owner = :worker_id, lease_expires_at = now() + :lease_seconds * interval '1 second'
 FROM (
     SELECT id FROM tasks
     WHERE memory_pending AND lease_expires_at < now()
@@ -138,7 +142,8 @@ WHERE id = ANY(:task_ids::uuid[]) AND lease_owner = :worker_id AND status = 'run
 RETURNING id
 
 -- insert_events --
-INSERT INTO task_events (tenant_id, task_id, seq, type, ts, data) VALUES (:tenant_id, :task_id, :seq, :type, :ts, :data)
+INSERT INTO task_events (tenant_id, task_id, seq, type, ts, data)
+VALUES (:tenant_id, :task_id, :seq, :type, :ts, :data)
 ON CONFLICT (task_id, seq) DO NOTHING
 
 -- thread_history --
@@ -173,15 +178,18 @@ LIMIT :limit
 FOR UPDATE OF d SKIP LOCKED
 
 -- webhook_delivered --
-UPDATE webhook_deliveries SET delivered_at = now(), attempts = attempts + 1, last_status = :status_code,
+UPDATE webhook_deliveries
+    SET delivered_at = now(), attempts = attempts + 1, last_status = :status_code,
     last_error = NULL
 WHERE id = :delivery_id
 
 -- log_webhook_attempt --
-INSERT INTO webhook_attempts (tenant_id, delivery_id, status_code, error) VALUES (:tenant_id, :delivery_id, :status_code, :error)
+INSERT INTO webhook_attempts (tenant_id, delivery_id, status_code, error)
+VALUES (:tenant_id, :delivery_id, :status_code, :error)
 
 -- webhook_failed --
-UPDATE webhook_deliveries SET attempts = attempts + 1, last_status = :status_code, last_error = :error,
+UPDATE webhook_deliveries
+    SET attempts = attempts + 1, last_status = :status_code, last_error = :error,
     next_attempt_at = now() + :delay_seconds * interval '1 second'
 WHERE id = :delivery_id
 

@@ -13,7 +13,9 @@ SELECT * FROM schedules WHERE tenant_id = :tenant_id AND id = :schedule_id FOR U
 SELECT * FROM schedules WHERE tenant_id = :tenant_id ORDER BY created_at, id
 
 -- update_schedule --
-UPDATE schedules SET crew = :crew, input = :input, inputs = :inputs, cron = :cron, timezone = :timezone, enabled = :enabled,
+UPDATE schedules
+    SET crew = :crew, input = :input, inputs = :inputs, cron = :cron, timezone = :timezone,
+        enabled = :enabled,
     next_run_at = :next_run_at, updated_at = now()
 WHERE tenant_id = :tenant_id AND id = :schedule_id
 RETURNING *

@@ -37,7 +37,8 @@ UPDATE tasks SET
     status = CASE WHEN status IN ('queued', 'awaiting_approval') THEN 'cancelled' ELSE status END,
     finished_at = CASE WHEN status = 'queued' THEN now() ELSE finished_at END,
     cancel_requested = true
-WHERE tenant_id = :tenant_id AND id = :task_id AND status IN ('queued', 'running', 'awaiting_approval')
+WHERE tenant_id = :tenant_id AND id = :task_id
+    AND status IN ('queued', 'running', 'awaiting_approval')
 RETURNING *
 
 -- has_webhook_secret --

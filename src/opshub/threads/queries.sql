@@ -23,6 +23,7 @@ LEFT JOIN LATERAL (
     WHERE tenant_id = t.tenant_id AND thread_id = t.id
 ) m ON true
 WHERE t.tenant_id = :tenant_id
-  AND (:after_created_at::timestamptz IS NULL OR (t.created_at, t.id) < (:after_created_at, :after_id::uuid))
+  AND (:after_created_at::timestamptz IS NULL
+      OR (t.created_at, t.id) < (:after_created_at, :after_id::uuid))
 ORDER BY t.created_at DESC, t.id DESC
 LIMIT :limit

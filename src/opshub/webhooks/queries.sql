@@ -2,7 +2,8 @@
 
 -- expire_live_secrets --
 UPDATE webhook_secrets SET expires_at = now() + :overlap_seconds * interval '1 second'
-WHERE tenant_id = :tenant_id AND (expires_at IS NULL OR expires_at > now() + :overlap_seconds * interval '1 second')
+WHERE tenant_id = :tenant_id AND (expires_at IS NULL
+    OR expires_at > now() + :overlap_seconds * interval '1 second')
 RETURNING expires_at
 
 -- add_secret --
@@ -16,7 +17,8 @@ SELECT d.id, d.message_id, d.url, d.body ->> 'event' AS event, d.attempts AS tri
                 FILTER (WHERE a.id IS NOT NULL), '[]') AS attempt_log
 FROM webhook_deliveries d
 LEFT JOIN webhook_attempts a ON a.delivery_id = d.id AND a.tenant_id = d.tenant_id
-WHERE d.tenant_id = :tenant_id AND d.task_id = :task_id AND (:delivery_id::bigint IS NULL OR d.id = :delivery_id)
+WHERE d.tenant_id = :tenant_id AND d.task_id = :task_id AND (:delivery_id::bigint IS NULL
+    OR d.id = :delivery_id)
 GROUP BY d.id
 ORDER BY d.id
 
