@@ -9,11 +9,10 @@ from sqlalchemy import text
 
 from opshub.auth import crypto
 from opshub.auth.errors import AuthenticationError
-from opshub.auth.models import Principal, PrincipalKind
+from opshub.auth.models import Principal, PrincipalKind, Role
 from opshub.auth.ratelimit import LoginRateLimiter
 from opshub.db import sql
 from opshub.db.sql import Connection
-from opshub.tenants.models import Role
 
 # One round trip authenticates and sets the tenant for the rest of the transaction.
 _API_KEY_PRINCIPAL = text(

@@ -16,11 +16,10 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import text
 
 from opshub.auth.errors import AuthenticationError
-from opshub.auth.models import Principal, PrincipalKind
+from opshub.auth.models import Principal, PrincipalKind, Role
 from opshub.db import sql
 from opshub.db.engine import set_tenant
 from opshub.db.sql import Connection
-from opshub.tenants.models import Role
 
 COOKIE = "opshub_session"
 

@@ -86,7 +86,7 @@ def _list_statement(
     return query
 
 
-async def list_(
+async def list_records(
     conn: Connection,
     *,
     resource: Resource,
@@ -129,7 +129,7 @@ def _delete_statement(resource: Resource) -> ClauseElement:
     return sql_delete(resource.table).where(_one(resource)).returning(resource.table.c.id)
 
 
-async def get_or_raise(
+async def get_record(
     conn: Connection, *, resource: Resource, tenant_id: uuid.UUID, row_id: uuid.UUID
 ) -> str:
     params = {"tenant_id": tenant_id, "row_id": row_id}
@@ -139,7 +139,7 @@ async def get_or_raise(
     return document
 
 
-async def create(
+async def create_record(
     conn: Connection, *, resource: Resource, tenant_id: uuid.UUID, data: BaseModel
 ) -> str:
     statement = (
@@ -151,7 +151,7 @@ async def create(
     return document
 
 
-async def update(
+async def update_record(
     conn: Connection,
     *,
     resource: Resource,
@@ -182,7 +182,7 @@ async def update(
     return document
 
 
-async def delete(
+async def delete_record(
     conn: Connection, *, resource: Resource, tenant_id: uuid.UUID, row_id: uuid.UUID
 ) -> None:
     params = {"tenant_id": tenant_id, "row_id": row_id}

@@ -185,10 +185,12 @@ def _total(rows: list[UsageRow]) -> UsageRow:
 async def activity(conn: Connection, *, tenant_id: uuid.UUID, settings: Settings) -> ActivityPanel:
     """Recent tasks, changes waiting for approval, credential health and the next scheduled runs."""
     tasks = await conn.fetch(QUERIES["recent_tasks"], tenant_id, PREVIEW_CHARS, RECENT_TASKS)
-    pending, _ = await actions_service.list_(
+    pending, _ = await actions_service.list_actions(
         conn, tenant_id=tenant_id, status=ActionStatus.pending, limit=PENDING_APPROVALS
     )
-    credentials = await credentials_service.list_(conn, tenant_id=tenant_id, settings=settings)
+    credentials = await credentials_service.list_credentials(
+        conn, tenant_id=tenant_id, settings=settings
+    )
     runs = await conn.fetch(QUERIES["next_runs"], tenant_id, PREVIEW_CHARS, NEXT_RUNS)
     return ActivityPanel(
         recent_tasks=[_recent_task(row) for row in tasks],

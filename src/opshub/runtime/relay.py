@@ -19,8 +19,8 @@ import structlog
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from opshub.events.outbox import QUERIES, STREAM
-from opshub.runtime.loops import stop_requested
+from opshub.loops import stop_requested
+from opshub.outbox.service import QUERIES, STREAM
 
 RELAY_LOCK = 0x6F707368_75620002
 DELIVERY_KEY_TTL = timedelta(days=7)

@@ -19,8 +19,8 @@ from typing import Any
 import asyncpg
 import structlog
 
+from opshub.loops import stop_requested
 from opshub.runtime.live import Batch, LiveEvents
-from opshub.runtime.loops import stop_requested
 from opshub.runtime.queue import QUERIES
 from opshub.tasks.models import EventType
 

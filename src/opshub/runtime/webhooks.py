@@ -20,9 +20,9 @@ import structlog
 
 from opshub import __version__
 from opshub.config import Settings
+from opshub.loops import stop_requested
 from opshub.observability.metrics import WEBHOOK_DELIVERIES
 from opshub.outbound import PublicOnlyTransport
-from opshub.runtime.loops import stop_requested
 from opshub.runtime.queue import QUERIES
 from opshub.webhooks import signing
 

@@ -4,32 +4,12 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from enum import StrEnum
 
 from sqlalchemy import DateTime, LargeBinary, Text, func, text
 from sqlalchemy.dialects.postgresql import UUID
 from sqlalchemy.orm import Mapped, mapped_column
 
 from opshub.db.base import Base, TenantOwned
-
-
-class Role(StrEnum):
-    """Ordered from most to least powerful; ``Role.at_least`` compares by that order."""
-
-    owner = "owner"
-    admin = "admin"
-    member = "member"
-    viewer = "viewer"
-
-    @property
-    def rank(self) -> int:
-        return _ROLE_RANK[self]
-
-    def at_least(self, other: Role) -> bool:
-        return self.rank >= other.rank
-
-
-_ROLE_RANK = {Role.viewer: 0, Role.member: 1, Role.admin: 2, Role.owner: 3}
 
 
 class Tenant(Base):

@@ -14,11 +14,12 @@ from sqlalchemy import func, insert, select, update
 
 from opshub.auth import crypto
 from opshub.auth.errors import PermissionDeniedError
+from opshub.auth.models import Role
 from opshub.db import sql
 from opshub.db.sql import Connection
 from opshub.errors import NotFoundError
 from opshub.tenants.errors import EmailTakenError
-from opshub.tenants.models import ApiKey, Role, Tenant, User
+from opshub.tenants.models import ApiKey, Tenant, User
 from opshub.tenants.schemas import ApiKeyRead, TenantRead
 
 _TENANT_COLUMNS = (Tenant.id, Tenant.name, Tenant.plan, Tenant.created_at)
@@ -59,7 +60,7 @@ async def list_tenants(conn: Connection) -> list[TenantRead]:
     return [TenantRead.model_validate(dict(row)) for row in rows]
 
 
-async def get_tenant_or_raise(conn: Connection, *, tenant_id: uuid.UUID) -> TenantRead:
+async def get_tenant(conn: Connection, *, tenant_id: uuid.UUID) -> TenantRead:
     row = await sql.fetchrow(conn, select(*_TENANT_COLUMNS).where(Tenant.id == tenant_id))
     if row is None:
         raise NotFoundError(f"no tenant with id {tenant_id}")
