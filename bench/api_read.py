@@ -28,11 +28,11 @@ from pathlib import Path
 
 import httpx
 
+from opshub.auth.models import Role
 from opshub.config import Settings
 from opshub.db.engine import DatabaseUrls, create_pool, resolve_database_urls, transaction
 from opshub.db.migrate import migrate
 from opshub.tenants import service as tenants_service
-from opshub.tenants.models import Role
 
 HERE = Path(__file__).parent
 WORK = HERE / ".work" / "api_read"

@@ -87,7 +87,7 @@ async def seed_tenants(owner_pool: Any, count: int) -> list[uuid.UUID]:
 async def store_keys(app_pool: Any, store: SecretStore, tenants: list[uuid.UUID]) -> None:
     for tenant_id in tenants:
         async with tenant_transaction(app_pool, tenant_id) as conn:
-            await credentials_service.put(
+            await credentials_service.put_credential(
                 conn,
                 store=store,
                 tenant_id=tenant_id,

@@ -22,7 +22,7 @@ from httpx import ASGITransport, AsyncClient
 from sqlalchemy import make_url, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from opshub.api.app import create_app
+from opshub.app import create_app
 from opshub.config import Settings
 from opshub.db.embedded import start_embedded_postgres, stop_embedded_postgres
 from opshub.db.engine import DatabaseUrls, create_engine, create_pool, transaction

@@ -213,7 +213,7 @@ async def running_hub(model: Model, level: str = "ERROR") -> AsyncIterator[Hub]:
     from bench.evals import seeds
     from tests.fakes.llm import FakeLLMServer
 
-    from opshub.api.app import create_app
+    from opshub.app import create_app
     from opshub.db.embedded import stop_embedded_postgres
     from opshub.db.engine import resolve_database_urls
     from opshub.db.migrate import migrate

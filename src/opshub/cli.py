@@ -4,22 +4,22 @@ memory; ``run``, ``tasks`` and ``actions`` talk to a hub through its API (``opsh
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import signal
 import uuid
 from collections.abc import Awaitable, Callable, Coroutine
 from importlib.metadata import version as package_version
+from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import asyncpg
 import typer
 import uvicorn
 from pydantic import EmailStr, TypeAdapter, ValidationError
-from redis.asyncio import Redis
 from sqlalchemy.exc import DBAPIError
 
 from opshub import cli_hub
+from opshub.auth.models import Role
 from opshub.config import get_settings
 from opshub.credentials.envelope import parse_key
 from opshub.credentials.monitor import sweep_once
@@ -43,18 +43,18 @@ from opshub.db.migrate import (
 from opshub.db.sql import Connection
 from opshub.errors import DomainError
 from opshub.logging import configure_logging
+from opshub.memory import bulk as memory_bulk
 from opshub.memory import service as memory_service
 from opshub.memory.embedders import MODELS as EMBEDDING_MODELS
 from opshub.memory.embedders import Embedders
+from opshub.memory.import_file import read_import_file
 from opshub.memory.models import Scope
 from opshub.memory.reembed import reembed_tenant
-from opshub.memory.schemas import MemoryHit
+from opshub.memory.schemas import MemoriesImported, MemoryHit
 from opshub.memory.service import MemoryFilter
 from opshub.observability.metrics import serve_metrics
-from opshub.observability.sampler import POOLS, sample_forever
 from opshub.observability.tracing import configure_tracing
 from opshub.tenants import service as tenants_service
-from opshub.tenants.models import Role
 
 app = typer.Typer(
     help="opshub: crews of AI agents for your tenants' operations.", no_args_is_help=True
@@ -166,7 +166,7 @@ def _exit_normally(_signum: int, _frame: object) -> None:
 def _serve(
     *, apply_migrations: bool, host: str | None, port: int | None, run_workers: bool = False
 ) -> None:
-    from opshub.api.app import create_app
+    from opshub.app import create_app
 
     # uvicorn shuts down gracefully on SIGTERM and then re-raises it; exiting normally instead
     # lets atexit stop the embedded PostgreSQL with the hub.
@@ -205,30 +205,6 @@ def api(
     _serve(apply_migrations=False, host=host, port=port)
 
 
-async def _run_until_signalled(
-    work: Callable[[asyncpg.Pool, asyncpg.Pool], Coroutine[Any, Any, None]],
-    *,
-    urls: DatabaseUrls,
-    app_pool_size: int,
-    owner_pool_size: int,
-) -> None:
-    """Run ``work`` with the two pools until SIGTERM or SIGINT, then let it stop gracefully."""
-    app_pool = await create_pool(urls.app, size=app_pool_size)
-    owner_pool = await create_pool(urls.owner, size=owner_pool_size)
-    POOLS.watch("app", app_pool)
-    POOLS.watch("owner", owner_pool)
-    task = asyncio.create_task(work(app_pool, owner_pool))
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, task.cancel)
-    try:
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-    finally:
-        await app_pool.close()
-        await owner_pool.close()
-
-
 @app.command()
 @_one_line_errors
 def worker(
@@ -237,71 +213,26 @@ def worker(
     ] = None,
 ) -> None:
     """Claim queued tasks and run their crews; SIGTERM finishes or hands back running ones."""
-    from opshub.runtime.live import LocalLiveEvents, RedisLiveEvents
-    from opshub.runtime.worker import Worker
+    from opshub.app import run_worker
 
     settings = get_settings()
     configure_logging(level=settings.log_level, json=settings.log_json)
     configure_tracing("worker")
     serve_metrics(settings.metrics_port)
-    urls = _urls()
-
-    async def work(app_pool: asyncpg.Pool, owner_pool: asyncpg.Pool) -> None:
-        redis = Redis.from_url(settings.redis_url) if settings.redis_url else None
-        resolver = CredentialResolver(
-            pool=app_pool, store=open_secret_store(settings), settings=settings, redis=redis
-        )
-        resolver.start()
-        try:
-            await Worker(
-                owner_pool=owner_pool,
-                app_pool=app_pool,
-                resolver=resolver,
-                live=RedisLiveEvents(redis) if redis else LocalLiveEvents(),
-                settings=settings,
-                database_url=urls.owner,
-                concurrency=concurrency,
-            ).run()
-        finally:
-            await resolver.stop()
-            if redis is not None:
-                await redis.aclose()
-
-    # Runs hold a connection only for short statements (tools, outcome); the owner pool serves
-    # the listener, claims, lease renewals, event writes and webhooks. Two workers at the
-    # default concurrency stay well under PostgreSQL's default 100 connections.
-    size = min((concurrency or settings.worker_concurrency) // 2 + 4, 32)
-    _run(_run_until_signalled(work, urls=urls, app_pool_size=size, owner_pool_size=8))
+    _run(run_worker(settings, _urls(), concurrency=concurrency))
 
 
 @app.command()
 @_one_line_errors
 def scheduler() -> None:
     """Fire due schedules as tasks (any number of schedulers may run; each slot fires once)."""
-    from opshub.runtime.loops import keep_running
-    from opshub.runtime.scheduler import Scheduler, sweep_memory_indexes
+    from opshub.app import run_scheduler
 
     settings = get_settings()
     configure_logging(level=settings.log_level, json=settings.log_json)
     configure_tracing("scheduler")
     serve_metrics(settings.metrics_port)
-    urls = _urls()
-
-    async def work(_app_pool: asyncpg.Pool, owner_pool: asyncpg.Pool) -> None:
-        sweep = functools.partial(
-            sweep_memory_indexes,
-            owner_pool,
-            threshold=settings.memory_index_rows,
-            every_seconds=settings.memory_index_sweep_seconds,
-        )
-        # The queue and credential gauges come from the schedulers (any one of them will do).
-        await asyncio.gather(
-            keep_running("scheduler", Scheduler(owner_pool=owner_pool).run),
-            keep_running("memory.index_sweep", sweep),
-            keep_running("metrics.sampler", functools.partial(sample_forever, owner_pool)),
-        )
-
-    _run(_run_until_signalled(work, urls=urls, app_pool_size=1, owner_pool_size=3))
+    _run(run_scheduler(settings, _urls()))
 
 
 @tenants_app.command("create")
@@ -359,7 +290,7 @@ def keys_create(
     tenant_id = _parse_uuid(tenant, "tenant")
 
     async def work(conn: Connection) -> str:
-        await tenants_service.get_tenant_or_raise(conn, tenant_id=tenant_id)
+        await tenants_service.get_tenant(conn, tenant_id=tenant_id)
         row, key = await tenants_service.create_api_key(
             conn, tenant_id=tenant_id, name=name, role=role
         )
@@ -441,7 +372,7 @@ async def _with_memory(
     try:
         async with transaction(app_pool) as conn:
             await set_tenant(conn, tenant_id)
-            await tenants_service.get_tenant_or_raise(conn, tenant_id=tenant_id)
+            await tenants_service.get_tenant(conn, tenant_id=tenant_id)
         resolver = CredentialResolver(
             pool=app_pool, store=open_secret_store(settings), settings=settings
         )
@@ -510,6 +441,31 @@ def memory_forget(
             )
 
     typer.echo(f"{_run(_with_memory(_urls(), tenant_id, work))} memories deleted")
+
+
+@memory_app.command("import")
+@_one_line_errors
+def memory_import(
+    file: Annotated[
+        Path,
+        typer.Argument(
+            exists=True, dir_okay=False, help="JSON (as POST /v1/memories/import takes) or .csv"
+        ),
+    ],
+    tenant: TenantOption,
+) -> None:
+    """Import memories into a tenant, all or none; rows without a vector are embedded first."""
+    tenant_id = _parse_uuid(tenant, "tenant")
+    items = read_import_file(file.read_bytes(), csv_format=file.suffix.lower() == ".csv")
+
+    async def work(pool: asyncpg.Pool, embedders: Embedders) -> MemoriesImported:
+        async with tenant_transaction(pool, tenant_id) as conn:
+            return await memory_bulk.import_memories(
+                conn, tenant_id=tenant_id, embedders=embedders, items=items
+            )
+
+    done = _run(_with_memory(_urls(), tenant_id, work))
+    typer.echo(f"{done.inserted} memories imported, {done.skipped} already there")
 
 
 @memory_app.command("reembed")

@@ -9,12 +9,18 @@ from ipaddress import IPv4Network, IPv6Network
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from opshub.llm.prices import ModelPrice
-
 LOCAL_DATA_DIR = Path(".opshub")
+
+
+class ModelPrice(BaseModel):
+    """What a million tokens of one model cost (``opshub.llm.prices`` holds the known ones)."""
+
+    input: float = Field(ge=0, description="USD per 1M input tokens")
+    output: float = Field(ge=0, description="USD per 1M output tokens")
+    cached_input: float = Field(ge=0, description="USD per 1M cached input tokens")
 
 
 def default_data_dir() -> Path:

@@ -26,3 +26,13 @@ class ConflictError(DomainError):
 
 class InvalidInputError(DomainError):
     code = "invalid_request"
+
+
+class RateLimitedError(DomainError):
+    """Too many requests of one kind (sign-ins, API calls, credential checks): 429."""
+
+    code = "rate_limited"
+
+    def __init__(self, message: str, *, retry_after: int) -> None:
+        super().__init__(message, details={"retry_after": retry_after})
+        self.retry_after = retry_after

@@ -16,9 +16,9 @@ import pytest
 from httpx import AsyncClient
 
 from opshub.actions.kinds import ActionKind
+from opshub.auth.models import Role
 from opshub.db.engine import transaction
 from opshub.tenants import service as tenants_service
-from opshub.tenants.models import Role
 from tests.conftest import TenantHandle
 from tests.integration.actions.test_service import make_task, product_payload, propose
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncpg
 from httpx import AsyncClient
 
-from opshub.tenants.models import Role
+from opshub.auth.models import Role
 from tests.api.test_actions_api import headers_for, proposed
 from tests.conftest import TenantHandle
 

@@ -30,7 +30,7 @@ from pydantic import SecretStr
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from opshub.api.app import create_app
+from opshub.app import create_app
 from opshub.config import Settings
 from opshub.credentials import health
 from opshub.credentials import service as credentials_service
@@ -896,7 +896,7 @@ async def test_checks_waiting_on_a_silent_server_hold_no_connection_and_are_capp
     ):
         state = app.state.opshub
         async with tenant_transaction(state.app_pool, tenant_a.id) as conn:
-            await credentials_service.put(
+            await credentials_service.put_credential(
                 conn,
                 store=state.credential_store,
                 tenant_id=tenant_a.id,

@@ -128,7 +128,7 @@ async def test_the_list_needs_a_caller(client: AsyncClient) -> None:
 
 def test_serving_the_crews_api_does_not_import_crewai() -> None:
     code = (
-        "import sys; import opshub.api.app, opshub.api.routes.crews, opshub.crews.service; "
+        "import sys; import opshub.app, opshub.api.routes.crews, opshub.crews.service; "
         "print('crewai' in sys.modules)"
     )
     out = subprocess.run(  # noqa: S603

@@ -15,11 +15,11 @@ import pytest
 from fastapi import FastAPI
 from httpx import ASGITransport, AsyncClient
 
-from opshub.api.app import create_app
+from opshub.app import create_app
+from opshub.auth.models import Role
 from opshub.config import Settings
 from opshub.db.engine import DatabaseUrls, tenant_transaction
 from opshub.mcp_servers import service as mcp_servers_service
-from opshub.tenants.models import Role
 from tests.api.test_actions_api import headers_for
 from tests.conftest import TenantHandle
 

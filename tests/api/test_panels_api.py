@@ -16,10 +16,10 @@ import asyncpg
 import pytest
 from httpx import AsyncClient
 
+from opshub.auth.models import Role
 from opshub.crews.registry import CREWS
 from opshub.db.engine import transaction
 from opshub.tenants import service as tenants_service
-from opshub.tenants.models import Role
 from tests.conftest import TenantHandle
 
 MIDNIGHT = datetime.combine(datetime.now(UTC).date(), time(), UTC)

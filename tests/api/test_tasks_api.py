@@ -18,11 +18,11 @@ import pytest
 from fastapi import FastAPI
 from httpx import ASGITransport, AsyncClient
 
-from opshub.api.app import create_app
+from opshub.app import create_app
+from opshub.auth.models import Role
 from opshub.config import Settings
 from opshub.db.engine import DatabaseUrls, transaction
 from opshub.tenants import service as tenants_service
-from opshub.tenants.models import Role
 from tests.conftest import TenantHandle
 
 

@@ -7,7 +7,7 @@ import httpx
 import orjson
 from redis.asyncio import Redis
 
-from opshub.events.outbox import STREAM
+from opshub.outbox.service import STREAM
 from tests.faults.conftest import STARTUP, Cluster, until
 from tests.faults.test_postgres_outage import finished, store_openai_key, submit
 

@@ -20,7 +20,7 @@ import pytest
 from fastapi import FastAPI
 from httpx import ASGITransport, AsyncClient
 
-from opshub.api.app import create_app
+from opshub.app import create_app
 from opshub.config import Settings
 from opshub.credentials import health
 from opshub.credentials.checks import SALEOR_PROBE, CheckResult

@@ -92,7 +92,7 @@ async def put(
     secret: dict[str, Any],
 ) -> None:
     async with tenant_transaction(pool, tenant_id) as conn:
-        await credentials_service.put(
+        await credentials_service.put_credential(
             conn, store=store, tenant_id=tenant_id, provider=provider, secret=secret, label=None
         )
 
@@ -110,7 +110,9 @@ async def delete(
     pool: asyncpg.Pool, store: SecretStore, tenant_id: uuid.UUID, provider: Provider
 ) -> None:
     async with tenant_transaction(pool, tenant_id) as conn:
-        await credentials_service.delete(conn, store=store, tenant_id=tenant_id, provider=provider)
+        await credentials_service.delete_credential(
+            conn, store=store, tenant_id=tenant_id, provider=provider
+        )
 
 
 def database_store(path: Path) -> DatabaseSecretStore:
@@ -399,7 +401,7 @@ async def test_a_save_rolled_back_after_writing_to_vault_does_not_block_the_next
     await put(app_pool, vault_store, tenant, Provider.openai, first)
     with pytest.raises(RequestFailed):
         async with tenant_transaction(app_pool, tenant) as conn:
-            await credentials_service.put(
+            await credentials_service.put_credential(
                 conn,
                 store=vault_store,
                 tenant_id=tenant,

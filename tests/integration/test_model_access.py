@@ -79,7 +79,7 @@ async def store_key(
     app_pool: asyncpg.Pool, factory: LLMFactory, tenant: TenantHandle, provider: Provider, key: str
 ) -> None:
     async with tenant_transaction(app_pool, tenant.id) as conn:
-        await credentials_service.put(
+        await credentials_service.put_credential(
             conn,
             store=factory.store,
             tenant_id=tenant.id,
@@ -224,7 +224,7 @@ async def test_a_refused_key_fails_at_once_without_retry_and_is_marked_invalid(
     assert isinstance(classified, CredentialInvalidError)
     assert len(fake.requests_for("/v1/chat/completions")) == 1
     async with tenant_transaction(app_pool, tenant_a.id) as conn:
-        stored = await credentials_service.get_or_raise(
+        stored = await credentials_service.get_credential(
             conn, tenant_id=tenant_a.id, provider=Provider.openai
         )
     assert stored.status is Health.invalid
@@ -476,7 +476,8 @@ async def test_a_self_hosted_model_whose_name_resolves_to_a_private_address_is_n
     resolver = CredentialResolver(pool=app_pool, store=store, settings=guarded)
     factory = LLMFactory(pool=app_pool, resolver=resolver, settings=guarded)
     async with tenant_transaction(app_pool, tenant_a.id) as conn:
-        await credentials_service.put(  # a public-looking name passes the check at save time
+        # A public-looking name passes the check at save time.
+        await credentials_service.put_credential(
             conn,
             store=store,
             tenant_id=tenant_a.id,

@@ -19,7 +19,7 @@ from redis.exceptions import RedisError
 from opshub.credentials import service as credentials_service
 from opshub.credentials.models import Health, Provider
 from opshub.db.engine import tenant_transaction
-from opshub.events import outbox
+from opshub.outbox import service as outbox
 from opshub.runtime.relay import OutboxRelay
 from tests.conftest import TenantHandle
 from tests.fakes.server import RedisProcess

@@ -15,7 +15,7 @@ from opshub.actions.models import AuditEvent
 from opshub.actions.schemas import ActionRead
 from opshub.actions.service import QUERIES, action_read, audit, settle_task, task_event
 from opshub.db.sql import Connection, Record
-from opshub.events import outbox
+from opshub.outbox import service as outbox
 
 
 async def claim(

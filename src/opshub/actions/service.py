@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -24,11 +25,11 @@ from opshub.actions.schemas import ActionRead, AuditEntry
 from opshub.db.cursor import decode_cursor, encode_cursor
 from opshub.db.sql import Connection, Record, load_queries
 from opshub.errors import InvalidInputError, NotFoundError
-from opshub.events import outbox
 from opshub.observability.actions import action_proposed
+from opshub.outbox import service as outbox
 from opshub.tasks import service as tasks_service
 from opshub.tasks.models import EventType, TaskStatus
-from opshub.tasks.schemas import TaskRead
+from opshub.tasks.schemas import TaskEvent, TaskRead
 
 QUERIES = load_queries(Path(__file__).with_name("queries.sql"))
 MAX_PAGE = 200
@@ -128,9 +129,7 @@ async def propose(
     return action_read(row)
 
 
-async def get_or_raise(
-    conn: Connection, *, tenant_id: uuid.UUID, action_id: uuid.UUID
-) -> ActionRead:
+async def get_action(conn: Connection, *, tenant_id: uuid.UUID, action_id: uuid.UUID) -> ActionRead:
     return action_read(await _get_row(conn, tenant_id=tenant_id, action_id=action_id))
 
 
@@ -143,7 +142,7 @@ async def _get_row(conn: Connection, *, tenant_id: uuid.UUID, action_id: uuid.UU
     return row
 
 
-async def list_(
+async def list_actions(
     conn: Connection,
     *,
     tenant_id: uuid.UUID,
@@ -185,6 +184,29 @@ async def open_for_task(
         action_read(row)
         for row in await QUERIES["open_for_task"].fetch(conn, tenant_id=tenant_id, task_id=task_id)
     ]
+
+
+async def get_task_with_actions(
+    conn: Connection, *, tenant_id: uuid.UUID, task_id: uuid.UUID
+) -> TaskRead:
+    """The task and what it still waits for: its pending and approved, unexecuted actions."""
+    task = await tasks_service.get_task(conn, tenant_id=tenant_id, task_id=task_id)
+    actions = await open_for_task(conn, tenant_id=tenant_id, task_id=task_id)
+    task.pending_actions = [action.model_dump(mode="json") for action in actions]
+    return task
+
+
+async def cancel_task_with_actions(
+    conn: Connection, *, tenant_id: uuid.UUID, task_id: uuid.UUID
+) -> tuple[TaskRead, TaskEvent | None]:
+    """Cancel the task (``tasks.service.cancel_task``); the changes still waiting for a person
+    are withdrawn with it, approved ones still run."""
+    return await tasks_service.cancel_task(
+        conn,
+        tenant_id=tenant_id,
+        task_id=task_id,
+        on_cancelled=partial(withdraw_pending, conn, tenant_id=tenant_id, task_id=task_id),
+    )
 
 
 async def approve(
@@ -280,7 +302,7 @@ def _data(row: Record) -> dict[str, Any]:
 async def task_event(conn: Connection, row: Record, type: str, **extra: Any) -> None:
     """The transition on the task's event stream, unless the task is running.
 
-    A running task's worker numbers its events itself (``runtime.events``): an event written
+    A running task's worker numbers its events itself (``runtime.task_events``): an event written
     here would take a sequence number the run is about to use. The run shows its own proposals.
     """
     tenant_id, task_id = row["tenant_id"], row["task_id"]

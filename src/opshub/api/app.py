@@ -1,9 +1,12 @@
-"""The FastAPI application: routers, the error envelope, request context and lifespan."""
+"""The FastAPI application: routers, the error envelope, request context and lifespan.
+
+Its state comes from the composition root (``opshub.app.create_app``), which builds it.
+"""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
 from fastapi import FastAPI
 from starlette.routing import Route
@@ -34,35 +37,26 @@ from opshub.api.routes import (
     webhooks,
 )
 from opshub.api.state import AppState
-from opshub.config import Settings, get_settings
+from opshub.config import Settings
 from opshub.console.mount import mount_console
-from opshub.db.engine import DatabaseUrls, resolve_database_urls
 from opshub.mcp.server import McpEndpoint
 from opshub.observability.tracing import instrument_app
 from opshub.process import freeze_startup_objects
 
 
-def create_app(
-    settings: Settings | None = None,
-    urls: DatabaseUrls | None = None,
-    *,
-    run_workers: bool = False,
+def create_api(
+    settings: Settings, open_state: Callable[[], AbstractAsyncContextManager[AppState]]
 ) -> FastAPI:
-    settings = settings or get_settings()
+    """The API over the state ``open_state`` holds open for the app's lifespan."""
     mcp = McpEndpoint()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        state = await AppState.open(
-            settings, urls or resolve_database_urls(settings), run_workers=run_workers
-        )
-        app.state.opshub = state
-        freeze_startup_objects()
-        try:
+        async with open_state() as state:
+            app.state.opshub = state
+            freeze_startup_objects()
             async with mcp.running():
                 yield
-        finally:
-            await state.close()
 
     app = FastAPI(
         title="opshub",

@@ -13,10 +13,9 @@ from opshub.api.state import AppState
 from opshub.auth import service as auth_service
 from opshub.auth import sessions
 from opshub.auth.errors import AuthenticationError, PermissionDeniedError
-from opshub.auth.models import Principal
+from opshub.auth.models import Principal, Role
 from opshub.db.engine import transaction
 from opshub.db.sql import Connection
-from opshub.tenants.models import Role
 
 
 async def get_state(request: Request) -> AppState:

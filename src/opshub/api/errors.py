@@ -12,13 +12,19 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from opshub.auth.errors import AuthenticationError, PermissionDeniedError, RateLimitedError
+from opshub.auth.errors import AuthenticationError, PermissionDeniedError
 from opshub.credentials.errors import (
     CredentialInvalidError,
     CredentialMissingError,
     CredentialStoreError,
 )
-from opshub.errors import ConflictError, DomainError, InvalidInputError, NotFoundError
+from opshub.errors import (
+    ConflictError,
+    DomainError,
+    InvalidInputError,
+    NotFoundError,
+    RateLimitedError,
+)
 from opshub.memory.errors import EmbeddingFailedError
 
 log = structlog.get_logger(__name__)

@@ -15,7 +15,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
 from opshub.auth.errors import AuthenticationError
-from opshub.tenants.models import Role
+from opshub.auth.models import Role
 
 API_KEY_PREFIX = "ohk_"
 _hasher = PasswordHasher()

@@ -15,11 +15,3 @@ class AuthenticationError(DomainError):
 
 class PermissionDeniedError(DomainError):
     code = "forbidden"
-
-
-class RateLimitedError(DomainError):
-    code = "rate_limited"
-
-    def __init__(self, message: str, *, retry_after: int) -> None:
-        super().__init__(message, details={"retry_after": retry_after})
-        self.retry_after = retry_after

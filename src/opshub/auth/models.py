@@ -1,4 +1,4 @@
-"""Who is calling: the principal every authenticated request resolves to."""
+"""Who is calling: the principal every authenticated request resolves to, and its role."""
 
 from __future__ import annotations
 
@@ -6,7 +6,24 @@ import uuid
 from dataclasses import dataclass
 from enum import StrEnum
 
-from opshub.tenants.models import Role
+
+class Role(StrEnum):
+    """Ordered from most to least powerful; ``Role.at_least`` compares by that order."""
+
+    owner = "owner"
+    admin = "admin"
+    member = "member"
+    viewer = "viewer"
+
+    @property
+    def rank(self) -> int:
+        return _ROLE_RANK[self]
+
+    def at_least(self, other: Role) -> bool:
+        return self.rank >= other.rank
+
+
+_ROLE_RANK = {Role.viewer: 0, Role.member: 1, Role.admin: 2, Role.owner: 3}
 
 
 class PrincipalKind(StrEnum):

@@ -11,7 +11,7 @@ import structlog
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from opshub.auth.errors import RateLimitedError
+from opshub.errors import RateLimitedError
 
 WINDOW_SECONDS = 60
 REDIS_RETRY_SECONDS = 5.0

@@ -9,10 +9,9 @@ import asyncpg
 
 from opshub.auth import crypto
 from opshub.auth.errors import AuthenticationError
-from opshub.auth.models import Principal, PrincipalKind
+from opshub.auth.models import Principal, PrincipalKind, Role
 from opshub.auth.ratelimit import LoginRateLimiter
 from opshub.db.sql import Connection, load_queries
-from opshub.tenants.models import Role
 
 QUERIES = load_queries(Path(__file__).with_name("queries.sql"))
 

@@ -14,11 +14,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from opshub.auth.errors import AuthenticationError
-from opshub.auth.models import Principal, PrincipalKind
+from opshub.auth.models import Principal, PrincipalKind, Role
 from opshub.auth.service import QUERIES
 from opshub.db.engine import set_tenant
 from opshub.db.sql import Connection
-from opshub.tenants.models import Role
 
 COOKIE = "opshub_session"
 

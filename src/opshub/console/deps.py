@@ -11,11 +11,11 @@ from fastapi import Depends, Request
 from opshub.api.deps import StateDep, TenantContext
 from opshub.auth import sessions
 from opshub.auth.errors import AuthenticationError, PermissionDeniedError
+from opshub.auth.models import Role
 from opshub.auth.sessions import ConsoleSession
 from opshub.console.errors import CsrfRefused, SignInRequired
 from opshub.db.engine import transaction
 from opshub.tenants import service as tenants_service
-from opshub.tenants.models import Role
 
 CSRF_FIELD = "csrf_token"
 CSRF_HEADER = "X-CSRF-Token"
@@ -53,9 +53,7 @@ async def console_page(request: Request, state: StateDep) -> AsyncIterator[Page]
             session = await sessions.resolve(conn, token=token)
         except AuthenticationError as exc:
             raise SignInRequired from exc
-        tenant = await tenants_service.get_tenant_or_raise(
-            conn, tenant_id=session.principal.tenant_id
-        )
+        tenant = await tenants_service.get_tenant(conn, tenant_id=session.principal.tenant_id)
         yield Page(conn=conn, principal=session.principal, session=session, tenant_name=tenant.name)
 
 

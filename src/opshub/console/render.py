@@ -13,7 +13,7 @@ from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 
 from opshub.console.deps import CSRF_FIELD, CSRF_HEADER, Page
-from opshub.events import outbox
+from opshub.outbox import service as outbox
 
 # Everything the console loads comes from the hub itself.
 SECURITY_HEADERS = {

@@ -15,7 +15,6 @@ import asyncpg
 import httpx
 import structlog
 
-from opshub.auth.errors import RateLimitedError
 from opshub.config import Settings
 from opshub.credentials import service as credentials_service
 from opshub.credentials.checks import CHECKS, CheckResult
@@ -24,7 +23,7 @@ from opshub.credentials.models import Health, Provider
 from opshub.credentials.schemas import CredentialRead
 from opshub.credentials.store import SecretStore
 from opshub.db.engine import tenant_transaction
-from opshub.errors import DomainError
+from opshub.errors import DomainError, RateLimitedError
 
 log = structlog.get_logger(__name__)
 
@@ -101,7 +100,9 @@ async def check_stored(
                 checked_at=datetime.now(UTC),
             )
     async with tenant_transaction(pool, tenant_id) as conn:
-        return await credentials_service.get_or_raise(conn, tenant_id=tenant_id, provider=provider)
+        return await credentials_service.get_credential(
+            conn, tenant_id=tenant_id, provider=provider
+        )
 
 
 async def check_and_record(

@@ -7,6 +7,8 @@ while the others skip that round. A change of health is recorded with a domain e
 
 from __future__ import annotations
 
+import asyncio
+import random
 import uuid
 
 import asyncpg
@@ -18,6 +20,7 @@ from opshub.credentials.models import Health, Provider
 from opshub.credentials.resolver import CredentialResolver
 from opshub.credentials.store import SecretStore
 from opshub.db import locks
+from opshub.loops import stop_requested
 
 # An arbitrary, fixed key: the one lock every opshub process agrees on for the sweep.
 SWEEP_LOCK = 0x6F707368_75620001
@@ -60,3 +63,31 @@ async def sweep_once(
             )
         finally:
             await locks.unlock(conn, key=SWEEP_LOCK)
+
+
+async def run_monitor(
+    *,
+    app_pool: asyncpg.Pool,
+    owner_pool: asyncpg.Pool,
+    store: SecretStore,
+    settings: Settings,
+    resolver: CredentialResolver,
+) -> None:
+    """Sweep every ``credential_check_minutes``, in whichever process wins the lock."""
+    interval = settings.credential_check_minutes * 60
+    while not stop_requested():
+        # Processes started together don't all try the lock at the same instant.
+        await asyncio.sleep(interval * random.uniform(0.9, 1.1))  # noqa: S311 - not for secrets
+        try:
+            counts = await sweep_once(
+                app_pool=app_pool,
+                owner_pool=owner_pool,
+                store=store,
+                settings=settings,
+                resolver=resolver,
+            )
+        except Exception as exc:  # the monitor outlives any one bad sweep
+            log.warning("credential sweep failed", error=type(exc).__name__)
+            continue
+        if counts is not None:
+            log.info("credential sweep", **{status.value: n for status, n in counts.items()})

@@ -25,8 +25,8 @@ from opshub.credentials.schemas import (
 from opshub.credentials.store import SecretStore, StoredRow
 from opshub.db.sql import Connection, Record, load_queries
 from opshub.errors import NotFoundError
-from opshub.events import outbox
 from opshub.outbound import Network
+from opshub.outbox import service as outbox
 
 QUERIES = load_queries(Path(__file__).with_name("queries.sql"))
 
@@ -45,7 +45,7 @@ def platform_secret(settings: Settings, provider: Provider) -> dict[str, Any] | 
     return {"api_key": key.get_secret_value()} if key else None
 
 
-async def put(
+async def put_credential(
     conn: Connection,
     *,
     store: SecretStore,
@@ -83,7 +83,7 @@ async def put(
     return CredentialRead.model_validate(dict(row))
 
 
-async def get_or_raise(
+async def get_credential(
     conn: Connection, *, tenant_id: uuid.UUID, provider: Provider
 ) -> CredentialRead:
     row = await QUERIES["get_credential"].fetchrow(
@@ -94,7 +94,7 @@ async def get_or_raise(
     return CredentialRead.model_validate(dict(row))
 
 
-async def list_(
+async def list_credentials(
     conn: Connection, *, tenant_id: uuid.UUID, settings: Settings
 ) -> list[CredentialSummary]:
     """Every provider: the tenant's own key, else the platform's where the plan allows it."""
@@ -148,7 +148,7 @@ async def read_secret(
     )
 
 
-async def delete(
+async def delete_credential(
     conn: Connection, *, store: SecretStore, tenant_id: uuid.UUID, provider: Provider
 ) -> None:
     deleted = await QUERIES["delete_credential"].fetchval(

@@ -33,7 +33,7 @@ def _crew(name: str) -> CrewInfo:
     return info
 
 
-async def list_(conn: Connection, *, tenant_id: uuid.UUID) -> list[CrewRead]:
+async def list_crews(conn: Connection, *, tenant_id: uuid.UUID) -> list[CrewRead]:
     rows = await QUERIES["list_crew_settings"].fetch(conn, tenant_id=tenant_id)
     picked = {row["crew"]: (row["provider"], row["model"]) for row in rows}
     return [_read(info, picked.get(name)) for name, info in CREWS.items()]

@@ -68,7 +68,7 @@ STATEMENTS = {
 """Each resource's statements, filled in once."""
 
 
-async def list_(
+async def list_records(
     conn: Connection,
     *,
     resource: Resource,
@@ -101,7 +101,7 @@ async def list_(
     return documents, encode_cursor(last["created_at"], last["id"])
 
 
-async def get_or_raise(
+async def get_record(
     conn: Connection, *, resource: Resource, tenant_id: uuid.UUID, row_id: uuid.UUID
 ) -> str:
     document: str | None = await STATEMENTS[resource.name]["get_row"].fetchval(
@@ -112,7 +112,7 @@ async def get_or_raise(
     return document
 
 
-async def create(
+async def create_record(
     conn: Connection, *, resource: Resource, tenant_id: uuid.UUID, data: BaseModel
 ) -> str:
     document: str = await _guarded(
@@ -124,7 +124,7 @@ async def create(
     return document
 
 
-async def update(
+async def update_record(
     conn: Connection,
     *,
     resource: Resource,
@@ -154,7 +154,7 @@ async def update(
     return document
 
 
-async def delete(
+async def delete_record(
     conn: Connection, *, resource: Resource, tenant_id: uuid.UUID, row_id: uuid.UUID
 ) -> None:
     deleted = await STATEMENTS[resource.name]["delete_row"].fetchval(

@@ -16,13 +16,14 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from opshub.config import ModelPrice
 from opshub.credentials.models import Source
 from opshub.db.sql import Connection
 from opshub.errors import DomainError
 from opshub.llm import usage as usage_ledger
 from opshub.llm.crewai_setup import prepare_crewai
 from opshub.llm.errors import BudgetExceededError
-from opshub.llm.prices import ModelPrice
+from opshub.llm.prices import model_family
 from opshub.llm.usage import TokenUsage
 from opshub.observability.metrics import record_model_call
 
@@ -55,7 +56,7 @@ class RunMeter:
         cost = usage_ledger.cost_usd(model, usage, self.prices)
         record_model_call(
             provider=self.provider,
-            model=model,
+            model_family=model_family(model),
             billing=self.billed_to.value,
             input_tokens=usage.input_tokens,
             output_tokens=usage.output_tokens,

@@ -6,14 +6,7 @@ and logged, so usage is never lost for want of a price.
 
 from __future__ import annotations
 
-from pydantic import BaseModel, Field
-
-
-class ModelPrice(BaseModel):
-    input: float = Field(ge=0, description="USD per 1M input tokens")
-    output: float = Field(ge=0, description="USD per 1M output tokens")
-    cached_input: float = Field(ge=0, description="USD per 1M cached input tokens")
-
+from opshub.config import ModelPrice
 
 PRICES: dict[str, ModelPrice] = {
     "gpt-4o": ModelPrice(input=2.50, output=10.00, cached_input=1.25),
@@ -37,3 +30,10 @@ def price_for(model: str, overrides: dict[str, ModelPrice]) -> ModelPrice | None
         return table[model]
     matches = [name for name in table if model.startswith(name)]
     return table[max(matches, key=len)] if matches else None
+
+
+def model_family(model: str) -> str:
+    """A priced model's family name, else ``other``: the metrics' model label, which tenants'
+    own model names on their own servers would make unbounded."""
+    matches = [name for name in PRICES if model.startswith(name)]
+    return max(matches, key=len) if matches else "other"

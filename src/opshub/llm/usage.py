@@ -14,10 +14,11 @@ from typing import Any
 
 import structlog
 
+from opshub.config import ModelPrice
 from opshub.credentials.models import Source
 from opshub.db.sql import Connection, load_queries
 from opshub.llm.errors import BudgetExceededError
-from opshub.llm.prices import ModelPrice, price_for
+from opshub.llm.prices import price_for
 
 QUERIES = load_queries(Path(__file__).with_name("queries.sql"))
 log = structlog.get_logger(__name__)

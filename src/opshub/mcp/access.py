@@ -20,10 +20,9 @@ from opshub.api.errors import error_response
 from opshub.api.state import AppState
 from opshub.auth import service as auth_service
 from opshub.auth.errors import AuthenticationError, PermissionDeniedError
-from opshub.auth.models import Principal
+from opshub.auth.models import Principal, Role
 from opshub.db.engine import tenant_transaction, transaction
 from opshub.db.sql import Connection
-from opshub.tenants.models import Role
 
 _CALLER = "opshub_mcp_caller"
 

@@ -7,12 +7,13 @@ import uuid
 import orjson
 from mcp.server.fastmcp import Context, FastMCP
 
+from opshub.actions import service as actions_service
+from opshub.auth.models import Role
 from opshub.errors import NotFoundError
 from opshub.mcp.access import caller
 from opshub.mcp.errors import enveloped
 from opshub.tasks import service as tasks_service
 from opshub.tasks.schemas import TaskEvent
-from opshub.tenants.models import Role
 
 TRACE_URI = "opshub://tasks/{task_id}/trace"
 
@@ -31,7 +32,7 @@ def register(server: FastMCP) -> None:
         tenant_id = who.principal.tenant_id
         events: list[TaskEvent] = []
         async with who.transaction(Role.viewer) as conn:
-            task = await tasks_service.get_task(
+            task = await actions_service.get_task_with_actions(
                 conn, tenant_id=tenant_id, task_id=_task_id(task_id)
             )
             while page := await tasks_service.events_after(

@@ -12,6 +12,7 @@ from pydantic import Field
 from opshub.actions import service as actions_service
 from opshub.actions.models import ActionStatus
 from opshub.actions.schemas import ActionPage, ActionRead
+from opshub.auth.models import Role
 from opshub.crews import service as crews_service
 from opshub.crews.schemas import CrewRead
 from opshub.mcp.access import caller
@@ -23,7 +24,6 @@ from opshub.memory.schemas import MemoryCreate, MemoryPage, MemorySaved
 from opshub.runtime.live import publish_stored
 from opshub.tasks import service as tasks_service
 from opshub.tasks.schemas import TaskCreate, TaskEvent, TaskRead
-from opshub.tenants.models import Role
 
 READ_ONLY = ToolAnnotations(readOnlyHint=True, openWorldHint=False)
 MAX_WAIT_SECONDS = 600
@@ -37,7 +37,7 @@ def register(server: FastMCP) -> None:
         """The hub's crews: what each can do, its agents and their tools, and its model."""
         who = caller(ctx)
         async with who.transaction(Role.viewer) as conn:
-            return await crews_service.list_(conn, tenant_id=who.principal.tenant_id)
+            return await crews_service.list_crews(conn, tenant_id=who.principal.tenant_id)
 
     @server.tool()
     async def run_crew(
@@ -81,7 +81,9 @@ def register(server: FastMCP) -> None:
 
             await follow(who, task.id, report=report, within=wait_seconds)
             async with who.transaction(Role.viewer) as conn:
-                task = await tasks_service.get_task(conn, tenant_id=tenant_id, task_id=task.id)
+                task = await actions_service.get_task_with_actions(
+                    conn, tenant_id=tenant_id, task_id=task.id
+                )
         return task
 
     @server.tool(annotations=READ_ONLY)
@@ -89,7 +91,7 @@ def register(server: FastMCP) -> None:
         """A task: its status, its result or error, usage, and the changes it waits on."""
         who = caller(ctx)
         async with who.transaction(Role.viewer) as conn:
-            return await tasks_service.get_task(
+            return await actions_service.get_task_with_actions(
                 conn, tenant_id=who.principal.tenant_id, task_id=task_id
             )
 
@@ -98,7 +100,7 @@ def register(server: FastMCP) -> None:
         """Cancel a task: a queued one at once, a running one at its next model call."""
         who = caller(ctx)
         async with who.transaction(Role.member) as conn:
-            task, event = await tasks_service.cancel_task(
+            task, event = await actions_service.cancel_task_with_actions(
                 conn, tenant_id=who.principal.tenant_id, task_id=task_id
             )
         if event is not None:
@@ -163,7 +165,7 @@ def register(server: FastMCP) -> None:
         """Changes crews proposed that wait for a person's decision, newest first."""
         who = caller(ctx)
         async with who.transaction(Role.viewer) as conn:
-            items, next_cursor = await actions_service.list_(
+            items, next_cursor = await actions_service.list_actions(
                 conn,
                 tenant_id=who.principal.tenant_id,
                 status=ActionStatus.pending,
@@ -184,9 +186,7 @@ def register(server: FastMCP) -> None:
         tenant_id = who.principal.tenant_id
         decide = actions_service.approve if decision == "approve" else actions_service.reject
         async with who.transaction(Role.admin) as conn:
-            known = await actions_service.get_or_raise(
-                conn, tenant_id=tenant_id, action_id=action_id
-            )
+            known = await actions_service.get_action(conn, tenant_id=tenant_id, action_id=action_id)
             after = await tasks_service.last_event_seq(
                 conn, tenant_id=tenant_id, task_id=known.task_id
             )

@@ -56,18 +56,18 @@ def _check(body: McpServerPut, *, allow_internal_urls: bool) -> None:
         raise _refuse("side_effecting_tools", "a side-effecting tool must be one of tools")
 
 
-async def list_(conn: Connection, *, tenant_id: uuid.UUID) -> list[McpServerRead]:
+async def list_mcp_servers(conn: Connection, *, tenant_id: uuid.UUID) -> list[McpServerRead]:
     return [_read(row) for row in await QUERIES["list_servers"].fetch(conn, tenant_id=tenant_id)]
 
 
-async def get_or_raise(conn: Connection, *, tenant_id: uuid.UUID, name: str) -> McpServerRead:
+async def get_mcp_server(conn: Connection, *, tenant_id: uuid.UUID, name: str) -> McpServerRead:
     row = await QUERIES["get_server"].fetchrow(conn, tenant_id=tenant_id, name=name)
     if row is None:
         raise McpServerNotFoundError("MCP server not found")
     return _read(row)
 
 
-async def put(
+async def put_mcp_server(
     conn: Connection,
     *,
     tenant_id: uuid.UUID,
@@ -107,7 +107,9 @@ async def put(
     return _read(row), bool(row["created"])
 
 
-async def delete(conn: Connection, *, tenant_id: uuid.UUID, name: str, store: SecretStore) -> None:
+async def delete_mcp_server(
+    conn: Connection, *, tenant_id: uuid.UUID, name: str, store: SecretStore
+) -> None:
     row = await QUERIES["delete_server"].fetchrow(conn, tenant_id=tenant_id, name=name)
     if row is None:
         raise McpServerNotFoundError("MCP server not found")

@@ -15,8 +15,6 @@ from decimal import Decimal
 import structlog
 from prometheus_client import Counter, Gauge, Histogram, start_http_server
 
-from opshub.llm.prices import PRICES
-
 log = structlog.get_logger(__name__)
 
 TASKS = Counter(
@@ -73,23 +71,16 @@ WEBHOOK_DELIVERIES = Counter(
 SSE_SUBSCRIBERS = Gauge("opshub_sse_subscribers", "Live event streams open now")
 
 
-def model_label(model: str) -> str:
-    """A priced model's family name, else ``other``: tenants name any model on their own servers,
-    which would make the label unbounded."""
-    matches = [name for name in PRICES if model.startswith(name)]
-    return max(matches, key=len) if matches else "other"
-
-
 def record_model_call(
     *,
     provider: str,
-    model: str,
+    model_family: str,
     billing: str,
     input_tokens: int,
     output_tokens: int,
     cost_usd: Decimal,
 ) -> None:
-    labels = (provider, model_label(model), billing)
+    labels = (provider, model_family, billing)
     MODEL_CALLS.labels(*labels).inc()
     MODEL_TOKENS.labels(*labels, "input").inc(input_tokens)
     MODEL_TOKENS.labels(*labels, "output").inc(output_tokens)

@@ -13,8 +13,8 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import REGISTRY, Collector
 
 from opshub.db.sql import load_queries
+from opshub.loops import stop_requested
 from opshub.observability.metrics import CREDENTIAL_HEALTH, QUEUE_DEPTH, QUEUE_OLDEST_AGE
-from opshub.runtime.loops import stop_requested
 
 log = structlog.get_logger(__name__)
 QUERIES = load_queries(Path(__file__).with_name("queries.sql"))

@@ -194,10 +194,12 @@ async def activity(conn: Connection, *, tenant_id: uuid.UUID, settings: Settings
     tasks = await QUERIES["recent_tasks"].fetch(
         conn, tenant_id=tenant_id, preview_chars=PREVIEW_CHARS, limit=RECENT_TASKS
     )
-    pending, _ = await actions_service.list_(
+    pending, _ = await actions_service.list_actions(
         conn, tenant_id=tenant_id, status=ActionStatus.pending, limit=PENDING_APPROVALS
     )
-    credentials = await credentials_service.list_(conn, tenant_id=tenant_id, settings=settings)
+    credentials = await credentials_service.list_credentials(
+        conn, tenant_id=tenant_id, settings=settings
+    )
     runs = await QUERIES["next_runs"].fetch(
         conn, tenant_id=tenant_id, preview_chars=PREVIEW_CHARS, limit=NEXT_RUNS
     )

@@ -44,11 +44,11 @@ from opshub.credentials.resolver import CredentialResolver, ResolvedCredential
 from opshub.db.engine import tenant_transaction
 from opshub.db.sql import Record
 from opshub.errors import DomainError
+from opshub.loops import stop_all, stop_requested
 from opshub.mcp_servers import service as mcp_servers_service
 from opshub.mcp_servers.client import McpServer
 from opshub.observability.actions import action_recorded, traced_execution
 from opshub.runtime.live import LiveEvents, publish_stored
-from opshub.runtime.loops import stop_all, stop_requested
 from opshub.tasks import service as tasks_service
 
 log = structlog.get_logger(__name__)

@@ -19,8 +19,8 @@ from opshub.crews.registry import definition
 from opshub.db.sql import Record
 from opshub.memory.run_memory import TenantMemory, recall_for_run, run_scopes
 from opshub.memory.service import MemoryFilter
-from opshub.observability.runs import note_crew
-from opshub.runtime.events import RunEvents
+from opshub.runtime.run_telemetry import note_crew
+from opshub.runtime.task_events import RunEvents
 from opshub.tools.context import Connectors, ToolContext
 from opshub.tools.mcp import crew_mcp_tools
 from opshub.tools.toolbox import RunTools, build_tools

@@ -24,7 +24,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from opshub.db.engine import tenant_transaction
-from opshub.runtime.loops import stop_requested
+from opshub.loops import stop_requested
 from opshub.tasks import service as tasks_service
 
 log = structlog.get_logger(__name__)

@@ -20,9 +20,9 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from opshub.db import locks
-from opshub.events import outbox
-from opshub.events.outbox import STREAM
-from opshub.runtime.loops import stop_requested
+from opshub.loops import stop_requested
+from opshub.outbox import service as outbox
+from opshub.outbox.service import STREAM
 
 RELAY_LOCK = 0x6F707368_75620002
 DELIVERY_KEY_TTL = timedelta(days=7)

@@ -15,14 +15,14 @@ from opshub.credentials.models import Provider
 from opshub.db.engine import tenant_transaction
 from opshub.db.sql import Record
 from opshub.errors import DomainError
-from opshub.events import outbox
 from opshub.llm import metering
 from opshub.llm.errors import ProviderUnavailableError
 from opshub.llm.factory import LLMFactory
-from opshub.observability.runs import task_ended, task_retrying
+from opshub.outbox import service as outbox
 from opshub.runtime import queries
-from opshub.runtime.events import RunEvents
 from opshub.runtime.live import LiveEvents
+from opshub.runtime.run_telemetry import task_ended, task_retrying
+from opshub.runtime.task_events import RunEvents
 from opshub.tasks import service as tasks_service
 from opshub.tasks.models import EventType, TaskStatus
 

@@ -8,8 +8,8 @@ import asyncpg
 import structlog
 
 from opshub.db.engine import transaction
+from opshub.loops import stop_requested
 from opshub.memory import indexes as memory_indexes
-from opshub.runtime.loops import stop_requested
 from opshub.schedules import service as schedules_service
 
 log = structlog.get_logger(__name__)

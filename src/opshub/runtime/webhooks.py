@@ -20,10 +20,10 @@ import structlog
 
 from opshub import __version__
 from opshub.config import Settings
+from opshub.loops import stop_requested
 from opshub.observability.metrics import WEBHOOK_DELIVERIES
 from opshub.outbound import PublicOnlyTransport
 from opshub.runtime import queries
-from opshub.runtime.loops import stop_requested
 from opshub.webhooks import signing
 
 log = structlog.get_logger(__name__)

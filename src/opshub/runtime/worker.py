@@ -36,25 +36,24 @@ from opshub.crews.registry import CREWS
 from opshub.crews.routing import ChatRouter, RouteDecision
 from opshub.db.engine import tenant_transaction
 from opshub.db.sql import Record
-from opshub.events import outbox
 from opshub.llm import metering
 from opshub.llm import usage as usage_ledger
 from opshub.llm.errors import BudgetExceededError
 from opshub.llm.factory import LLMFactory, TenantLLM
 from opshub.llm.warm_up import warm_up_model_sdks
+from opshub.loops import Loops, keep_running, stop_all, stop_requested
 from opshub.memory.embedders import Embedders
 from opshub.memory.indexes import IndexBuilder
 from opshub.memory.run_memory import TenantMemory
-from opshub.observability import genai
-from opshub.observability.runs import traced_run
+from opshub.outbox import service as outbox
 from opshub.process import freeze_startup_objects
-from opshub.runtime import crew_events, crew_run, queries, queue
+from opshub.runtime import crew_run, crewai_bridge, genai_spans, queries, queue
 from opshub.runtime.action_executor import ActionExecutor
-from opshub.runtime.events import RunEvents, TaskEventWriter
 from opshub.runtime.live import LiveEvents
-from opshub.runtime.loops import Loops, keep_running, stop_all, stop_requested
 from opshub.runtime.memory_write_back import MemoryWriteBack
 from opshub.runtime.run_outcome import RunOutcomes, TaskCancelledError, answer_of
+from opshub.runtime.run_telemetry import traced_run
+from opshub.runtime.task_events import RunEvents, TaskEventWriter
 from opshub.runtime.webhooks import WebhookSender
 from opshub.tasks import service as tasks_service
 from opshub.tasks.models import EventType, TaskStatus
@@ -93,14 +92,14 @@ class Worker:
         live: LiveEvents,
         settings: Settings,
         database_url: str,
+        embedders: Embedders,
+        memory_indexes: IndexBuilder,
+        loops: Loops,
         concurrency: int | None = None,
-        embedders: Embedders | None = None,
-        memory_indexes: IndexBuilder | None = None,
-        loops: Loops | None = None,
     ) -> None:
-        """``database_url``: the owner's, for the chat router's checkpoints. ``embedders``,
-        ``memory_indexes``, ``loops``: the API's, when the worker shares its process."""
-        self._loops = loops or Loops("worker.")
+        """``database_url``: the owner's, for the chat router's checkpoints. ``loops``: the
+        worker's own, nested in its process's (``Loops.nested``)."""
+        self._loops = loops
         self._owner_pool = owner_pool
         self._app_pool = app_pool
         self._resolver = resolver
@@ -108,10 +107,8 @@ class Worker:
         self._settings = settings
         self._concurrency = concurrency or settings.worker_concurrency
         self._factory = LLMFactory(pool=app_pool, resolver=resolver, settings=settings)
-        self._embedders = embedders or Embedders(resolver=resolver, settings=settings)
-        self._memory_indexes = memory_indexes or IndexBuilder(
-            owner_pool=owner_pool, threshold=settings.memory_index_rows
-        )
+        self._embedders = embedders
+        self._memory_indexes = memory_indexes
         self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self._runs: dict[uuid.UUID, Run] = {}
         self._cancel_checks: set[asyncio.Task[None]] = set()
@@ -205,8 +202,8 @@ class Worker:
 
     def _install_crewai(self) -> None:
         metering.install(self._settings.data_dir)
-        crew_events.install()
-        genai.install()
+        crewai_bridge.install()
+        genai_spans.install()
 
     async def _claim_loop(self) -> None:
         while not stop_requested():
@@ -553,12 +550,12 @@ class Worker:
             stream=self._settings.stream_tokens,
         )
         meter_token = metering.current_run.set(meter)
-        events_token = crew_events.current_events.set(events)
+        events_token = crewai_bridge.current_events.set(events)
         try:
             output = await asyncio.to_thread(_kickoff, prepared.crew, prepared.inputs)
         finally:
             metering.current_run.reset(meter_token)
-            crew_events.current_events.reset(events_token)
+            crewai_bridge.current_events.reset(events_token)
         if meter.stopped_by is not None:
             raise meter.stopped_by
         return str(output.raw)

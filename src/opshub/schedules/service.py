@@ -11,7 +11,7 @@ import structlog
 from opshub.crews.registry import CREWS
 from opshub.db.sql import Connection, Record, load_queries
 from opshub.errors import DomainError, NotFoundError
-from opshub.events import outbox
+from opshub.outbox import service as outbox
 from opshub.schedules.cron import next_fire, parse_zone, validate_cron
 from opshub.schedules.schemas import ScheduleCreate, ScheduleRead, ScheduleUpdate
 from opshub.tasks import service as tasks_service

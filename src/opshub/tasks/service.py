@@ -7,6 +7,7 @@ Every function runs on a tenant-bound connection. A submitted task commits toget
 from __future__ import annotations
 
 import uuid
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -15,9 +16,9 @@ from opshub.crews.registry import CREWS
 from opshub.db.cursor import decode_cursor, encode_cursor
 from opshub.db.sql import Connection, Record, load_queries
 from opshub.errors import NotFoundError
-from opshub.events import outbox
 from opshub.observability.metrics import TASKS_SUBMITTED
 from opshub.observability.tracing import trace_context
+from opshub.outbox import service as outbox
 from opshub.tasks.errors import (
     TaskFinishedError,
     TaskNotRetryableError,
@@ -136,13 +137,8 @@ async def _require_thread(conn: Connection, *, tenant_id: uuid.UUID, thread_id: 
 
 
 async def get_task(conn: Connection, *, tenant_id: uuid.UUID, task_id: uuid.UUID) -> TaskRead:
-    # Imported here: actions build on tasks (they settle them), so a module-level import cycles.
-    from opshub.actions import service as actions_service
-
-    task = task_read(await _get_row(conn, tenant_id=tenant_id, task_id=task_id))
-    actions = await actions_service.open_for_task(conn, tenant_id=tenant_id, task_id=task_id)
-    task.pending_actions = [action.model_dump(mode="json") for action in actions]
-    return task
+    """The task alone: ``actions.service.get_task_with_actions`` adds what it waits for."""
+    return task_read(await _get_row(conn, tenant_id=tenant_id, task_id=task_id))
 
 
 async def _get_row(conn: Connection, *, tenant_id: uuid.UUID, task_id: uuid.UUID) -> Record:
@@ -184,19 +180,25 @@ async def list_tasks(
 
 
 async def cancel_task(
-    conn: Connection, *, tenant_id: uuid.UUID, task_id: uuid.UUID
+    conn: Connection,
+    *,
+    tenant_id: uuid.UUID,
+    task_id: uuid.UUID,
+    on_cancelled: Callable[[], Awaitable[None]] | None = None,
 ) -> tuple[TaskRead, TaskEvent | None]:
-    """Cancel a queued task at once (returns its final event) or ask a running one to stop."""
+    """Cancel a queued task at once (returns its final event) or ask a running one to stop.
+
+    ``on_cancelled`` runs when the task is cancelled at once, before its final event: the
+    actions domain, which builds on tasks, withdraws the task's pending actions there.
+    """
     row = await QUERIES["cancel_task"].fetchrow(conn, tenant_id=tenant_id, task_id=task_id)
     if row is None:
         current = await _get_row(conn, tenant_id=tenant_id, task_id=task_id)
         raise TaskFinishedError(f"the task has already {current['status']}")
     if row["status"] != TaskStatus.cancelled:
         return task_read(row), None
-    # Changes still waiting for a person are withdrawn with their task; approved ones run.
-    from opshub.actions import service as actions_service  # actions build on tasks
-
-    await actions_service.withdraw_pending(conn, tenant_id=tenant_id, task_id=task_id)
+    if on_cancelled is not None:
+        await on_cancelled()
     await outbox.emit(
         conn, tenant_id=tenant_id, event_type="task.cancelled", data=domain_event_data(row)
     )

@@ -5,8 +5,8 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from opshub.auth.models import Role
 from opshub.schemas import StrictInput
-from opshub.tenants.models import Role
 
 
 class ApiKeyCreate(StrictInput):

@@ -14,10 +14,10 @@ import asyncpg
 
 from opshub.auth import crypto
 from opshub.auth.errors import PermissionDeniedError
+from opshub.auth.models import Role
 from opshub.db.sql import Connection, load_queries
 from opshub.errors import NotFoundError
 from opshub.tenants.errors import EmailTakenError
-from opshub.tenants.models import Role
 from opshub.tenants.schemas import ApiKeyRead, TenantRead
 
 QUERIES = load_queries(Path(__file__).with_name("queries.sql"))
@@ -47,7 +47,7 @@ async def list_tenants(conn: Connection) -> list[TenantRead]:
     return [TenantRead.model_validate(dict(row)) for row in rows]
 
 
-async def get_tenant_or_raise(conn: Connection, *, tenant_id: uuid.UUID) -> TenantRead:
+async def get_tenant(conn: Connection, *, tenant_id: uuid.UUID) -> TenantRead:
     row = await QUERIES["get_tenant"].fetchrow(conn, tenant_id=tenant_id)
     if row is None:
         raise NotFoundError(f"no tenant with id {tenant_id}")

@@ -37,7 +37,7 @@ class ConnectionHealthTool(BaseTool):
 
         async def read() -> list[dict[str, Any]]:
             async with tenant_transaction(context.app_pool, context.tenant_id) as conn:
-                summaries = await credentials_service.list_(
+                summaries = await credentials_service.list_credentials(
                     conn, tenant_id=context.tenant_id, settings=settings
                 )
             # Provider, source and health only: fingerprints are for people, not prompts.

@@ -40,7 +40,7 @@ class SaveReportTool(BaseTool):
 
         async def save() -> str:
             async with tenant_transaction(self.context.app_pool, self.context.tenant_id) as conn:
-                return await data_service.create(
+                return await data_service.create_record(
                     conn,
                     resource=RESOURCES["reports"],
                     tenant_id=self.context.tenant_id,

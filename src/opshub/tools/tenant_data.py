@@ -39,7 +39,7 @@ class TenantDataTool(BaseTool):
     def _run(self, resource: str, search: str | None = None, limit: int = 10) -> str:
         async def read() -> list[str]:
             async with tenant_transaction(self.context.app_pool, self.context.tenant_id) as conn:
-                documents, _ = await data_service.list_(
+                documents, _ = await data_service.list_records(
                     conn,
                     resource=RESOURCES[resource],
                     tenant_id=self.context.tenant_id,

@@ -24,7 +24,7 @@ from playwright.async_api import (
     async_playwright,
 )
 
-from opshub.api.app import create_app
+from opshub.app import create_app
 from opshub.auth import crypto
 from opshub.config import Settings
 from opshub.db.engine import DatabaseUrls

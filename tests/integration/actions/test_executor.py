@@ -29,7 +29,7 @@ from fastapi import FastAPI
 from httpx import ASGITransport, AsyncClient
 
 from opshub.actions.kinds import ActionKind
-from opshub.api.app import create_app
+from opshub.app import create_app
 from opshub.config import Settings
 from opshub.db.engine import DatabaseUrls, create_pool, dsn, transaction
 from opshub.db.migrate import migrate

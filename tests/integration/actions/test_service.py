@@ -31,8 +31,8 @@ from opshub.config import Settings
 from opshub.credentials.resolver import CredentialResolver
 from opshub.db.engine import DatabaseUrls, create_pool, tenant_transaction
 from opshub.errors import NotFoundError
+from opshub.loops import stop_all
 from opshub.runtime.action_executor import ActionExecutor
-from opshub.runtime.loops import stop_all
 from tests.conftest import TenantHandle
 from tests.fakes.saleor import FakeSaleorServer, global_id
 
@@ -382,8 +382,8 @@ async def test_another_tenant_sees_nothing_of_an_action(
                            product_payload("TRAIL-5"))  # fmt: skip
     async with tenant_transaction(app_pool, tenant_b.id) as conn:
         with pytest.raises(NotFoundError):
-            await actions_service.get_or_raise(conn, tenant_id=tenant_b.id, action_id=action.id)
-        items, _ = await actions_service.list_(conn, tenant_id=tenant_b.id)
+            await actions_service.get_action(conn, tenant_id=tenant_b.id, action_id=action.id)
+        items, _ = await actions_service.list_actions(conn, tenant_id=tenant_b.id)
         assert action.id not in {item.id for item in items}
     with pytest.raises(NotFoundError):
         await decide(app_pool, tenant_b.id, action.id, approve=True)

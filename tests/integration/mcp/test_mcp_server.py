@@ -22,7 +22,7 @@ from mcp.shared.exceptions import McpError
 from mcp.types import CallToolResult, TextContent, TextResourceContents
 from pydantic import AnyUrl
 
-from opshub.tenants.models import Role
+from opshub.auth.models import Role
 from tests.api.test_actions_api import headers_for, proposed
 from tests.conftest import TenantHandle
 from tests.fakes.llm import FakeLLMServer

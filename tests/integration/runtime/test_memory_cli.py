@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import csv
+import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from httpx import AsyncClient
@@ -18,6 +21,7 @@ from tests.integration.runtime.conftest import store_openai_key
 
 EMAIL = "Acme wants every proposal sent by email, never by post."
 BAKERY = "Blue Bakery closes on Mondays."
+HIKERS = "Acme's spring campaign targets hikers."
 
 
 @pytest.fixture
@@ -58,7 +62,7 @@ async def test_search_and_forget_reach_only_the_named_tenant(  # type: ignore[no
     hub_client: AsyncClient, tenant_a: TenantHandle, tenant_b: TenantHandle, memory_cli
 ) -> None:
     await remember(hub_client, tenant_a, EMAIL, "tenant")
-    await remember(hub_client, tenant_a, "Acme's spring campaign targets hikers.", "crew:marketing")
+    await remember(hub_client, tenant_a, HIKERS, "crew:marketing")
     await remember(hub_client, tenant_b, BAKERY, "tenant")
 
     found = await memory_cli(
@@ -98,6 +102,46 @@ async def test_reembed_moves_a_tenant_to_openai_with_its_own_key(  # type: ignor
     [hit] = hits.json()["items"]
     assert hit["embedding_model"] == "openai/text-embedding-3-small"
     assert hit["similarity"] == pytest.approx(1.0, abs=1e-4)
+
+
+async def test_import_stores_a_csv_whole_and_a_file_with_one_bad_row_not_at_all(  # type: ignore[no-untyped-def]
+    hub_client: AsyncClient, tenant_a: TenantHandle, memory_cli, tmp_path: Path
+) -> None:
+    bad = tmp_path / "bad.json"
+    bad.write_text(
+        json.dumps({"memories": [{"content": EMAIL}, {"content": "x", "scope": "planet:mars"}]})
+    )
+    refused = await memory_cli("import", str(bad), "--tenant", str(tenant_a.id))
+    assert refused.returncode == 2
+    assert "row 1: unknown scope 'planet:mars'" in refused.stderr
+    assert "nothing was imported" in refused.stderr
+    assert (await hub_client.get("/v1/memories", headers=tenant_a.headers)).json()["items"] == []
+
+    good = tmp_path / "memories.csv"
+    with good.open("w", newline="") as file:
+        csv.writer(file).writerows(
+            [
+                ["content", "scope", "kind", "importance", "metadata"],
+                [EMAIL, "tenant", "preference", "0.9", ""],
+                [HIKERS, "crew:marketing", "fact", "", '{"source": "crm"}'],
+            ]
+        )
+    imported = await memory_cli("import", str(good), "--tenant", str(tenant_a.id))
+    assert imported.returncode == 0, imported.stderr
+    assert imported.stdout.strip() == "2 memories imported, 0 already there"
+    again = await memory_cli("import", str(good), "--tenant", str(tenant_a.id))
+    assert again.stdout.strip() == "0 memories imported, 2 already there"
+
+    listing = await hub_client.get("/v1/memories", headers=tenant_a.headers)
+    stored = {item["content"]: item for item in listing.json()["items"]}
+    assert set(stored) == {EMAIL, HIKERS}
+    assert stored[EMAIL]["kind"] == "preference" and stored[EMAIL]["importance"] == 0.9
+    assert stored[HIKERS]["scope"] == "crew:marketing"
+    assert stored[HIKERS]["metadata"] == {"source": "crm"}
+    found = await memory_cli(
+        "search", "how should proposals reach Acme?", "--tenant", str(tenant_a.id)
+    )
+    assert found.stdout.splitlines()[0].endswith(EMAIL)
 
 
 @pytest.mark.parametrize(

@@ -19,10 +19,10 @@ from opshub.config import Settings
 from opshub.credentials.resolver import CredentialResolver
 from opshub.credentials.store import open_secret_store
 from opshub.llm.factory import LLMFactory
-from opshub.runtime.events import TaskEventWriter
+from opshub.loops import stop_all
 from opshub.runtime.live import LocalLiveEvents
-from opshub.runtime.loops import stop_all
 from opshub.runtime.run_outcome import RunOutcomes
+from opshub.runtime.task_events import TaskEventWriter
 from opshub.tasks.models import TaskStatus
 from tests.conftest import TenantHandle
 

@@ -23,7 +23,7 @@ import pytest
 from fastapi import FastAPI
 from httpx import ASGITransport, AsyncClient
 
-from opshub.api.app import create_app
+from opshub.app import create_app
 from opshub.config import Settings
 from opshub.db.engine import DatabaseUrls, create_pool, transaction
 from opshub.db.migrate import migrate

@@ -28,7 +28,7 @@ from fastapi import FastAPI
 from httpx import AsyncClient
 from redis.asyncio import Redis
 
-from opshub.api.app import create_app
+from opshub.app import create_app
 from opshub.config import Settings
 from opshub.db.engine import DatabaseUrls, tenant_transaction
 from opshub.runtime.live import RedisLiveEvents, channel

@@ -28,9 +28,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from opshub.auth.models import Role
 from opshub.db.engine import transaction
 from opshub.tenants import service as tenants_service
-from opshub.tenants.models import Role
 from tests.conftest import TenantHandle
 from tests.fakes.llm import FakeLLMServer
 from tests.fakes.server import BackgroundServer

@@ -30,7 +30,7 @@ import asyncpg
 import pytest
 from httpx import ASGITransport, AsyncClient
 
-from opshub.api.app import create_app
+from opshub.app import create_app
 from opshub.config import Settings
 from opshub.db.engine import DatabaseUrls, create_pool, dsn, transaction
 from opshub.db.migrate import migrate

@@ -134,7 +134,7 @@ class Connect:
         self, tenant: TenantHandle, provider: Provider, secret: dict[str, Any]
     ) -> None:
         async with tenant_transaction(self.app_pool, tenant.id) as conn:
-            await credentials_service.put(
+            await credentials_service.put_credential(
                 conn,
                 store=self.store,
                 tenant_id=tenant.id,

@@ -35,7 +35,7 @@ def variant(answer: str, sku: str) -> dict[str, object]:
 async def stored_saleor(app_pool: asyncpg.Pool, tenant: TenantHandle) -> CredentialRead:
     """The shop credential as the tenant sees it (GET /v1/credentials)."""
     async with tenant_transaction(app_pool, tenant.id) as conn:
-        return await credentials_service.get_or_raise(
+        return await credentials_service.get_credential(
             conn, tenant_id=tenant.id, provider=Provider.saleor
         )
 

@@ -11,7 +11,6 @@ from collections.abc import AsyncIterator, Callable
 import pytest
 from redis.asyncio import Redis
 
-from opshub.auth.errors import RateLimitedError
 from opshub.auth.ratelimit import (
     AttemptCounter,
     FallbackAttemptCounter,
@@ -19,6 +18,7 @@ from opshub.auth.ratelimit import (
     LoginRateLimiter,
     RedisAttemptCounter,
 )
+from opshub.errors import RateLimitedError
 from tests.conftest import REDIS_URL
 
 PER_MINUTE = 5

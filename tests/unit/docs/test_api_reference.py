@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from opshub.api.app import create_app
+from opshub.app import create_app
 from opshub.config import Settings
 from opshub.db.engine import DatabaseUrls
 from opshub.errors import DomainError

@@ -40,7 +40,7 @@ async def list_actions(
     cursor: Annotated[str | None, Query(max_length=500)] = None,
     limit: Annotated[int, Query(ge=1, le=actions_service.MAX_PAGE)] = 50,
 ) -> ActionPage:
-    items, next_cursor = await actions_service.list_(
+    items, next_cursor = await actions_service.list_actions(
         ctx.conn,
         tenant_id=ctx.principal.tenant_id,
         status=status,
@@ -53,7 +53,7 @@ async def list_actions(
 
 @router.get("/v1/actions/{action_id}", response_model=ActionRead)
 async def get_action(ctx: ViewerDep, action_id: uuid.UUID) -> ActionRead:
-    return await actions_service.get_or_raise(
+    return await actions_service.get_action(
         ctx.conn, tenant_id=ctx.principal.tenant_id, action_id=action_id
     )
 
@@ -90,7 +90,7 @@ async def _decide(
     body: ActionDecision | None,
 ) -> ActionRead:
     tenant_id = ctx.principal.tenant_id
-    known = await actions_service.get_or_raise(ctx.conn, tenant_id=tenant_id, action_id=action_id)
+    known = await actions_service.get_action(ctx.conn, tenant_id=tenant_id, action_id=action_id)
     after = await tasks_service.last_event_seq(ctx.conn, tenant_id=tenant_id, task_id=known.task_id)
     action = await decide(
         ctx.conn,

@@ -8,9 +8,8 @@ from pydantic import BaseModel, Field
 
 from opshub.api.deps import StateDep, ViewerDep
 from opshub.auth import service as auth_service
-from opshub.auth.models import PrincipalKind
+from opshub.auth.models import PrincipalKind, Role
 from opshub.schemas import StrictInput
-from opshub.tenants.models import Role
 
 router = APIRouter(prefix="/v1/auth", tags=["auth"])
 

@@ -18,7 +18,7 @@ router = APIRouter(prefix="/v1/credentials", tags=["credentials"])
 
 @router.get("", response_model=list[CredentialSummary])
 async def list_credentials(ctx: ViewerDep, state: StateDep) -> list[CredentialSummary]:
-    return await credentials_service.list_(
+    return await credentials_service.list_credentials(
         ctx.conn, tenant_id=ctx.principal.tenant_id, settings=state.settings
     )
 
@@ -33,7 +33,7 @@ async def put_credential(
 ) -> CredentialRead:
     tenant_id = principal.tenant_id
     async with tenant_transaction(state.app_pool, tenant_id) as conn:
-        await credentials_service.put(
+        await credentials_service.put_credential(
             conn,
             store=state.credential_store,
             tenant_id=tenant_id,
@@ -74,7 +74,7 @@ async def delete_credential(
     ctx: AdminDep, state: StateDep, provider: Provider, later: BackgroundTasks
 ) -> Response:
     tenant_id = ctx.principal.tenant_id
-    await credentials_service.delete(
+    await credentials_service.delete_credential(
         ctx.conn, store=state.credential_store, tenant_id=tenant_id, provider=provider
     )
     later.add_task(state.resolver.changed, tenant_id=tenant_id, provider=provider)

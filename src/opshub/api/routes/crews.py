@@ -13,7 +13,7 @@ router = APIRouter(prefix="/v1/crews", tags=["crews"])
 
 @router.get("", response_model=list[CrewRead])
 async def list_crews(ctx: ViewerDep) -> list[CrewRead]:
-    return await crews_service.list_(ctx.conn, tenant_id=ctx.principal.tenant_id)
+    return await crews_service.list_crews(ctx.conn, tenant_id=ctx.principal.tenant_id)
 
 
 @router.put("/{name}/settings", response_model=CrewRead)

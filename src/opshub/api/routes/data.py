@@ -87,7 +87,7 @@ def build_router(resource: Resource) -> APIRouter:
     async def list_items(ctx: ViewerDep, request: Request) -> Response:
         params = _validate_query(ListQuery, request)
         filters = {name: params[name] for name in resource.filters}
-        items, next_cursor = await data_service.list_(
+        items, next_cursor = await data_service.list_records(
             ctx.conn,
             resource=resource,
             tenant_id=ctx.principal.tenant_id,
@@ -101,14 +101,14 @@ def build_router(resource: Resource) -> APIRouter:
 
     @router.get("/{item_id}", response_model=Read, summary=f"Get one {resource.singular}")
     async def get_item(ctx: ViewerDep, item_id: uuid.UUID) -> Response:
-        document = await data_service.get_or_raise(
+        document = await data_service.get_record(
             ctx.conn, resource=resource, tenant_id=ctx.principal.tenant_id, row_id=item_id
         )
         return JSONText(document)
 
     @router.post("", response_model=Read, status_code=201, summary=f"Create a {resource.singular}")
     async def create_item(ctx: MemberDep, data: Annotated[Create, Body()]) -> Response:  # type: ignore[valid-type]
-        document = await data_service.create(
+        document = await data_service.create_record(
             ctx.conn, resource=resource, tenant_id=ctx.principal.tenant_id, data=data
         )
         return JSONText(document, status_code=201)
@@ -119,7 +119,7 @@ def build_router(resource: Resource) -> APIRouter:
         item_id: uuid.UUID,
         data: Annotated[Update, Body()],  # type: ignore[valid-type]
     ) -> Response:
-        document = await data_service.update(
+        document = await data_service.update_record(
             ctx.conn,
             resource=resource,
             tenant_id=ctx.principal.tenant_id,
@@ -130,7 +130,7 @@ def build_router(resource: Resource) -> APIRouter:
 
     @router.delete("/{item_id}", status_code=204, summary=f"Delete a {resource.singular}")
     async def delete_item(ctx: MemberDep, item_id: uuid.UUID) -> Response:
-        await data_service.delete(
+        await data_service.delete_record(
             ctx.conn, resource=resource, tenant_id=ctx.principal.tenant_id, row_id=item_id
         )
         return Response(status_code=204)

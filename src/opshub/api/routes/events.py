@@ -14,8 +14,8 @@ from fastapi.responses import StreamingResponse
 from opshub.api.deps import ReaderDep, StateDep
 from opshub.api.state import AppState
 from opshub.db.engine import tenant_transaction
-from opshub.events import outbox
-from opshub.events.outbox import TenantEvent
+from opshub.outbox import service as outbox
+from opshub.outbox.service import TenantEvent
 
 router = APIRouter(prefix="/v1/events", tags=["events"])
 KEEPALIVE_SECONDS = 15.0

@@ -16,12 +16,12 @@ ServerName = Annotated[str, Path(pattern=NAME_PATTERN, description="The tenant's
 
 @router.get("", response_model=list[McpServerRead])
 async def list_mcp_servers(ctx: ViewerDep) -> list[McpServerRead]:
-    return await mcp_servers_service.list_(ctx.conn, tenant_id=ctx.principal.tenant_id)
+    return await mcp_servers_service.list_mcp_servers(ctx.conn, tenant_id=ctx.principal.tenant_id)
 
 
 @router.get("/{name}", response_model=McpServerRead)
 async def get_mcp_server(ctx: ViewerDep, name: ServerName) -> McpServerRead:
-    return await mcp_servers_service.get_or_raise(
+    return await mcp_servers_service.get_mcp_server(
         ctx.conn, tenant_id=ctx.principal.tenant_id, name=name
     )
 
@@ -31,7 +31,7 @@ async def put_mcp_server(
     ctx: AdminDep, state: StateDep, name: ServerName, body: McpServerPut, response: Response
 ) -> McpServerRead:
     """Register or replace the server (201 when new); its secret is never returned."""
-    server, created = await mcp_servers_service.put(
+    server, created = await mcp_servers_service.put_mcp_server(
         ctx.conn,
         tenant_id=ctx.principal.tenant_id,
         name=name,
@@ -46,6 +46,6 @@ async def put_mcp_server(
 
 @router.delete("/{name}", status_code=204)
 async def delete_mcp_server(ctx: AdminDep, state: StateDep, name: ServerName) -> None:
-    await mcp_servers_service.delete(
+    await mcp_servers_service.delete_mcp_server(
         ctx.conn, tenant_id=ctx.principal.tenant_id, name=name, store=state.credential_store
     )

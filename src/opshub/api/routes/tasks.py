@@ -11,6 +11,7 @@ import orjson
 from fastapi import APIRouter, BackgroundTasks, Header, Query, Response
 from fastapi.responses import StreamingResponse
 
+from opshub.actions import service as actions_service
 from opshub.api.deps import MemberDep, StateDep, ViewerDep
 from opshub.db.engine import tenant_transaction
 from opshub.observability.metrics import counted_subscriber
@@ -71,7 +72,7 @@ async def list_tasks(
 
 @router.get("/{task_id}", response_model=TaskRead)
 async def get_task(ctx: ViewerDep, task_id: uuid.UUID) -> TaskRead:
-    return await tasks_service.get_task(
+    return await actions_service.get_task_with_actions(
         ctx.conn, tenant_id=ctx.principal.tenant_id, task_id=task_id
     )
 
@@ -80,7 +81,7 @@ async def get_task(ctx: ViewerDep, task_id: uuid.UUID) -> TaskRead:
 async def cancel_task(
     ctx: MemberDep, state: StateDep, task_id: uuid.UUID, background: BackgroundTasks
 ) -> TaskRead:
-    task, event = await tasks_service.cancel_task(
+    task, event = await actions_service.cancel_task_with_actions(
         ctx.conn, tenant_id=ctx.principal.tenant_id, task_id=task_id
     )
     if event is not None:

@@ -24,10 +24,10 @@ router = APIRouter(prefix="/console/approvals")
 @router.get("", response_class=HTMLResponse, include_in_schema=False)
 async def inbox(request: Request, ctx: PageDep) -> HTMLResponse:
     tenant_id = ctx.principal.tenant_id
-    pending, _ = await actions_service.list_(
+    pending, _ = await actions_service.list_actions(
         ctx.conn, tenant_id=tenant_id, status=ActionStatus.pending, limit=actions_service.MAX_PAGE
     )
-    recent, _ = await actions_service.list_(ctx.conn, tenant_id=tenant_id, limit=20)
+    recent, _ = await actions_service.list_actions(ctx.conn, tenant_id=tenant_id, limit=20)
     decided = [action for action in recent if action.status != ActionStatus.pending]
     # The audit trail is for those who decide, as GET /v1/audit is.
     audit = (
@@ -51,7 +51,7 @@ async def _decide(
     """As POST /v1/actions/{id}/approve|reject: the same service, the same live publish."""
     ctx.require_decide()
     tenant_id = ctx.principal.tenant_id
-    known = await actions_service.get_or_raise(ctx.conn, tenant_id=tenant_id, action_id=action_id)
+    known = await actions_service.get_action(ctx.conn, tenant_id=tenant_id, action_id=action_id)
     after = await tasks_service.last_event_seq(ctx.conn, tenant_id=tenant_id, task_id=known.task_id)
     action = await decide(
         ctx.conn,

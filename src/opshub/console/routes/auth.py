@@ -12,10 +12,11 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from opshub.api.deps import StateDep
 from opshub.auth import service as auth_service
 from opshub.auth import sessions
-from opshub.auth.errors import AuthenticationError, RateLimitedError
+from opshub.auth.errors import AuthenticationError
 from opshub.console.deps import CSRF_FIELD, FormDep
 from opshub.console.render import page
 from opshub.db.engine import transaction
+from opshub.errors import RateLimitedError
 
 router = APIRouter(prefix="/console")
 # Before sign-in there is no session to hold a CSRF token: the form and a cookie carry the same

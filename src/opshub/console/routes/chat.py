@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
+from opshub.actions import service as actions_service
 from opshub.console.deps import FormDep, PageDep
 from opshub.console.render import page
 from opshub.tasks import service as tasks_service
@@ -63,7 +64,9 @@ async def conversation(request: Request, ctx: PageDep, thread_id: uuid.UUID) -> 
         (m for m in reversed(messages) if m.role == "user" and m.task_id not in answered), None
     )
     task = (
-        await tasks_service.get_task(ctx.conn, tenant_id=tenant_id, task_id=working.task_id)
+        await actions_service.get_task_with_actions(
+            ctx.conn, tenant_id=tenant_id, task_id=working.task_id
+        )
         if working and working.task_id
         else None
     )

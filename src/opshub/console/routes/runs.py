@@ -58,11 +58,13 @@ async def runs(
 @router.get("/{task_id}", response_class=HTMLResponse, include_in_schema=False)
 async def run(request: Request, ctx: PageDep, task_id: uuid.UUID) -> HTMLResponse:
     tenant_id = ctx.principal.tenant_id
-    task = await tasks_service.get_task(ctx.conn, tenant_id=tenant_id, task_id=task_id)
+    task = await actions_service.get_task_with_actions(
+        ctx.conn, tenant_id=tenant_id, task_id=task_id
+    )
     events = await tasks_service.events_after(
         ctx.conn, tenant_id=tenant_id, task_id=task_id, after=0
     )
-    actions, _ = await actions_service.list_(
+    actions, _ = await actions_service.list_actions(
         ctx.conn, tenant_id=tenant_id, task_id=task_id, limit=actions_service.MAX_PAGE
     )
     ended = any(event.type in TERMINAL_EVENTS for event in events)
@@ -148,7 +150,7 @@ async def cancel(
     ctx: FormDep, state: StateDep, task_id: uuid.UUID, later: BackgroundTasks
 ) -> Response:
     ctx.require_submit()
-    _, event = await tasks_service.cancel_task(
+    _, event = await actions_service.cancel_task_with_actions(
         ctx.conn, tenant_id=ctx.principal.tenant_id, task_id=task_id
     )
     if event is not None:

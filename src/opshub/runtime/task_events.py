@@ -19,9 +19,9 @@ from typing import Any
 import asyncpg
 import structlog
 
+from opshub.loops import stop_requested
 from opshub.runtime import queries
 from opshub.runtime.live import Batch, LiveEvents
-from opshub.runtime.loops import stop_requested
 from opshub.tasks.models import EventType
 
 log = structlog.get_logger(__name__)

@@ -11,7 +11,7 @@ from contextvars import ContextVar
 from typing import Any
 
 from opshub.llm.usage import TokenUsage
-from opshub.runtime.events import RunEvents
+from opshub.runtime.task_events import RunEvents
 from opshub.tasks.models import EventType
 
 current_events: ContextVar[RunEvents | None] = ContextVar("opshub_current_events", default=None)

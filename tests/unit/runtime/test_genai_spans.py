@@ -17,7 +17,7 @@ RUN = """
 from crewai.events.types.llm_events import (
     LLMCallCompletedEvent, LLMCallStartedEvent, LLMCallType,
 )
-from opshub.observability import genai
+from opshub.runtime import genai_spans as genai
 from opshub.observability.tracing import configure_tracing, tracer
 
 configure_tracing("worker")

@@ -12,9 +12,9 @@ from opentelemetry.trace import Link, SpanKind
 
 from opshub.db.sql import Record
 from opshub.llm.metering import RunMeter
-from opshub.observability.genai import RunTrace, current_trace
 from opshub.observability.metrics import RUN_DURATION, RUN_MODEL_CALLS, TASKS
 from opshub.observability.tracing import context_of, tracer
+from opshub.runtime.genai_spans import RunTrace, current_trace
 
 
 def _link(row: Record) -> list[Link]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 
-from opshub.runtime.loops import stop_all, stop_requested
+from opshub.loops import stop_all, stop_requested
 
 
 async def swallowing_call() -> None:
