@@ -1,15 +1,16 @@
 """One way to call a connected service: timeouts, retries on 429/5xx that honour the service's
-retry hint, and failures turned into ``ConnectorError``s by a provider-specific classifier."""
+retry hint (run by tenacity), and failures turned into ``ConnectorError``s by a
+provider-specific classifier."""
 
 from __future__ import annotations
 
-import asyncio
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 
 import httpx
+from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt
 
 from opshub.connectors.errors import (
     ConnectorAuthError,
@@ -71,6 +72,44 @@ def _error(provider: Provider, failure: Failure) -> ConnectorError:
     return ConnectorResponseError(provider, failure.message)
 
 
+class _Retryable(Exception):
+    """A failure worth another attempt (rate limited, transient) and how long to wait first."""
+
+    def __init__(self, failure: Failure, wait: float) -> None:
+        super().__init__(failure.message)
+        self.failure = failure
+        self.wait = wait
+
+
+async def _attempt(
+    client: httpx.AsyncClient,
+    request: httpx.Request,
+    *,
+    provider: Provider,
+    classify: Classifier,
+    policy: RetryPolicy,
+    number: int,
+) -> httpx.Response:
+    name = provider.value.replace("_", " ")
+    try:
+        response = await client.send(request)
+    except httpx.TimeoutException:
+        failure = Failure(FailureKind.transient, f"{name} did not answer in time")
+    except httpx.TransportError:
+        failure = Failure(FailureKind.transient, f"{name} could not be reached")
+    else:
+        classified = classify(response)
+        if classified is None:
+            return response
+        failure = classified
+    if failure.kind not in (FailureKind.rate_limited, FailureKind.transient):
+        raise _error(provider, failure)
+    wait = failure.retry_after
+    if wait is None:
+        wait = policy.base_delay * 2 ** (number - 1) * (1 + random.random() / 4)  # noqa: S311
+    raise _Retryable(failure, wait)
+
+
 async def send(
     client: httpx.AsyncClient,
     request: httpx.Request,
@@ -79,27 +118,32 @@ async def send(
     classify: Classifier,
     policy: RetryPolicy = RetryPolicy(),
 ) -> httpx.Response:
-    """Send ``request``; return the successful response or raise a ``ConnectorError``."""
-    name = provider.value.replace("_", " ")
-    for attempt in range(1, policy.attempts + 1):
-        try:
-            response = await client.send(request)
-        except httpx.TimeoutException:
-            failure = Failure(FailureKind.transient, f"{name} did not answer in time")
-        except httpx.TransportError:
-            failure = Failure(FailureKind.transient, f"{name} could not be reached")
-        else:
-            classified = classify(response)
-            if classified is None:
-                return response
-            failure = classified
-        retryable = failure.kind in (FailureKind.rate_limited, FailureKind.transient)
-        wait = failure.retry_after
-        if wait is None:
-            wait = policy.base_delay * 2 ** (attempt - 1) * (1 + random.random() / 4)  # noqa: S311
-        if not retryable or attempt == policy.attempts or wait > policy.max_wait:
-            raise _error(provider, failure)
-        await asyncio.sleep(wait)
+    """Send ``request``; return the successful response or raise a ``ConnectorError``.
+
+    A wait longer than ``policy.max_wait`` ends the retries at once (the service's hint, or the
+    doubling backoff): the caller hears the failure and when to come back.
+    """
+    retrying = AsyncRetrying(
+        stop=stop_after_attempt(policy.attempts),
+        wait=lambda state: state.outcome.exception().wait,  # type: ignore[union-attr]
+        retry=retry_if_exception(
+            lambda exc: isinstance(exc, _Retryable) and exc.wait <= policy.max_wait
+        ),
+        reraise=True,
+    )
+    try:
+        async for attempt in retrying:
+            with attempt:
+                return await _attempt(
+                    client,
+                    request,
+                    provider=provider,
+                    classify=classify,
+                    policy=policy,
+                    number=attempt.retry_state.attempt_number,
+                )
+    except _Retryable as exc:
+        raise _error(provider, exc.failure) from None
     raise AssertionError("unreachable")  # pragma: no cover
 
 
