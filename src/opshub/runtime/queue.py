@@ -14,7 +14,6 @@ import asyncpg
 from opshub.db.sql import Record, load_queries
 
 QUERIES = load_queries(Path(__file__).with_name("queue.sql"))
-CLAIM_LOCK = 0x6F707368_75620003
 
 
 @dataclass(frozen=True)
@@ -34,16 +33,14 @@ async def claim_next_tasks(
     backoff_seconds: float,
     tenant_limit: int,
 ) -> Claim:
-    async with pool.acquire() as conn, conn.transaction():
-        await conn.execute("SELECT pg_advisory_xact_lock($1)", CLAIM_LOCK)
-        expired = await conn.fetch(QUERIES["requeue_expired"], backoff_seconds)
-        tasks = await conn.fetch(
-            QUERIES["claim_tasks"], worker_id, limit, lease_seconds, tenant_limit
-        )
-        if tasks:
-            await conn.execute(QUERIES["started_events"], [task["id"] for task in tasks])
-            await conn.execute(QUERIES["mark_served"], list({task["tenant_id"] for task in tasks}))
-    return Claim(tasks=tasks, expired=expired)
+    """One statement, so one round trip: the claim holds its locks only while it runs."""
+    rows = await pool.fetch(
+        QUERIES["claim_tasks"], worker_id, limit, lease_seconds, tenant_limit, backoff_seconds
+    )
+    return Claim(
+        tasks=[row for row in rows if row["claimed"]],
+        expired=[row for row in rows if not row["claimed"]],
+    )
 
 
 async def renew_leases(
