@@ -15,7 +15,7 @@
 -- Concurrent claims: a tenant's turn row is locked by the claim serving it; others pass over it
 -- (SKIP LOCKED) to the next tenants. A row changed by a claim that committed after this
 -- statement's snapshot is re-read (READ COMMITTED re-checks a locked row's newest version), so
--- `running` and the limit are exact; `seen` keeps the snapshot's row, and a tenant served since
+-- `running` and the limit are exact; `seen` reads the snapshot's row, and a tenant served since
 -- (its served_at moved) is passed over instead of being served twice in one round.
 WITH lost AS (
     SELECT t.id FROM tasks t JOIN queue_turns q ON q.tenant_id = t.tenant_id
@@ -44,11 +44,11 @@ eligible AS (
     SELECT q.tenant_id, q.running, q.served_at, q.waiting_since,
            coalesce(ten.max_running_tasks, $4) - q.running AS free
     FROM queue_turns q
-    JOIN queue_turns seen ON seen.tenant_id = q.tenant_id
     JOIN tenants ten ON ten.id = q.tenant_id
     WHERE q.queued > 0
       AND coalesce(ten.max_running_tasks, $4) > q.running
-      AND q.served_at IS NOT DISTINCT FROM seen.served_at
+      AND q.served_at IS NOT DISTINCT FROM (SELECT seen.served_at FROM queue_turns seen
+                                            WHERE seen.tenant_id = q.tenant_id)
       AND EXISTS (SELECT FROM tasks d
                   WHERE d.tenant_id = q.tenant_id AND d.status = 'queued'
                     AND d.run_after <= now())
