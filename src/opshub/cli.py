@@ -19,12 +19,13 @@ from pydantic import EmailStr, TypeAdapter, ValidationError
 from redis.asyncio import Redis
 from sqlalchemy.exc import DBAPIError
 
-from opshub import cli_hub
+from opshub import cli_hub, cli_processes
 from opshub.config import get_settings
 from opshub.credentials.envelope import parse_key
 from opshub.credentials.monitor import sweep_once
 from opshub.credentials.resolver import CredentialResolver
 from opshub.credentials.store import DatabaseSecretStore, open_secret_store
+from opshub.db.bus import PgBus
 from opshub.db.engine import (
     DatabaseUrls,
     create_pool,
@@ -53,6 +54,7 @@ from opshub.memory.service import MemoryFilter
 from opshub.observability.metrics import serve_metrics
 from opshub.observability.sampler import POOLS, sample_forever
 from opshub.observability.tracing import configure_tracing
+from opshub.runtime.supervisor import default_processes
 from opshub.tenants import service as tenants_service
 from opshub.tenants.models import Role
 
@@ -163,8 +165,18 @@ def _exit_normally(_signum: int, _frame: object) -> None:
     raise SystemExit(0)
 
 
+ProcessesOption = Annotated[
+    int | None, typer.Option("--processes", min=1, help="Processes (default: one per core)")
+]
+
+
 def _serve(
-    *, apply_migrations: bool, host: str | None, port: int | None, run_workers: bool = False
+    *,
+    apply_migrations: bool,
+    host: str | None,
+    port: int | None,
+    run_workers: bool = False,
+    processes: int | None = None,
 ) -> None:
     from opshub.api.app import create_app
 
@@ -176,6 +188,17 @@ def _serve(
     configure_tracing("api")
     urls = _urls(bring_up=False)
     _run(migrate(urls) if apply_migrations else ensure_schema(urls, may_migrate=settings.embedded))
+    processes = processes or settings.processes or default_processes()
+    if processes > 1:
+        cli_processes.serve_supervised(
+            settings=settings,
+            urls=urls,
+            host=host or settings.host,
+            port=port or settings.port,
+            run_workers=run_workers,
+            processes=processes,
+        )
+        return
     uvicorn.run(
         create_app(settings, urls, run_workers=run_workers),
         host=host or settings.host,
@@ -190,9 +213,10 @@ def _serve(
 def serve(
     host: Annotated[str | None, typer.Option(help="Bind address (OPSHUB_HOST)")] = None,
     port: Annotated[int | None, typer.Option(help="Port (OPSHUB_PORT)")] = None,
+    processes: ProcessesOption = None,
 ) -> None:
-    """Migrate, then run the hub (API, worker and scheduler) in one process."""
-    _serve(apply_migrations=True, host=host, port=port, run_workers=True)
+    """Migrate, then run the hub (API, worker and scheduler) in a process per core."""
+    _serve(apply_migrations=True, host=host, port=port, run_workers=True, processes=processes)
 
 
 @app.command()
@@ -200,9 +224,12 @@ def serve(
 def api(
     host: Annotated[str | None, typer.Option(help="Bind address (OPSHUB_HOST)")] = None,
     port: Annotated[int | None, typer.Option(help="Port (OPSHUB_PORT)")] = None,
+    workers: Annotated[
+        int | None, typer.Option("--workers", min=1, help="API processes (default: one per core)")
+    ] = None,
 ) -> None:
     """Run the API only (migrations are applied by `opshub migrate`)."""
-    _serve(apply_migrations=False, host=host, port=port)
+    _serve(apply_migrations=False, host=host, port=port, processes=workers)
 
 
 async def _run_until_signalled(
@@ -235,35 +262,59 @@ def worker(
     concurrency: Annotated[
         int | None, typer.Option(min=1, help="Crews run at once (OPSHUB_WORKER_CONCURRENCY)")
     ] = None,
+    processes: ProcessesOption = None,
 ) -> None:
     """Claim queued tasks and run their crews; SIGTERM finishes or hands back running ones."""
-    from opshub.runtime.live import LocalLiveEvents, RedisLiveEvents
+    settings = get_settings()
+    configure_logging(level=settings.log_level, json=settings.log_json)
+    urls = _urls()
+    processes = processes or settings.processes or default_processes()
+    if processes > 1:
+        target = functools.partial(_run_worker, concurrency=concurrency, urls=urls)
+        cli_processes.supervise(
+            target, role="worker", processes=processes, settings=settings, urls=urls
+        )
+    else:
+        _run_worker(0, concurrency=concurrency, urls=urls)
+
+
+def _run_worker(index: int, *, concurrency: int | None, urls: DatabaseUrls) -> None:
+    """One worker process; under the supervisor, the ``index``-th (its metrics port offset)."""
+    from opshub.runtime.live import LiveEvents, PgLiveEvents, RedisLiveEvents
     from opshub.runtime.worker import Worker
 
     settings = get_settings()
     configure_logging(level=settings.log_level, json=settings.log_json)
     configure_tracing("worker")
-    serve_metrics(settings.metrics_port)
-    urls = _urls()
+    serve_metrics(None if settings.metrics_port is None else settings.metrics_port + index)
 
     async def work(app_pool: asyncpg.Pool, owner_pool: asyncpg.Pool) -> None:
         redis = Redis.from_url(settings.redis_url) if settings.redis_url else None
+        bus = PgBus(url=urls.owner, pool=owner_pool)  # without Redis: the other processes
         resolver = CredentialResolver(
-            pool=app_pool, store=open_secret_store(settings), settings=settings, redis=redis
+            pool=app_pool,
+            store=open_secret_store(settings),
+            settings=settings,
+            redis=redis,
+            bus=bus,
         )
+        live: LiveEvents = RedisLiveEvents(redis) if redis else PgLiveEvents(bus)
+        if redis is None:
+            await bus.start()
         resolver.start()
         try:
             await Worker(
                 owner_pool=owner_pool,
                 app_pool=app_pool,
                 resolver=resolver,
-                live=RedisLiveEvents(redis) if redis else LocalLiveEvents(),
+                live=live,
                 settings=settings,
                 database_url=urls.owner,
                 concurrency=concurrency,
             ).run()
         finally:
             await resolver.stop()
+            await bus.close()
             if redis is not None:
                 await redis.aclose()
 

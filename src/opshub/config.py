@@ -139,6 +139,13 @@ class Settings(BaseSettings):
     )
     stream_tokens: bool = Field(default=True, description="Stream model output as token events.")
     worker_concurrency: int = Field(default=32, ge=1, le=1000, description="Crews per worker.")
+    processes: int | None = Field(
+        default=None,
+        ge=1,
+        le=256,
+        description="Processes of `serve`, `worker` and `api` under one supervisor (their "
+        "--processes / --workers win). Unset: one per core.",
+    )
     worker_threads: int = Field(
         default=256,
         ge=8,

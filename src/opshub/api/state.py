@@ -11,19 +11,25 @@ import structlog
 from redis.asyncio import Redis
 
 from opshub.auth.crypto import PasswordChecks
-from opshub.auth.ratelimit import FallbackAttemptCounter, LocalAttemptCounter, LoginRateLimiter
+from opshub.auth.ratelimit import (
+    AttemptCounter,
+    FallbackAttemptCounter,
+    LoginRateLimiter,
+    SharedAttemptCounter,
+)
 from opshub.auth.request_limit import TenantRequestLimiter
 from opshub.config import Settings
 from opshub.credentials.health import OutboundChecks
 from opshub.credentials.resolver import CredentialResolver
 from opshub.credentials.store import SecretStore, open_secret_store
+from opshub.db.bus import PgBus
 from opshub.db.engine import DatabaseUrls, create_pool
 from opshub.keyfile import read_or_create_key_file
 from opshub.memory.embedders import Embedders
 from opshub.memory.indexes import IndexBuilder
 from opshub.observability.sampler import POOLS, sample_forever
 from opshub.runtime.credential_monitor import run_monitor
-from opshub.runtime.live import LiveEvents, LocalLiveEvents, RedisLiveEvents
+from opshub.runtime.live import LiveEvents, PgLiveEvents, RedisLiveEvents
 from opshub.runtime.loops import Loops, stop_all
 from opshub.runtime.relay import OutboxRelay
 from opshub.runtime.scheduler import Scheduler, sweep_memory_indexes
@@ -51,6 +57,7 @@ class AppState:
     embedders: Embedders
     memory_indexes: IndexBuilder
     tenant_events: TenantEventWakeups
+    bus: PgBus | None
     loops: Loops = field(default_factory=Loops)
 
     @classmethod
@@ -59,7 +66,6 @@ class AppState:
     ) -> AppState:
         """``run_workers``: also run a worker and a scheduler in this process (``opshub serve``)."""
         redis = Redis.from_url(settings.redis_url) if settings.redis_url else None
-        counter = FallbackAttemptCounter(redis) if redis else LocalAttemptCounter()
         jwt_secret = (
             settings.jwt_secret.get_secret_value().encode()
             if settings.jwt_secret
@@ -73,8 +79,20 @@ class AppState:
         POOLS.watch("app", app_pool)
         POOLS.watch("login", login_pool)
         POOLS.watch("owner", owner_pool)
+        # Without Redis, the hub's processes share live events, login attempts and credential
+        # changes through PostgreSQL.
+        bus: PgBus | None = None
+        counter: AttemptCounter
+        live: LiveEvents
+        if redis is not None:
+            counter, live = FallbackAttemptCounter(redis), RedisLiveEvents(redis)
+        else:
+            bus = PgBus(url=urls.owner, pool=owner_pool)
+            counter, live = SharedAttemptCounter(bus), PgLiveEvents(bus)
         store = open_secret_store(settings)
-        resolver = CredentialResolver(pool=app_pool, store=store, settings=settings, redis=redis)
+        resolver = CredentialResolver(
+            pool=app_pool, store=store, settings=settings, redis=redis, bus=bus
+        )
         resolver.start()
         state = cls(
             settings=settings,
@@ -98,13 +116,16 @@ class AppState:
             credential_store=store,
             resolver=resolver,
             http=httpx.AsyncClient(),
-            live=RedisLiveEvents(redis) if redis else LocalLiveEvents(),
+            live=live,
             embedders=Embedders(resolver=resolver, settings=settings),
             memory_indexes=IndexBuilder(
                 owner_pool=owner_pool, threshold=settings.memory_index_rows
             ),
             tenant_events=TenantEventWakeups(app_pool),
+            bus=bus,
         )
+        if bus is not None:
+            await bus.start()
         if redis is not None:
             relay = OutboxRelay(owner_pool=state.owner_pool, redis=redis)
             state.loops.start("outbox.relay", relay.run)
@@ -155,6 +176,8 @@ class AppState:
         if isinstance(self.live, RedisLiveEvents):
             await self.live.close()
         await self.tenant_events.close()
+        if self.bus is not None:
+            await self.bus.close()
         await self.resolver.stop()
         self.password_checks.close()
         await self.http.aclose()
