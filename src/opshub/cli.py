@@ -280,6 +280,7 @@ def worker(
 
 def _run_worker(index: int, *, concurrency: int | None, urls: DatabaseUrls) -> None:
     """One worker process; under the supervisor, the ``index``-th (its metrics port offset)."""
+    from opshub.runtime.capacity import crews_per_worker
     from opshub.runtime.live import LiveEvents, PgLiveEvents, RedisLiveEvents
     from opshub.runtime.worker import Worker
 
@@ -318,10 +319,11 @@ def _run_worker(index: int, *, concurrency: int | None, urls: DatabaseUrls) -> N
             if redis is not None:
                 await redis.aclose()
 
-    # Runs hold a connection only for short statements (tools, outcome); the owner pool serves
-    # the listener, claims, lease renewals, event writes and webhooks. Two workers at the
-    # default concurrency stay well under PostgreSQL's default 100 connections.
-    size = min((concurrency or settings.worker_concurrency) // 2 + 4, 32)
+    # Runs hold a connection only for short statements (tools, outcome), none while a crew waits
+    # on its model: the pools stay small however many crews run. The owner pool serves the
+    # listener, claims, lease renewals, event writes and webhooks.
+    crews = concurrency or crews_per_worker(settings, processes=settings.processes or 1)
+    size = min(crews // 2 + 4, 32)
     _run(_run_until_signalled(work, urls=urls, app_pool_size=size, owner_pool_size=8))
 
 

@@ -17,10 +17,10 @@ from opshub.observability.tracing import configure_tracing
 from opshub.runtime.supervisor import Supervisor
 
 
-def child_env(settings: Settings, urls: DatabaseUrls) -> dict[str, str]:
-    """The children use the supervisor's data directory and database: with the embedded
-    default, the server this process started (and alone stops)."""
-    env = {"OPSHUB_DATA_DIR": str(settings.data_dir)}
+def child_env(settings: Settings, urls: DatabaseUrls, processes: int) -> dict[str, str]:
+    """The children use the supervisor's data directory and database (with the embedded
+    default, the server this process started and alone stops), and know how many they are."""
+    env = {"OPSHUB_DATA_DIR": str(settings.data_dir), "OPSHUB_PROCESSES": str(processes)}
     if settings.embedded:
         env["OPSHUB_DATABASE_URL"] = dsn(urls.owner)
     return env
@@ -40,7 +40,7 @@ def supervise(
         name=role,
         # The children's own drain (the worker's grace for its runs), then some room.
         grace_seconds=settings.worker_shutdown_grace_seconds + 15,
-        env=child_env(settings, urls),
+        env=child_env(settings, urls, processes),
     ).run()
 
 

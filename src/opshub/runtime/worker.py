@@ -50,6 +50,7 @@ from opshub.observability.runs import traced_run
 from opshub.process import freeze_startup_objects
 from opshub.runtime import crew_events, crew_run, queue
 from opshub.runtime.action_executor import ActionExecutor
+from opshub.runtime.capacity import crews_per_worker
 from opshub.runtime.events import RunEvents, TaskEventWriter
 from opshub.runtime.live import LiveEvents
 from opshub.runtime.loops import Loops, keep_running, stop_all, stop_requested
@@ -107,7 +108,9 @@ class Worker:
         self._resolver = resolver
         self._live = live
         self._settings = settings
-        self._concurrency = concurrency or settings.worker_concurrency
+        self._concurrency = concurrency or crews_per_worker(
+            settings, processes=settings.processes or 1
+        )
         self._factory = LLMFactory(pool=app_pool, resolver=resolver, settings=settings)
         self._embedders = embedders or Embedders(resolver=resolver, settings=settings)
         self._memory_indexes = memory_indexes or IndexBuilder(
