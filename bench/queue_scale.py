@@ -4,18 +4,17 @@ A throw-away embedded PostgreSQL 16 (pgserver) holds ``--tasks`` queued tasks (d
 ``--tenants`` tenants (default 10k) whose sizes follow a power law (Zipf, alpha 1.1: a few tenants
 with tens of thousands queued, thousands with one or two). ``--clients`` claim-only clients
 (default 20, one connection each) loop as a worker's claim loop does: ``claim_next_tasks``
-(opshub's own call: the advisory lock, the expired-lease sweep, the fair claim and the
-``task.started`` outbox rows) for up to ``--batch`` tasks, then finish them at once with the
-worker's own ``finish_task`` statement. For ``--seconds`` it records:
+(opshub's own call, one statement: the expired-lease sweep, the fair claim, the tenants' turns
+and the ``task.started`` outbox rows) for up to ``--batch`` tasks, then finish them at once with
+the worker's own ``finish_task`` statement. For ``--seconds`` it records:
 
-- each claim call's latency as its client sees it (the wait for the claim lock included, since
-  claims are serialized), p50/p95/p99, and the claims and tasks per second one PostgreSQL
-  sustains;
+- each claim call's latency as its client sees it (waits on locks included), p50/p95/p99, and
+  the claims and tasks per second one PostgreSQL sustains;
 - fairness: every ``--probe-every`` seconds a new tenant submits one task; how many tasks were
   claimed before it, against the tenants with queued work at that moment (one claim round is
   every such tenant's next task: at most that many may go first);
 - the claim statement's own plan and time on an idle server (EXPLAIN ANALYZE), to tell the
-  statement from the queueing in front of the lock.
+  statement from the queueing in front of it.
 
 The load average is recorded, since the machine is shared. Results: bench/results/queue_scale.json.
 
@@ -184,6 +183,7 @@ async def explain_claim(owner: asyncpg.Pool, batch: int) -> dict[str, Any]:
                 "limit": batch,
                 "lease_seconds": LEASE_SECONDS,
                 "tenant_limit": TENANT_LIMIT,
+                "backoff_seconds": 5.0,
             }
             plan = await conn.fetch("EXPLAIN (ANALYZE, BUFFERS) " + claim.text, *claim.args(args))
             elapsed = (time.perf_counter() - started) * 1000

@@ -15,12 +15,17 @@ same built-in assistant crew (`opshub.agents.factory.build_crew`) runs both ways
   calls each side had in flight (at most, and the mean of 0.2 s samples while any were), peak
   RSS;
 - scale-out: completed tasks/s with 1 and with 2 worker processes (instant model);
+- every_core: tasks whose model calls take 2 s, one `opshub worker` at its default of a process
+  per core (`--processes`, each with room for all the tasks), beside one bare CrewAI process
+  running the same `akickoff`s with a 512-thread default executor; wall times, calls in flight,
+  each worker process's resident memory before and at its peak (so RSS per crew in flight), and
+  the database connections opshub held;
 - sse: subscribers on one API process watching tasks that start once all have connected;
   delivery latency = receive time - the event's `ts`; several rounds, each with a fresh worker,
   the median round (by p99) quoted.
 
     .venv/bin/python bench/runtime.py [--overhead-runs 20] [--dispatch-rates 20,4]
-        [--dispatch-seconds 10] [--concurrency-tasks 200] [--scale-tasks 300]
+        [--dispatch-seconds 10] [--concurrency-tasks 200] [--scale-tasks 300] [--cores-tasks 200]
         [--sse-tasks 10] [--sse-per-task 50] [--sse-rounds 3] [--only overhead,dispatch,...]
 
 Each scenario also reports the CPU seconds of every process (PostgreSQL, API, workers, fake,
@@ -28,7 +33,8 @@ this client) and the overhead run a median breakdown of a task's steps from its 
 The embedded PostgreSQL's max_connections is raised to 500 first: workers size their two pools
 by their concurrency (up to 2 x 60 connections each), beyond PostgreSQL's default of 100.
 
-Needs Redis at 127.0.0.1:6379. Results go to bench/results/runtime.json (not with --only).
+Needs Redis at 127.0.0.1:6379 (db 14, or BENCH_REDIS_URL). Results go to
+bench/results/runtime.json, or with --only to bench/results/runtime-<scenarios>.json.
 """
 
 from __future__ import annotations
@@ -65,7 +71,7 @@ sys.path.insert(0, str(ROOT))
 HERE = Path(__file__).parent
 WORK = HERE / ".work" / "runtime"
 RESULTS = HERE / "results" / "runtime.json"
-REDIS_URL = "redis://127.0.0.1:6379/14"
+REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/14")
 TENANTS = 10
 MAX_CONNECTIONS = 500  # set on the embedded PostgreSQL; see run()
 # The fake's answer: ~40 streamed pieces, so a run has a realistic number of token events.
@@ -274,6 +280,9 @@ class Hub:
             # Recall before a run and the outcome's write-back stay on; the extraction is a
             # second model call the bare crew does not make.
             "OPSHUB_MEMORY_EXTRACTION": "false",
+            # Each `opshub` command in its own process, as measured before the supervisor; the
+            # every_core scenario asks for a process per core.
+            "OPSHUB_PROCESSES": "1",
             **extra,
         }
 
@@ -286,7 +295,7 @@ class Hub:
             stdout=subprocess.DEVNULL,
             stderr=(WORK / "api.log").open("ab"),
         )
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 180  # a loaded machine: CrewAI's import alone takes ~40 s
         while time.monotonic() < deadline:
             with contextlib.suppress(httpx.TransportError):
                 if httpx.get(f"{self.base}/readyz", timeout=1).status_code == 200:
@@ -297,7 +306,7 @@ class Hub:
         raise SystemExit("opshub api did not become ready")
 
     def spawn_workers(
-        self, count: int, *, fake: Fake, concurrency: int, tenant_limit: int
+        self, count: int, *, fake: Fake, concurrency: int, tenant_limit: int, processes: int = 1
     ) -> tuple[list[subprocess.Popen[bytes]], list[Path]]:
         env = self.env(
             OPSHUB_LOG_LEVEL="INFO",  # for "worker started"; workers say little more at INFO
@@ -310,6 +319,7 @@ class Hub:
             log_path = WORK / f"worker-{self.started_workers:02d}.log"
             log_path.write_bytes(b"")
             command = [*WORKER_COMMAND, "--concurrency", str(concurrency)]
+            command += ["--processes", str(processes)]
             stderr = log_path.open("ab")
             workers.append(
                 subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=stderr)
@@ -318,14 +328,21 @@ class Hub:
         return workers, logs
 
     async def start_workers(
-        self, count: int, *, fake: Fake, concurrency: int = 32, tenant_limit: int = 16
+        self,
+        count: int,
+        *,
+        fake: Fake,
+        concurrency: int = 32,
+        tenant_limit: int = 16,
+        processes: int = 1,
     ) -> list[subprocess.Popen[bytes]]:
-        """Start workers and wait until each says it has started (CrewAI imported)."""
+        """Start workers and wait until each (each of its processes) says it has started."""
         workers, logs = self.spawn_workers(
-            count, fake=fake, concurrency=concurrency, tenant_limit=tenant_limit
-        )
-        deadline = time.monotonic() + 90
-        while not all("worker started" in p.read_text() for p in logs):
+            count, fake=fake, concurrency=concurrency, tenant_limit=tenant_limit,
+            processes=processes,
+        )  # fmt: skip
+        deadline = time.monotonic() + 120
+        while not all(p.read_text().count("worker started") >= processes for p in logs):
             if any(w.poll() is not None for w in workers) or time.monotonic() > deadline:
                 raise SystemExit("a worker did not start; see bench/.work/runtime/worker-*.log")
             await asyncio.sleep(0.1)
@@ -345,12 +362,15 @@ class Hub:
 async def submit(client: httpx.AsyncClient, hub: Hub, n: int) -> tuple[str, float]:
     """Submit one task for tenant n; (task id, wall-clock time the request went out)."""
     sent = time.time()
-    response = await client.post(
-        "/v1/tasks",
-        json={"crew": "assistant", "input": f"{QUESTION} ({n})"},
-        headers=hub.headers(n),
-    )
-    if response.status_code != 202:
+    # The same key on a retry: a kept-alive connection the server closed meanwhile fails the
+    # first try (seen under load), and the retry must not submit the task twice.
+    headers = {**hub.headers(n), "Idempotency-Key": uuid.uuid4().hex}
+    body = {"crew": "assistant", "input": f"{QUESTION} ({n})"}
+    try:
+        response = await client.post("/v1/tasks", json=body, headers=headers)
+    except httpx.TransportError:
+        response = await client.post("/v1/tasks", json=body, headers=headers)
+    if response.status_code not in (200, 202):  # 200: the retry found it submitted
         raise SystemExit(f"submit failed: {response.status_code} {response.text}")
     return str(response.json()["id"]), sent
 
@@ -451,7 +471,8 @@ def cpu_meter(hub: Hub, workers: list[subprocess.Popen[bytes]], *fakes: Fake) ->
     return CpuMeter(
         {
             "api": [hub.api.pid],
-            "workers": [w.pid for w in workers],
+            # A supervised worker's processes are its children.
+            "workers": [pid for w in workers for pid in [w.pid, *(c.pid for c in children(w.pid))]],
             "fake": [f.process.pid for f in fakes],
             "bench_client": [os.getpid()],
         },
@@ -708,6 +729,78 @@ async def concurrency(
     }
 
 
+def children(pid: int) -> list[psutil.Process]:
+    """A supervisor's worker processes (multiprocessing's resource tracker left out)."""
+    kids = []
+    for child in psutil.Process(pid).children():
+        with contextlib.suppress(psutil.Error):
+            if "spawn_main" in " ".join(child.cmdline()):
+                kids.append(child)
+    return kids
+
+
+def rss_mb(process: psutil.Process) -> float:
+    return round(process.memory_info().rss / 2**20, 1)
+
+
+async def every_core(
+    hub: Hub, bare: LineProcess, client: httpx.AsyncClient, tasks: int
+) -> dict[str, Any]:
+    """One worker at a process per core against one bare process with 512 threads."""
+    processes = len(os.sched_getaffinity(0))
+    slow = Fake(2.0)
+    try:
+        order = {"op": "concurrent", "base_url": slow.base_url, "tasks": tasks, "threads": 512}
+        sampler = InFlight(slow)
+        sampler.start()
+        bare_answer = await asyncio.to_thread(bare.ask, json.dumps(order))
+        bare_in_flight = await sampler.stop()
+        workers = await hub.start_workers(
+            1, fake=slow, concurrency=tasks, tenant_limit=tasks, processes=processes
+        )
+        try:
+            await wait_done(hub, await submit_many(client, hub, 2 * TENANTS))  # warm-up
+            kids = children(workers[0].pid)
+            rss_before = [rss_mb(kid) for kid in kids]
+            sampler = InFlight(slow)
+            sampler.start()
+            meter = cpu_meter(hub, workers, slow)
+            meter.start()
+            began, began_wall = time.perf_counter(), time.time()
+            ids = await submit_many(client, hub, tasks, parallel=32)
+            submitted = time.perf_counter() - began
+            done = await wait_done(hub, ids)
+            wall = done["last_finished"].timestamp() - began_wall
+            cpu = meter.stop(wall)
+            rss_peak = [vm_hwm_mb(kid.pid) for kid in kids]
+            hub_in_flight = await sampler.stop()
+        finally:
+            await hub.stop_workers(workers)
+    finally:
+        slow.close()
+    # Memory grew with the crews each process had in flight at most (the fake's maximum, shared).
+    per_process = max(hub_in_flight["max"], 1) / processes
+    grown = [peak - before for before, peak in zip(rss_before, rss_peak, strict=True)]
+    return {
+        "tasks": tasks,
+        "model_latency_s": 2.0,
+        "worker_processes": processes,
+        "bare_akickoff_512_threads_s": round(bare_answer["seconds"], 2),
+        "bare_model_calls_in_flight": bare_in_flight,
+        "bare_cpu_seconds": bare_answer["cpu_seconds"],
+        "bare_process_peak_rss_mb": bare_answer["peak_rss_mb"],
+        "opshub_submit_to_all_done_s": round(wall, 2),
+        "opshub_submitting_took_s": round(submitted, 2),
+        "opshub_model_calls_in_flight": hub_in_flight,
+        "ratio": round(wall / bare_answer["seconds"], 3),
+        "target_ratio_max": 0.6,
+        "worker_rss_mb_before": rss_before,
+        "worker_peak_rss_mb": rss_peak,
+        "rss_mb_per_crew_in_flight": round(statistics.fmean(grown) / per_process, 2),
+        **cpu,
+    }
+
+
 async def scale_out(hub: Hub, client: httpx.AsyncClient, tasks: int) -> dict[str, Any]:
     result: dict[str, Any] = {"tasks": tasks, "tenants": TENANTS}
     for count in (1, 2):
@@ -932,8 +1025,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     report: dict[str, Any] = {}
     with helpers() as (instant, slow, bare):
         hub = Hub(owner, urls.app.replace("+asyncpg", ""), instant, slow, pool, keys)
-        hub.start_api()
         try:
+            hub.start_api()
             await store_keys(hub)
             limits = httpx.Limits(max_connections=64)
             async with httpx.AsyncClient(base_url=hub.base, limits=limits, timeout=60) as client:
@@ -946,6 +1039,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                     ),
                     "concurrency": lambda: concurrency(hub, bare, client, args.concurrency_tasks),
                     "scale_out": lambda: scale_out(hub, client, args.scale_tasks),
+                    "every_core": lambda: every_core(hub, bare, client, args.cores_tasks),
                     "sse": lambda: sse_rounds(
                         hub, args.sse_tasks, args.sse_per_task, args.sse_rounds
                     ),
@@ -983,6 +1077,7 @@ def main() -> None:
     parser.add_argument("--dispatch-seconds", type=float, default=10.0)
     parser.add_argument("--concurrency-tasks", type=int, default=200)
     parser.add_argument("--scale-tasks", type=int, default=300)
+    parser.add_argument("--cores-tasks", type=int, default=200)
     parser.add_argument("--sse-tasks", type=int, default=10)
     parser.add_argument("--sse-per-task", type=int, default=50)
     parser.add_argument("--sse-rounds", type=int, default=3)
@@ -1006,14 +1101,16 @@ def main() -> None:
         "(local embeddings), the extraction call off; bare CrewAI in a process of its own; "
         f"PostgreSQL max_connections raised to {MAX_CONNECTIONS}",
         "took_s": round(time.perf_counter() - started, 1),
+        "load_1m_at_end": round(os.getloadavg()[0], 2),
         **report,
     }
+    results = RESULTS
     if args.only:
         print(json.dumps(report, indent=2))
-        return
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(report, indent=2) + "\n")
-    print(f"written to {RESULTS.relative_to(ROOT)}")
+        results = RESULTS.with_name(f"runtime-{'+'.join(sorted(args.only))}.json")
+    results.parent.mkdir(parents=True, exist_ok=True)
+    results.write_text(json.dumps(report, indent=2) + "\n")
+    print(f"written to {results.relative_to(ROOT)}")
 
 
 if __name__ == "__main__":

@@ -26,10 +26,8 @@ from opshub.memory import indexes
 ROOT = Path(__file__).resolve().parents[1]
 HOT = {
     "src/opshub/runtime/queue.sql": [
+        # The claim became one statement after that run (issue 20): compare it at its own commit.
         "claim_tasks",
-        "requeue_expired",
-        "started_events",
-        "mark_served",
         "finish_task",
     ],
     "src/opshub/memory/queries.sql": [

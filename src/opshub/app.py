@@ -29,20 +29,27 @@ from redis.asyncio import Redis
 from opshub.api.app import create_api
 from opshub.api.state import AppState
 from opshub.auth.crypto import PasswordChecks
-from opshub.auth.ratelimit import FallbackAttemptCounter, LocalAttemptCounter, LoginRateLimiter
+from opshub.auth.ratelimit import (
+    AttemptCounter,
+    FallbackAttemptCounter,
+    LoginRateLimiter,
+    SharedAttemptCounter,
+)
 from opshub.auth.request_limit import TenantRequestLimiter
 from opshub.config import Settings, get_settings
 from opshub.credentials.health import OutboundChecks
 from opshub.credentials.monitor import run_monitor
 from opshub.credentials.resolver import CredentialResolver
 from opshub.credentials.store import SecretStore, open_secret_store
+from opshub.db.bus import PgBus
 from opshub.db.engine import DatabaseUrls, create_pool, resolve_database_urls
 from opshub.keyfile import read_or_create_key_file
 from opshub.loops import Loops, stop_all
 from opshub.memory.embedders import Embedders
 from opshub.memory.indexes import IndexBuilder
 from opshub.observability.sampler import POOLS, sample_forever
-from opshub.runtime.live import LiveEvents, LocalLiveEvents, RedisLiveEvents
+from opshub.runtime.capacity import crews_per_worker
+from opshub.runtime.live import LiveEvents, PgLiveEvents, RedisLiveEvents
 from opshub.runtime.relay import OutboxRelay
 from opshub.runtime.scheduler import Scheduler, sweep_memory_indexes
 from opshub.runtime.tenant_events import TenantEventWakeups
@@ -62,6 +69,9 @@ class Hub:
     live: LiveEvents
     embedders: Embedders
     memory_indexes: IndexBuilder
+    login_attempts: AttemptCounter
+    # Without Redis, what the hub's processes share goes through PostgreSQL NOTIFY instead.
+    bus: PgBus | None
     loops: Loops = field(default_factory=Loops)
 
     @classmethod
@@ -73,8 +83,22 @@ class Hub:
         owner_pool = await create_pool(urls.owner, size=owner_pool_size)
         POOLS.watch("app", app_pool)
         POOLS.watch("owner", owner_pool)
+        # Without Redis, the hub's processes share live events, login attempts and credential
+        # changes through PostgreSQL; the bus listens for what was subscribed before it starts.
+        bus: PgBus | None = None
+        live: LiveEvents
+        login_attempts: AttemptCounter
+        if redis is not None:
+            live, login_attempts = RedisLiveEvents(redis), FallbackAttemptCounter(redis)
+        else:
+            bus = PgBus(url=urls.owner, pool=owner_pool)
+            live, login_attempts = PgLiveEvents(bus), SharedAttemptCounter(bus)
         store = open_secret_store(settings)
-        resolver = CredentialResolver(pool=app_pool, store=store, settings=settings, redis=redis)
+        resolver = CredentialResolver(
+            pool=app_pool, store=store, settings=settings, redis=redis, bus=bus
+        )
+        if bus is not None:
+            await bus.start()
         return cls(
             settings=settings,
             urls=urls,
@@ -83,11 +107,13 @@ class Hub:
             redis=redis,
             store=store,
             resolver=resolver,
-            live=RedisLiveEvents(redis) if redis else LocalLiveEvents(),
+            live=live,
             embedders=Embedders(resolver=resolver, settings=settings),
             memory_indexes=IndexBuilder(
                 owner_pool=owner_pool, threshold=settings.memory_index_rows
             ),
+            login_attempts=login_attempts,
+            bus=bus,
         )
 
     def start_relay(self) -> None:
@@ -152,6 +178,8 @@ class Hub:
         if isinstance(self.live, RedisLiveEvents):
             await self.live.close()
         await self.resolver.stop()
+        if self.bus is not None:
+            await self.bus.close()
         if not self.app_pool.is_closing():
             await self.app_pool.close()
         if not self.owner_pool.is_closing():
@@ -163,7 +191,6 @@ class Hub:
 async def open_api_state(hub: Hub) -> AppState:
     """What the API holds on top of the hub: the sign-in pool, limiters, the JWT key."""
     settings = hub.settings
-    counter = FallbackAttemptCounter(hub.redis) if hub.redis else LocalAttemptCounter()
     jwt_secret = (
         settings.jwt_secret.get_secret_value().encode()
         if settings.jwt_secret
@@ -179,7 +206,7 @@ async def open_api_state(hub: Hub) -> AppState:
         login_pool=login_pool,
         redis=hub.redis,
         limiter=LoginRateLimiter(
-            counter,
+            hub.login_attempts,
             per_minute=settings.login_attempts_per_minute,
             per_address=settings.login_attempts_per_minute_per_address,
         ),
@@ -260,10 +287,11 @@ async def _until_signalled(hub: Hub) -> None:
 
 async def run_worker(settings: Settings, urls: DatabaseUrls, *, concurrency: int | None) -> None:
     """``opshub worker``: claims and runs tasks until signalled."""
-    # Runs hold a connection only for short statements (tools, outcome); the owner pool serves
-    # the listener, claims, lease renewals, event writes and webhooks. Two workers at the
-    # default concurrency stay well under PostgreSQL's default 100 connections.
-    size = min((concurrency or settings.worker_concurrency) // 2 + 4, 32)
+    # Runs hold a connection only for short statements (tools, outcome), none while a crew waits
+    # on its model: the pools stay small however many crews run. The owner pool serves the
+    # listener, claims, lease renewals, event writes and webhooks.
+    crews = concurrency or crews_per_worker(settings, processes=settings.processes or 1)
+    size = min(crews // 2 + 4, 32)
     hub = await Hub.open(settings, urls, app_pool_size=size, owner_pool_size=8)
     hub.start_worker(concurrency=concurrency)
     await _until_signalled(hub)

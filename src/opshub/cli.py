@@ -18,7 +18,7 @@ import uvicorn
 from pydantic import EmailStr, TypeAdapter, ValidationError
 from sqlalchemy.exc import DBAPIError
 
-from opshub import cli_hub
+from opshub import cli_hub, cli_processes
 from opshub.auth.models import Role
 from opshub.config import get_settings
 from opshub.credentials.envelope import parse_key
@@ -54,6 +54,7 @@ from opshub.memory.schemas import MemoriesImported, MemoryHit
 from opshub.memory.service import MemoryFilter
 from opshub.observability.metrics import serve_metrics
 from opshub.observability.tracing import configure_tracing
+from opshub.runtime.supervisor import default_processes
 from opshub.tenants import service as tenants_service
 
 app = typer.Typer(
@@ -163,8 +164,18 @@ def _exit_normally(_signum: int, _frame: object) -> None:
     raise SystemExit(0)
 
 
+ProcessesOption = Annotated[
+    int | None, typer.Option("--processes", min=1, help="Processes (default: one per core)")
+]
+
+
 def _serve(
-    *, apply_migrations: bool, host: str | None, port: int | None, run_workers: bool = False
+    *,
+    apply_migrations: bool,
+    host: str | None,
+    port: int | None,
+    run_workers: bool = False,
+    processes: int | None = None,
 ) -> None:
     from opshub.app import create_app
 
@@ -176,6 +187,17 @@ def _serve(
     configure_tracing("api")
     urls = _urls(bring_up=False)
     _run(migrate(urls) if apply_migrations else ensure_schema(urls, may_migrate=settings.embedded))
+    processes = processes or settings.processes or default_processes()
+    if processes > 1:
+        cli_processes.serve_supervised(
+            settings=settings,
+            urls=urls,
+            host=host or settings.host,
+            port=port or settings.port,
+            run_workers=run_workers,
+            processes=processes,
+        )
+        return
     uvicorn.run(
         create_app(settings, urls, run_workers=run_workers),
         host=host or settings.host,
@@ -190,9 +212,10 @@ def _serve(
 def serve(
     host: Annotated[str | None, typer.Option(help="Bind address (OPSHUB_HOST)")] = None,
     port: Annotated[int | None, typer.Option(help="Port (OPSHUB_PORT)")] = None,
+    processes: ProcessesOption = None,
 ) -> None:
-    """Migrate, then run the hub (API, worker and scheduler) in one process."""
-    _serve(apply_migrations=True, host=host, port=port, run_workers=True)
+    """Migrate, then run the hub (API, worker and scheduler) in a process per core."""
+    _serve(apply_migrations=True, host=host, port=port, run_workers=True, processes=processes)
 
 
 @app.command()
@@ -200,9 +223,12 @@ def serve(
 def api(
     host: Annotated[str | None, typer.Option(help="Bind address (OPSHUB_HOST)")] = None,
     port: Annotated[int | None, typer.Option(help="Port (OPSHUB_PORT)")] = None,
+    workers: Annotated[
+        int | None, typer.Option("--workers", min=1, help="API processes (default: one per core)")
+    ] = None,
 ) -> None:
     """Run the API only (migrations are applied by `opshub migrate`)."""
-    _serve(apply_migrations=False, host=host, port=port)
+    _serve(apply_migrations=False, host=host, port=port, processes=workers)
 
 
 @app.command()
@@ -211,15 +237,31 @@ def worker(
     concurrency: Annotated[
         int | None, typer.Option(min=1, help="Crews run at once (OPSHUB_WORKER_CONCURRENCY)")
     ] = None,
+    processes: ProcessesOption = None,
 ) -> None:
     """Claim queued tasks and run their crews; SIGTERM finishes or hands back running ones."""
+    settings = get_settings()
+    configure_logging(level=settings.log_level, json=settings.log_json)
+    urls = _urls()
+    processes = processes or settings.processes or default_processes()
+    if processes > 1:
+        target = functools.partial(_run_worker, concurrency=concurrency, urls=urls)
+        cli_processes.supervise(
+            target, role="worker", processes=processes, settings=settings, urls=urls
+        )
+    else:
+        _run_worker(0, concurrency=concurrency, urls=urls)
+
+
+def _run_worker(index: int, *, concurrency: int | None, urls: DatabaseUrls) -> None:
+    """One worker process; under the supervisor, the ``index``-th (its metrics port offset)."""
     from opshub.app import run_worker
 
     settings = get_settings()
     configure_logging(level=settings.log_level, json=settings.log_json)
     configure_tracing("worker")
-    serve_metrics(settings.metrics_port)
-    _run(run_worker(settings, _urls(), concurrency=concurrency))
+    serve_metrics(None if settings.metrics_port is None else settings.metrics_port + index)
+    _run(run_worker(settings, urls, concurrency=concurrency))
 
 
 @app.command()

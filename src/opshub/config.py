@@ -13,6 +13,7 @@ from pydantic import BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 LOCAL_DATA_DIR = Path(".opshub")
+CREW_RSS_MB = 2.6  # measured with the fake model: bench/results/runtime-every_core*.json
 
 
 class ModelPrice(BaseModel):
@@ -144,7 +145,31 @@ class Settings(BaseSettings):
         "a key for (BYOK or platform), in this order, pays for the run.",
     )
     stream_tokens: bool = Field(default=True, description="Stream model output as token events.")
-    worker_concurrency: int = Field(default=32, ge=1, le=1000, description="Crews per worker.")
+    worker_concurrency: int | None = Field(
+        default=None,
+        ge=1,
+        le=2000,
+        description="Crews per worker process. Unset: as many as its share of memory holds "
+        "(worker_memory_mb / worker_crew_rss_mb).",
+    )
+    worker_crew_rss_mb: float = Field(
+        default=CREW_RSS_MB,
+        gt=0,
+        description="Resident memory one running crew adds (bench/runtime.py, every_core).",
+    )
+    worker_memory_mb: int | None = Field(
+        default=None,
+        ge=64,
+        description="Memory one worker process may fill with crews. Unset: half the memory "
+        "available at start, split between the hub's processes.",
+    )
+    processes: int | None = Field(
+        default=None,
+        ge=1,
+        le=256,
+        description="Processes of `serve`, `worker` and `api` under one supervisor (their "
+        "--processes / --workers win). Unset: one per core.",
+    )
     worker_threads: int = Field(
         default=256,
         ge=8,

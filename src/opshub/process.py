@@ -1,8 +1,17 @@
-"""Process-wide tuning for the long-running services (API, worker)."""
+"""Process-wide tuning for the long-running services (API, worker), and which process this is."""
 
 from __future__ import annotations
 
 import gc
+import os
+
+INDEX_VARIABLE = "OPSHUB_PROCESS_INDEX"  # set by the supervisor in each child
+
+
+def process_index() -> int | None:
+    """This process's index under the supervisor (``opshub.runtime.supervisor``); None alone."""
+    value = os.environ.get(INDEX_VARIABLE)
+    return int(value) if value is not None else None
 
 
 def freeze_startup_objects() -> None:

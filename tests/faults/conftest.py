@@ -169,6 +169,7 @@ class Cluster:
             OPSHUB_WORKER_SHUTDOWN_GRACE_SECONDS="5",
             OPSHUB_ALLOW_INTERNAL_URLS="true",
             OPSHUB_LOG_LEVEL="INFO",
+            OPSHUB_PROCESSES="1",  # the process spawned is the hub (leases name its pid)
         )
         env.update(overrides)
         return env

@@ -38,7 +38,7 @@ def opshub(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def _wait_ready(url: str, process: subprocess.Popen[bytes], timeout: float = 60) -> httpx.Response:
+def _wait_ready(url: str, process: subprocess.Popen[bytes], timeout: float = 150) -> httpx.Response:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         assert process.poll() is None, "opshub serve exited before it was ready"

@@ -1,5 +1,6 @@
 """Login attempts per one-minute window, per e-mail and per source address: in Redis when
-configured, else in-process; in-process too while Redis is away, so sign-in outlives it."""
+configured, else counted in each process and told to the others by NOTIFY; in-process too while
+Redis is away, so sign-in outlives it."""
 
 from __future__ import annotations
 
@@ -11,9 +12,11 @@ import structlog
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from opshub.db.bus import PgBus
 from opshub.errors import RateLimitedError
 
 WINDOW_SECONDS = 60
+CHANNEL = "opshub_login_attempts"
 REDIS_RETRY_SECONDS = 5.0
 log = structlog.get_logger(__name__)
 
@@ -39,7 +42,7 @@ class RedisAttemptCounter:
 
 
 class LocalAttemptCounter:
-    """The embedded single-process mode's counter; several processes need Redis."""
+    """One process's counts; ``SharedAttemptCounter`` adds the other processes' attempts."""
 
     def __init__(self) -> None:
         self._window = -1
@@ -47,11 +50,37 @@ class LocalAttemptCounter:
 
     async def hit(self, key: str) -> tuple[int, int]:
         now = int(time.time())
-        window = now // WINDOW_SECONDS
-        if window != self._window:
+        return self.add(key, now // WINDOW_SECONDS), WINDOW_SECONDS - now % WINDOW_SECONDS
+
+    def add(self, key: str, window: int) -> int:
+        """Count an attempt of ``window``; one of a window already past counts for nothing."""
+        if window > self._window:
             self._window, self._counts = window, {}
+        elif window < self._window:
+            return 0
         self._counts[key] = self._counts.get(key, 0) + 1
-        return self._counts[key], WINDOW_SECONDS - now % WINDOW_SECONDS
+        return self._counts[key]
+
+
+class SharedAttemptCounter:
+    """Several processes without Redis: each counts every attempt, its own and the others'
+    (NOTIFY). An attempt reaches the others a few milliseconds after it was counted here."""
+
+    def __init__(self, bus: PgBus) -> None:
+        self._bus = bus
+        self._local = LocalAttemptCounter()
+        bus.subscribe(CHANNEL, self._heard)
+
+    async def hit(self, key: str) -> tuple[int, int]:
+        now = int(time.time())
+        window = now // WINDOW_SECONDS
+        count = self._local.add(key, window)
+        await self._bus.notify(CHANNEL, [f"{window}:{key}"])
+        return count, WINDOW_SECONDS - now % WINDOW_SECONDS
+
+    def _heard(self, body: str) -> None:
+        window, _, key = body.partition(":")
+        self._local.add(key, int(window))
 
 
 class FallbackAttemptCounter:

@@ -1,7 +1,8 @@
 """Which key pays for a call: the tenant's own (BYOK), else the platform's where the plan allows it.
 
 Resolutions are cached briefly in the process. A change to a credential invalidates the entry
-here at once and, through Redis pub/sub, in every other process.
+here at once and, through Redis pub/sub (or without Redis PostgreSQL NOTIFY), in every other
+process.
 """
 
 from __future__ import annotations
@@ -24,9 +25,11 @@ from opshub.credentials import service as credentials_service
 from opshub.credentials.errors import CredentialMissingError
 from opshub.credentials.models import Health, Provider, Source
 from opshub.credentials.store import SecretStore
+from opshub.db.bus import PgBus
 from opshub.db.engine import tenant_transaction
 
 INVALIDATION_CHANNEL = "opshub:credentials:changed"
+BUS_CHANNEL = "opshub_credentials_changed"
 log = structlog.get_logger(__name__)
 
 
@@ -50,13 +53,19 @@ class CredentialResolver:
         store: SecretStore,
         settings: Settings,
         redis: Redis | None = None,
+        bus: PgBus | None = None,
     ) -> None:
+        """``bus``: without Redis, how other processes hear of changes (none: one process)."""
         self._pool = pool
         self._store = store
         self._settings = settings
         self._redis = redis
         self._cache: dict[tuple[uuid.UUID, Provider], tuple[float, ResolvedCredential]] = {}
         self._listener: asyncio.Task[None] | None = None
+        self._bus = None if redis is not None else bus
+        if self._bus is not None:
+            self._bus.subscribe(BUS_CHANNEL, self._forget_message)
+            self._bus.on_gap(self._cache.clear)
 
     @property
     def store(self) -> SecretStore:
@@ -112,6 +121,8 @@ class CredentialResolver:
         if self._redis is not None:
             with contextlib.suppress(OSError, RedisError):
                 await self._redis.publish(INVALIDATION_CHANNEL, f"{tenant_id}:{provider.value}")
+        elif self._bus is not None:
+            await self._bus.notify(BUS_CHANNEL, [f"{tenant_id}:{provider.value}"])
 
     def start(self) -> None:
         """Listen for other processes' changes (with Redis; one process needs no listener)."""

@@ -4,7 +4,8 @@ CrewAI's telemetry off by its own switches (on a closed network a run otherwise 
 exit for a telemetry host), never by ``OTEL_SDK_DISABLED``, which would switch off the operator's
 own tracing too;
 CrewAI's own files in opshub's data directory, not a directory shared by every tenant under
-~/.local/share; no ambient provider keys, which CrewAI would otherwise fall back to; and
+~/.local/share, and one for each process of the hub (the locks below are in-process); no
+ambient provider keys, which CrewAI would otherwise fall back to; and
 in-process locks for CrewAI's own bookkeeping files: its default is a file lock that, contended
 by a worker's concurrent crews, retries every 250 ms (measured in bench/runtime.py's profile).
 """
@@ -17,6 +18,8 @@ from collections import defaultdict
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+from opshub.process import process_index
 
 SWITCHES = {
     "CREWAI_DISABLE_TELEMETRY": "true",
@@ -44,7 +47,9 @@ def _in_process_lock(name: str, *, timeout: float = 120) -> Iterator[None]:
 def prepare_crewai(data_dir: Path) -> None:
     with _lock:
         os.environ.update(SWITCHES)
-        os.environ["CREWAI_STORAGE_DIR"] = str((data_dir / "crewai").resolve())
+        index = process_index()
+        storage = data_dir / "crewai" if index is None else data_dir / "crewai" / f"process-{index}"
+        os.environ["CREWAI_STORAGE_DIR"] = str(storage.resolve())
         import crewai  # noqa: F401 - imported here, after the switches; it loads .env files
         from crewai_core.lock_store import set_lock_backend
 

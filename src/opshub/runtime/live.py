@@ -2,10 +2,12 @@
 
 With Redis, each task has a pub/sub channel and each API process one connection that subscribes
 to the channels its clients watch (500 watchers cost one connection, not 500). Without Redis (the
-single-process embedded mode) the worker hands events to the API in memory. Events are published
+embedded default) the worker hands events to its own process's watchers in memory and to the
+other processes' through PostgreSQL NOTIFY (``opshub.db.bus``). Events are published
 after they are stored, so a client that reads the stored events and then listens misses nothing.
-While Redis is away, ``polling()`` says so and watchers read the stored events every second
-instead; each watcher is woken (an empty batch) when Redis goes away and when it is back.
+While Redis (or the NOTIFY listener) is away, ``polling()`` says so and watchers read the stored
+events every second instead; each watcher is woken (an empty batch) when it goes away and when it
+is back.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import structlog
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from opshub.db.bus import MAX_PAYLOAD, PgBus
 from opshub.db.engine import tenant_transaction
 from opshub.loops import stop_requested
 from opshub.tasks import service as tasks_service
@@ -71,6 +74,12 @@ class LocalLiveEvents:
         for task_id, events in batches.items():
             self._watchers.deliver(task_id, events)
 
+    def deliver(self, task_id: uuid.UUID, events: Batch) -> None:
+        self._watchers.deliver(task_id, events)
+
+    def wake_all(self) -> None:
+        self._watchers.wake_all()
+
     def polling(self) -> bool:
         return False
 
@@ -85,6 +94,65 @@ class LocalLiveEvents:
             watchers.discard(queue)
             if not watchers:
                 del self._watchers.queues[task_id]
+
+
+class PgLiveEvents:
+    """Without Redis, several processes: this process's watchers at once, the others' by NOTIFY.
+
+    A batch too large for one message goes as several; a single event too large goes as an
+    empty batch, which sends its watchers to the stored events.
+    """
+
+    def __init__(self, bus: PgBus) -> None:
+        self._bus = bus
+        self._local = LocalLiveEvents()
+        bus.subscribe(CHANNEL, self._received)
+        bus.on_gap(self._local.wake_all)
+
+    async def publish(self, batches: dict[uuid.UUID, Batch]) -> None:
+        await self._local.publish(batches)
+        await self._bus.notify(CHANNEL, [m for t, e in batches.items() for m in _messages(t, e)])
+
+    def polling(self) -> bool:
+        return not self._bus.listening
+
+    def watch(
+        self, task_id: uuid.UUID
+    ) -> contextlib.AbstractAsyncContextManager[asyncio.Queue[Batch]]:
+        return self._local.watch(task_id)
+
+    def _received(self, body: str) -> None:
+        task, _, events = body.partition("|")
+        self._local.deliver(uuid.UUID(task), orjson.loads(events))
+
+
+CHANNEL = "opshub_live"
+
+
+def _messages(task_id: uuid.UUID, events: Batch) -> list[str]:
+    """``task_id|[events]`` payloads, each within the NOTIFY limit, in order."""
+    head = f"{task_id}|"
+    room = MAX_PAYLOAD - len(head) - 2
+    messages: list[str] = []
+    chunk: list[bytes] = []
+
+    def flush() -> None:
+        messages.append(head + "[" + b",".join(chunk).decode() + "]")
+        chunk.clear()
+
+    for event in events:
+        encoded = orjson.dumps(event)
+        if len(encoded) > room:
+            if chunk:
+                flush()
+            flush()  # empty: its watchers read this one from the database
+            continue
+        if chunk and sum(map(len, chunk)) + len(chunk) + len(encoded) > room:
+            flush()
+        chunk.append(encoded)
+    if chunk:
+        flush()
+    return messages
 
 
 class RedisLiveEvents:

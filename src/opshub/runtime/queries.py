@@ -27,28 +27,24 @@ class TaskEventRow(NamedTuple):
     data: dict[str, Any]
 
 
-async def requeue_expired(conn: Connection, *, backoff_seconds: float) -> list[Record]:
-    return await QUERIES["requeue_expired"].fetch(conn, backoff_seconds=backoff_seconds)
-
-
 async def claim_tasks(
-    conn: Connection, *, worker_id: str, limit: int, lease_seconds: float, tenant_limit: int
+    conn: Connection,
+    *,
+    worker_id: str,
+    limit: int,
+    lease_seconds: float,
+    tenant_limit: int,
+    backoff_seconds: float,
 ) -> list[Record]:
+    """Claimed tasks (``claimed``) and dead workers' tasks requeued on the way (not)."""
     return await QUERIES["claim_tasks"].fetch(
         conn,
         worker_id=worker_id,
         limit=limit,
         lease_seconds=lease_seconds,
         tenant_limit=tenant_limit,
+        backoff_seconds=backoff_seconds,
     )
-
-
-async def started_events(conn: Connection, *, task_ids: list[uuid.UUID]) -> None:
-    await QUERIES["started_events"].execute(conn, task_ids=task_ids)
-
-
-async def mark_served(conn: Connection, *, tenant_ids: list[uuid.UUID]) -> None:
-    await QUERIES["mark_served"].execute(conn, tenant_ids=tenant_ids)
 
 
 async def renew_leases(

@@ -10,11 +10,8 @@ from dataclasses import dataclass
 
 import asyncpg
 
-from opshub.db import locks
 from opshub.db.sql import Record
 from opshub.runtime import queries
-
-CLAIM_LOCK = 0x6F707368_75620003
 
 
 @dataclass(frozen=True)
@@ -34,20 +31,20 @@ async def claim_next_tasks(
     backoff_seconds: float,
     tenant_limit: int,
 ) -> Claim:
-    async with pool.acquire() as conn, conn.transaction():
-        await locks.lock_transaction(conn, key=CLAIM_LOCK)
-        expired = await queries.requeue_expired(conn, backoff_seconds=backoff_seconds)
-        tasks = await queries.claim_tasks(
+    """One statement, so one round trip: the claim holds its locks only while it runs."""
+    async with pool.acquire() as conn:
+        rows = await queries.claim_tasks(
             conn,
             worker_id=worker_id,
             limit=limit,
             lease_seconds=lease_seconds,
             tenant_limit=tenant_limit,
+            backoff_seconds=backoff_seconds,
         )
-        if tasks:
-            await queries.started_events(conn, task_ids=[task["id"] for task in tasks])
-            await queries.mark_served(conn, tenant_ids=list({task["tenant_id"] for task in tasks}))
-    return Claim(tasks=tasks, expired=expired)
+    return Claim(
+        tasks=[row for row in rows if row["claimed"]],
+        expired=[row for row in rows if not row["claimed"]],
+    )
 
 
 async def renew_leases(

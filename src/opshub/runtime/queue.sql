@@ -1,25 +1,60 @@
 -- The queue is the tasks table. Workers run these as the owner: claiming looks across tenants.
 
 -- claim_tasks --
--- Claims run one at a time (an advisory lock held by the caller's transaction), so the
--- per-tenant running counts read here are exact and a tenant's limit holds.
+-- A claim is this one statement, one round trip: it holds its locks only while it runs.
+-- Dead workers first: their tasks go back to the queue with a backoff, or fail once they have had
+-- every attempt (or end cancelled if that was asked). Each is taken with its tenant's turn row,
+-- so the counting triggers at the end of the statement only touch rows this claim already holds
+-- (two claims never wait on each other, so they cannot deadlock).
 -- Fairness: the tenants with queued work (queue_turns, counted by triggers) take turns: those
 -- with the fewest running tasks first, then those never served (the first to wait first), then
--- the one served longest ago, as many tenants as there are slots, passing over those at their limit or with nothing due yet. Among them a task's turn
--- is its tenant's running count plus its place in the tenant's own order, so every tenant's next
--- task comes before any tenant's second-next. The tenants served go to the back (mark_served).
-WITH eligible AS (
+-- the one served longest ago, as many tenants as there are slots, passing over those at their
+-- limit or with nothing due yet. Among them a task's turn is its tenant's running count plus its
+-- place in the tenant's own order, so every tenant's next task comes before any tenant's
+-- second-next. The tenants served go to the back (served_at).
+-- Concurrent claims: a tenant's turn row is locked by the claim serving it; others pass over it
+-- (SKIP LOCKED) to the next tenants. A row changed by a claim that committed after this
+-- statement's snapshot is re-read (READ COMMITTED re-checks a locked row's newest version), so
+-- `running` and the limit are exact; `seen` reads the snapshot's row, and a tenant served since
+-- (its served_at moved) is passed over instead of being served twice in one round.
+WITH lost AS (
+    SELECT t.id FROM tasks t JOIN queue_turns q ON q.tenant_id = t.tenant_id
+    WHERE t.status = 'running' AND t.lease_expires_at < now()
+    FOR UPDATE OF t, q SKIP LOCKED
+),
+expired AS (
+    UPDATE tasks t SET
+        status = CASE
+            WHEN cancel_requested THEN 'cancelled'
+            WHEN attempt < max_attempts THEN 'queued'
+            ELSE 'failed' END,
+        run_after = now() + least(:backoff_seconds * power(2, attempt - 1), 300) * interval '1 second',
+        error = CASE
+            WHEN cancel_requested OR attempt < max_attempts THEN error
+            ELSE '{"code": "worker_lost", "message": "the worker running this task stopped responding on every attempt"}'::jsonb
+            END,
+        finished_at = CASE WHEN cancel_requested OR attempt >= max_attempts THEN now() END,
+        lease_owner = NULL,
+        lease_expires_at = NULL
+    FROM lost
+    WHERE t.id = lost.id
+    RETURNING t.*
+),
+eligible AS (
     SELECT q.tenant_id, q.running, q.served_at, q.waiting_since,
            coalesce(ten.max_running_tasks, :tenant_limit) - q.running AS free
     FROM queue_turns q
     JOIN tenants ten ON ten.id = q.tenant_id
     WHERE q.queued > 0
       AND coalesce(ten.max_running_tasks, :tenant_limit) > q.running
+      AND q.served_at IS NOT DISTINCT FROM (SELECT seen.served_at FROM queue_turns seen
+                                            WHERE seen.tenant_id = q.tenant_id)
       AND EXISTS (SELECT FROM tasks d
                   WHERE d.tenant_id = q.tenant_id AND d.status = 'queued'
                     AND d.run_after <= now())
     ORDER BY q.running, q.served_at NULLS FIRST, q.waiting_since, q.tenant_id
     LIMIT :limit
+    FOR UPDATE OF q SKIP LOCKED
 ),
 candidates AS (
     SELECT c.id, e.running + c.place AS turn, e.served_at, e.waiting_since, c.priority,
@@ -40,46 +75,34 @@ picked AS (
     ORDER BY c.turn, c.served_at NULLS FIRST, c.waiting_since, c.priority DESC, c.created_at
     LIMIT :limit
     FOR UPDATE OF t SKIP LOCKED
+),
+claimed AS (
+    UPDATE tasks t SET
+        status = 'running',
+        attempt = t.attempt + 1,
+        lease_owner = :worker_id,
+        lease_expires_at = now() + :lease_seconds * interval '1 second',
+        started_at = coalesce(t.started_at, now())
+    FROM picked
+    WHERE t.id = picked.id
+    RETURNING t.*
+),
+served AS (
+    UPDATE queue_turns q SET served_at = clock_timestamp()
+    WHERE q.tenant_id IN (SELECT tenant_id FROM claimed)
+),
+started AS (
+    -- The domain event of each claimed task commits with its claim.
+    INSERT INTO outbox (tenant_id, event_type, data)
+    SELECT tenant_id, 'task.started',
+           jsonb_build_object('task_id', id::text, 'status', status, 'crew', crew)
+    FROM claimed
 )
-UPDATE tasks t SET
-    status = 'running',
-    attempt = t.attempt + 1,
-    lease_owner = :worker_id,
-    lease_expires_at = now() + :lease_seconds * interval '1 second',
-    started_at = coalesce(t.started_at, now())
-FROM picked
-WHERE t.id = picked.id
-RETURNING t.*,
-    (SELECT coalesce(max(e.seq), 0) FROM task_events e WHERE e.task_id = t.id) AS last_seq
-
--- mark_served --
-UPDATE queue_turns SET served_at = clock_timestamp() WHERE tenant_id = ANY(:tenant_ids::uuid[])
-
--- started_events --
--- The domain event of each claimed task commits with its claim.
-INSERT INTO outbox (tenant_id, event_type, data)
-SELECT tenant_id, 'task.started',
-       jsonb_build_object('task_id', id::text, 'status', status, 'crew', crew)
-FROM tasks WHERE id = ANY(:task_ids::uuid[])
-
--- requeue_expired --
--- A worker that stopped renewing its lease has died: its tasks go back to the queue with a
--- backoff, or fail once they have had every attempt (or end cancelled if that was asked).
-UPDATE tasks SET
-    status = CASE
-        WHEN cancel_requested THEN 'cancelled'
-        WHEN attempt < max_attempts THEN 'queued'
-        ELSE 'failed' END,
-    run_after = now() + least(:backoff_seconds * power(2, attempt - 1), 300) * interval '1 second',
-    error = CASE
-        WHEN cancel_requested OR attempt < max_attempts THEN error
-        ELSE '{"code": "worker_lost", "message": "the worker running this task stopped responding on every attempt"}'::jsonb
-        END,
-    finished_at = CASE WHEN cancel_requested OR attempt >= max_attempts THEN now() END,
-    lease_owner = NULL,
-    lease_expires_at = NULL
-WHERE status = 'running' AND lease_expires_at < now()
-RETURNING *
+SELECT true AS claimed, c.*,
+       (SELECT coalesce(max(e.seq), 0) FROM task_events e WHERE e.task_id = c.id) AS last_seq
+FROM claimed c
+UNION ALL
+SELECT false, x.*, 0 FROM expired x
 
 -- renew_leases --
 -- A run's lease, or the lease on its memory write-back after it ended. Tasks missing from the

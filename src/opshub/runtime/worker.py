@@ -49,6 +49,7 @@ from opshub.outbox import service as outbox
 from opshub.process import freeze_startup_objects
 from opshub.runtime import crew_run, crewai_bridge, genai_spans, queries, queue
 from opshub.runtime.action_executor import ActionExecutor
+from opshub.runtime.capacity import crews_per_worker
 from opshub.runtime.live import LiveEvents
 from opshub.runtime.memory_write_back import MemoryWriteBack
 from opshub.runtime.run_outcome import RunOutcomes, TaskCancelledError, answer_of
@@ -105,7 +106,9 @@ class Worker:
         self._resolver = resolver
         self._live = live
         self._settings = settings
-        self._concurrency = concurrency or settings.worker_concurrency
+        self._concurrency = concurrency or crews_per_worker(
+            settings, processes=settings.processes or 1
+        )
         self._factory = LLMFactory(pool=app_pool, resolver=resolver, settings=settings)
         self._embedders = embedders
         self._memory_indexes = memory_indexes

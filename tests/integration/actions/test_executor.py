@@ -197,6 +197,7 @@ class Hub:
             OPSHUB_DATABASE_APP_URL=dsn(self.urls.app),
             OPSHUB_DATA_DIR=str(self.settings.data_dir),
             OPSHUB_ALLOW_INTERNAL_URLS="true",
+            OPSHUB_PROCESSES="1",  # the process spawned is the worker
             OPSHUB_ACTION_LEASE_SECONDS="2",
             OPSHUB_CREDENTIAL_CACHE_SECONDS="0",
             OPSHUB_CREDENTIAL_CHECK_MINUTES="0",

@@ -121,6 +121,7 @@ def hub_env(
         OPSHUB_MEMORY_EXTRACTION="false",
         OPSHUB_WORKER_SHUTDOWN_GRACE_SECONDS="2",
         OPSHUB_LOG_JSON="true",
+        OPSHUB_PROCESSES="1",  # the audit hook watches this one process
         OTEL_EXPORTER_OTLP_ENDPOINT=receiver.base_url,
         OTEL_BSP_SCHEDULE_DELAY="100",
         OTEL_SERVICE_NAME="",

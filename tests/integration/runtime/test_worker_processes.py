@@ -162,6 +162,7 @@ class Hub:
             OPSHUB_MEMORY_EXTRACTION="false",  # each run makes exactly its crew's model calls
             OPSHUB_WORKER_SHUTDOWN_GRACE_SECONDS="5",
             OPSHUB_LOG_LEVEL="INFO",
+            OPSHUB_PROCESSES="1",  # the process spawned is the worker (leases name its pid)
         )
         env.update(overrides)
         return env
