@@ -16,7 +16,6 @@ import asyncpg
 import typer
 import uvicorn
 from pydantic import EmailStr, TypeAdapter, ValidationError
-from redis.asyncio import Redis
 from sqlalchemy.exc import DBAPIError
 
 from opshub import cli_hub
@@ -40,6 +39,7 @@ from opshub.db.migrate import (
     ensure_schema,
     migrate,
 )
+from opshub.db.redis import open_redis
 from opshub.db.sql import Connection
 from opshub.errors import DomainError
 from opshub.logging import configure_logging
@@ -247,7 +247,11 @@ def worker(
     urls = _urls()
 
     async def work(app_pool: asyncpg.Pool, owner_pool: asyncpg.Pool) -> None:
-        redis = Redis.from_url(settings.redis_url) if settings.redis_url else None
+        redis = (
+            open_redis(settings.redis_url, timeout_seconds=settings.redis_timeout_seconds)
+            if settings.redis_url
+            else None
+        )
         resolver = CredentialResolver(
             pool=app_pool, store=open_secret_store(settings), settings=settings, redis=redis
         )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hmac
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Annotated
 
 from fastapi import Cookie, Depends, Header, Request
@@ -14,8 +15,10 @@ from opshub.auth import service as auth_service
 from opshub.auth import sessions
 from opshub.auth.errors import AuthenticationError, PermissionDeniedError
 from opshub.auth.models import Principal
+from opshub.config import RequestRate
 from opshub.db.engine import transaction
 from opshub.db.sql import Connection
+from opshub.tenants import service as tenants_service
 from opshub.tenants.models import Role
 
 
@@ -44,6 +47,11 @@ class TenantContext:
     principal: Principal
 
 
+async def _request_rate(state: AppState, conn: Connection, principal: Principal) -> RequestRate:
+    plan_of = partial(tenants_service.get_plan, conn, tenant_id=principal.tenant_id)
+    return await state.requests.rate_for(principal.tenant_id, plan_of=plan_of)
+
+
 async def tenant_context(
     state: StateDep, authorization: Annotated[str | None, Header()] = None
 ) -> AsyncIterator[TenantContext]:
@@ -52,7 +60,7 @@ async def tenant_context(
         principal = await auth_service.authenticate(
             conn, bearer=bearer, jwt_secret=state.jwt_secret
         )
-        await state.requests.check(principal.tenant_id)
+        await state.requests.check(principal.tenant_id, await _request_rate(state, conn, principal))
         yield TenantContext(conn=conn, principal=principal)
 
 
@@ -94,7 +102,8 @@ async def admin_principal(
         principal = await auth_service.authenticate(
             conn, bearer=bearer, jwt_secret=state.jwt_secret
         )
-    await state.requests.check(principal.tenant_id)
+        rate = await _request_rate(state, conn, principal)
+    await state.requests.check(principal.tenant_id, rate)
     if not principal.role.at_least(Role.admin):
         raise PermissionDeniedError(f"this needs the {Role.admin.value} role or higher")
     return principal

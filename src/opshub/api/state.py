@@ -13,15 +13,17 @@ from redis.asyncio import Redis
 from opshub.auth.crypto import PasswordChecks
 from opshub.auth.ratelimit import FallbackAttemptCounter, LocalAttemptCounter, LoginRateLimiter
 from opshub.auth.request_limit import TenantRequestLimiter
-from opshub.config import Settings
+from opshub.config import RequestRate, Settings
 from opshub.credentials.health import OutboundChecks
 from opshub.credentials.resolver import CredentialResolver
 from opshub.credentials.store import SecretStore, open_secret_store
 from opshub.db.engine import DatabaseUrls, create_pool
+from opshub.db.redis import open_redis
 from opshub.keyfile import read_or_create_key_file
 from opshub.memory.embedders import Embedders
 from opshub.memory.indexes import IndexBuilder
 from opshub.observability.sampler import POOLS, sample_forever
+from opshub.outbound import guarded_client
 from opshub.runtime.credential_monitor import run_monitor
 from opshub.runtime.live import LiveEvents, LocalLiveEvents, RedisLiveEvents
 from opshub.runtime.loops import Loops, stop_all
@@ -58,7 +60,11 @@ class AppState:
         cls, settings: Settings, urls: DatabaseUrls, *, run_workers: bool = False
     ) -> AppState:
         """``run_workers``: also run a worker and a scheduler in this process (``opshub serve``)."""
-        redis = Redis.from_url(settings.redis_url) if settings.redis_url else None
+        redis = (
+            open_redis(settings.redis_url, timeout_seconds=settings.redis_timeout_seconds)
+            if settings.redis_url
+            else None
+        )
         counter = FallbackAttemptCounter(redis) if redis else LocalAttemptCounter()
         jwt_secret = (
             settings.jwt_secret.get_secret_value().encode()
@@ -91,13 +97,19 @@ class AppState:
             outbound_checks=OutboundChecks(per_tenant=settings.tenant_credential_checks),
             requests=TenantRequestLimiter(
                 redis,
-                rate=settings.tenant_requests_per_second,
-                burst=settings.tenant_request_burst,
+                default=RequestRate(
+                    per_second=settings.tenant_requests_per_second,
+                    burst=settings.tenant_request_burst,
+                ),
+                by_plan=settings.tenant_request_limits_by_plan,
             ),
             jwt_secret=jwt_secret,
             credential_store=store,
             resolver=resolver,
-            http=httpx.AsyncClient(),
+            http=guarded_client(
+                allow_internal=settings.allow_internal_urls,
+                allowed=settings.allowed_private_networks,
+            ),
             live=RedisLiveEvents(redis) if redis else LocalLiveEvents(),
             embedders=Embedders(resolver=resolver, settings=settings),
             memory_indexes=IndexBuilder(

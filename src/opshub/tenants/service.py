@@ -66,6 +66,14 @@ async def get_tenant_or_raise(conn: Connection, *, tenant_id: uuid.UUID) -> Tena
     return TenantRead.model_validate(dict(row))
 
 
+async def get_plan(conn: Connection, *, tenant_id: uuid.UUID) -> str:
+    """The tenant's plan; on a tenant connection, only its own."""
+    plan = await sql.fetchval(conn, select(Tenant.plan).where(Tenant.id == tenant_id))
+    if plan is None:
+        raise NotFoundError(f"no tenant with id {tenant_id}")
+    return str(plan)
+
+
 async def create_api_key(
     conn: Connection, *, tenant_id: uuid.UUID, name: str, role: Role
 ) -> tuple[ApiKeyRead, str]:
