@@ -234,6 +234,12 @@ class Settings(BaseSettings):
     tenant_request_burst: int = Field(
         default=100, ge=1, description="API requests a tenant may make at once above that rate."
     )
+    credential_requests_in_flight: int = Field(
+        default=4,
+        ge=1,
+        description="Requests one API key or session may have using the database at once; "
+        "more wait their turn behind them, not ahead of other tenants.",
+    )
     tenant_request_limits_by_plan: dict[str, RequestRate] = Field(
         default={
             "pro": RequestRate(per_second=100, burst=200),

@@ -56,7 +56,7 @@ async def tenant_context(
     state: StateDep, authorization: Annotated[str | None, Header()] = None
 ) -> AsyncIterator[TenantContext]:
     bearer = _bearer(authorization)
-    async with transaction(state.app_pool) as conn:
+    async with state.admission.turn(bearer), transaction(state.app_pool) as conn:
         principal = await auth_service.authenticate(
             conn, bearer=bearer, jwt_secret=state.jwt_secret
         )
@@ -71,7 +71,8 @@ async def tenant_context_or_session(
 ) -> AsyncIterator[TenantContext]:
     """Bearer, or else the console's session cookie: a browser's EventSource sends no header.
     Only for reads (GET): a cookie alone would otherwise be open to cross-site requests."""
-    async with transaction(state.app_pool) as conn:
+    credential = authorization or session_token or ""
+    async with state.admission.turn(credential), transaction(state.app_pool) as conn:
         if authorization or not session_token:
             principal = await auth_service.authenticate(
                 conn, bearer=_bearer(authorization), jwt_secret=state.jwt_secret
@@ -98,7 +99,7 @@ async def admin_principal(
     """An admin or higher, authenticated in a transaction of its own that has ended: for routes
     that wait on outside services, which must not hold a pooled connection meanwhile."""
     bearer = _bearer(authorization)
-    async with transaction(state.app_pool) as conn:
+    async with state.admission.turn(bearer), transaction(state.app_pool) as conn:
         principal = await auth_service.authenticate(
             conn, bearer=bearer, jwt_secret=state.jwt_secret
         )

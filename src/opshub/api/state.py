@@ -10,6 +10,7 @@ import httpx
 import structlog
 from redis.asyncio import Redis
 
+from opshub.auth.admission import CredentialAdmission
 from opshub.auth.crypto import PasswordChecks
 from opshub.auth.ratelimit import FallbackAttemptCounter, LocalAttemptCounter, LoginRateLimiter
 from opshub.auth.request_limit import TenantRequestLimiter
@@ -44,6 +45,7 @@ class AppState:
     limiter: LoginRateLimiter
     password_checks: PasswordChecks
     requests: TenantRequestLimiter
+    admission: CredentialAdmission
     outbound_checks: OutboundChecks
     jwt_secret: bytes
     credential_store: SecretStore
@@ -94,6 +96,7 @@ class AppState:
                 per_address=settings.login_attempts_per_minute_per_address,
             ),
             password_checks=PasswordChecks(concurrency=settings.password_check_concurrency),
+            admission=CredentialAdmission(per_credential=settings.credential_requests_in_flight),
             outbound_checks=OutboundChecks(per_tenant=settings.tenant_credential_checks),
             requests=TenantRequestLimiter(
                 redis,
