@@ -156,6 +156,7 @@ def settings(data_dir: Path) -> Settings:
         # Suites drive one tenant far faster than a client would; tests of the limit set theirs.
         tenant_requests_per_second=100_000,
         tenant_request_burst=100_000,
+        tenant_request_limits_by_plan={},
     )
 
 

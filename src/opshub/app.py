@@ -21,13 +21,13 @@ from dataclasses import dataclass, field
 from functools import partial
 
 import asyncpg
-import httpx
 import structlog
 from fastapi import FastAPI
 from redis.asyncio import Redis
 
 from opshub.api.app import create_api
 from opshub.api.state import AppState
+from opshub.auth.admission import CredentialAdmission
 from opshub.auth.crypto import PasswordChecks
 from opshub.auth.ratelimit import (
     AttemptCounter,
@@ -36,18 +36,20 @@ from opshub.auth.ratelimit import (
     SharedAttemptCounter,
 )
 from opshub.auth.request_limit import TenantRequestLimiter
-from opshub.config import Settings, get_settings
+from opshub.config import RequestRate, Settings, get_settings
 from opshub.credentials.health import OutboundChecks
 from opshub.credentials.monitor import run_monitor
 from opshub.credentials.resolver import CredentialResolver
 from opshub.credentials.store import SecretStore, open_secret_store
 from opshub.db.bus import PgBus
 from opshub.db.engine import DatabaseUrls, create_pool, resolve_database_urls
+from opshub.db.redis import open_redis
 from opshub.keyfile import read_or_create_key_file
 from opshub.loops import Loops, stop_all
 from opshub.memory.embedders import Embedders
 from opshub.memory.indexes import IndexBuilder
 from opshub.observability.sampler import POOLS, sample_forever
+from opshub.outbound import guarded_client
 from opshub.runtime.capacity import crews_per_worker
 from opshub.runtime.live import LiveEvents, PgLiveEvents, RedisLiveEvents
 from opshub.runtime.relay import OutboxRelay
@@ -78,7 +80,11 @@ class Hub:
     async def open(
         cls, settings: Settings, urls: DatabaseUrls, *, app_pool_size: int, owner_pool_size: int
     ) -> Hub:
-        redis = Redis.from_url(settings.redis_url) if settings.redis_url else None
+        redis = (
+            open_redis(settings.redis_url, timeout_seconds=settings.redis_timeout_seconds)
+            if settings.redis_url
+            else None
+        )
         app_pool = await create_pool(urls.app, size=app_pool_size)
         owner_pool = await create_pool(urls.owner, size=owner_pool_size)
         POOLS.watch("app", app_pool)
@@ -211,16 +217,23 @@ async def open_api_state(hub: Hub) -> AppState:
             per_address=settings.login_attempts_per_minute_per_address,
         ),
         password_checks=PasswordChecks(concurrency=settings.password_check_concurrency),
+        admission=CredentialAdmission(per_credential=settings.credential_requests_in_flight),
         outbound_checks=OutboundChecks(per_tenant=settings.tenant_credential_checks),
         requests=TenantRequestLimiter(
             hub.redis,
-            rate=settings.tenant_requests_per_second,
-            burst=settings.tenant_request_burst,
+            default=RequestRate(
+                per_second=settings.tenant_requests_per_second,
+                burst=settings.tenant_request_burst,
+            ),
+            by_plan=settings.tenant_request_limits_by_plan,
         ),
         jwt_secret=jwt_secret,
         credential_store=hub.store,
         resolver=hub.resolver,
-        http=httpx.AsyncClient(),
+        http=guarded_client(
+            allow_internal=settings.allow_internal_urls,
+            allowed=settings.allowed_private_networks,
+        ),
         live=hub.live,
         embedders=hub.embedders,
         memory_indexes=hub.memory_indexes,

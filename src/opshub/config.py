@@ -34,6 +34,13 @@ def default_data_dir() -> Path:
     return (xdg if xdg.is_absolute() else Path.home() / ".local" / "share") / "opshub"
 
 
+class RequestRate(BaseModel):
+    """A tenant's API token bucket: ``per_second`` sustained, ``burst`` at once."""
+
+    per_second: float = Field(gt=0)
+    burst: int = Field(ge=1)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="OPSHUB_", extra="ignore")
 
@@ -59,6 +66,12 @@ class Settings(BaseSettings):
     redis_url: str | None = Field(
         default=None,
         description="Redis for rate limits (and later live events). Unset: in-process.",
+    )
+    redis_timeout_seconds: float = Field(
+        default=2.0,
+        gt=0,
+        description="Connecting to Redis and waiting for each answer; past it, the request "
+        "goes on without Redis (in-process limits, events from the database).",
     )
     vault_addr: str | None = Field(
         default=None,
@@ -251,6 +264,20 @@ class Settings(BaseSettings):
     )
     tenant_request_burst: int = Field(
         default=100, ge=1, description="API requests a tenant may make at once above that rate."
+    )
+    credential_requests_in_flight: int = Field(
+        default=4,
+        ge=1,
+        description="Requests one API key or session may have using the database at once; "
+        "more wait their turn behind them, not ahead of other tenants.",
+    )
+    tenant_request_limits_by_plan: dict[str, RequestRate] = Field(
+        default={
+            "pro": RequestRate(per_second=100, burst=200),
+            "enterprise": RequestRate(per_second=250, burst=500),
+        },
+        description='Per-plan overrides of the two above, JSON: {"plan": {"per_second": .., '
+        '"burst": ..}}; a plan not named here gets them.',
     )
     password_check_concurrency: int = Field(
         default=2,

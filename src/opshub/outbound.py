@@ -98,8 +98,10 @@ class PublicOnlyTransport(httpx.AsyncHTTPTransport):
     """An httpx transport that only connects to public addresses (or ``allowed`` private
     networks), checked as it connects."""
 
-    def __init__(self, *, allowed: Sequence[Network] = ()) -> None:
-        super().__init__()
+    def __init__(
+        self, *, allowed: Sequence[Network] = (), limits: httpx.Limits = httpx.Limits()
+    ) -> None:
+        super().__init__(limits=limits)
         self._allowed = allowed
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
@@ -113,3 +115,19 @@ class PublicOnlySyncTransport(httpx.HTTPTransport):
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         return super().handle_request(pin_sync(request, self._allowed))
+
+
+def guarded_client(
+    *,
+    allow_internal: bool,
+    allowed: Sequence[Network] = (),
+    limits: httpx.Limits = httpx.Limits(),
+    timeout: httpx.Timeout | float = 5.0,
+) -> httpx.AsyncClient:
+    """The client for every call to a service a tenant's credentials point at (Saleor shops,
+    model servers, ad platforms, Amazon): guarded at send time unless the operator lets tenants
+    name internal addresses (``OPSHUB_ALLOW_INTERNAL_URLS``)."""
+    transport = None if allow_internal else PublicOnlyTransport(allowed=allowed, limits=limits)
+    return httpx.AsyncClient(
+        transport=transport, limits=limits, timeout=timeout, follow_redirects=False
+    )

@@ -39,6 +39,7 @@ from opshub.credentials.models import Provider
 from opshub.db.engine import DatabaseUrls, tenant_transaction
 from opshub.logging import configure_logging
 from tests.conftest import TenantHandle
+from tests.fakes.black_hole import BlackHole
 
 PROVIDERS = [p.value for p in Provider]
 
@@ -858,25 +859,8 @@ async def test_no_providers_check_writes_its_secret_to_the_log(
 @pytest.fixture
 def black_hole() -> Iterator[tuple[str, list[socket.socket]]]:
     """A server on loopback that accepts connections and never answers: (URL, accepted)."""
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(64)
-    accepted: list[socket.socket] = []
-
-    def accept() -> None:
-        while True:
-            try:
-                accepted.append(listener.accept()[0])
-            except OSError:
-                return
-
-    threading.Thread(target=accept, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{listener.getsockname()[1]}/v1", accepted
-    finally:
-        listener.close()
-        for conn in accepted:
-            conn.close()
+    with BlackHole() as hole:
+        yield f"http://127.0.0.1:{hole.port}/v1", hole.accepted
 
 
 async def test_checks_waiting_on_a_silent_server_hold_no_connection_and_are_capped_per_tenant(

@@ -5,16 +5,20 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import uuid
 
+import asyncpg
 import pytest
 from fastapi import FastAPI
 from httpx import ASGITransport, AsyncClient
 
 from opshub.app import create_app
-from opshub.config import Settings
-from opshub.db.engine import DatabaseUrls
+from opshub.config import RequestRate, Settings
+from opshub.db.engine import DatabaseUrls, transaction
 from opshub.logging import configure_logging
+from opshub.tenants import service as tenants_service
 from tests.conftest import REDIS_URL, TenantHandle
+from tests.fakes.black_hole import BlackHole
 
 
 async def test_healthz_answers_without_touching_anything(client: AsyncClient) -> None:
@@ -57,6 +61,31 @@ async def test_readyz_is_503_when_redis_is_unreachable(
         response = await client.get("/readyz")
     assert response.status_code == 503
     assert response.json()["checks"]["redis"].startswith("unavailable")
+
+
+async def test_a_redis_that_never_answers_costs_a_request_seconds_not_forever(
+    settings: Settings, urls: DatabaseUrls, tenant_a: TenantHandle
+) -> None:
+    """Redis accepts the connection and never replies (a half-dead host): limits fall back to
+    in-process after the read timeout, and sign-in and reads answer."""
+    with BlackHole() as hole:
+        configured = settings.model_copy(
+            update={"redis_url": f"redis://127.0.0.1:{hole.port}/0", "redis_timeout_seconds": 0.5}
+        )
+        app, client = await _client_for(configured, urls)
+        async with app.router.lifespan_context(app), client:
+            async with asyncio.timeout(20):  # without timeouts these wait for ever
+                read = await client.get("/v1/data/leads", headers=tenant_a.headers)
+                login = await client.post(
+                    "/v1/auth/token", json={"email": tenant_a.email, "password": tenant_a.password}
+                )
+                ready = await client.get("/readyz")
+        assert hole.accepted  # Redis was reached, and said nothing
+
+    assert read.status_code == 200
+    assert login.status_code == 200 and login.json()["access_token"]
+    assert ready.status_code == 503
+    assert ready.json()["checks"]["redis"].startswith("unavailable")
 
 
 async def test_readyz_is_503_naming_a_background_loop_that_ended(
@@ -143,3 +172,41 @@ async def test_a_tenant_over_its_request_rate_gets_429_and_others_do_not(
     assert refused.json()["error"]["code"] == "rate_limited"
     assert int(refused.headers["Retry-After"]) >= 1
     assert other.status_code == 200
+
+
+@pytest.mark.parametrize("redis_url", [None, REDIS_URL], ids=["in-process", "redis"])
+async def test_a_tenants_plan_sets_its_request_rate(
+    settings: Settings, urls: DatabaseUrls, owner_pool: asyncpg.Pool, redis_url: str | None
+) -> None:
+    limited = settings.model_copy(
+        update={
+            "redis_url": redis_url,
+            "tenant_requests_per_second": 0.1,
+            "tenant_request_burst": 2,
+            "tenant_request_limits_by_plan": {"enterprise": RequestRate(per_second=0.1, burst=5)},
+        }
+    )
+    keys = {}
+    async with transaction(owner_pool) as conn:
+        for plan in ("standard", "enterprise"):
+            _, keys[plan] = await tenants_service.create_tenant(
+                conn,
+                name=f"{plan} tenant",
+                owner_email=f"{plan}-{uuid.uuid4().hex[:8]}@example.com",
+                password="correct horse battery",
+                plan=plan,
+            )
+    app, client = await _client_for(limited, urls)
+    async with app.router.lifespan_context(app), client:
+        answered = {
+            plan: [
+                (
+                    await client.get("/v1/data/leads", headers={"Authorization": f"Bearer {key}"})
+                ).status_code
+                for _ in range(6)
+            ]
+            for plan, key in keys.items()
+        }
+
+    assert answered["standard"] == [200, 200, 429, 429, 429, 429]
+    assert answered["enterprise"] == [200, 200, 200, 200, 200, 429]

@@ -6,6 +6,7 @@ format over real HTTP, so our side uses its real clients. This module only runs 
 
 from __future__ import annotations
 
+import re
 import shutil
 import socket
 import subprocess
@@ -148,5 +149,71 @@ class RedisProcess:
                 self._process.kill()
             else:
                 self._process.terminate()
+            self._process.wait(timeout=10)
+        self._process = None
+
+
+class OpenBaoProcess:
+    """A real OpenBao dev server of the test's own, sealed, unsealed and killed as an operator
+    or an outage would. Dev mode keeps its data in memory: unsealing keeps it, a kill loses it."""
+
+    def __init__(self, root_token: str, log: Path) -> None:
+        self.root_token = root_token
+        self.port = free_port()
+        self.addr = f"http://127.0.0.1:{self.port}"
+        self._log = log
+        self._process: subprocess.Popen[bytes] | None = None
+        self._unseal_key = ""
+
+    def start(self) -> None:
+        bao = shutil.which("bao") or str(Path(sys.executable).with_name("bao"))
+        with self._log.open("wb") as sink:
+            self._process = subprocess.Popen(  # noqa: S603 - a dev server we start ourselves
+                [
+                    bao,
+                    "server",
+                    "-dev",
+                    f"-dev-root-token-id={self.root_token}",
+                    f"-dev-listen-address=127.0.0.1:{self.port}",
+                ],
+                stdout=sink,
+                stderr=subprocess.STDOUT,
+            )
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            found = re.search(r"Unseal Key: (\S+)", self._log.read_text(errors="replace"))
+            if found and self._health() == 200:
+                self._unseal_key = found.group(1)
+                return
+            time.sleep(0.1)
+        self.kill()
+        raise RuntimeError("OpenBao did not start")
+
+    def _health(self) -> int | None:
+        try:
+            return httpx.get(f"{self.addr}/v1/sys/health", timeout=1).status_code
+        except httpx.TransportError:
+            return None
+
+    def _sys(self, path: str, body: dict[str, str] | None = None) -> None:
+        response = httpx.put(
+            f"{self.addr}/v1/sys/{path}",
+            headers={"X-Vault-Token": self.root_token},
+            json=body,
+            timeout=10,
+        )
+        response.raise_for_status()
+
+    def seal(self) -> None:
+        self._sys("seal")
+        assert self._health() == 503
+
+    def unseal(self) -> None:
+        self._sys("unseal", {"key": self._unseal_key})
+        assert self._health() == 200
+
+    def kill(self) -> None:
+        if self._process is not None and self._process.poll() is None:
+            self._process.kill()
             self._process.wait(timeout=10)
         self._process = None

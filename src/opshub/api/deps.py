@@ -5,6 +5,7 @@ from __future__ import annotations
 import hmac
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Annotated
 
 from fastapi import Cookie, Depends, Header, Request
@@ -14,8 +15,10 @@ from opshub.auth import service as auth_service
 from opshub.auth import sessions
 from opshub.auth.errors import AuthenticationError, PermissionDeniedError
 from opshub.auth.models import Principal, Role
+from opshub.config import RequestRate
 from opshub.db.engine import transaction
 from opshub.db.sql import Connection
+from opshub.tenants import service as tenants_service
 
 
 async def get_state(request: Request) -> AppState:
@@ -43,15 +46,20 @@ class TenantContext:
     principal: Principal
 
 
+async def _request_rate(state: AppState, conn: Connection, principal: Principal) -> RequestRate:
+    plan_of = partial(tenants_service.get_plan, conn, tenant_id=principal.tenant_id)
+    return await state.requests.rate_for(principal.tenant_id, plan_of=plan_of)
+
+
 async def tenant_context(
     state: StateDep, authorization: Annotated[str | None, Header()] = None
 ) -> AsyncIterator[TenantContext]:
     bearer = _bearer(authorization)
-    async with transaction(state.app_pool) as conn:
+    async with state.admission.turn(bearer), transaction(state.app_pool) as conn:
         principal = await auth_service.authenticate(
             conn, bearer=bearer, jwt_secret=state.jwt_secret
         )
-        await state.requests.check(principal.tenant_id)
+        await state.requests.check(principal.tenant_id, await _request_rate(state, conn, principal))
         yield TenantContext(conn=conn, principal=principal)
 
 
@@ -62,7 +70,8 @@ async def tenant_context_or_session(
 ) -> AsyncIterator[TenantContext]:
     """Bearer, or else the console's session cookie: a browser's EventSource sends no header.
     Only for reads (GET): a cookie alone would otherwise be open to cross-site requests."""
-    async with transaction(state.app_pool) as conn:
+    credential = authorization or session_token or ""
+    async with state.admission.turn(credential), transaction(state.app_pool) as conn:
         if authorization or not session_token:
             principal = await auth_service.authenticate(
                 conn, bearer=_bearer(authorization), jwt_secret=state.jwt_secret
@@ -89,11 +98,12 @@ async def admin_principal(
     """An admin or higher, authenticated in a transaction of its own that has ended: for routes
     that wait on outside services, which must not hold a pooled connection meanwhile."""
     bearer = _bearer(authorization)
-    async with transaction(state.app_pool) as conn:
+    async with state.admission.turn(bearer), transaction(state.app_pool) as conn:
         principal = await auth_service.authenticate(
             conn, bearer=bearer, jwt_secret=state.jwt_secret
         )
-    await state.requests.check(principal.tenant_id)
+        rate = await _request_rate(state, conn, principal)
+    await state.requests.check(principal.tenant_id, rate)
     if not principal.role.at_least(Role.admin):
         raise PermissionDeniedError(f"this needs the {Role.admin.value} role or higher")
     return principal

@@ -11,6 +11,7 @@ import asyncpg
 import httpx
 from redis.asyncio import Redis
 
+from opshub.auth.admission import CredentialAdmission
 from opshub.auth.crypto import PasswordChecks
 from opshub.auth.ratelimit import LoginRateLimiter
 from opshub.auth.request_limit import TenantRequestLimiter
@@ -34,6 +35,7 @@ class AppState:
     redis: Redis | None
     limiter: LoginRateLimiter
     password_checks: PasswordChecks
+    admission: CredentialAdmission
     requests: TenantRequestLimiter
     outbound_checks: OutboundChecks
     jwt_secret: bytes

@@ -24,6 +24,7 @@ from opshub.credentials.schemas import CredentialRead
 from opshub.credentials.store import SecretStore
 from opshub.db.engine import tenant_transaction
 from opshub.errors import DomainError, RateLimitedError
+from opshub.outbound import guarded_client
 
 log = structlog.get_logger(__name__)
 
@@ -190,6 +191,10 @@ async def sweep(
         counts[result.status] += 1
 
     limits = httpx.Limits(max_connections=concurrency)
-    async with httpx.AsyncClient(limits=limits) as client:
+    async with guarded_client(
+        allow_internal=settings.allow_internal_urls,
+        allowed=settings.allowed_private_networks,
+        limits=limits,
+    ) as client:
         await asyncio.gather(*(one(row["tenant_id"], Provider(row["provider"])) for row in targets))
     return counts

@@ -48,6 +48,7 @@ from opshub.loops import stop_all, stop_requested
 from opshub.mcp_servers import service as mcp_servers_service
 from opshub.mcp_servers.client import McpServer
 from opshub.observability.actions import action_recorded, traced_execution
+from opshub.outbound import guarded_client
 from opshub.runtime.live import LiveEvents, publish_stored
 from opshub.tasks import service as tasks_service
 
@@ -100,7 +101,11 @@ class ActionExecutor:
     async def run(self) -> None:
         """Execute approved actions until cancelled; then finish or hand back the ones in flight."""
         own_http = self._http is None
-        http = self._http or httpx.AsyncClient(timeout=HTTP_TIMEOUT, follow_redirects=False)
+        http = self._http or guarded_client(
+            allow_internal=self._settings.allow_internal_urls,
+            allowed=self._settings.allowed_private_networks,
+            timeout=HTTP_TIMEOUT,
+        )
         listener = await self._listen()
         heartbeat = asyncio.create_task(self._heartbeat())
         try:

@@ -11,6 +11,7 @@ import structlog
 
 from opshub.actions import service as actions_service
 from opshub.config import Settings
+from opshub.credentials.errors import CredentialStoreError
 from opshub.credentials.models import Provider
 from opshub.db.engine import tenant_transaction
 from opshub.db.sql import Record
@@ -73,7 +74,10 @@ class RunOutcomes:
         if error is None:
             log.error("crew run failed", task=str(row["id"]), exc_info=exc)
             error = RunFailedError("the run failed unexpectedly; retry it or contact support")
-        transient = isinstance(error, (ProviderUnavailableError, RunFailedError))
+        # Vault sealed or down comes back by itself, as a provider does: the run waits it out.
+        transient = isinstance(
+            error, (ProviderUnavailableError, CredentialStoreError, RunFailedError)
+        )
         if transient and row["attempt"] < row["max_attempts"]:
             await self._retry_later(row, events, error)
             return

@@ -45,6 +45,7 @@ from opshub.loops import Loops, keep_running, stop_all, stop_requested
 from opshub.memory.embedders import Embedders
 from opshub.memory.indexes import IndexBuilder
 from opshub.memory.run_memory import TenantMemory
+from opshub.outbound import guarded_client
 from opshub.outbox import service as outbox
 from opshub.process import freeze_startup_objects
 from opshub.runtime import crew_run, crewai_bridge, genai_spans, queries, queue
@@ -141,7 +142,11 @@ class Worker:
         freeze_startup_objects()
         self._writer = TaskEventWriter(pool=self._owner_pool, live=self._live)
         # One connection pool for every tool's and executor's calls to connected services.
-        self._http = httpx.AsyncClient(timeout=CONNECTOR_TIMEOUT, follow_redirects=False)
+        self._http = guarded_client(
+            allow_internal=self._settings.allow_internal_urls,
+            allowed=self._settings.allowed_private_networks,
+            timeout=CONNECTOR_TIMEOUT,
+        )
         await self._router.start()
         # Each loop outlives a lost database connection (``keep_running``), this one included.
         writer = self._loops.start("events", self._writer.run)

@@ -15,6 +15,10 @@ SELECT id, name, plan, created_at FROM tenants ORDER BY created_at
 -- get_tenant --
 SELECT id, name, plan, created_at FROM tenants WHERE id = :tenant_id
 
+-- get_plan --
+-- The request limiter's plan; on a tenant connection, only the tenant's own.
+SELECT plan FROM tenants WHERE id = :tenant_id
+
 -- insert_api_key --
 INSERT INTO api_keys (tenant_id, name, prefix, key_hash, role)
 VALUES (:tenant_id, :name, :prefix, :key_hash, :role)

@@ -54,6 +54,14 @@ async def get_tenant(conn: Connection, *, tenant_id: uuid.UUID) -> TenantRead:
     return TenantRead.model_validate(dict(row))
 
 
+async def get_plan(conn: Connection, *, tenant_id: uuid.UUID) -> str:
+    """The tenant's plan; on a tenant connection, only its own."""
+    plan = await QUERIES["get_plan"].fetchval(conn, tenant_id=tenant_id)
+    if plan is None:
+        raise NotFoundError(f"no tenant with id {tenant_id}")
+    return str(plan)
+
+
 async def create_api_key(
     conn: Connection, *, tenant_id: uuid.UUID, name: str, role: Role
 ) -> tuple[ApiKeyRead, str]:
