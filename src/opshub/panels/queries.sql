@@ -2,21 +2,51 @@
 -- A task without a crew is a router question (answered without a crew): it counts as "router".
 
 -- crew_stats --
--- $2: midnight UTC today. Runs today: tasks started since then; running now: whatever runs.
-SELECT coalesce(crew, 'router') AS crew,
-       count(*) FILTER (WHERE started_at >= $2) AS runs_today,
-       count(*) FILTER (WHERE started_at >= $2 AND status = 'succeeded') AS succeeded_today,
-       count(*) FILTER (WHERE started_at >= $2 AND status = 'failed') AS failed_today,
+-- $2: midnight today in the viewer's zone. Runs today: tasks started since then; running now:
+-- whatever runs. A run's duration is its work: from its start to its end or, for a run that
+-- stopped to wait for approval, to that moment (the wait is a person's, not the crew's).
+SELECT coalesce(t.crew, 'router') AS crew,
+       count(*) FILTER (WHERE t.started_at >= $2) AS runs_today,
+       count(*) FILTER (WHERE t.started_at >= $2 AND t.status = 'succeeded') AS succeeded_today,
+       count(*) FILTER (WHERE t.started_at >= $2 AND t.status = 'failed') AS failed_today,
        percentile_cont(0.5) WITHIN GROUP (
-           ORDER BY extract(epoch FROM finished_at - started_at)::float8
-       ) FILTER (WHERE started_at >= $2 AND finished_at IS NOT NULL) AS p50_duration_seconds,
-       coalesce(sum(input_tokens) FILTER (WHERE started_at >= $2), 0) AS input_tokens,
-       coalesce(sum(output_tokens) FILTER (WHERE started_at >= $2), 0) AS output_tokens,
-       coalesce(sum(cost_usd) FILTER (WHERE started_at >= $2), 0) AS cost_usd,
-       count(*) FILTER (WHERE status = 'running') AS running_now
-FROM tasks
-WHERE tenant_id = $1 AND (started_at >= $2 OR status = 'running')
+           ORDER BY extract(epoch FROM coalesce(w.waited_at, t.finished_at) - t.started_at)::float8
+       ) FILTER (
+           WHERE t.started_at >= $2 AND coalesce(w.waited_at, t.finished_at) IS NOT NULL
+       ) AS p50_duration_seconds,
+       coalesce(sum(t.input_tokens) FILTER (WHERE t.started_at >= $2), 0) AS input_tokens,
+       coalesce(sum(t.output_tokens) FILTER (WHERE t.started_at >= $2), 0) AS output_tokens,
+       coalesce(sum(t.cost_usd) FILTER (WHERE t.started_at >= $2), 0) AS cost_usd,
+       count(*) FILTER (WHERE t.status = 'running') AS running_now
+FROM tasks t
+LEFT JOIN LATERAL (
+    SELECT min(e.ts) AS waited_at
+    FROM task_events e
+    WHERE e.task_id = t.id AND e.type = 'task.awaiting_approval' AND e.ts >= t.started_at
+) w ON t.status IN ('awaiting_approval', 'succeeded', 'cancelled')
+WHERE t.tenant_id = $1 AND (t.started_at >= $2 OR t.status = 'running')
 GROUP BY 1
+
+-- agent_stats --
+-- Each agent's own share of the runs started since $2, from the steps its runs stored: the runs
+-- it worked in, the steps it began, its tool calls, and its model calls with their tokens and
+-- cost (priced as each call ended).
+SELECT coalesce(t.crew, 'router') AS crew,
+       e.data ->> 'agent' AS agent,
+       count(DISTINCT e.task_id) AS runs_today,
+       count(*) FILTER (
+           WHERE e.type = 'agent.step' AND e.data ->> 'status' = 'started'
+       ) AS steps,
+       count(*) FILTER (WHERE e.type = 'tool.call') AS tool_calls,
+       count(*) FILTER (WHERE e.type = 'llm.call') AS model_calls,
+       coalesce(sum((e.data -> 'usage' ->> 'input_tokens')::bigint), 0) AS input_tokens,
+       coalesce(sum((e.data -> 'usage' ->> 'output_tokens')::bigint), 0) AS output_tokens,
+       coalesce(sum((e.data ->> 'cost_usd')::numeric), 0) AS cost_usd
+FROM tasks t
+JOIN task_events e ON e.task_id = t.id AND e.tenant_id = t.tenant_id
+WHERE t.tenant_id = $1 AND t.started_at >= $2
+  AND e.type IN ('agent.step', 'tool.call', 'llm.call') AND e.data ? 'agent'
+GROUP BY 1, 2
 
 -- last_errors --
 -- Each crew's latest failed task, however long ago.
@@ -27,12 +57,12 @@ WHERE tenant_id = $1 AND status = 'failed'
 ORDER BY coalesce(crew, 'router'), finished_at DESC NULLS LAST, id DESC
 
 -- usage --
--- Usage from $2 to $3 (days, both included, UTC) by $4: day, crew or provider. The crew is the
--- task's ("other" for usage recorded outside a task); BYOK run fees are the platform's, under
+-- Usage from $2 to $3 (days, both included, in zone $5) by $4: day, crew or provider. The crew
+-- is the task's ("other" for usage recorded outside a task); BYOK run fees are the platform's, under
 -- provider "opshub", apart from any model provider's calls.
 WITH used AS (
     SELECT CASE $4::text
-               WHEN 'day' THEN to_char(u.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD')
+               WHEN 'day' THEN to_char(u.created_at AT TIME ZONE $5, 'YYYY-MM-DD')
                WHEN 'crew' THEN
                    CASE WHEN t.id IS NULL THEN 'other' ELSE coalesce(t.crew, 'router') END
                ELSE u.provider
@@ -44,8 +74,8 @@ WITH used AS (
     FROM usage_records u
     LEFT JOIN tasks t ON $4::text = 'crew' AND t.tenant_id = u.tenant_id AND t.id = u.task_id
     WHERE u.tenant_id = $1
-      AND u.created_at >= $2::date::timestamp AT TIME ZONE 'UTC'
-      AND u.created_at < ($3::date + 1)::timestamp AT TIME ZONE 'UTC'
+      AND u.created_at >= $2::date::timestamp AT TIME ZONE $5
+      AND u.created_at < ($3::date + 1)::timestamp AT TIME ZONE $5
 )
 SELECT key,
        count(*) FILTER (WHERE byok) AS byok_calls,
@@ -62,10 +92,11 @@ GROUP BY key
 ORDER BY key
 
 -- recent_tasks --
+-- $4, $5: the cursor's task (created_at, id); the newest first after it.
 SELECT id, crew, status, left(input, $2) AS input, error, cost_usd,
        created_at, started_at, finished_at
 FROM tasks
-WHERE tenant_id = $1
+WHERE tenant_id = $1 AND ($4::timestamptz IS NULL OR (created_at, id) < ($4, $5::uuid))
 ORDER BY created_at DESC, id DESC
 LIMIT $3
 
@@ -75,3 +106,49 @@ FROM schedules
 WHERE tenant_id = $1 AND enabled AND next_run_at IS NOT NULL
 ORDER BY next_run_at, id
 LIMIT $3
+
+-- daily_cost --
+-- Model cost per day (in zone $4) and crew from $2 to $3, both included: the tenant's own keys
+-- apart from the platform's. The crew is the task's ("other" for usage outside a task).
+SELECT to_char(u.created_at AT TIME ZONE $4, 'YYYY-MM-DD') AS day,
+       CASE WHEN t.id IS NULL THEN 'other' ELSE coalesce(t.crew, 'router') END AS crew,
+       coalesce(sum(u.cost_usd) FILTER (WHERE u.billed_to = 'byok'), 0) AS byok_usd,
+       coalesce(sum(u.cost_usd) FILTER (WHERE u.billed_to = 'platform'), 0) AS platform_usd
+FROM usage_records u
+LEFT JOIN tasks t ON t.tenant_id = u.tenant_id AND t.id = u.task_id
+WHERE u.tenant_id = $1 AND u.kind = 'model_call'
+  AND u.created_at >= $2::date::timestamp AT TIME ZONE $4
+  AND u.created_at < ($3::date + 1)::timestamp AT TIME ZONE $4
+GROUP BY 1, 2
+ORDER BY 1, 2
+
+-- daily_runs --
+-- Tasks submitted per day (in zone $4) from $2 to $3, by what became of them.
+SELECT to_char(created_at AT TIME ZONE $4, 'YYYY-MM-DD') AS day, status, count(*) AS runs
+FROM tasks
+WHERE tenant_id = $1
+  AND created_at >= $2::date::timestamp AT TIME ZONE $4
+  AND created_at < ($3::date + 1)::timestamp AT TIME ZONE $4
+GROUP BY 1, 2
+ORDER BY 1, 2
+
+-- crew_durations --
+-- Each crew's median work time over the runs started from $2 to $3 that have ended their work
+-- (as crew_stats counts it: a wait for approval is not work).
+SELECT coalesce(t.crew, 'router') AS crew,
+       count(*) AS runs,
+       percentile_cont(0.5) WITHIN GROUP (
+           ORDER BY extract(epoch FROM coalesce(w.waited_at, t.finished_at) - t.started_at)::float8
+       ) AS p50_duration_seconds
+FROM tasks t
+LEFT JOIN LATERAL (
+    SELECT min(e.ts) AS waited_at
+    FROM task_events e
+    WHERE e.task_id = t.id AND e.type = 'task.awaiting_approval' AND e.ts >= t.started_at
+) w ON t.status IN ('awaiting_approval', 'succeeded', 'cancelled')
+WHERE t.tenant_id = $1
+  AND t.started_at >= $2::date::timestamp AT TIME ZONE $4
+  AND t.started_at < ($3::date + 1)::timestamp AT TIME ZONE $4
+  AND coalesce(w.waited_at, t.finished_at) IS NOT NULL
+GROUP BY 1
+ORDER BY 1

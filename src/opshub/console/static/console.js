@@ -3,6 +3,13 @@
   "use strict";
   var dateTime = new Intl.DateTimeFormat(undefined, { dateStyle: "medium", timeStyle: "short" });
   var timeOnly = new Intl.DateTimeFormat(undefined, { timeStyle: "medium" });
+  var zone = Intl.DateTimeFormat().resolvedOptions().timeZone;
+
+  // The server counts "today" and days in the viewer's zone; a first visit learns it here.
+  if (zone && document.cookie.indexOf("opshub_tz=" + zone) === -1) {
+    // IANA names are plain cookie text (letters, "/", "_", "-", "+").
+    document.cookie = "opshub_tz=" + zone + "; path=/console; SameSite=Lax";
+  }
 
   function localTimes(root) {
     root.querySelectorAll("time[datetime]").forEach(function (el) {
