@@ -25,6 +25,8 @@ WHERE tenant_id = $1
   AND ($4::uuid IS NULL OR thread_id = $4)
   AND ($5::uuid IS NULL OR schedule_id = $5)
   AND ($6::timestamptz IS NULL OR (created_at, id) < ($6, $7::uuid))
+  AND ($9::timestamptz IS NULL OR created_at >= $9)
+  AND ($10::timestamptz IS NULL OR created_at < $10)
 ORDER BY created_at DESC, id DESC
 LIMIT $8
 
