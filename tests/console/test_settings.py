@@ -247,3 +247,69 @@ async def test_the_usage_page_has_each_chart_with_its_table(
     assert page.count("<summary>Table</summary>") == 4
     assert "$0.0005" in page  # the byok table, rounded for the eye only
     assert '"values": [' in page or '"values":[' in page
+
+
+async def test_policies_are_saved_as_the_api_saves_them_and_a_bad_amount_sits_by_its_field(
+    browser: AsyncClient, client: AsyncClient, tenant_a: TenantHandle
+) -> None:
+    csrf = await settings_csrf(browser, tenant_a)
+    kind = "ads.budget_change"
+    form = {
+        "csrf_token": csrf,
+        f"{kind}.auto_approve": "on",
+        f"{kind}.max_amount": "-5",
+        f"{kind}.currency": "USD",
+    }
+
+    refused = await browser.post("/console/settings/policies", data=form)
+    saved = await browser.post(
+        "/console/settings/policies", data={**form, f"{kind}.max_amount": "50"}
+    )
+
+    assert refused.status_code == 422
+    assert "greater than or equal to 0" in field_error(
+        refused.text, "policies", f"{kind}.max_amount"
+    )
+    assert saved.status_code == 303
+    rules = (await client.get("/v1/policies", headers=tenant_a.headers)).json()["rules"]
+    assert [(r["kind"], r["auto_approve"], r["max_amount"], r["currency"]) for r in rules] == [
+        (kind, True, "50.00", "USD")
+    ]
+
+
+async def test_memory_is_searched_forgotten_one_by_one_and_by_scope(
+    browser: AsyncClient, client: AsyncClient, tenant_a: TenantHandle
+) -> None:
+    ids = []
+    for content, scope in (
+        ("Our shop ships only within the EU.", "tenant"),
+        ("The spring campaign targets runners.", "crew:marketing"),
+        ("Weekly reports go to Jane.", "crew:marketing"),
+    ):
+        response = await client.post(
+            "/v1/memories", json={"content": content, "scope": scope}, headers=tenant_a.headers
+        )
+        assert response.status_code == 201, response.text
+        ids.append(response.json()["memory"]["id"])
+    csrf = await settings_csrf(browser, tenant_a)
+
+    page = (await browser.get("/console/settings", params={"memory_scope": "crew:marketing"})).text
+    assert "spring campaign" in page and "ships only within the EU" not in page
+    bad = (await browser.get("/console/settings", params={"memory_scope": "galaxy:far"})).text
+    assert "(invalid_scope)" in bad and 'id="err-memory-scope"' in bad
+
+    one = await browser.post(f"/console/settings/memory/{ids[0]}/forget", data={"csrf_token": csrf})
+    refused = await browser.post(
+        "/console/settings/memory/forget-scope", data={"csrf_token": csrf, "scope": "galaxy:far"}
+    )
+    scope = await browser.post(
+        "/console/settings/memory/forget-scope",
+        data={"csrf_token": csrf, "scope": "crew:marketing"},
+    )
+
+    assert one.status_code == 303
+    assert refused.status_code == 422
+    assert "(invalid_scope)" in field_error(refused.text, "forget-scope", "scope")
+    assert scope.status_code == 303 and "forgotten=2" in scope.headers["location"]
+    left = await client.get("/v1/memories", headers=tenant_a.headers)
+    assert left.json()["items"] == []

@@ -41,6 +41,6 @@ def domain_errors(exc: DomainError, field: str = FORM) -> FormErrors:
     named = (exc.details or {}).get("fields") or []
     fields: dict[str, str] = {}
     for entry in named:
-        loc = str(entry.get("loc", "")).removeprefix("body.")
+        loc = str(entry.get("loc", "")).removeprefix("body.").removeprefix("query.")
         fields[loc or field] = f"{exc.message} ({exc.code})"
     return FormErrors(fields or {field: f"{exc.message} ({exc.code})"})

@@ -11,6 +11,9 @@ from typing import Any
 from fastapi import APIRouter, BackgroundTasks, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
+from opshub.actions import policies as policies_service
+from opshub.actions.kinds import ActionKind
+from opshub.actions.schemas import PoliciesPut
 from opshub.api.deps import StateDep
 from opshub.console.deps import FormDep, Page, PageDep, SignedInDep
 from opshub.console.forms import FormErrors, domain_errors, parse
@@ -23,6 +26,8 @@ from opshub.crews import service as crews_service
 from opshub.crews.registry import CREWS
 from opshub.crews.schemas import CrewSettingsPut
 from opshub.errors import DomainError
+from opshub.memory import service as memory_service
+from opshub.memory.models import Scope
 from opshub.schedules import service as schedules_service
 from opshub.schedules.cron import next_fire, parse_zone
 from opshub.schedules.schemas import ScheduleCreate, ScheduleUpdate
@@ -34,6 +39,7 @@ router = APIRouter(prefix="/console/settings")
 SECTION = "/console/settings"
 NEXT_FIRINGS = 3
 SCHEDULE_HISTORY = 5
+MEMORIES_SHOWN = 20
 
 
 @router.get("", response_class=HTMLResponse, include_in_schema=False)
@@ -97,11 +103,48 @@ async def _page(
         schedules=schedules,
         api_keys=await tenants_service.list_api_keys(ctx.conn) if ctx.can_decide else [],
         roles=[role.value for role in Role if ctx.principal.role.at_least(role)],
+        kinds=[kind.value for kind in ActionKind],
+        policies={
+            rule.kind.value: rule
+            for rule in (await policies_service.get_policies(ctx.conn, tenant_id=tenant_id)).rules
+        },
+        memory=await _memories(request, ctx, state),
         form=form,
         errors=errors or {},
         values=values or {},
         created_key=created_key,
     )
+
+
+async def _memories(request: Request, ctx: Page, state: StateDep) -> dict[str, Any]:
+    """As GET /v1/memories: a search when there is a query, else the newest; a bad scope is
+    shown under the scope field."""
+    query = request.query_params.get("memory_query", "").strip()[:2_000]
+    scope = request.query_params.get("memory_scope", "").strip()[:210]
+    found: dict[str, Any] = {"query": query, "scope": scope, "found": [], "error": None}
+    try:
+        where = memory_service.MemoryFilter(
+            scopes=[Scope.parse(scope)] if scope else None, kinds=None
+        )
+    except DomainError as exc:
+        found["error"] = f"{exc.message} ({exc.code})"
+        return found
+    tenant_id = ctx.principal.tenant_id
+    if query:
+        found["found"] = await memory_service.search(
+            ctx.conn,
+            tenant_id=tenant_id,
+            embedders=state.embedders,
+            query=query,
+            limit=MEMORIES_SHOWN,
+            where=where,
+            ef_search=state.settings.memory_ef_search,
+        )
+    else:
+        found["found"] = await memory_service.recent(
+            ctx.conn, tenant_id=tenant_id, limit=MEMORIES_SHOWN, where=where
+        )
+    return found
 
 
 def _firings(cron: str, timezone: str, after: datetime) -> list[datetime]:
@@ -315,3 +358,91 @@ async def revoke_api_key(ctx: FormDep, key_id: uuid.UUID) -> Response:
     ctx.require_decide()
     await tenants_service.revoke_api_key(ctx.conn, key_id=key_id, revoker=ctx.principal.role)
     return RedirectResponse(f"{SECTION}#api-keys", status_code=303)
+
+
+# --- policies ---------------------------------------------------------------------------------
+
+
+@router.post("/policies", include_in_schema=False)
+async def put_policies(request: Request, ctx: FormDep, state: StateDep) -> Response:
+    """As PUT /v1/policies: the ticked kinds are the whole rule set."""
+    ctx.require_decide()
+    form = await request.form()
+    values: dict[str, Any] = {}
+    rules = []
+    for kind in ActionKind:
+        ticked = form.get(f"{kind.value}.auto_approve") == "on"
+        amount = str(form.get(f"{kind.value}.max_amount") or "").strip()
+        currency = str(form.get(f"{kind.value}.currency") or "").strip()
+        values |= {
+            f"{kind.value}.auto_approve": ticked,
+            f"{kind.value}.max_amount": amount,
+            f"{kind.value}.currency": currency,
+        }
+        if ticked:
+            rules.append(
+                (
+                    kind,
+                    {
+                        "kind": kind.value,
+                        "auto_approve": True,
+                        "max_amount": amount or None,
+                        "currency": currency or None,
+                    },
+                )
+            )
+    try:
+        body = parse(PoliciesPut, {"rules": [rule for _, rule in rules]})
+        try:
+            await policies_service.put_policies(
+                ctx.conn, tenant_id=ctx.principal.tenant_id, body=body
+            )
+        except DomainError as exc:
+            raise domain_errors(exc) from exc
+    except FormErrors as errors:
+        # rules.2.max_amount -> the third ticked kind's amount field
+        named = {}
+        for loc, text in errors.fields.items():
+            parts = loc.split(".")
+            if parts[0] == "rules" and len(parts) > 1 and parts[1].isdigit():
+                ticked_kind = rules[int(parts[1])][0].value
+                named[f"{ticked_kind}.{parts[2] if len(parts) > 2 else 'auto_approve'}"] = text
+            else:
+                named[loc] = text
+        return await _refused(request, ctx, state, "policies", FormErrors(named), values)
+    return RedirectResponse(f"{SECTION}#policies", status_code=303)
+
+
+# --- memory -----------------------------------------------------------------------------------
+
+
+@router.post("/memory/{memory_id}/forget", include_in_schema=False)
+async def forget_memory(ctx: FormDep, memory_id: uuid.UUID) -> Response:
+    """As DELETE /v1/memories/{id}."""
+    ctx.require_submit()
+    await memory_service.delete_memory(
+        ctx.conn, tenant_id=ctx.principal.tenant_id, memory_id=memory_id
+    )
+    return RedirectResponse(f"{SECTION}#memory", status_code=303)
+
+
+@router.post("/memory/forget-scope", include_in_schema=False)
+async def forget_scope(request: Request, ctx: FormDep, state: StateDep) -> Response:
+    """As DELETE /v1/memories?scope=: every memory of one scope."""
+    ctx.require_submit()
+    form = await request.form()
+    values = {"scope": str(form.get("scope") or "").strip()}
+    try:
+        if not values["scope"]:
+            raise FormErrors(
+                {"scope": "name the scope to forget, e.g. thread:<id> (invalid_request)"}
+            )
+        try:
+            deleted = await memory_service.forget_scope(
+                ctx.conn, tenant_id=ctx.principal.tenant_id, scope=Scope.parse(values["scope"])
+            )
+        except DomainError as exc:
+            raise domain_errors(exc, "scope") from exc
+    except FormErrors as errors:
+        return await _refused(request, ctx, state, "forget-scope", errors, values)
+    return RedirectResponse(f"{SECTION}?forgotten={deleted}#memory", status_code=303)
