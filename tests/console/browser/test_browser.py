@@ -76,6 +76,24 @@ async def test_a_run_submitted_through_the_api_appears_live_and_its_trace_fills_
     await expect(model_call.locator(".latency")).to_have_text(re.compile(r"^\d[\d,]* ms$"))
 
 
+async def test_the_home_page_ends_on_a_quick_runs_last_state(
+    tab: Tab, api: AsyncClient, tenant_a: TenantHandle, fake_llm: FakeLLMServer
+) -> None:
+    """Several events inside the redraw throttle's window: the page still settles on the last."""
+    await store_openai_key(api, tenant_a)
+    await tab.sign_in(tenant_a.email, tenant_a.password)
+    await expect(tab.page.locator("#live-state")).to_have_text("Live")
+    fake_llm.script_openai("Done at once.", usage=(10, 2))
+
+    response = await api.post(
+        "/v1/tasks", json={"crew": "assistant", "input": "Quick one"}, headers=tenant_a.headers
+    )
+    task_id = response.json()["id"]
+    assert (await wait_for_status(api, tenant_a, task_id))["status"] == "succeeded"
+    row = tab.page.locator(f'#recent-runs li[data-task="{task_id}"] .status')
+    await expect(row).to_have_text("succeeded", timeout=3_000)
+
+
 async def test_approving_a_proposed_action_runs_it_and_shows_it_executed(
     tab: Tab,
     api: AsyncClient,

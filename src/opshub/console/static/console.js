@@ -29,6 +29,18 @@
     el.classList.toggle("offline", !ok);
   }
 
+  // htmx's throttle redraws at once and drops what follows within its window: a change that
+  // came in the window is drawn by one more redraw once the window has passed.
+  var trailing = new WeakMap();
+  document.addEventListener("htmx:sseMessage", function (e) {
+    var el = e.target.closest("[data-trailing-refresh]");
+    if (!el || trailing.get(el)) return;
+    trailing.set(el, setTimeout(function () {
+      trailing.delete(el);
+      htmx.trigger(el, "opshub:settled");
+    }, Number(el.dataset.trailingRefresh)));
+  });
+
   document.addEventListener("DOMContentLoaded", function () { localTimes(document); });
   document.addEventListener("htmx:afterSettle", function (e) { localTimes(e.target); });
   document.addEventListener("htmx:sseOpen", function () { liveState("Live", true); });
