@@ -51,7 +51,10 @@ def chart_tables(trends: TrendsPanel) -> dict[str, Any]:
     for item in trends.runs:
         runs[item.status.value][item.day.isoformat()] = item.runs
     outcomes = [name for name in OUTCOMES if name in runs]
-    spent_days = [day for day in days if any(cost[b][c][day] for b in cost for c in crews)]
+    spent_days = {
+        billed: [day for day in days if any(cost[billed][crew][day] for crew in crews)]
+        for billed in cost
+    }
     run_days = [day for day in days if any(day in runs[name] for name in outcomes)]
     chart_data = {
         "days": days,

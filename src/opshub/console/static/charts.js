@@ -36,12 +36,13 @@
     ];
   }
 
-  function barChart(el, labels, sets, format) {
+  function barChart(el, labels, sets, format, xLabel) {
     var colors = palette();
     var tops = stacked(sets);
     var shown = sets.slice().reverse();
     var bars = uPlot.paths.bars({ size: [0.7, 48] });
-    var series = [{ label: "" }].concat(shown.map(function (set, n) {
+    var series = [{ label: xLabel,
+      value: function (u, v) { return v == null ? "–" : labels[v]; } }].concat(shown.map(function (set, n) {
       var color = set.color ? css(set.color) : colors[(sets.length - 1 - n) % colors.length];
       return {
         label: set.label, fill: color, stroke: color, width: 0, paths: bars, points: { show: false },
@@ -69,14 +70,14 @@
     document.querySelectorAll("[data-chart]").forEach(function (el) {
       var kind = el.dataset.chart;
       if (kind === "cost-platform" || kind === "cost-byok") {
-        barChart(el, days, data.cost[kind.slice(5)], function (v) { return money.format(v); });
+        barChart(el, days, data.cost[kind.slice(5)], function (v) { return money.format(v); }, "Day");
       } else if (kind === "runs") {
-        barChart(el, days, data.runs, function (v) { return whole.format(v); });
+        barChart(el, days, data.runs, function (v) { return whole.format(v); }, "Day");
       } else if (kind === "durations") {
         var crews = data.durations.map(function (d) { return d.label; });
         barChart(el, crews, [{ label: "p50 work time (s)",
           values: data.durations.map(function (d) { return d.value; }) }],
-          function (v) { return v.toFixed(1) + " s"; });
+          function (v) { return v.toFixed(1) + " s"; }, "Crew");
       }
     });
   }
