@@ -2,7 +2,8 @@
 
 Rows are seeded straight into the database (owner connection) for two tenants: tasks of several
 crews and statuses with start and end times and errors, the usage ledger (BYOK and platform,
-several days and providers), actions, credentials and schedules. "Today" is since midnight UTC.
+several days and providers), the steps runs store (agents' model calls), actions, credentials and
+schedules. "Today" is since midnight UTC unless a test asks for another zone.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import uuid
 from datetime import UTC, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import asyncpg
 import pytest
@@ -93,6 +95,49 @@ async def add_usage(
         Decimal(cost),
         billed_to,
         kind,
+    )
+
+
+async def add_event(
+    conn: asyncpg.Connection,
+    tenant: TenantHandle,
+    task_id: uuid.UUID,
+    type: str,
+    when: datetime,
+    **data: Any,
+) -> None:
+    await conn.execute(
+        "INSERT INTO task_events (tenant_id, task_id, seq, type, ts, data) VALUES ($1, $2,"
+        " (SELECT coalesce(max(seq), 0) + 1 FROM task_events WHERE task_id = $2), $3, $4, $5)",
+        tenant.id,
+        task_id,
+        type,
+        when,
+        data,
+    )
+
+
+async def add_model_call(
+    conn: asyncpg.Connection,
+    tenant: TenantHandle,
+    task_id: uuid.UUID,
+    agent: str,
+    tokens: tuple[int, int],
+    cost: str,
+    when: datetime,
+) -> None:
+    usage = {"input_tokens": tokens[0], "output_tokens": tokens[1]}
+    await add_event(
+        conn,
+        tenant,
+        task_id,
+        "llm.call",
+        when,
+        agent=agent,
+        model="gpt-4o-mini",
+        usage=usage,
+        cost_usd=cost,
+        latency_ms=420,
     )
 
 
@@ -234,21 +279,114 @@ async def test_agents_panel_shows_todays_runs_per_crew_as_the_dashboard_reads_th
     assert datetime.fromisoformat(marketing["last_error"]["at"]) == at(3, seconds=300)
 
 
-async def test_each_agent_of_a_crew_shares_its_crews_numbers(
-    client: AsyncClient, tenant_a: TenantHandle, seeded_runs: dict[str, uuid.UUID]
+async def test_each_agent_shows_its_own_steps_model_calls_tokens_and_cost(
+    client: AsyncClient,
+    owner_pool: asyncpg.Pool,
+    tenant_a: TenantHandle,
+    seeded_runs: dict[str, uuid.UUID],
 ) -> None:
+    first, second, *_ = [agent.role for agent in CREWS["marketing"].agents]
+    async with transaction(owner_pool) as conn:
+        for task, start in (("ok_60s", at(1)), ("ok_120s", at(2))):
+            task_id = seeded_runs[task]
+            await add_event(
+                conn, tenant_a, task_id, "agent.step", start, agent=first, status="started"
+            )
+            await add_model_call(conn, tenant_a, task_id, first, (1200, 300), "0.000469", start)
+            await add_event(
+                conn, tenant_a, task_id, "tool.call", start, agent=first, tool="google_ads"
+            )
+        task_id = seeded_runs["ok_120s"]
+        await add_event(
+            conn, tenant_a, task_id, "agent.step", at(2), agent=second, status="started"
+        )
+        await add_model_call(conn, tenant_a, task_id, second, (10, 5), "0.000002", at(2))
+        # Yesterday's run is not today's, whoever's call it was.
+        await add_model_call(
+            conn, tenant_a, seeded_runs["yesterday_ok"], first, (9, 9), "1", at(-3)
+        )
+
     panel = (await client.get("/v1/panels/agents", headers=tenant_a.headers)).json()
 
     marketing = crew_row(panel, "marketing")
     assert [agent["role"] for agent in marketing["agents"]] == [
         agent.role for agent in CREWS["marketing"].agents
     ]
-    for agent in marketing["agents"]:
-        assert agent["runs_today"] == 4
-        assert agent["success_rate"] == 0.6667
-        assert agent["p50_duration_seconds"] == 120.0
-        assert agent["running_now"] == 1
-        assert agent["last_error"]["message"] == "Google Ads refused the budget"
+    agents = {agent["role"]: agent for agent in marketing["agents"]}
+    own = ("runs_today", "steps", "tool_calls", "model_calls", "input_tokens", "output_tokens")
+    assert [agents[first][key] for key in own] == [2, 2, 2, 2, 2400, 600]
+    assert agents[first]["cost_usd"] == "0.000938"  # a decimal string, to the ledger's precision
+    assert [agents[second][key] for key in own] == [1, 1, 0, 1, 10, 5]
+    assert agents[second]["cost_usd"] == "0.000002"
+    for quiet in CREWS["marketing"].agents[2:]:
+        assert agents[quiet.role]["model_calls"] == 0 and agents[quiet.role]["cost_usd"] == "0"
+    assert marketing["cost_usd"] == "0.031000"  # the crew's, from its tasks
+
+
+async def test_p50_counts_the_crews_work_not_the_wait_for_approval(
+    client: AsyncClient, owner_pool: asyncpg.Pool, tenant_a: TenantHandle
+) -> None:
+    async with transaction(owner_pool) as conn:
+        for seconds in (20, 40):
+            await add_task(conn, tenant_a, "ecommerce", "succeeded", started=at(1), seconds=seconds)
+        # Worked 10 s, then waited an hour for a person's approval before it was settled.
+        for status in ("succeeded", "awaiting_approval"):
+            waited = await add_task(
+                conn, tenant_a, "ecommerce", status, started=at(2), seconds=3600
+            )
+            await add_event(conn, tenant_a, waited, "task.awaiting_approval", at(2, seconds=10))
+
+    panel = (await client.get("/v1/panels/agents", headers=tenant_a.headers)).json()
+
+    ecommerce = crew_row(panel, "ecommerce")
+    assert ecommerce["runs_today"] == 4
+    assert ecommerce["p50_duration_seconds"] == 15.0  # of 10, 10, 20 and 40 s of work
+
+
+async def test_today_is_the_asked_zones_day(
+    client: AsyncClient, owner_pool: asyncpg.Pool, tenant_a: TenantHandle
+) -> None:
+    tokyo = ZoneInfo("Asia/Tokyo")
+    tokyo_midnight = datetime.combine(datetime.now(tokyo).date(), time(), tokyo)
+    async with transaction(owner_pool) as conn:
+        await add_task(
+            conn,
+            tenant_a,
+            "operations",
+            "succeeded",
+            started=tokyo_midnight + timedelta(minutes=1),
+            seconds=5,
+        )
+        await add_task(
+            conn,
+            tenant_a,
+            "operations",
+            "succeeded",
+            started=tokyo_midnight - timedelta(minutes=1),
+            seconds=5,
+        )
+
+    response = await client.get(
+        "/v1/panels/agents", params={"tz": "Asia/Tokyo"}, headers=tenant_a.headers
+    )
+
+    assert response.status_code == 200, response.text
+    panel = response.json()
+    assert panel["tz"] == "Asia/Tokyo"
+    assert datetime.fromisoformat(panel["since"]) == tokyo_midnight
+    assert crew_row(panel, "operations")["runs_today"] == 1
+
+
+@pytest.mark.parametrize("url", ["/v1/panels/agents", "/v1/panels/usage", "/v1/panels/activity"])
+async def test_a_zone_that_is_not_iana_is_a_422_naming_tz(
+    client: AsyncClient, tenant_a: TenantHandle, url: str
+) -> None:
+    response = await client.get(url, params={"tz": "Mars/Olympus"}, headers=tenant_a.headers)
+
+    assert response.status_code == 422, response.text
+    error = response.json()["error"]
+    assert error["code"] == "invalid_request"
+    assert [entry["loc"] for entry in error["details"]["fields"]] == ["query.tz"]
 
 
 async def test_quiet_crews_router_questions_and_old_failures_read_sensibly(
@@ -381,6 +519,29 @@ async def test_usage_by_day_lists_every_day_with_byok_apart_from_platform(
         "0.01",
         "0.0141",
     )
+
+
+async def test_usage_days_are_the_asked_zones_days(
+    client: AsyncClient, tenant_a: TenantHandle, seeded_usage: None
+) -> None:
+    response = await client.get(
+        "/v1/panels/usage",
+        params={**WINDOW, "group_by": "day", "tz": "Asia/Tokyo"},
+        headers=tenant_a.headers,
+    )
+
+    assert response.status_code == 200, response.text
+    panel = response.json()
+    assert panel["tz"] == "Asia/Tokyo"
+    # 2025-02-28 23:59:59 UTC is March 1st in Tokyo; 2025-03-03 23:59:59 UTC is March 4th.
+    assert [
+        (row["key"], row["byok"]["calls"], row["platform"]["calls"]) for row in panel["rows"]
+    ] == [
+        ("2025-03-01", 2, 1),
+        ("2025-03-02", 0, 1),
+        ("2025-03-03", 0, 0),
+    ]
+    assert panel["rows"][0]["byok"]["cost_usd"] == "1.004000"
 
 
 async def test_usage_by_crew_counts_router_questions_and_taskless_calls_apart(
@@ -580,6 +741,45 @@ async def test_activity_panel_shows_recent_tasks_approvals_credentials_and_next_
     assert str(b_task) not in {task["id"] for task in recent}
 
 
+async def test_recent_runs_page_with_limit_and_cursor(
+    client: AsyncClient, owner_pool: asyncpg.Pool, tenant_a: TenantHandle
+) -> None:
+    now = datetime.now(UTC)
+    async with transaction(owner_pool) as conn:
+        made = [
+            await add_task(
+                conn, tenant_a, "analytics", "succeeded", created=now - timedelta(minutes=n)
+            )
+            for n in range(7)
+        ]
+
+    seen: list[str] = []
+    cursor: str | None = None
+    pages = 0
+    while True:
+        params: dict[str, Any] = {"limit": 3, **({"cursor": cursor} if cursor else {})}
+        response = await client.get("/v1/panels/activity", params=params, headers=tenant_a.headers)
+        assert response.status_code == 200, response.text
+        panel = response.json()
+        assert len(panel["recent_tasks"]) <= 3
+        seen += [task["id"] for task in panel["recent_tasks"]]
+        pages += 1
+        cursor = panel["next_cursor"]
+        if cursor is None:
+            break
+
+    assert seen == [str(task) for task in made]  # newest first, each once
+    assert pages == 3
+    bad = await client.get(
+        "/v1/panels/activity", params={"cursor": "not-ours"}, headers=tenant_a.headers
+    )
+    assert bad.status_code == 422 and bad.json()["error"]["code"] == "invalid_request"
+    too_many = await client.get(
+        "/v1/panels/activity", params={"limit": 101}, headers=tenant_a.headers
+    )
+    assert too_many.status_code == 422
+
+
 async def test_a_new_tenant_sees_empty_panels(client: AsyncClient, tenant_a: TenantHandle) -> None:
     agents = (await client.get("/v1/panels/agents", headers=tenant_a.headers)).json()
     activity = (await client.get("/v1/panels/activity", headers=tenant_a.headers)).json()
@@ -602,3 +802,68 @@ async def test_a_viewer_reads_every_panel_and_no_one_reads_them_unauthenticated(
         assert (await client.get(url, headers=viewer)).status_code == 200, url
         anonymous = await client.get(url)
         assert anonymous.status_code == 401, url
+
+
+# --- trends -----------------------------------------------------------------------------------
+
+
+async def test_trends_give_cost_by_day_and_crew_runs_by_outcome_and_work_time_per_crew(
+    client: AsyncClient, owner_pool: asyncpg.Pool, tenant_a: TenantHandle, tenant_b: TenantHandle
+) -> None:
+    async with transaction(owner_pool) as conn:
+        await conn.execute(
+            "INSERT INTO tenant_budgets (tenant_id, monthly_platform_usd) VALUES ($1, 50)",
+            tenant_a.id,
+        )
+        marketing = await add_task(
+            conn, tenant_a, "marketing", "succeeded", started=at(-20), seconds=30
+        )
+        waited = await add_task(
+            conn, tenant_a, "marketing", "succeeded", started=at(1), seconds=7200
+        )
+        await add_event(conn, tenant_a, waited, "task.awaiting_approval", at(1, seconds=10))
+        await add_task(conn, tenant_a, "marketing", "failed", started=at(1), seconds=50)
+        await add_task(conn, tenant_a, "analytics", "cancelled", created=at(2))
+        await add_usage(conn, tenant_a, at(-20), "openai", "byok", (10, 1), "0.000469", marketing)
+        await add_usage(conn, tenant_a, at(1), "openai", "platform", (10, 1), "0.25", waited)
+        await add_usage(conn, tenant_a, at(1), "openai", "platform", (10, 1), "0.5", None)
+        b_task = await add_task(conn, tenant_b, "marketing", "failed", started=at(1), seconds=9)
+        await add_usage(conn, tenant_b, at(1), "openai", "platform", (10, 1), "9", b_task)
+
+    today = MIDNIGHT.date()
+    yesterday = today - timedelta(days=1)
+    response = await client.get(
+        "/v1/panels/trends",
+        params={"from": yesterday.isoformat(), "to": today.isoformat()},
+        headers=tenant_a.headers,
+    )
+
+    assert response.status_code == 200, response.text
+    panel = response.json()
+    assert panel["days"] == [yesterday.isoformat(), today.isoformat()]
+    assert panel["cost"] == [
+        {
+            "day": yesterday.isoformat(),
+            "crew": "marketing",
+            "byok_usd": "0.000469",
+            "platform_usd": "0",
+        },
+        {
+            "day": today.isoformat(),
+            "crew": "marketing",
+            "byok_usd": "0",
+            "platform_usd": "0.250000",
+        },
+        {"day": today.isoformat(), "crew": "other", "byok_usd": "0", "platform_usd": "0.500000"},
+    ]
+    assert {(row["day"], row["status"], row["runs"]) for row in panel["runs"]} == {
+        (yesterday.isoformat(), "succeeded", 1),
+        (today.isoformat(), "succeeded", 1),
+        (today.isoformat(), "failed", 1),
+        (today.isoformat(), "cancelled", 1),
+    }
+    assert panel["durations"] == [
+        {"crew": "marketing", "runs": 3, "p50_duration_seconds": 30.0}  # of 10, 30 and 50 s
+    ]
+    assert panel["budget_usd"] == "50.00"
+    assert Decimal(panel["platform_spent_this_month_usd"]) == Decimal("0.75")

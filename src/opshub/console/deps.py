@@ -5,13 +5,14 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Annotated
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from fastapi import Depends, Request
 
 from opshub.api.deps import StateDep, TenantContext
 from opshub.auth import sessions
 from opshub.auth.errors import AuthenticationError, PermissionDeniedError
-from opshub.auth.models import Role
+from opshub.auth.models import Principal, Role
 from opshub.auth.sessions import ConsoleSession
 from opshub.console.errors import CsrfRefused, SignInRequired
 from opshub.db.engine import transaction
@@ -19,6 +20,7 @@ from opshub.tenants import service as tenants_service
 
 CSRF_FIELD = "csrf_token"
 CSRF_HEADER = "X-CSRF-Token"
+TZ_COOKIE = "opshub_tz"  # the browser's IANA zone, set by console.js: "today" is the viewer's
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,6 +29,7 @@ class Page(TenantContext):
 
     session: ConsoleSession
     tenant_name: str
+    tz: str = "UTC"
 
     @property
     def can_decide(self) -> bool:
@@ -54,7 +57,24 @@ async def console_page(request: Request, state: StateDep) -> AsyncIterator[Page]
         except AuthenticationError as exc:
             raise SignInRequired from exc
         tenant = await tenants_service.get_tenant(conn, tenant_id=session.principal.tenant_id)
-        yield Page(conn=conn, principal=session.principal, session=session, tenant_name=tenant.name)
+        yield Page(
+            conn=conn,
+            principal=session.principal,
+            session=session,
+            tenant_name=tenant.name,
+            tz=_viewer_zone(request.cookies.get(TZ_COOKIE)),
+        )
+
+
+def _viewer_zone(name: str | None) -> str:
+    """The browser's zone when it is a real one; UTC before the script has said, or for junk."""
+    if not name or len(name) > 64:
+        return "UTC"
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return "UTC"
+    return name
 
 
 async def checked_form(
@@ -68,5 +88,31 @@ async def checked_form(
     return page
 
 
+@dataclass(frozen=True, slots=True)
+class SignedIn:
+    """A checked change that must not hold a database connection (it awaits another host)."""
+
+    principal: Principal
+
+    def require_decide(self) -> None:
+        if not self.principal.role.at_least(Role.admin):
+            raise PermissionDeniedError("this needs the admin role or higher")
+
+
+async def signed_in_form(request: Request, state: StateDep) -> SignedIn:
+    """As ``checked_form``, with the session read in a transaction of its own, ended at once."""
+    async with transaction(state.app_pool) as conn:
+        try:
+            session = await sessions.resolve(conn, token=request.cookies.get(sessions.COOKIE))
+        except AuthenticationError as exc:
+            raise SignInRequired from exc
+    form = await request.form()
+    given = request.headers.get(CSRF_HEADER) or form.get(CSRF_FIELD)
+    if not session.csrf_matches(given if isinstance(given, str) else None):
+        raise CsrfRefused
+    return SignedIn(principal=session.principal)
+
+
 PageDep = Annotated[Page, Depends(console_page, scope="function")]
 FormDep = Annotated[Page, Depends(checked_form, scope="function")]
+SignedInDep = Annotated[SignedIn, Depends(signed_in_form)]

@@ -10,7 +10,7 @@ from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse,
 from fastapi.staticfiles import StaticFiles
 
 from opshub.console.errors import CsrfRefused, SignInRequired
-from opshub.console.routes import approvals, auth, chat, home, runs
+from opshub.console.routes import approvals, auth, chat, home, runs, settings, usage
 
 STATIC = Path(__file__).with_name("static")
 
@@ -45,7 +45,7 @@ def _docs(app: FastAPI) -> None:
 
 def mount_console(app: FastAPI) -> None:
     """Call with ``docs_url=None`` on the app: this serves /docs from local files."""
-    for module in (auth, home, runs, approvals, chat):
+    for module in (auth, home, runs, approvals, chat, usage, settings):
         app.include_router(module.router)
     app.mount("/console/static", StaticFiles(directory=STATIC), name="console-static")
     app.add_exception_handler(SignInRequired, _sign_in)

@@ -23,9 +23,9 @@ class PanelError(BaseModel):
 
 
 class RunStats(BaseModel):
-    """A crew's runs: tasks started since midnight UTC today ("today"), and what runs now."""
+    """A crew's runs: tasks started since midnight today in the asked zone, and what runs now."""
 
-    runs_today: int = Field(description="Tasks started since midnight UTC.")
+    runs_today: int = Field(description="Tasks started since midnight (in the panel's tz).")
     succeeded_today: int
     failed_today: int
     success_rate: float | None = Field(
@@ -33,7 +33,8 @@ class RunStats(BaseModel):
         "ended. Cancelled runs and runs awaiting approval count for neither."
     )
     p50_duration_seconds: float | None = Field(
-        description="Median of finished_at - started_at over today's ended runs."
+        description="Median work time of today's ended runs: from start to end, or to the "
+        "moment a run stopped to wait for approval (the wait is not the crew's work)."
     )
     input_tokens: int = Field(description="Of today's runs, as recorded when each run ended.")
     output_tokens: int
@@ -42,12 +43,18 @@ class RunStats(BaseModel):
     last_error: PanelError | None = Field(description="The latest failed task, however old.")
 
 
-class AgentRow(RunStats):
-    """One agent of a crew. A crew's agents work one run together, so each run of the crew
-    counts for each of its agents: an agent's numbers are its crew's."""
+class AgentRow(BaseModel):
+    """One agent of a crew: its own share of today's runs, from the steps the runs stored."""
 
     role: str
     goal: str
+    runs_today: int = Field(description="Today's runs in which this agent took a step.")
+    steps: int = Field(description="Steps (crew tasks) this agent began today.")
+    tool_calls: int
+    model_calls: int
+    input_tokens: int = Field(description="Of this agent's own model calls.")
+    output_tokens: int
+    cost_usd: Decimal = Field(description="Of this agent's own model calls, unrounded.")
 
 
 class CrewRow(RunStats):
@@ -56,7 +63,8 @@ class CrewRow(RunStats):
 
 
 class AgentsPanel(BaseModel):
-    since: datetime = Field(description="Midnight UTC today: where 'today' starts.")
+    tz: str = Field(description="The IANA zone whose day 'today' is.")
+    since: datetime = Field(description="Midnight today in tz: where 'today' starts.")
     crews: list[CrewRow]
 
 
@@ -75,7 +83,7 @@ class UsageAmounts(BaseModel):
 
 class UsageRow(BaseModel):
     key: str = Field(
-        description='The day (YYYY-MM-DD, UTC), the crew ("router": routing questions, '
+        description='The day (YYYY-MM-DD, in tz), the crew ("router": routing questions, '
         '"other": outside a task) or the provider ("opshub": BYOK run fees).'
     )
     byok: UsageAmounts = Field(description="Model calls on the tenant's own keys.")
@@ -87,8 +95,9 @@ class UsageRow(BaseModel):
 class UsagePanel(BaseModel):
     model_config = ConfigDict(validate_by_name=True, serialize_by_alias=True)
 
-    from_: date = Field(alias="from", description="First day, UTC, included.")
-    to: date = Field(description="Last day, UTC, included.")
+    from_: date = Field(alias="from", description="First day, included.")
+    to: date = Field(description="Last day, included.")
+    tz: str = Field(description="The IANA zone whose days these are.")
     group_by: UsageGroup
     rows: list[UsageRow] = Field(description="By day: every day of the window, oldest first.")
     total: UsageRow = Field(description='The whole window; its key is "total".')
@@ -116,9 +125,51 @@ class NextRun(BaseModel):
 
 
 class ActivityPanel(BaseModel):
+    tz: str = Field(description="The IANA zone asked for (the times here are UTC instants).")
     recent_tasks: list[RecentTask] = Field(description="The newest tasks first.")
+    next_cursor: str | None = Field(
+        description="Pass as cursor for the recent tasks after these; null at the end."
+    )
     pending_approvals: list[ActionRead] = Field(description="Newest first.")
     credentials: list[CredentialSummary] = Field(
         description="Per provider: source (byok, platform, none) and health; never a secret."
     )
     next_runs: list[NextRun] = Field(description="Enabled schedules, soonest first.")
+
+
+class DayCost(BaseModel):
+    day: date
+    crew: str = Field(description='The crew ("router": routing questions, "other": no task).')
+    byok_usd: Decimal = Field(description="Model calls on the tenant's own keys.")
+    platform_usd: Decimal = Field(description="Model calls on the platform's keys.")
+
+
+class DayRuns(BaseModel):
+    day: date
+    status: TaskStatus = Field(description="What became of the day's tasks so far.")
+    runs: int
+
+
+class CrewDuration(BaseModel):
+    crew: str
+    runs: int = Field(description="Runs of the window whose work has ended.")
+    p50_duration_seconds: float = Field(description="Median work time (approval waits excluded).")
+
+
+class TrendsPanel(BaseModel):
+    """Day by day over a window: what the console draws as charts."""
+
+    model_config = ConfigDict(validate_by_name=True, serialize_by_alias=True)
+
+    from_: date = Field(alias="from", description="First day, included.")
+    to: date = Field(description="Last day, included.")
+    tz: str = Field(description="The IANA zone whose days these are.")
+    days: list[date] = Field(description="Every day of the window, oldest first.")
+    cost: list[DayCost] = Field(description="Per day and crew that spent anything.")
+    runs: list[DayRuns] = Field(description="Per day and outcome, tasks by the day they came in.")
+    durations: list[CrewDuration] = Field(description="Per crew with ended runs in the window.")
+    budget_usd: Decimal | None = Field(description="The monthly platform budget; null: none.")
+    platform_spent_this_month_usd: Decimal = Field(
+        description="Model cost on the platform's keys this calendar month (UTC): what the "
+        "budget stops."
+    )

@@ -1,10 +1,9 @@
 """The dashboard panels: per-crew run stats, usage and recent activity, read on the tenant's
 connection (RLS) with one query per panel section.
 
-A crew's agents share their crew's numbers: a run is one task worked by the crew's agents
-together, and its outcome, duration and cost are recorded per task, not per agent. The
-``agent.step`` events name agents, but carry no outcome or cost, and reading them means scanning
-every event of the day's tasks on each panel load.
+A run's outcome, duration and cost are the crew's (recorded per task); an agent's figures are its
+own, summed from the steps its runs stored (``agent.step``, ``tool.call``, ``llm.call`` with the
+call's tokens and cost). "Today" and days are those of the zone asked for (``tz``, IANA).
 """
 
 from __future__ import annotations
@@ -13,23 +12,30 @@ import uuid
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from opshub.actions import service as actions_service
 from opshub.actions.models import ActionStatus
 from opshub.config import Settings
 from opshub.credentials import service as credentials_service
 from opshub.crews.registry import CREWS
+from opshub.db.cursor import decode_cursor, encode_cursor
 from opshub.db.sql import Connection, Record, load_queries
 from opshub.errors import InvalidInputError
+from opshub.llm import usage as usage_ledger
 from opshub.panels.schemas import (
     ActivityPanel,
     AgentRow,
     AgentsPanel,
+    CrewDuration,
     CrewRow,
+    DayCost,
+    DayRuns,
     NextRun,
     PanelError,
     RecentTask,
     RunStats,
+    TrendsPanel,
     UsageAmounts,
     UsageGroup,
     UsagePanel,
@@ -42,25 +48,40 @@ QUERIES = load_queries(Path(__file__).with_name("queries.sql"))
 ROUTER = "router"  # tasks without a crew: questions the router answered itself
 DEFAULT_WINDOW_DAYS = 30
 MAX_WINDOW_DAYS = 366
-RECENT_TASKS = 10
-PENDING_APPROVALS = 20
-NEXT_RUNS = 5
+DEFAULT_LIMIT = 10
+MAX_LIMIT = 100
 PREVIEW_CHARS = 200
 
 
-def midnight_utc(now: datetime | None = None) -> datetime:
-    return datetime.combine((now or datetime.now(UTC)).astimezone(UTC).date(), time(), UTC)
+def zone(name: str) -> ZoneInfo:
+    """An IANA zone, or the API's 422 naming ``query.tz``."""
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        message = f"{name!r} is not an IANA time zone (e.g. Europe/Berlin)"
+        raise InvalidInputError(
+            message, details={"fields": [{"loc": "query.tz", "message": message}]}
+        ) from exc
 
 
-async def agents(conn: Connection, *, tenant_id: uuid.UUID) -> AgentsPanel:
+def midnight(tz: ZoneInfo, now: datetime | None = None) -> datetime:
+    """Where today starts in ``tz``."""
+    return datetime.combine((now or datetime.now(UTC)).astimezone(tz).date(), time(), tz)
+
+
+async def agents(conn: Connection, *, tenant_id: uuid.UUID, tz: str = "UTC") -> AgentsPanel:
     """Every crew of the registry, then "router", then crews only the tasks still name."""
-    since = midnight_utc()
+    since = midnight(zone(tz))
     stats = {
         row["crew"]: row
         for row in await QUERIES["crew_stats"].fetch(conn, tenant_id=tenant_id, since=since)
     }
     errors = {
         row["crew"]: row for row in await QUERIES["last_errors"].fetch(conn, tenant_id=tenant_id)
+    }
+    own = {
+        (row["crew"], row["agent"]): row
+        for row in await QUERIES["agent_stats"].fetch(conn, tenant_id=tenant_id, since=since)
     }
     names = [*CREWS, ROUTER]
     names += sorted((stats.keys() | errors.keys()) - set(names))
@@ -69,11 +90,25 @@ async def agents(conn: Connection, *, tenant_id: uuid.UUID) -> AgentsPanel:
         numbers = _run_stats(stats.get(name), errors.get(name)).model_dump()
         info = CREWS.get(name)
         agents_ = [
-            AgentRow(role=agent.role, goal=agent.goal, **numbers)
+            _agent_row(agent.role, agent.goal, own.get((name, agent.role)))
             for agent in (info.agents if info else ())
         ]
         crews.append(CrewRow(crew=name, agents=agents_, **numbers))
-    return AgentsPanel(since=since, crews=crews)
+    return AgentsPanel(tz=tz, since=since, crews=crews)
+
+
+def _agent_row(role: str, goal: str, row: Record | None) -> AgentRow:
+    return AgentRow(
+        role=role,
+        goal=goal,
+        runs_today=row["runs_today"] if row else 0,
+        steps=row["steps"] if row else 0,
+        tool_calls=row["tool_calls"] if row else 0,
+        model_calls=row["model_calls"] if row else 0,
+        input_tokens=row["input_tokens"] if row else 0,
+        output_tokens=row["output_tokens"] if row else 0,
+        cost_usd=row["cost_usd"] if row else Decimal(0),
+    )
 
 
 def _run_stats(row: Record | None, error: Record | None) -> RunStats:
@@ -106,7 +141,7 @@ def _panel_error(row: Record) -> PanelError:
 
 
 def usage_window(start: date | None, end: date | None, *, today: date) -> tuple[date, date]:
-    """The days asked for, both included; by default the last 30 days up to today (UTC)."""
+    """The days asked for, both included; by default the last 30 days up to today."""
     end = end or today
     start = start or end - timedelta(days=DEFAULT_WINDOW_DAYS - 1)
     if start > end:
@@ -129,13 +164,19 @@ async def usage(
     start: date | None,
     end: date | None,
     group_by: UsageGroup,
+    tz: str = "UTC",
 ) -> UsagePanel:
     """Tokens and cost from the usage ledger, BYOK apart from platform-paid."""
-    start, end = usage_window(start, end, today=datetime.now(UTC).date())
+    start, end = usage_window(start, end, today=datetime.now(zone(tz)).date())
     rows = {
         row["key"]: _usage_row(row)
         for row in await QUERIES["usage"].fetch(
-            conn, tenant_id=tenant_id, start=start, end=end, group_by=group_by.value
+            conn,
+            tenant_id=tenant_id,
+            first_day=start,
+            last_day=end,
+            group_by=group_by.value,
+            tz=tz,
         )
     }
     if group_by is UsageGroup.day:
@@ -144,7 +185,9 @@ async def usage(
         items = [rows.get(key) or _usage_row(None, key=key) for key in keys]
     else:
         items = list(rows.values())
-    return UsagePanel(from_=start, to=end, group_by=group_by, rows=items, total=_total(items))
+    return UsagePanel(
+        from_=start, to=end, tz=tz, group_by=group_by, rows=items, total=_total(items)
+    )
 
 
 def _amounts(row: Record | None, prefix: str) -> UsageAmounts:
@@ -189,22 +232,43 @@ def _total(rows: list[UsageRow]) -> UsageRow:
     )
 
 
-async def activity(conn: Connection, *, tenant_id: uuid.UUID, settings: Settings) -> ActivityPanel:
-    """Recent tasks, changes waiting for approval, credential health and the next scheduled runs."""
+async def activity(
+    conn: Connection,
+    *,
+    tenant_id: uuid.UUID,
+    settings: Settings,
+    limit: int = DEFAULT_LIMIT,
+    cursor: str | None = None,
+    tz: str = "UTC",
+) -> ActivityPanel:
+    """Recent tasks, changes waiting for approval, credential health and the next scheduled runs:
+    at most ``limit`` of each list; ``cursor`` pages the recent tasks. Its times are instants
+    (UTC); ``tz`` is checked and echoed so that every panel takes it alike."""
+    zone(tz)
+    after_at, after_id = decode_cursor(cursor) if cursor else (None, None)
     tasks = await QUERIES["recent_tasks"].fetch(
-        conn, tenant_id=tenant_id, preview_chars=PREVIEW_CHARS, limit=RECENT_TASKS
+        conn,
+        tenant_id=tenant_id,
+        preview_chars=PREVIEW_CHARS,
+        limit=limit + 1,
+        after_created_at=after_at,
+        after_id=after_id,
     )
     pending, _ = await actions_service.list_actions(
-        conn, tenant_id=tenant_id, status=ActionStatus.pending, limit=PENDING_APPROVALS
+        conn, tenant_id=tenant_id, status=ActionStatus.pending, limit=limit
     )
     credentials = await credentials_service.list_credentials(
         conn, tenant_id=tenant_id, settings=settings
     )
     runs = await QUERIES["next_runs"].fetch(
-        conn, tenant_id=tenant_id, preview_chars=PREVIEW_CHARS, limit=NEXT_RUNS
+        conn, tenant_id=tenant_id, preview_chars=PREVIEW_CHARS, limit=limit
     )
+    shown = tasks[:limit]
+    more = len(tasks) > limit
     return ActivityPanel(
-        recent_tasks=[_recent_task(row) for row in tasks],
+        tz=tz,
+        recent_tasks=[_recent_task(row) for row in shown],
+        next_cursor=encode_cursor(shown[-1]["created_at"], shown[-1]["id"]) if more else None,
         pending_approvals=pending,
         credentials=credentials,
         next_runs=[NextRun(**dict(row)) for row in runs],
@@ -223,4 +287,41 @@ def _recent_task(row: Record) -> RecentTask:
         created_at=row["created_at"],
         started_at=row["started_at"],
         finished_at=row["finished_at"],
+    )
+
+
+async def trends(
+    conn: Connection,
+    *,
+    tenant_id: uuid.UUID,
+    start: date | None,
+    end: date | None,
+    tz: str = "UTC",
+) -> TrendsPanel:
+    """Cost per day and crew (own keys apart from the platform's) against the month's budget,
+    runs per day by outcome, and each crew's median work time, over the window."""
+    start, end = usage_window(start, end, today=datetime.now(zone(tz)).date())
+    window = {"tenant_id": tenant_id, "first_day": start, "last_day": end, "tz": tz}
+    cost = await QUERIES["daily_cost"].fetch(conn, **window)
+    runs = await QUERIES["daily_runs"].fetch(conn, **window)
+    durations = await QUERIES["crew_durations"].fetch(conn, **window)
+    return TrendsPanel(
+        from_=start,
+        to=end,
+        tz=tz,
+        days=[start + timedelta(days=n) for n in range((end - start).days + 1)],
+        cost=[DayCost.model_validate(dict(row)) for row in cost],
+        runs=[DayRuns.model_validate(dict(row)) for row in runs],
+        durations=[
+            CrewDuration(
+                crew=row["crew"],
+                runs=row["runs"],
+                p50_duration_seconds=round(row["p50_duration_seconds"], 3),
+            )
+            for row in durations
+        ],
+        budget_usd=await usage_ledger.get_budget(conn, tenant_id=tenant_id),
+        platform_spent_this_month_usd=await usage_ledger.platform_spend_this_month(
+            conn, tenant_id=tenant_id
+        ),
     )

@@ -27,6 +27,8 @@ WHERE tenant_id = :tenant_id
   AND (:schedule_id::uuid IS NULL OR schedule_id = :schedule_id)
   AND (:after_created_at::timestamptz IS NULL
        OR (created_at, id) < (:after_created_at, :after_id::uuid))
+  AND (:created_from::timestamptz IS NULL OR created_at >= :created_from)
+  AND (:created_before::timestamptz IS NULL OR created_at < :created_before)
 ORDER BY created_at DESC, id DESC
 LIMIT :limit
 

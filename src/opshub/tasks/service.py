@@ -156,10 +156,13 @@ async def list_tasks(
     crew: str | None = None,
     thread_id: uuid.UUID | None = None,
     schedule_id: uuid.UUID | None = None,
+    created_from: datetime | None = None,
+    created_before: datetime | None = None,
     cursor: str | None = None,
     limit: int = 50,
 ) -> tuple[list[TaskRead], str | None]:
-    """Newest first; returns (tasks, next cursor or None at the end)."""
+    """Newest first, created in [created_from, created_before) when given; returns (tasks, next
+    cursor or None at the end)."""
     after_at, after_id = decode_cursor(cursor) if cursor else (None, None)
     rows = await QUERIES["list_tasks"].fetch(
         conn,
@@ -171,6 +174,8 @@ async def list_tasks(
         after_created_at=after_at,
         after_id=after_id,
         limit=limit + 1,
+        created_from=created_from,
+        created_before=created_before,
     )
     items = [task_read(row) for row in rows[:limit]]
     if len(rows) <= limit:

@@ -63,8 +63,12 @@ async def get_plan(conn: Connection, *, tenant_id: uuid.UUID) -> str:
 
 
 async def create_api_key(
-    conn: Connection, *, tenant_id: uuid.UUID, name: str, role: Role
+    conn: Connection, *, tenant_id: uuid.UUID, name: str, role: Role, creator: Role | None = None
 ) -> tuple[ApiKeyRead, str]:
+    """``creator``: the role of the person making the key (None: the platform, e.g. the CLI);
+    a key never gets a higher role than theirs."""
+    if creator is not None and not creator.at_least(role):
+        raise PermissionDeniedError("a key can't have a higher role than its creator")
     key, prefix, key_hash = crypto.new_api_key()
     row = await QUERIES["insert_api_key"].fetchrow(
         conn, tenant_id=tenant_id, name=name, prefix=prefix, key_hash=key_hash, role=role.value

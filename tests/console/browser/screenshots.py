@@ -1,7 +1,8 @@
 """The README's screenshots, made by ``scripts/screenshots`` (not collected with the tests).
 
-A tenant with a finished run, an action waiting for approval and a conversation, seen at desktop
-width, at 390 px and in dark mode; the PNGs go to ``docs/screenshots/``.
+A tenant with a finished run, an action waiting for approval, a conversation and a schedule, seen
+at desktop width, at 390 px and in dark mode (home and usage charts); the PNGs go to
+``docs/screenshots/``.
 """
 
 from __future__ import annotations
@@ -63,6 +64,16 @@ async def test_screenshots(
         headers=tenant.headers,
     )
     await wait_for_status(api, tenant, message.json()["task"]["id"])
+    await api.post(
+        "/v1/schedules",
+        json={
+            "crew": "analytics",
+            "input": "Weekly numbers for the team",
+            "cron": "0 9 * * MON",
+            "timezone": "Europe/Berlin",
+        },
+        headers=tenant.headers,
+    )
 
     OUT.mkdir(parents=True, exist_ok=True)
     desktop = {"viewport": {"width": 1280, "height": 860}, "color_scheme": "light"}
@@ -70,7 +81,10 @@ async def test_screenshots(
     await shoot(browser, hub_url, tenant, "run-trace", f"/console/runs/{run_id}", **desktop)
     await shoot(browser, hub_url, tenant, "approvals", "/console/approvals", **desktop)
     await shoot(browser, hub_url, tenant, "chat", f"/console/chat/{thread_id}", **desktop)
+    await shoot(browser, hub_url, tenant, "usage", "/console/usage", **desktop)
+    await shoot(browser, hub_url, tenant, "settings", "/console/settings", **desktop)
     phone = {"viewport": {"width": 390, "height": 844}, "color_scheme": "light"}
     await shoot(browser, hub_url, tenant, "phone", "/console", **phone)
     dark = {"viewport": {"width": 1280, "height": 860}, "color_scheme": "dark"}
     await shoot(browser, hub_url, tenant, "dark", "/console", **dark)
+    await shoot(browser, hub_url, tenant, "usage-dark", "/console/usage", **dark)

@@ -5,6 +5,7 @@ screen-reader-friendly by axe-core, fits a 390-px phone and loads nothing from a
 from __future__ import annotations
 
 import json
+import re
 import time
 from pathlib import Path
 from typing import Any
@@ -67,6 +68,30 @@ async def test_a_run_submitted_through_the_api_appears_live_and_its_trace_fills_
         "Acme has no clients yet.", timeout=20_000
     )
     await expect(tab.page.locator("#run-status")).to_have_text("succeeded")
+    # Each model call shows its own tokens, cost and latency.
+    model_call = trace.locator('[data-type="llm.call"]').last
+    await expect(model_call).to_contain_text("80 in")
+    await expect(model_call).to_contain_text("12 out tokens")
+    await expect(model_call.locator(".cost")).to_have_text(re.compile(r"^\$0\.\d{4}$"))
+    await expect(model_call.locator(".latency")).to_have_text(re.compile(r"^\d[\d,]* ms$"))
+
+
+async def test_the_home_page_ends_on_a_quick_runs_last_state(
+    tab: Tab, api: AsyncClient, tenant_a: TenantHandle, fake_llm: FakeLLMServer
+) -> None:
+    """Several events inside the redraw throttle's window: the page still settles on the last."""
+    await store_openai_key(api, tenant_a)
+    await tab.sign_in(tenant_a.email, tenant_a.password)
+    await expect(tab.page.locator("#live-state")).to_have_text("Live")
+    fake_llm.script_openai("Done at once.", usage=(10, 2))
+
+    response = await api.post(
+        "/v1/tasks", json={"crew": "assistant", "input": "Quick one"}, headers=tenant_a.headers
+    )
+    task_id = response.json()["id"]
+    assert (await wait_for_status(api, tenant_a, task_id))["status"] == "succeeded"
+    row = tab.page.locator(f'#recent-runs li[data-task="{task_id}"] .status')
+    await expect(row).to_have_text("succeeded", timeout=3_000)
 
 
 async def test_approving_a_proposed_action_runs_it_and_shows_it_executed(
@@ -160,6 +185,8 @@ async def test_every_page_passes_axe_fits_a_phone_and_stays_on_the_hub(
         "/console/approvals",
         "/console/chat",
         f"/console/chat/{thread.json()['id']}",
+        "/console/usage",
+        "/console/settings",
     ]
     page = phone_tab.page
     await phone_tab.open("/console/login")
@@ -187,3 +214,94 @@ async def check_page(tab: Tab, path: str) -> None:
     )
     serious = [v for v in result if v["impact"] in ("serious", "critical")]
     assert serious == [], f"{path}: {serious}"
+
+
+async def test_a_settings_form_shows_its_error_next_to_the_field_then_creates_the_schedule(
+    tab: Tab, api: AsyncClient, tenant_a: TenantHandle
+) -> None:
+    await tab.sign_in(tenant_a.email, tenant_a.password)
+    await tab.open("/console/settings")
+    form = tab.page.locator("form", has=tab.page.get_by_role("button", name="Create schedule"))
+    await form.get_by_label("Crew").select_option("analytics")
+    await form.get_by_label("Request").fill("Weekly numbers for the team")
+    await form.get_by_label("Cron").fill("0 25 * * MON")
+    await form.get_by_label("Time zone").fill("Europe/Berlin")
+    await form.get_by_role("button", name="Create schedule").click()
+
+    cron = tab.page.get_by_label("Cron")
+    await expect(cron).to_have_attribute("aria-invalid", "true")
+    error = tab.page.locator("#err-schedule-cron")
+    await expect(error).to_contain_text("not a valid cron expression")
+    await expect(error).to_contain_text("(invalid_request)")
+    await expect(cron).to_have_accessible_description(re.compile("not a valid cron expression"))
+    await expect(tab.page.get_by_label("Request")).to_have_value("Weekly numbers for the team")
+
+    await cron.fill("0 9 * * MON")
+    await tab.page.get_by_role("button", name="Create schedule").click()
+    schedule = tab.page.locator("[data-schedule]")
+    await expect(schedule).to_contain_text("Weekly numbers for the team")
+    await expect(schedule).to_contain_text("Europe/Berlin")
+    await expect(schedule.locator("p.meta time")).to_have_count(3)  # the next three firings
+    await schedule.get_by_role("button", name="Disable").click()
+    await expect(tab.page.locator("[data-schedule] .status")).to_have_text("disabled")
+    (stored,) = (await api.get("/v1/schedules", headers=tenant_a.headers)).json()
+    assert stored["enabled"] is False
+
+
+async def test_a_model_key_added_in_settings_is_checked_healthy_and_a_refused_one_says_why(
+    tab: Tab, tenant_a: TenantHandle, fake_llm: FakeLLMServer
+) -> None:
+    await tab.sign_in(tenant_a.email, tenant_a.password)
+    await tab.open("/console/settings")
+    await tab.page.get_by_label("Provider", exact=True).select_option("openai")
+    await tab.page.get_by_label("API key", exact=True).fill("sk-settings-good-0123456789")
+    await tab.page.get_by_role("button", name="Save and check").click()
+
+    health = tab.page.locator("#health-openai")
+    await expect(health.locator(".status")).to_have_text("healthy", timeout=10_000)
+    assert "sk-settings-good" not in await tab.page.content()  # the secret never comes back
+
+    fake_llm.script_error("openai_models", 401)
+    await tab.page.get_by_label("API key", exact=True).fill("sk-settings-revoked-987654321")
+    await tab.page.get_by_role("button", name="Save and check").click()
+    await expect(health.locator(".status")).to_have_text("invalid", timeout=10_000)
+    refused = tab.page.get_by_role("alert")
+    await expect(refused).to_contain_text("The provider refused this key")
+    await expect(refused).to_contain_text("Incorrect API key provided")
+
+
+async def test_a_viewer_sees_settings_but_every_form_is_disabled(
+    tab: Tab, tenant_a: TenantHandle, make_user: Any
+) -> None:
+    email, password = await make_user(tenant_a, "viewer")
+    await tab.sign_in(email, password)
+    await tab.open("/console/settings")
+
+    await expect(tab.page.locator("#read-only")).to_contain_text("can look at settings")
+    await expect(tab.page.get_by_role("button", name="Save and check")).to_be_disabled()
+    await expect(tab.page.get_by_role("button", name="Create schedule")).to_be_disabled()
+    await expect(tab.page.get_by_role("button", name="Create key")).to_have_count(0)
+    await expect(tab.page.get_by_label("Model for marketing")).to_be_disabled()
+
+
+async def test_the_usage_charts_draw_with_their_tables(
+    tab: Tab, api: AsyncClient, tenant_a: TenantHandle, fake_llm: FakeLLMServer
+) -> None:
+    await store_openai_key(api, tenant_a)
+    fake_llm.script_openai("Done.", usage=(300, 40))
+    task = await api.post(
+        "/v1/tasks", json={"crew": "assistant", "input": "Count"}, headers=tenant_a.headers
+    )
+    await wait_for_status(api, tenant_a, task.json()["id"])
+    await tab.sign_in(tenant_a.email, tenant_a.password)
+    await tab.open("/console/usage")
+
+    for chart in ("cost-byok", "runs", "durations"):
+        canvas = tab.page.locator(f'[data-chart="{chart}"] canvas')
+        await expect(canvas).to_have_count(1)
+        box = await canvas.bounding_box()
+        assert box and box["width"] > 200 and box["height"] > 100, chart
+    runs = tab.page.locator('[data-chart="runs"]')
+    await expect(runs.locator(".u-legend")).to_contain_text("succeeded")
+    table = tab.page.locator("#runs-h ~ details table")
+    await expect(table).to_contain_text("succeeded")

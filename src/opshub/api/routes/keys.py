@@ -5,7 +5,6 @@ import uuid
 from fastapi import APIRouter
 
 from opshub.api.deps import AdminDep
-from opshub.auth.errors import PermissionDeniedError
 from opshub.tenants import service as tenants_service
 from opshub.tenants.schemas import ApiKeyCreate, ApiKeyCreated, ApiKeyRead
 
@@ -19,10 +18,12 @@ async def list_keys(ctx: AdminDep) -> list[ApiKeyRead]:
 
 @router.post("", response_model=ApiKeyCreated, status_code=201)
 async def create_key(ctx: AdminDep, body: ApiKeyCreate) -> ApiKeyCreated:
-    if not ctx.principal.role.at_least(body.role):
-        raise PermissionDeniedError("a key can't have a higher role than its creator")
     row, key = await tenants_service.create_api_key(
-        ctx.conn, tenant_id=ctx.principal.tenant_id, name=body.name, role=body.role
+        ctx.conn,
+        tenant_id=ctx.principal.tenant_id,
+        name=body.name,
+        role=body.role,
+        creator=ctx.principal.role,
     )
     return ApiKeyCreated(**row.model_dump(), key=key)
 

@@ -18,7 +18,7 @@ router = APIRouter(prefix="/console")
 async def _panels(ctx: Page, state: StateDep) -> dict[str, Any]:
     tenant_id = ctx.principal.tenant_id
     return {
-        "agents": await panels_service.agents(ctx.conn, tenant_id=tenant_id),
+        "agents": await panels_service.agents(ctx.conn, tenant_id=tenant_id, tz=ctx.tz),
         "activity": await panels_service.activity(
             ctx.conn, tenant_id=tenant_id, settings=state.settings
         ),

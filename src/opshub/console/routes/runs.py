@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator
+from datetime import date, datetime, time, timedelta
 from typing import Annotated
+from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, BackgroundTasks, Header, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
@@ -32,13 +34,23 @@ async def runs(
     ctx: PageDep,
     status: Annotated[TaskStatus | None, Query()] = None,
     crew: Annotated[str | None, Query(max_length=64)] = None,
+    day: Annotated[str | None, Query(max_length=10)] = None,
     cursor: Annotated[str | None, Query(max_length=500)] = None,
 ) -> HTMLResponse:
+    """``day``: runs created that day in the viewer's zone (an empty field: any day)."""
+    try:
+        on = date.fromisoformat(day) if day else None
+    except ValueError:
+        on = None
+    zone = ZoneInfo(ctx.tz)
+    start = datetime.combine(on, time(), zone) if on else None
     items, next_cursor = await tasks_service.list_tasks(
         ctx.conn,
         tenant_id=ctx.principal.tenant_id,
         status=status,
         crew=crew or None,
+        created_from=start,
+        created_before=datetime.combine(on + timedelta(days=1), time(), zone) if on else None,
         cursor=cursor,
         limit=PAGE_SIZE,
     )
@@ -50,6 +62,8 @@ async def runs(
         next_cursor=next_cursor,
         status=status.value if status else "",
         crew=crew or "",
+        day=on.isoformat() if on else "",
+        bad_day=bool(day) and on is None,
         crews=list(CREWS),
         statuses=[s.value for s in TaskStatus],
     )

@@ -3,6 +3,13 @@
   "use strict";
   var dateTime = new Intl.DateTimeFormat(undefined, { dateStyle: "medium", timeStyle: "short" });
   var timeOnly = new Intl.DateTimeFormat(undefined, { timeStyle: "medium" });
+  var zone = Intl.DateTimeFormat().resolvedOptions().timeZone;
+
+  // The server counts "today" and days in the viewer's zone; a first visit learns it here.
+  if (zone && document.cookie.indexOf("opshub_tz=" + zone) === -1) {
+    // IANA names are plain cookie text (letters, "/", "_", "-", "+").
+    document.cookie = "opshub_tz=" + zone + "; path=/console; SameSite=Lax";
+  }
 
   function localTimes(root) {
     root.querySelectorAll("time[datetime]").forEach(function (el) {
@@ -21,6 +28,18 @@
     el.textContent = text;
     el.classList.toggle("offline", !ok);
   }
+
+  // htmx's throttle redraws at once and drops what follows within its window: a change that
+  // came in the window is drawn by one more redraw once the window has passed.
+  var trailing = new WeakMap();
+  document.addEventListener("htmx:sseMessage", function (e) {
+    var el = e.target.closest("[data-trailing-refresh]");
+    if (!el || trailing.get(el)) return;
+    trailing.set(el, setTimeout(function () {
+      trailing.delete(el);
+      htmx.trigger(el, "opshub:settled");
+    }, Number(el.dataset.trailingRefresh)));
+  });
 
   document.addEventListener("DOMContentLoaded", function () { localTimes(document); });
   document.addEventListener("htmx:afterSettle", function (e) { localTimes(e.target); });
