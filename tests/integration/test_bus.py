@@ -17,10 +17,10 @@ from typing import Any
 import asyncpg
 import pytest
 
-from opshub.auth.errors import RateLimitedError
 from opshub.auth.ratelimit import LoginRateLimiter, SharedAttemptCounter
 from opshub.db.bus import PgBus
 from opshub.db.engine import DatabaseUrls, create_pool
+from opshub.errors import RateLimitedError
 from opshub.runtime.live import PgLiveEvents
 
 
