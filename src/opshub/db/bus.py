@@ -21,7 +21,7 @@ from collections.abc import Callable
 import asyncpg
 import structlog
 
-from opshub.db.engine import dsn
+from opshub.db.engine import QUERIES, dsn
 
 log = structlog.get_logger(__name__)
 MAX_PAYLOAD = 7_900 - 13  # PostgreSQL's 8,000 bytes, less the sender id and some headroom
@@ -63,12 +63,10 @@ class PgBus:
         if not payloads:
             return
         try:
-            await self._pool.execute(
-                "SELECT pg_notify($1, $2 || p) FROM unnest($3::text[]) p",
-                channel,
-                f"{self.sender}|",
-                payloads,
-            )
+            async with self._pool.acquire() as conn:
+                await QUERIES["notify_many"].execute(
+                    conn, channel=channel, sender=f"{self.sender}|", payloads=payloads
+                )
         except (OSError, asyncpg.PostgresError) as exc:
             log.warning("notify failed", channel=channel, error=type(exc).__name__)
 

@@ -14,3 +14,7 @@ SELECT pg_advisory_xact_lock(:key)
 -- ping --
 -- /readyz: the database answers.
 SELECT 1
+
+-- notify_many --
+-- A batch of messages to the other processes in one round trip, each behind its sender's id.
+SELECT pg_notify(:channel, :sender || p) FROM unnest(:payloads::text[]) p
