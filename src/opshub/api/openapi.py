@@ -47,8 +47,11 @@ ERRORS = {
     403: "The caller's role is too low (forbidden).",
     404: "No such object in the caller's tenant (not_found).",
     409: "The object's state does not allow it (e.g. task_finished, action_not_pending).",
+    413: "The body is larger than the hub accepts (payload_too_large).",
     422: "The request is not valid (invalid_request, with the fields in details).",
-    429: "Too many attempts (rate_limited, with Retry-After).",
+    429: "Too many requests or attempts (rate_limited, with Retry-After).",
+    503: "The database is unavailable (database_unavailable, with Retry-After): send it again "
+    "shortly.",
 }
 EVENT_STREAM = "/v1/tasks/{task_id}/events"
 MUTATING = {"post", "put", "patch", "delete"}
@@ -64,8 +67,15 @@ def _statuses(path: str, method: str, operation: dict[str, Any], authed: bool) -
     statuses = {422} if "422" in operation.get("responses", {}) else set()
     if operation.get("parameters") or operation.get("requestBody"):
         statuses.add(422)
+    if operation.get("requestBody"):
+        statuses.add(413)
     if authed:
         statuses |= {401, 403}
+    if authed and not path.startswith("/v1/admin/"):
+        # Every tenant request counts against the tenant's requests a second.
+        statuses.add(429)
+    if authed or path == "/v1/auth/token":
+        statuses.add(503)
     if "{" in path:
         statuses.add(404)
     if authed and method in MUTATING:
