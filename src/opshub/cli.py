@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import json
 import signal
 import uuid
 from collections.abc import Awaitable, Callable, Coroutine
@@ -193,6 +194,14 @@ def serve(
 ) -> None:
     """Migrate, then run the hub (API, worker and scheduler) in one process."""
     _serve(apply_migrations=True, host=host, port=port, run_workers=True)
+
+
+@app.command()
+def openapi() -> None:
+    """Print the API's OpenAPI document (JSON), e.g. to generate a client from it."""
+    from opshub.api.app import create_app
+
+    typer.echo(json.dumps(create_app().openapi(), indent=2, ensure_ascii=False))
 
 
 @app.command()
