@@ -2826,13 +2826,36 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description Successful Response */
+            /** @description Every dependency answers. */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": unknown;
+                    "application/json": {
+                        /** @enum {string} */
+                        status: "ready" | "not_ready";
+                        /** @description Per dependency: ok, or unavailable: <why>. */
+                        checks: {
+                            [key: string]: string;
+                        };
+                    };
+                };
+            };
+            /** @description A dependency does not answer. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @enum {string} */
+                        status: "ready" | "not_ready";
+                        /** @description Per dependency: ok, or unavailable: <why>. */
+                        checks: {
+                            [key: string]: string;
+                        };
+                    };
                 };
             };
         };
@@ -2846,13 +2869,13 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description Successful Response */
+            /** @description Prometheus text exposition. */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": unknown;
+                    "text/plain": string;
                 };
             };
         };
@@ -2883,6 +2906,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["TokenResponse"];
+                };
+            };
+            /** @description The body can't be parsed (invalid_request); new work past this month's platform budget is budget_exceeded. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
                 };
             };
             /** @description No valid credentials (missing_credentials, invalid_token, token_expired, …). */
@@ -3088,6 +3120,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["ApiKeyCreated"];
+                };
+            };
+            /** @description The body can't be parsed (invalid_request); new work past this month's platform budget is budget_exceeded. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
                 };
             };
             /** @description No valid credentials (missing_credentials, invalid_token, token_expired, …). */
@@ -3335,6 +3376,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["CredentialRead"];
+                };
+            };
+            /** @description The body can't be parsed (invalid_request); new work past this month's platform budget is budget_exceeded. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
                 };
             };
             /** @description No valid credentials (missing_credentials, invalid_token, token_expired, …). */
@@ -3671,6 +3721,15 @@ export interface operations {
                     "application/json": components["schemas"]["BudgetRead"];
                 };
             };
+            /** @description The body can't be parsed (invalid_request); new work past this month's platform budget is budget_exceeded. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
             /** @description No valid credentials (missing_credentials, invalid_token, token_expired, …). */
             401: {
                 headers: {
@@ -3831,6 +3890,15 @@ export interface operations {
                     "application/json": components["schemas"]["FallbackRead"];
                 };
             };
+            /** @description The body can't be parsed (invalid_request); new work past this month's platform budget is budget_exceeded. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
             /** @description No valid credentials (missing_credentials, invalid_token, token_expired, …). */
             401: {
                 headers: {
@@ -3979,6 +4047,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["TenantCreated"];
+                };
+            };
+            /** @description The body can't be parsed (invalid_request); new work past this month's platform budget is budget_exceeded. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
                 };
             };
             /** @description No valid credentials (missing_credentials, invalid_token, token_expired, …). */
@@ -4130,6 +4207,15 @@ export interface operations {
             };
         };
         responses: {
+            /** @description The same Idempotency-Key within 24 hours: the task it made. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TaskRead"];
+                };
+            };
             /** @description Successful Response */
             202: {
                 headers: {
@@ -4137,6 +4223,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["TaskRead"];
+                };
+            };
+            /** @description The body can't be parsed (invalid_request); new work past this month's platform budget is budget_exceeded. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
                 };
             };
             /** @description No valid credentials (missing_credentials, invalid_token, token_expired, …). */
@@ -4150,6 +4245,15 @@ export interface operations {
             };
             /** @description The caller's role is too low (forbidden). */
             403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No such object in the caller's tenant (not_found). */
+            404: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -4623,6 +4727,15 @@ export interface operations {
                     "application/json": components["schemas"]["CrewRead"];
                 };
             };
+            /** @description The body can't be parsed (invalid_request); new work past this month's platform budget is budget_exceeded. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
             /** @description No valid credentials (missing_credentials, invalid_token, token_expired, …). */
             401: {
                 headers: {
@@ -4790,6 +4903,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["ThreadRead"];
+                };
+            };
+            /** @description The body can't be parsed (invalid_request); new work past this month's platform budget is budget_exceeded. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
                 };
             };
             /** @description No valid credentials (missing_credentials, invalid_token, token_expired, …). */
@@ -5042,6 +5164,15 @@ export interface operations {
                     "application/json": components["schemas"]["MessagePosted"];
                 };
             };
+            /** @description The body can't be parsed (invalid_request); new work past this month's platform budget is budget_exceeded. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
             /** @description No valid credentials (missing_credentials, invalid_token, token_expired, …). */
             401: {
                 headers: {
@@ -5209,6 +5340,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["ScheduleRead"];
+                };
+            };
+            /** @description The body can't be parsed (invalid_request); new work past this month's platform budget is budget_exceeded. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
                 };
             };
             /** @description No valid credentials (missing_credentials, invalid_token, token_expired, …). */
@@ -5462,6 +5602,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["ScheduleRead"];
+                };
+            };
+            /** @description The body can't be parsed (invalid_request); new work past this month's platform budget is budget_exceeded. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
                 };
             };
             /** @description No valid credentials (missing_credentials, invalid_token, token_expired, …). */
@@ -5792,6 +5941,15 @@ export interface operations {
                     "application/json": components["schemas"]["ActionRead"];
                 };
             };
+            /** @description The body can't be parsed (invalid_request); new work past this month's platform budget is budget_exceeded. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
             /** @description No valid credentials (missing_credentials, invalid_token, token_expired, …). */
             401: {
                 headers: {
@@ -5893,6 +6051,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["ActionRead"];
+                };
+            };
+            /** @description The body can't be parsed (invalid_request); new work past this month's platform budget is budget_exceeded. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
                 };
             };
             /** @description No valid credentials (missing_credentials, invalid_token, token_expired, …). */
@@ -6137,6 +6304,15 @@ export interface operations {
                     "application/json": components["schemas"]["PoliciesRead"];
                 };
             };
+            /** @description The body can't be parsed (invalid_request); new work past this month's platform budget is budget_exceeded. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
             /** @description No valid credentials (missing_credentials, invalid_token, token_expired, …). */
             401: {
                 headers: {
@@ -6227,6 +6403,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["WebhookSecretCreated"];
+                };
+            };
+            /** @description The body can't be parsed (invalid_request); new work past this month's platform budget is budget_exceeded. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
                 };
             };
             /** @description No valid credentials (missing_credentials, invalid_token, token_expired, …). */
@@ -6547,6 +6732,15 @@ export interface operations {
             };
         };
         responses: {
+            /** @description A duplicate, or it refreshed an existing memory. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["MemorySaved"];
+                };
+            };
             /** @description Successful Response */
             201: {
                 headers: {
@@ -6554,6 +6748,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["MemorySaved"];
+                };
+            };
+            /** @description The body can't be parsed (invalid_request); new work past this month's platform budget is budget_exceeded. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
                 };
             };
             /** @description No valid credentials (missing_credentials, invalid_token, token_expired, …). */
@@ -6732,6 +6935,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["MemoriesImported"];
+                };
+            };
+            /** @description The body can't be parsed (invalid_request); new work past this month's platform budget is budget_exceeded. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
                 };
             };
             /** @description No valid credentials (missing_credentials, invalid_token, token_expired, …). */
@@ -6963,6 +7175,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["MemorySettings"];
+                };
+            };
+            /** @description The body can't be parsed (invalid_request); new work past this month's platform budget is budget_exceeded. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
                 };
             };
             /** @description No valid credentials (missing_credentials, invalid_token, token_expired, …). */
@@ -7370,6 +7591,24 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["McpServerRead"];
+                };
+            };
+            /** @description A server of that name is registered anew. */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["McpServerRead"];
+                };
+            };
+            /** @description The body can't be parsed (invalid_request); new work past this month's platform budget is budget_exceeded. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
                 };
             };
             /** @description No valid credentials (missing_credentials, invalid_token, token_expired, …). */
@@ -7902,6 +8141,15 @@ export interface operations {
                     "application/json": components["schemas"]["ClientRead"];
                 };
             };
+            /** @description The body can't be parsed (invalid_request); new work past this month's platform budget is budget_exceeded. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
             /** @description No valid credentials (missing_credentials, invalid_token, token_expired, …). */
             401: {
                 headers: {
@@ -8155,6 +8403,15 @@ export interface operations {
                     "application/json": components["schemas"]["ClientRead"];
                 };
             };
+            /** @description The body can't be parsed (invalid_request); new work past this month's platform budget is budget_exceeded. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
             /** @description No valid credentials (missing_credentials, invalid_token, token_expired, …). */
             401: {
                 headers: {
@@ -8263,6 +8520,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["ImportResult"];
+                };
+            };
+            /** @description The body can't be parsed (invalid_request); new work past this month's platform budget is budget_exceeded. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
                 };
             };
             /** @description No valid credentials (missing_credentials, invalid_token, token_expired, …). */
@@ -8430,6 +8696,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["LeadRead"];
+                };
+            };
+            /** @description The body can't be parsed (invalid_request); new work past this month's platform budget is budget_exceeded. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
                 };
             };
             /** @description No valid credentials (missing_credentials, invalid_token, token_expired, …). */
@@ -8685,6 +8960,15 @@ export interface operations {
                     "application/json": components["schemas"]["LeadRead"];
                 };
             };
+            /** @description The body can't be parsed (invalid_request); new work past this month's platform budget is budget_exceeded. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
             /** @description No valid credentials (missing_credentials, invalid_token, token_expired, …). */
             401: {
                 headers: {
@@ -8794,6 +9078,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["ImportResult"];
+                };
+            };
+            /** @description The body can't be parsed (invalid_request); new work past this month's platform budget is budget_exceeded. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
                 };
             };
             /** @description No valid credentials (missing_credentials, invalid_token, token_expired, …). */
@@ -8961,6 +9254,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["CampaignRead"];
+                };
+            };
+            /** @description The body can't be parsed (invalid_request); new work past this month's platform budget is budget_exceeded. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
                 };
             };
             /** @description No valid credentials (missing_credentials, invalid_token, token_expired, …). */
@@ -9216,6 +9518,15 @@ export interface operations {
                     "application/json": components["schemas"]["CampaignRead"];
                 };
             };
+            /** @description The body can't be parsed (invalid_request); new work past this month's platform budget is budget_exceeded. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
             /** @description No valid credentials (missing_credentials, invalid_token, token_expired, …). */
             401: {
                 headers: {
@@ -9325,6 +9636,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["ImportResult"];
+                };
+            };
+            /** @description The body can't be parsed (invalid_request); new work past this month's platform budget is budget_exceeded. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
                 };
             };
             /** @description No valid credentials (missing_credentials, invalid_token, token_expired, …). */
@@ -9489,6 +9809,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["ReportRead"];
+                };
+            };
+            /** @description The body can't be parsed (invalid_request); new work past this month's platform budget is budget_exceeded. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
                 };
             };
             /** @description No valid credentials (missing_credentials, invalid_token, token_expired, …). */
@@ -9744,6 +10073,15 @@ export interface operations {
                     "application/json": components["schemas"]["ReportRead"];
                 };
             };
+            /** @description The body can't be parsed (invalid_request); new work past this month's platform budget is budget_exceeded. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
             /** @description No valid credentials (missing_credentials, invalid_token, token_expired, …). */
             401: {
                 headers: {
@@ -9852,6 +10190,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["ImportResult"];
+                };
+            };
+            /** @description The body can't be parsed (invalid_request); new work past this month's platform budget is budget_exceeded. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
                 };
             };
             /** @description No valid credentials (missing_credentials, invalid_token, token_expired, …). */
