@@ -10,6 +10,7 @@ import signal
 import subprocess
 import tempfile
 import time
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from importlib.metadata import version
@@ -133,6 +134,14 @@ def wait_for_running_task(hub: Hub, within: float = 60) -> str:
                 return str(running[0].id)
             time.sleep(0.1)
     raise AssertionError("the run never started")
+
+
+def test_approving_an_unknown_action_reaches_the_hub_and_says_not_found(hub: Hub) -> None:
+    decided = opshub(hub.env, "actions", "approve", str(uuid.uuid4()), "--reason", "fine")
+
+    assert decided.returncode == 2, decided.stdout
+    # The hub's own answer for the action, not a route that doesn't exist.
+    assert "not_found: action not found" in decided.stderr
 
 
 def test_version_and_exit_codes_of_usage_errors() -> None:
