@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import json
 import signal
 import uuid
 from collections.abc import Awaitable, Callable, Coroutine
@@ -216,6 +217,14 @@ def serve(
 ) -> None:
     """Migrate, then run the hub (API, worker and scheduler) in a process per core."""
     _serve(apply_migrations=True, host=host, port=port, run_workers=True, processes=processes)
+
+
+@app.command()
+def openapi() -> None:
+    """Print the API's OpenAPI document (JSON), e.g. to generate a client from it."""
+    from opshub.api.app import create_app
+
+    typer.echo(json.dumps(create_app().openapi(), indent=2, ensure_ascii=False))
 
 
 @app.command()

@@ -223,7 +223,8 @@ def _decide(
     action_id: str, reason: str | None, url: str, api_key: str | None, approve: bool
 ) -> None:
     with _hub(url, api_key) as hub:
-        action = hub.send(calls.decide_action(action_id, approve=approve, reason=reason))
+        decide = calls.approve_action if approve else calls.reject_action
+        action = hub.send(decide(action_id, reason=reason))
     typer.echo(f"action {action.id} {action.status.value}: {action.summary}")
     if action.error is not None:
         typer.secho(f"{action.error.code}: {action.error.message}", fg=typer.colors.RED)

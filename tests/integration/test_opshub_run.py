@@ -1,5 +1,7 @@
 """`opshub serve` on the embedded defaults runs a task end to end; `opshub run` shows it live,
-exits with the task's status, and Ctrl-C cancels the task instead of leaving it running."""
+exits with the task's status, and Ctrl-C cancels the task instead of leaving it running.
+
+The tests read and set up the hub through ``opshub.client``, as the commands themselves do."""
 
 from __future__ import annotations
 
@@ -8,13 +10,15 @@ import signal
 import subprocess
 import tempfile
 import time
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from importlib.metadata import version
 
-import httpx
 import pytest
 
+from opshub.client import Client, calls
+from opshub.tasks.models import TaskStatus
 from tests.fakes.llm import FakeLLMServer
 from tests.integration.test_cli import OPSHUB, _free_port, _wait_ready, opshub
 
@@ -25,12 +29,8 @@ class Hub:
     env: dict[str, str]  # what `opshub run` needs: the hub's URL and a tenant's API key
     fake: FakeLLMServer
 
-    def get(self, path: str) -> httpx.Response:
-        return httpx.get(f"{self.base}{path}", headers=self.headers)
-
-    @property
-    def headers(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.env['OPSHUB_API_KEY']}"}
+    def client(self) -> Client:
+        return Client(self.base, self.env["OPSHUB_API_KEY"])
 
 
 @pytest.fixture(scope="module")
@@ -61,12 +61,10 @@ def hub() -> Iterator[Hub]:
             assert created.returncode == 0, created.stderr
             api_key = re.search(r"ohk_\S+", created.stdout)
             assert api_key is not None
-            stored = httpx.put(
-                f"{base}/v1/credentials/openai",
-                json={"secret": {"api_key": "sk-runner-000000000000"}},
-                headers={"Authorization": f"Bearer {api_key[0]}"},
-            )
-            assert stored.status_code == 200, stored.text
+            with Client(base, api_key[0]) as client:
+                client.send(
+                    calls.put_credential("openai", secret={"api_key": "sk-runner-000000000000"})
+                )
             run_env = {**env, "OPSHUB_URL": base, "OPSHUB_API_KEY": api_key[0], "COLUMNS": "200"}
             yield Hub(base, run_env, fake)
         finally:
@@ -123,18 +121,27 @@ def test_interrupting_run_cancels_the_task(hub: Hub) -> None:
 
     assert run.returncode == 3, err
     assert "cancelling the task" in out
-    assert hub.get(f"/v1/tasks/{task_id}").json()["status"] == "cancelled"
+    with hub.client() as client:
+        assert client.send(calls.get_task(task_id)).status is TaskStatus.cancelled
 
 
 def wait_for_running_task(hub: Hub, within: float = 60) -> str:
     deadline = time.monotonic() + within
-    while time.monotonic() < deadline:
-        running = hub.get("/v1/tasks?status=running").json()["items"]
-        if running:
-            task_id: str = running[0]["id"]
-            return task_id
-        time.sleep(0.1)
+    with hub.client() as client:
+        while time.monotonic() < deadline:
+            running = client.send(calls.list_tasks(status="running")).items
+            if running:
+                return str(running[0].id)
+            time.sleep(0.1)
     raise AssertionError("the run never started")
+
+
+def test_approving_an_unknown_action_reaches_the_hub_and_says_not_found(hub: Hub) -> None:
+    decided = opshub(hub.env, "actions", "approve", str(uuid.uuid4()), "--reason", "fine")
+
+    assert decided.returncode == 2, decided.stdout
+    # The hub's own answer for the action, not a route that doesn't exist.
+    assert "not_found: action not found" in decided.stderr
 
 
 def test_version_and_exit_codes_of_usage_errors() -> None:

@@ -41,7 +41,13 @@ _STATUS: list[tuple[type[DomainError], int]] = [
     (CredentialStoreError, 503),
     (EmbeddingFailedError, 502),
 ]
-_HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}
+# 400: a body that can't be parsed (not JSON, not UTF-8) is as invalid a request as a wrong field.
+_HTTP_CODES = {
+    400: "invalid_request",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "payload_too_large",
+}
 # The database, or the way to it, is away (stopped, restarting, out of connections): the request
 # may succeed if sent again shortly.
 DATABASE_UNAVAILABLE: tuple[type[Exception], ...] = (

@@ -26,7 +26,7 @@ class ApiError(OpshubError):
 
 
 class InvalidRequestError(ApiError):
-    """400 or 422: the request itself is wrong (``details.fields`` names the fields)."""
+    """400, 413 or 422: the request itself is wrong (``details.fields`` names the fields)."""
 
 
 class AuthenticationError(ApiError):
@@ -61,6 +61,7 @@ _BY_STATUS: dict[int, type[ApiError]] = {
     403: PermissionDeniedError,
     404: NotFoundError,
     409: ConflictError,
+    413: InvalidRequestError,
     422: InvalidRequestError,
     429: RateLimitedError,
 }
