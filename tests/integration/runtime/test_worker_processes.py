@@ -46,7 +46,7 @@ from tests.integration.runtime.conftest import (
 REPO = Path(__file__).resolve().parents[3]
 # A worker imports CrewAI before its first claim: still importing after 90 s on the shared machine
 # at load ~20 (a whole-suite run). Only a worker that never starts waits all of it out.
-STARTUP = 240.0
+STARTUP = 300.0
 T = TypeVar("T")
 
 
