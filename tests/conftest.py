@@ -3,6 +3,11 @@
 One embedded server serves the whole session. Tests that need an empty or throw-away database
 create their own with ``fresh_database``; everything else shares one migrated database and keeps
 apart by creating its own tenants.
+
+Mutation runs (``scripts/mutation``) start hundreds of short sessions: there
+``OPSHUB_TEST_PREPARED_DATABASE_URL`` names a database on an already running server, migrated to
+head once, and each session copies it (``CREATE DATABASE … TEMPLATE``, well under a second)
+instead of starting a server and migrating (most of a session's start-up).
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ from tests.fakes.server import start_openbao
 
 VAULT_TOKEN = "opshub-test-root"
 REDIS_URL = os.environ.get("OPSHUB_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+PREPARED_DATABASE_URL = os.environ.get("OPSHUB_TEST_PREPARED_DATABASE_URL")
 
 
 @dataclass(frozen=True)
@@ -88,7 +94,11 @@ def data_dir() -> Iterator[Path]:
 
 @pytest.fixture(scope="session")
 def server_url(data_dir: Path) -> Iterator[str]:
-    """Owner URL of the session's embedded server (database ``opshub``)."""
+    """Owner URL of the session's embedded server (database ``opshub``), or of the prepared
+    database when a mutation run gave one (its server outlives the session)."""
+    if PREPARED_DATABASE_URL:
+        yield PREPARED_DATABASE_URL
+        return
     yield start_embedded_postgres(data_dir)
     stop_embedded_postgres(data_dir)
 
@@ -119,15 +129,26 @@ async def fresh_database(
 
 
 @pytest.fixture(scope="session")
-async def urls(server_url: str) -> DatabaseUrls:
-    """The shared database, migrated to head."""
+async def urls(server_url: str, owner_admin_engine: AsyncEngine) -> AsyncIterator[DatabaseUrls]:
+    """The shared database, migrated to head (a copy of the prepared one in a mutation run)."""
     owner = make_url(server_url).set(drivername="postgresql+asyncpg")
+    copy = f"m_{uuid.uuid4().hex[:12]}" if PREPARED_DATABASE_URL else None
+    if copy:
+        async with owner_admin_engine.connect() as conn:
+            await conn.execution_options(isolation_level="AUTOCOMMIT")
+            await conn.execute(text(f"CREATE DATABASE {copy} TEMPLATE {owner.database}"))
+        owner = owner.set(database=copy)
     resolved = DatabaseUrls(
         owner=owner.render_as_string(hide_password=False),
         app=owner.set(username="opshub_app").render_as_string(hide_password=False),
     )
-    await migrate(resolved)
-    return resolved
+    if not copy:
+        await migrate(resolved)
+    yield resolved
+    if copy:
+        async with owner_admin_engine.connect() as conn:
+            await conn.execution_options(isolation_level="AUTOCOMMIT")
+            await conn.execute(text(f"DROP DATABASE {copy} WITH (FORCE)"))
 
 
 @pytest.fixture(scope="session")

@@ -15,8 +15,9 @@ from fastapi import FastAPI
 from httpx import ASGITransport
 
 from opshub.actions.schemas import PoliciesPut, PolicyRule
-from opshub.api.app import create_app
 from opshub.api.routes.admin import TenantCreate
+from opshub.app import create_app
+from opshub.auth.models import Role
 from opshub.client import AsyncClient, Client, calls
 from opshub.client.errors import (
     AuthenticationError,
@@ -37,7 +38,6 @@ from opshub.llm.fallback import ModelChoice
 from opshub.mcp_servers.schemas import McpServerPut
 from opshub.memory.schemas import MemoryCreate, MemoryImportItem
 from opshub.schedules.schemas import ScheduleCreate, ScheduleUpdate
-from opshub.tenants.models import Role
 from tests.conftest import TenantHandle
 from tests.integration.runtime.test_sse import StreamingASGITransport
 

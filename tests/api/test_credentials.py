@@ -910,4 +910,6 @@ async def test_checks_waiting_on_a_silent_server_hold_no_connection_and_are_capp
     assert refused.status_code == 429, refused.text
     assert refused.json()["error"]["code"] == "rate_limited"
     assert other.status_code == 200
-    assert waited < 1.0, f"another tenant's read waited {waited:.1f} s behind the checks"
+    # Behind the checks it would wait for one to give up (10 s against a silent server); 1.8 s
+    # was seen at load ~21 without any wait for a connection.
+    assert waited < 5.0, f"another tenant's read waited {waited:.1f} s behind the checks"

@@ -38,7 +38,9 @@ def opshub(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def _wait_ready(url: str, process: subprocess.Popen[bytes], timeout: float = 150) -> httpx.Response:
+# A first start from an empty data directory (initdb, migrations) took up to 219 s on the shared
+# machine at load ~25; only a server that never answers waits the whole of it.
+def _wait_ready(url: str, process: subprocess.Popen[bytes], timeout: float = 300) -> httpx.Response:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         assert process.poll() is None, "opshub serve exited before it was ready"

@@ -14,32 +14,33 @@ async def swallowing_call() -> None:
         await asyncio.sleep(0.05)
 
 
-async def loop_until_stopped(rounds: list[int]) -> None:
+async def loop_until_stopped(round_done: asyncio.Event) -> None:
     while not stop_requested():
         await swallowing_call()
-        rounds.append(1)
+        round_done.set()
 
 
 async def test_a_loop_stops_although_its_call_swallowed_the_cancel() -> None:
-    rounds: list[int] = []
-    task = asyncio.create_task(loop_until_stopped(rounds))
-    await asyncio.sleep(0.12)
+    round_done = asyncio.Event()
+    task = asyncio.create_task(loop_until_stopped(round_done))
+    await round_done.wait()  # the loop is inside its next swallowing call
 
     stopped = await stop_all([task], grace_seconds=2)
 
     assert stopped and task.done()
-    assert len(rounds) >= 1
 
 
 async def test_stop_all_reports_a_task_that_outlives_its_grace() -> None:
     running = [True]
+    started = asyncio.Event()
 
     async def stubborn() -> None:
+        started.set()
         while running[0]:  # ignores stop requests on purpose
             await swallowing_call()
 
     task = asyncio.create_task(stubborn())
-    await asyncio.sleep(0.01)
+    await started.wait()
     try:
         assert await stop_all([task], grace_seconds=0.2) is False
     finally:

@@ -13,6 +13,7 @@ from typing import Any
 import httpx
 import pytest
 from httpx import AsyncClient
+from prometheus_client import REGISTRY
 
 from opshub.config import Settings
 from opshub.connectors.saleor import SaleorClient
@@ -51,6 +52,11 @@ def tool_results_seen(fake_llm: FakeLLMServer, since: int) -> str:
     """Everything the model was shown back from tools after request number ``since``."""
     calls = fake_llm.requests_for("/v1/chat/completions")[since:]
     return json.dumps([m for c in calls for m in c.body["messages"] if m["role"] == "tool"])
+
+
+def subscribers() -> float:
+    """Event streams open now in this process (the hub serves the tests in-process)."""
+    return REGISTRY.get_sample_value("opshub_sse_subscribers") or 0.0
 
 
 async def until(check: Callable[[], bool], within: float = 20.0) -> None:
@@ -142,7 +148,8 @@ async def test_marketing_budget_change_within_policy_runs_once_and_one_above_wai
     large = connected.meta.add_campaign(account, "7102", "Brand", daily_budget=5000)
     policy = {"rules": [{"kind": "ads.budget_change", "auto_approve": True,
                          "max_amount": "50", "currency": "USD"}]}  # fmt: skip
-    assert (await hub_client.put("/v1/policies", json=policy, headers=tenant_a.headers)).is_success
+    put = await hub_client.put("/v1/policies", json=policy, headers=tenant_a.headers)
+    assert put.status_code == 200, put.text
     fake_llm.script_openai(tool_calls=[("ad_campaigns", {"channel": "meta_ads"})])
     fake_llm.script_openai(
         tool_calls=[
@@ -406,8 +413,9 @@ async def test_a_watcher_of_a_waiting_task_sees_it_finish_as_soon_as_its_action_
     async def watch() -> list[str]:
         return await event_types(hub_client, tenant_a, task_id)
 
+    watching = subscribers()
     watcher = asyncio.create_task(watch())
-    await asyncio.sleep(0.5)  # the watcher has replayed the run and waits live
+    await until(lambda: subscribers() > watching)  # the watcher's stream is open
     started = time.monotonic()
     await hub_client.post(f"/v1/actions/{action['id']}/approve", json={}, headers=tenant_a.headers)
     types = await asyncio.wait_for(watcher, 10)

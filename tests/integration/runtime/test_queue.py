@@ -244,6 +244,24 @@ async def test_the_turn_counts_follow_every_way_a_task_moves(qdb: QueueDb) -> No
     assert {tuple(row) for row in counted} == {tuple(row) for row in actual}
 
 
+async def test_each_claimed_task_gets_its_task_started_event_with_the_claim(qdb: QueueDb) -> None:
+    a = await qdb.tenant("Started")
+    b = await qdb.tenant("Also started")
+    first, second = await qdb.submit(a, "one"), await qdb.submit(b, "two")
+    await qdb.submit(a, "not claimed yet")
+
+    claimed = await claim(qdb.pool, limit=2)
+
+    assert {task["id"] for task in claimed.tasks} == {first, second}
+    started = await qdb.pool.fetch(
+        "SELECT tenant_id, data->>'task_id' AS task_id, data->>'status' AS status FROM outbox"
+        " WHERE event_type = 'task.started' ORDER BY data->>'task_id'"
+    )
+    assert [(row["tenant_id"], row["task_id"], row["status"]) for row in started] == sorted(
+        [(a, str(first), "running"), (b, str(second), "running")], key=lambda row: row[1]
+    )
+
+
 # --- per-tenant limits ----------------------------------------------------------------------
 
 

@@ -6,6 +6,7 @@ import asyncio
 import json
 import time
 import uuid
+from itertools import pairwise
 
 import asyncpg
 from httpx import AsyncClient
@@ -107,3 +108,38 @@ async def test_a_forged_or_malformed_cancel_notification_leaves_a_run_alone(
     task = await wait_for_status(hub_client, tenant_a, task_id)
     assert task["status"] == "succeeded", task
     assert task["result"] == "Finished despite the forged cancel."
+
+
+async def test_a_run_the_provider_could_not_answer_is_tried_again_and_then_succeeds(
+    hub_client: AsyncClient, tenant_a: TenantHandle, fake_llm: FakeLLMServer
+) -> None:
+    await store_openai_key(hub_client, tenant_a)
+    fake_llm.script_error("openai", 503)  # the runtime's client makes no retries of its own
+    fake_llm.script_openai("Answered on the second attempt.")
+
+    response = await hub_client.post(
+        "/v1/tasks",
+        json={"crew": "assistant", "input": "Summarise the week."},
+        headers=tenant_a.headers,
+    )
+    assert response.status_code == 202, response.text
+    task = await wait_for_status(hub_client, tenant_a, response.json()["id"])
+
+    assert task["status"] == "succeeded", task
+    assert task["result"] == "Answered on the second attempt."
+    assert task["attempt"] == 2
+    assert task["error"] is None
+    stream = await hub_client.get(f"/v1/tasks/{task['id']}/events", headers=tenant_a.headers)
+    lines = stream.text.splitlines()
+    events = [
+        (line[7:], json.loads(data[6:]))
+        for line, data in pairwise(lines)
+        if line.startswith("event: ") and data.startswith("data: ")
+    ]
+    kinds = [kind for kind, _ in events]
+    assert kinds[0] == "task.started" and kinds[-1] == "task.succeeded"
+    started = [i for i, kind in enumerate(kinds) if kind == "task.started"]
+    retrying = [i for i, kind in enumerate(kinds) if kind == "task.retrying"]
+    assert len(started) == 2 and len(retrying) == 1, kinds
+    assert started[0] < retrying[0] < started[1], kinds  # the first attempt ended retrying
+    assert events[retrying[0]][1]["error"]["code"] == "provider_unavailable", events
