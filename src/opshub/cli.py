@@ -222,7 +222,7 @@ def serve(
 @app.command()
 def openapi() -> None:
     """Print the API's OpenAPI document (JSON), e.g. to generate a client from it."""
-    from opshub.api.app import create_app
+    from opshub.app import create_app
 
     typer.echo(json.dumps(create_app().openapi(), indent=2, ensure_ascii=False))
 

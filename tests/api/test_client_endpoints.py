@@ -310,8 +310,14 @@ async def test_health_metrics_and_panels(hub: AsyncClient) -> None:
         date(2026, 1, 31),
         "crew",
     )
-    activity = await hub.send(calls.activity_panel())
-    assert (activity.recent_tasks, activity.pending_approvals) == ([], [])
+    activity = await hub.send(calls.activity_panel(limit=5, tz="Asia/Tokyo"))
+    assert (activity.recent_tasks, activity.pending_approvals, activity.tz) == (
+        [],
+        [],
+        "Asia/Tokyo",
+    )
+    trends = await hub.send(calls.trends_panel(start=date(2026, 1, 1), end=date(2026, 1, 7)))
+    assert (trends.from_, trends.to, len(trends.days)) == (date(2026, 1, 1), date(2026, 1, 7), 7)
 
 
 async def test_tenant_events_replay_after_a_cursor(

@@ -802,6 +802,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/panels/trends": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Trends Panel */
+        get: operations["trends_panel"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/panels/activity": {
         parameters: {
             query?: never;
@@ -1144,10 +1161,20 @@ export interface components {
         /** ActivityPanel */
         ActivityPanel: {
             /**
+             * Tz
+             * @description The IANA zone asked for (the times here are UTC instants).
+             */
+            tz: string;
+            /**
              * Recent Tasks
              * @description The newest tasks first.
              */
             recent_tasks: components["schemas"]["RecentTask"][];
+            /**
+             * Next Cursor
+             * @description Pass as cursor for the recent tasks after these; null at the end.
+             */
+            next_cursor: string | null;
             /**
              * Pending Approvals
              * @description Newest first.
@@ -1175,53 +1202,51 @@ export interface components {
         };
         /**
          * AgentRow
-         * @description One agent of a crew. A crew's agents work one run together, so each run of the crew
-         *     counts for each of its agents: an agent's numbers are its crew's.
+         * @description One agent of a crew: its own share of today's runs, from the steps the runs stored.
          */
         AgentRow: {
-            /**
-             * Runs Today
-             * @description Tasks started since midnight UTC.
-             */
-            runs_today: number;
-            /** Succeeded Today */
-            succeeded_today: number;
-            /** Failed Today */
-            failed_today: number;
-            /**
-             * Success Rate
-             * @description succeeded / (succeeded + failed) of today's runs, 0-1; null before any ended. Cancelled runs and runs awaiting approval count for neither.
-             */
-            success_rate: number | null;
-            /**
-             * P50 Duration Seconds
-             * @description Median of finished_at - started_at over today's ended runs.
-             */
-            p50_duration_seconds: number | null;
-            /**
-             * Input Tokens
-             * @description Of today's runs, as recorded when each run ended.
-             */
-            input_tokens: number;
-            /** Output Tokens */
-            output_tokens: number;
-            /** Cost Usd */
-            cost_usd: string;
-            /** Running Now */
-            running_now: number;
-            /** @description The latest failed task, however old. */
-            last_error: components["schemas"]["PanelError"] | null;
             /** Role */
             role: string;
             /** Goal */
             goal: string;
+            /**
+             * Runs Today
+             * @description Today's runs in which this agent took a step.
+             */
+            runs_today: number;
+            /**
+             * Steps
+             * @description Steps (crew tasks) this agent began today.
+             */
+            steps: number;
+            /** Tool Calls */
+            tool_calls: number;
+            /** Model Calls */
+            model_calls: number;
+            /**
+             * Input Tokens
+             * @description Of this agent's own model calls.
+             */
+            input_tokens: number;
+            /** Output Tokens */
+            output_tokens: number;
+            /**
+             * Cost Usd
+             * @description Of this agent's own model calls, unrounded.
+             */
+            cost_usd: string;
         };
         /** AgentsPanel */
         AgentsPanel: {
             /**
+             * Tz
+             * @description The IANA zone whose day 'today' is.
+             */
+            tz: string;
+            /**
              * Since
              * Format: date-time
-             * @description Midnight UTC today: where 'today' starts.
+             * @description Midnight today in tz: where 'today' starts.
              */
             since: string;
             /** Crews */
@@ -1549,6 +1574,21 @@ export interface components {
             /** Last4 */
             last4?: string | null;
         };
+        /** CrewDuration */
+        CrewDuration: {
+            /** Crew */
+            crew: string;
+            /**
+             * Runs
+             * @description Runs of the window whose work has ended.
+             */
+            runs: number;
+            /**
+             * P50 Duration Seconds
+             * @description Median work time (approval waits excluded).
+             */
+            p50_duration_seconds: number;
+        };
         /** CrewModel */
         CrewModel: {
             /**
@@ -1573,7 +1613,7 @@ export interface components {
         CrewRow: {
             /**
              * Runs Today
-             * @description Tasks started since midnight UTC.
+             * @description Tasks started since midnight (in the panel's tz).
              */
             runs_today: number;
             /** Succeeded Today */
@@ -1587,7 +1627,7 @@ export interface components {
             success_rate: number | null;
             /**
              * P50 Duration Seconds
-             * @description Median of finished_at - started_at over today's ended runs.
+             * @description Median work time of today's ended runs: from start to end, or to the moment a run stopped to wait for approval (the wait is not the crew's work).
              */
             p50_duration_seconds: number | null;
             /**
@@ -1620,6 +1660,41 @@ export interface components {
             provider: "openai" | "anthropic" | "openai_compatible";
             /** Model */
             model: string;
+        };
+        /** DayCost */
+        DayCost: {
+            /**
+             * Day
+             * Format: date
+             */
+            day: string;
+            /**
+             * Crew
+             * @description The crew ("router": routing questions, "other": no task).
+             */
+            crew: string;
+            /**
+             * Byok Usd
+             * @description Model calls on the tenant's own keys.
+             */
+            byok_usd: string;
+            /**
+             * Platform Usd
+             * @description Model calls on the platform's keys.
+             */
+            platform_usd: string;
+        };
+        /** DayRuns */
+        DayRuns: {
+            /**
+             * Day
+             * Format: date
+             */
+            day: string;
+            /** @description What became of the day's tasks so far. */
+            status: components["schemas"]["TaskStatus"];
+            /** Runs */
+            runs: number;
         };
         /** FallbackPut */
         FallbackPut: {
@@ -2579,6 +2654,59 @@ export interface components {
             /** Expires In */
             expires_in: number;
         };
+        /**
+         * TrendsPanel
+         * @description Day by day over a window: what the console draws as charts.
+         */
+        TrendsPanel: {
+            /**
+             * From
+             * Format: date
+             * @description First day, included.
+             */
+            from: string;
+            /**
+             * To
+             * Format: date
+             * @description Last day, included.
+             */
+            to: string;
+            /**
+             * Tz
+             * @description The IANA zone whose days these are.
+             */
+            tz: string;
+            /**
+             * Days
+             * @description Every day of the window, oldest first.
+             */
+            days: string[];
+            /**
+             * Cost
+             * @description Per day and crew that spent anything.
+             */
+            cost: components["schemas"]["DayCost"][];
+            /**
+             * Runs
+             * @description Per day and outcome, tasks by the day they came in.
+             */
+            runs: components["schemas"]["DayRuns"][];
+            /**
+             * Durations
+             * @description Per crew with ended runs in the window.
+             */
+            durations: components["schemas"]["CrewDuration"][];
+            /**
+             * Budget Usd
+             * @description The monthly platform budget; null: none.
+             */
+            budget_usd: string | null;
+            /**
+             * Platform Spent This Month Usd
+             * @description Model cost on the platform's keys this calendar month (UTC): what the budget stops.
+             */
+            platform_spent_this_month_usd: string;
+        };
         /** UsageAmounts */
         UsageAmounts: {
             /** Calls */
@@ -2600,15 +2728,20 @@ export interface components {
             /**
              * From
              * Format: date
-             * @description First day, UTC, included.
+             * @description First day, included.
              */
             from: string;
             /**
              * To
              * Format: date
-             * @description Last day, UTC, included.
+             * @description Last day, included.
              */
             to: string;
+            /**
+             * Tz
+             * @description The IANA zone whose days these are.
+             */
+            tz: string;
             group_by: components["schemas"]["UsageGroup"];
             /**
              * Rows
@@ -2622,7 +2755,7 @@ export interface components {
         UsageRow: {
             /**
              * Key
-             * @description The day (YYYY-MM-DD, UTC), the crew ("router": routing questions, "other": outside a task) or the provider ("opshub": BYOK run fees).
+             * @description The day (YYYY-MM-DD, in tz), the crew ("router": routing questions, "other": outside a task) or the provider ("opshub": BYOK run fees).
              */
             key: string;
             /** @description Model calls on the tenant's own keys. */
@@ -7771,7 +7904,10 @@ export interface operations {
     };
     agents_panel: {
         parameters: {
-            query?: never;
+            query?: {
+                /** @description IANA time zone whose day 'today' and days are */
+                tz?: string;
+            };
             header?: never;
             path?: never;
             cookie?: never;
@@ -7837,11 +7973,13 @@ export interface operations {
     usage_panel: {
         parameters: {
             query?: {
-                /** @description First day (UTC); default: to - 29 days */
+                /** @description First day; default: to - 29 days */
                 from?: string | null;
-                /** @description Last day (UTC), included; default: today */
+                /** @description Last day, included; default: today */
                 to?: string | null;
                 group_by?: components["schemas"]["UsageGroup"];
+                /** @description IANA time zone whose day 'today' and days are */
+                tz?: string;
             };
             header?: never;
             path?: never;
@@ -7905,9 +8043,88 @@ export interface operations {
             };
         };
     };
+    trends_panel: {
+        parameters: {
+            query?: {
+                /** @description First day; default: to - 29 days */
+                from?: string | null;
+                /** @description Last day, included; default: today */
+                to?: string | null;
+                /** @description IANA time zone whose day 'today' and days are */
+                tz?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TrendsPanel"];
+                };
+            };
+            /** @description No valid credentials (missing_credentials, invalid_token, token_expired, …). */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The caller's role is too low (forbidden). */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The request is not valid (invalid_request, with the fields in details). */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Too many requests or attempts (rate_limited, with Retry-After). */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The database is unavailable (database_unavailable, with Retry-After): send it again shortly. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
     activity_panel: {
         parameters: {
-            query?: never;
+            query?: {
+                /** @description At most this many per list */
+                limit?: number;
+                /** @description next_cursor of the previous page */
+                cursor?: string | null;
+                /** @description IANA time zone whose day 'today' and days are */
+                tz?: string;
+            };
             header?: never;
             path?: never;
             cookie?: never;

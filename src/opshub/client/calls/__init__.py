@@ -81,6 +81,7 @@ from opshub.client.calls.status import (
     healthz,
     metrics,
     readyz,
+    trends_panel,
     usage_panel,
 )
 from opshub.client.calls.tasks import (
@@ -190,6 +191,7 @@ __all__ = [
     "rotate_webhook_secret",
     "search_memories",
     "submit_task",
+    "trends_panel",
     "update_campaign",
     "update_client",
     "update_lead",
