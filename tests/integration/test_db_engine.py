@@ -4,16 +4,19 @@ and a name operators can find in ``pg_stat_activity``."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from sqlalchemy import make_url
 
 from opshub.config import Settings
 from opshub.db.engine import DatabaseUrls, create_engine, create_pool, dsn, resolve_database_urls
 
 
-def test_the_app_url_is_the_owners_with_the_app_role_and_both_use_asyncpg() -> None:
+def test_the_app_url_is_the_owners_with_the_app_role_and_both_use_asyncpg(tmp_path: Path) -> None:
     settings = Settings(
         database_url="postgresql://owner:s3cret@db.internal:5433/opshub",
         database_app_role="opshub_app",
+        data_dir=tmp_path,  # where a broken resolver would start a server: not the user's
     )
 
     urls = resolve_database_urls(settings)
@@ -30,10 +33,11 @@ def test_the_app_url_is_the_owners_with_the_app_role_and_both_use_asyncpg() -> N
     assert owner.password == app.password == "s3cret"
 
 
-def test_a_given_app_url_is_used_as_it_is_but_for_the_driver() -> None:
+def test_a_given_app_url_is_used_as_it_is_but_for_the_driver(tmp_path: Path) -> None:
     settings = Settings(
         database_url="postgresql://owner:pw@db.internal/opshub",
         database_app_url="postgresql://api:other@replica.internal/opshub",
+        data_dir=tmp_path,
     )
 
     urls = resolve_database_urls(settings)

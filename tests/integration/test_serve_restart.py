@@ -34,19 +34,22 @@ def test_stop_and_restart_keeps_the_data_and_leaves_no_server_behind() -> None:
         postmaster_pid = Path(data_dir) / "pg" / "postmaster.pid"
 
         first = _start(env)
-        _wait_ready(f"{base}/readyz", first)
-        created = opshub(
-            env,
-            "tenants",
-            "create",
-            "Keeper",
-            "--owner-email",
-            "keeper@example.com",
-            "--password",
-            "s3cret-pass",
-        )
+        try:  # a server that failed the test is stopped too, not left running
+            _wait_ready(f"{base}/readyz", first)
+            created = opshub(
+                env,
+                "tenants",
+                "create",
+                "Keeper",
+                "--owner-email",
+                "keeper@example.com",
+                "--password",
+                "s3cret-pass",
+            )
+        finally:
+            first_stopped = _stop(first)
         assert created.returncode == 0, created.stderr
-        assert _stop(first) == 0
+        assert first_stopped == 0
         assert not postmaster_pid.exists(), "the embedded PostgreSQL outlived opshub serve"
 
         second = _start(env)
