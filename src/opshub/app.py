@@ -233,6 +233,7 @@ async def open_api_state(hub: Hub) -> AppState:
         http=guarded_client(
             allow_internal=settings.allow_internal_urls,
             allowed=settings.allowed_private_networks,
+            trusted_origins=settings.service_origins,
         ),
         live=hub.live,
         embedders=hub.embedders,

@@ -8,6 +8,7 @@ from functools import lru_cache
 from ipaddress import IPv4Network, IPv6Network
 from pathlib import Path
 from typing import Annotated, Any
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -333,7 +334,31 @@ class Settings(BaseSettings):
     def embedded(self) -> bool:
         return self.database_url is None
 
+    @property
+    def service_origins(self) -> frozenset[str]:
+        """Where the services the operator configured answer (model providers, ad platforms,
+        Amazon): trusted by the outbound guard, which is for the addresses tenants give."""
+        urls = [
+            self.openai_base_url,
+            self.anthropic_base_url,
+            self.google_oauth_url,
+            self.google_ads_api_url,
+            self.meta_graph_url,
+            self.linkedin_api_url,
+            self.amazon_lwa_url,
+            self.amazon_creators_api_url,
+            *self.amazon_cognito_urls.values(),
+        ]
+        return frozenset(origin(url) for url in urls)
+
 
 @lru_cache
 def get_settings() -> Settings:
     return Settings()
+
+
+def origin(url: str) -> str:
+    """``scheme://host:port`` of ``url``, the port spelled out."""
+    parts = urlsplit(url)
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    return f"{parts.scheme}://{(parts.hostname or '').lower()}:{port}"

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import socket
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 
 import httpx
 
@@ -94,17 +94,30 @@ async def pin(request: httpx.Request, allowed: Sequence[Network] = ()) -> httpx.
     return pinned(request, checked_address(host, _addresses(list(infos)), allowed))
 
 
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
 class PublicOnlyTransport(httpx.AsyncHTTPTransport):
     """An httpx transport that only connects to public addresses (or ``allowed`` private
     networks), checked as it connects."""
 
     def __init__(
-        self, *, allowed: Sequence[Network] = (), limits: httpx.Limits = httpx.Limits()
+        self,
+        *,
+        allowed: Sequence[Network] = (),
+        trusted_origins: Collection[str] = (),
+        limits: httpx.Limits = httpx.Limits(),
     ) -> None:
         super().__init__(limits=limits)
         self._allowed = allowed
+        self._trusted_origins = trusted_origins
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        url = request.url
+        if f"{url.scheme}://{url.host}:{url.port or _DEFAULT_PORTS[url.scheme]}" in (
+            self._trusted_origins
+        ):
+            return await super().handle_async_request(request)
         return await super().handle_async_request(await pin(request, self._allowed))
 
 
@@ -121,13 +134,20 @@ def guarded_client(
     *,
     allow_internal: bool,
     allowed: Sequence[Network] = (),
+    trusted_origins: Collection[str] = (),
     limits: httpx.Limits = httpx.Limits(),
     timeout: httpx.Timeout | float = 5.0,
 ) -> httpx.AsyncClient:
     """The client for every call to a service a tenant's credentials point at (Saleor shops,
     model servers, ad platforms, Amazon): guarded at send time unless the operator lets tenants
-    name internal addresses (``OPSHUB_ALLOW_INTERNAL_URLS``)."""
-    transport = None if allow_internal else PublicOnlyTransport(allowed=allowed, limits=limits)
+    name internal addresses (``OPSHUB_ALLOW_INTERNAL_URLS``). ``trusted_origins``
+    (``scheme://host:port``) are the operator's own: the services it configured, wherever they
+    are."""
+    transport = (
+        None
+        if allow_internal
+        else PublicOnlyTransport(allowed=allowed, trusted_origins=trusted_origins, limits=limits)
+    )
     return httpx.AsyncClient(
         transport=transport, limits=limits, timeout=timeout, follow_redirects=False
     )

@@ -20,6 +20,7 @@ from opshub.config import Settings
 from opshub.db.engine import DatabaseUrls
 from tests.conftest import TenantHandle
 from tests.fakes.dns import stub_dns
+from tests.fakes.llm import FakeLLMServer
 from tests.fakes.saleor_check import FakeSaleor
 
 TOKEN = "saleor-app-token-for-the-guard-test"
@@ -83,3 +84,26 @@ async def test_a_shop_in_an_allowed_private_network_is_called_there(
     assert response.status_code == 200, response.text
     assert response.json()["status"] == "healthy"
     assert len(shop.requests) == 1
+
+
+async def test_the_operators_own_model_service_is_called_on_loopback_but_a_tenants_is_not(
+    settings: Settings, urls: DatabaseUrls, tenant_a: TenantHandle
+) -> None:
+    with FakeLLMServer() as model_server:  # on loopback, as an operator's proxy in its network
+        own = {"openai_base_url": f"{model_server.base_url}/v1"}
+        async with hub(settings, urls, **own) as client:
+            operators = await client.put(
+                "/v1/credentials/openai",
+                json={"secret": {"api_key": "sk-a-key-the-fake-accepts"}},
+                headers=tenant_a.headers,
+            )
+            tenants = await client.put(
+                "/v1/credentials/openai_compatible",
+                json={"secret": {"base_url": f"{model_server.base_url}/v1", "model": "m"}},
+                headers=tenant_a.headers,
+            )
+
+    assert operators.status_code == 200, operators.text
+    assert operators.json()["status"] == "healthy"
+    assert tenants.status_code == 422, tenants.text
+    assert tenants.json()["error"]["details"]["fields"][0]["loc"] == "body.secret.base_url"

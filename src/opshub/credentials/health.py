@@ -194,6 +194,7 @@ async def sweep(
     async with guarded_client(
         allow_internal=settings.allow_internal_urls,
         allowed=settings.allowed_private_networks,
+        trusted_origins=settings.service_origins,
         limits=limits,
     ) as client:
         await asyncio.gather(*(one(row["tenant_id"], Provider(row["provider"])) for row in targets))

@@ -104,6 +104,7 @@ class ActionExecutor:
         http = self._http or guarded_client(
             allow_internal=self._settings.allow_internal_urls,
             allowed=self._settings.allowed_private_networks,
+            trusted_origins=self._settings.service_origins,
             timeout=HTTP_TIMEOUT,
         )
         listener = await self._listen()

@@ -145,6 +145,7 @@ class Worker:
         self._http = guarded_client(
             allow_internal=self._settings.allow_internal_urls,
             allowed=self._settings.allowed_private_networks,
+            trusted_origins=self._settings.service_origins,
             timeout=CONNECTOR_TIMEOUT,
         )
         await self._router.start()
