@@ -267,7 +267,7 @@ class Settings(BaseSettings):
         default=100, ge=1, description="API requests a tenant may make at once above that rate."
     )
     credential_requests_in_flight: int = Field(
-        default=4,
+        default=2,
         ge=1,
         description="Requests one API key or session may have using the database at once; "
         "more wait their turn behind them, not ahead of other tenants.",
