@@ -231,9 +231,7 @@ async def open_api_state(hub: Hub) -> AppState:
         credential_store=hub.store,
         resolver=hub.resolver,
         http=guarded_client(
-            allow_internal=settings.allow_internal_urls,
-            allowed=settings.allowed_private_networks,
-            trusted_origins=settings.service_origins,
+            settings,
         ),
         live=hub.live,
         embedders=hub.embedders,

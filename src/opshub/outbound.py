@@ -15,6 +15,8 @@ from collections.abc import Collection, Sequence
 
 import httpx
 
+from opshub.config import Settings
+
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 _INTERNAL_NAMES = ("localhost",)
 _INTERNAL_SUFFIXES = (".localhost", ".local", ".internal", ".localdomain")
@@ -131,22 +133,23 @@ class PublicOnlySyncTransport(httpx.HTTPTransport):
 
 
 def guarded_client(
+    settings: Settings,
     *,
-    allow_internal: bool,
-    allowed: Sequence[Network] = (),
-    trusted_origins: Collection[str] = (),
     limits: httpx.Limits = httpx.Limits(),
     timeout: httpx.Timeout | float = 5.0,
 ) -> httpx.AsyncClient:
     """The client for every call to a service a tenant's credentials point at (Saleor shops,
     model servers, ad platforms, Amazon): guarded at send time unless the operator lets tenants
-    name internal addresses (``OPSHUB_ALLOW_INTERNAL_URLS``). ``trusted_origins``
-    (``scheme://host:port``) are the operator's own: the services it configured, wherever they
-    are."""
+    name internal addresses (``OPSHUB_ALLOW_INTERNAL_URLS``); the services the operator
+    configured itself (``Settings.service_origins``) are reached wherever they are."""
     transport = (
         None
-        if allow_internal
-        else PublicOnlyTransport(allowed=allowed, trusted_origins=trusted_origins, limits=limits)
+        if settings.allow_internal_urls
+        else PublicOnlyTransport(
+            allowed=settings.allowed_private_networks,
+            trusted_origins=settings.service_origins,
+            limits=limits,
+        )
     )
     return httpx.AsyncClient(
         transport=transport, limits=limits, timeout=timeout, follow_redirects=False

@@ -192,9 +192,7 @@ async def sweep(
 
     limits = httpx.Limits(max_connections=concurrency)
     async with guarded_client(
-        allow_internal=settings.allow_internal_urls,
-        allowed=settings.allowed_private_networks,
-        trusted_origins=settings.service_origins,
+        settings,
         limits=limits,
     ) as client:
         await asyncio.gather(*(one(row["tenant_id"], Provider(row["provider"])) for row in targets))

@@ -102,9 +102,7 @@ class ActionExecutor:
         """Execute approved actions until cancelled; then finish or hand back the ones in flight."""
         own_http = self._http is None
         http = self._http or guarded_client(
-            allow_internal=self._settings.allow_internal_urls,
-            allowed=self._settings.allowed_private_networks,
-            trusted_origins=self._settings.service_origins,
+            self._settings,
             timeout=HTTP_TIMEOUT,
         )
         listener = await self._listen()

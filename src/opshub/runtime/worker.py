@@ -143,9 +143,7 @@ class Worker:
         self._writer = TaskEventWriter(pool=self._owner_pool, live=self._live)
         # One connection pool for every tool's and executor's calls to connected services.
         self._http = guarded_client(
-            allow_internal=self._settings.allow_internal_urls,
-            allowed=self._settings.allowed_private_networks,
-            trusted_origins=self._settings.service_origins,
+            self._settings,
             timeout=CONNECTOR_TIMEOUT,
         )
         await self._router.start()
