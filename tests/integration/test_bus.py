@@ -19,20 +19,29 @@ import pytest
 
 from opshub.auth.ratelimit import LoginRateLimiter, SharedAttemptCounter
 from opshub.db.bus import PgBus
-from opshub.db.engine import DatabaseUrls, create_pool
+from opshub.db.engine import DatabaseUrls, create_pool, dsn
 from opshub.errors import RateLimitedError
 from opshub.runtime.live import PgLiveEvents
 
 
 @pytest.fixture
-async def pools(fresh_database: DatabaseUrls) -> AsyncIterator[tuple[asyncpg.Pool, asyncpg.Pool]]:
-    first = await create_pool(fresh_database.owner, size=2)
-    second = await create_pool(fresh_database.owner, size=2)
+async def buses(fresh_database: DatabaseUrls) -> AsyncIterator[tuple[PgBus, PgBus]]:
+    """Two buses on one database, each with a pool of its own: two processes. A bus takes its
+    subscribers before it starts: subscribe, then ``start``."""
+    pools = [await create_pool(fresh_database.owner, size=2) for _ in range(2)]
+    pair = [PgBus(url=fresh_database.owner, pool=pool) for pool in pools]
     try:
-        yield first, second
+        yield pair[0], pair[1]
     finally:
-        await first.close()
-        await second.close()
+        for bus in pair:
+            await bus.close()
+        for pool in pools:
+            await pool.close()
+
+
+async def start(buses: tuple[PgBus, PgBus]) -> None:
+    for bus in buses:
+        await bus.start()
 
 
 def event(seq: int, size: int = 100) -> dict[str, Any]:
@@ -47,88 +56,72 @@ async def batches_until(queue: asyncio.Queue[list[dict[str, Any]]], count: int) 
 
 
 async def test_live_events_reach_the_other_process_whole_and_in_order(
-    fresh_database: DatabaseUrls, pools: tuple[asyncpg.Pool, asyncpg.Pool]
+    buses: tuple[PgBus, PgBus],
 ) -> None:
-    runner_bus = PgBus(url=fresh_database.owner, pool=pools[0])
-    watcher_bus = PgBus(url=fresh_database.owner, pool=pools[1])
-    runner, watcher = PgLiveEvents(runner_bus), PgLiveEvents(watcher_bus)
-    await runner_bus.start()
-    await watcher_bus.start()
+    runner, watcher = PgLiveEvents(buses[0]), PgLiveEvents(buses[1])
+    await start(buses)
     task_id = uuid.uuid4()
-    try:
-        async with watcher.watch(task_id) as queue:
-            # 60 events of ~600 bytes: more than one NOTIFY holds (8,000 bytes).
-            await runner.publish({task_id: [event(seq, 500) for seq in range(1, 61)]})
-            got = await batches_until(queue, 1)
-            while sum(map(len, got)) < 60:
-                got += await batches_until(queue, 1)
-            assert len(got) > 1
-            assert [e["seq"] for batch in got for e in batch] == list(range(1, 61))
+    async with watcher.watch(task_id) as queue:
+        # 60 events of ~600 bytes: more than one NOTIFY holds (8,000 bytes).
+        await runner.publish({task_id: [event(seq, 500) for seq in range(1, 61)]})
+        got = await batches_until(queue, 1)
+        while sum(map(len, got)) < 60:
+            got += await batches_until(queue, 1)
+        assert len(got) > 1
+        assert [e["seq"] for batch in got for e in batch] == list(range(1, 61))
 
-            # Too large for any message: its watchers get an empty batch and read it stored.
-            await runner.publish({task_id: [event(61, 20_000), event(62)]})
-            assert [[e["seq"] for e in batch] for batch in await batches_until(queue, 2)] == [
-                [],
-                [62],
-            ]
-            assert queue.empty()  # the runner's own process was not sent its events twice
-    finally:
-        await runner_bus.close()
-        await watcher_bus.close()
+        # Too large for any message: its watchers get an empty batch and read it stored.
+        await runner.publish({task_id: [event(61, 20_000), event(62)]})
+        assert [[e["seq"] for e in batch] for batch in await batches_until(queue, 2)] == [
+            [],
+            [62],
+        ]
+        assert queue.empty()  # the runner's own process was not sent its events twice
 
 
 async def test_login_attempts_at_either_process_count_against_one_limit(
-    fresh_database: DatabaseUrls, pools: tuple[asyncpg.Pool, asyncpg.Pool]
+    buses: tuple[PgBus, PgBus],
 ) -> None:
-    buses = [PgBus(url=fresh_database.owner, pool=pool) for pool in pools]
     limiters = [
         LoginRateLimiter(SharedAttemptCounter(bus), per_minute=3, per_address=100) for bus in buses
     ]
-    for bus in buses:
-        await bus.start()
-    try:
-        await limiters[0].check("owner@example.com")
-        await limiters[0].check("owner@example.com")
-        await limiters[0].check("other@example.com")
+    await start(buses)
+    await limiters[0].check("owner@example.com")
+    await limiters[0].check("owner@example.com")
+    await limiters[0].check("other@example.com")
 
-        async def third_heard() -> None:
-            while True:
-                try:
-                    await limiters[1].check("owner@example.com")
-                except RateLimitedError:
-                    return
-                await asyncio.sleep(0.01)  # each try counts too: the limit is reached anyway
+    async def third_heard() -> None:
+        while True:
+            try:
+                await limiters[1].check("owner@example.com")
+            except RateLimitedError:
+                return
+            await asyncio.sleep(0.01)  # each try counts too: the limit is reached anyway
 
-        await asyncio.wait_for(third_heard(), 10)
-        with pytest.raises(RateLimitedError):
-            await limiters[0].check("owner@example.com")
-        await limiters[1].check("another@example.com")
-    finally:
-        for bus in buses:
-            await bus.close()
+    await asyncio.wait_for(third_heard(), 10)
+    with pytest.raises(RateLimitedError):
+        await limiters[0].check("owner@example.com")
+    await limiters[1].check("another@example.com")
 
 
 async def test_a_lost_listener_wakes_its_watchers_and_listens_again(
-    fresh_database: DatabaseUrls, pools: tuple[asyncpg.Pool, asyncpg.Pool]
+    buses: tuple[PgBus, PgBus], fresh_database: DatabaseUrls
 ) -> None:
-    runner_bus = PgBus(url=fresh_database.owner, pool=pools[0])
-    watcher_bus = PgBus(url=fresh_database.owner, pool=pools[1])
-    runner, watcher = PgLiveEvents(runner_bus), PgLiveEvents(watcher_bus)
-    await runner_bus.start()
-    await watcher_bus.start()
+    runner, watcher = PgLiveEvents(buses[0]), PgLiveEvents(buses[1])
+    await start(buses)
     task_id = uuid.uuid4()
-    try:
-        async with watcher.watch(task_id) as queue:
-            await pools[0].execute(
+    async with watcher.watch(task_id) as queue:
+        killer = await asyncpg.connect(dsn(fresh_database.owner))
+        try:
+            await killer.execute(
                 "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
                 "WHERE application_name = 'opshub-listener' AND pid <> pg_backend_pid()"
             )
-            assert await asyncio.wait_for(queue.get(), 10) == []  # woken: read the database
-            woken_again = await asyncio.wait_for(queue.get(), 10)  # listening again
-            assert woken_again == []
-            assert not watcher.polling()
-            await runner.publish({task_id: [event(1)]})
-            assert [e["seq"] for e in await asyncio.wait_for(queue.get(), 10)] == [1]
-    finally:
-        await runner_bus.close()
-        await watcher_bus.close()
+        finally:
+            await killer.close()
+        assert await asyncio.wait_for(queue.get(), 10) == []  # woken: read the database
+        woken_again = await asyncio.wait_for(queue.get(), 10)  # listening again
+        assert woken_again == []
+        assert not watcher.polling()
+        await runner.publish({task_id: [event(1)]})
+        assert [e["seq"] for e in await asyncio.wait_for(queue.get(), 10)] == [1]

@@ -106,7 +106,7 @@ async def test_approving_a_proposed_action_runs_it_and_shows_it_executed(
     await tab.open("/console/approvals")
     card = tab.page.locator(f"#action-{action['id']}")
     await expect(card).to_contain_text(action["summary"])
-    await expect(card.locator("pre").first).to_contain_text('"campaign_id": "7201"')
+    await expect(card.locator("pre").first).to_contain_text(f'"campaign_id": "{campaign["id"]}"')
 
     await card.get_by_label("Reason (optional)").fill("No sales since October.")
     await card.get_by_role("button", name="Approve").click()

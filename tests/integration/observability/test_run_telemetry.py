@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import asyncpg
 import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
@@ -153,8 +154,21 @@ def api(
 
 
 @pytest.fixture(scope="module")
+async def queue_of_its_own(owner_pool: asyncpg.Pool) -> None:
+    """The worker claims from the whole session database: a task an earlier test left queued or
+    running would run in it while the test reads the process's counters (and take the model
+    replies it scripted). Those tasks are cancelled before the worker starts."""
+    await owner_pool.execute(
+        "UPDATE tasks SET status = 'cancelled', lease_owner = NULL, lease_expires_at = NULL, "
+        "finished_at = now() WHERE status IN ('queued', 'running')"
+    )
+
+
+@pytest.fixture(scope="module")
 def worker(
-    hub_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory
+    hub_env: dict[str, str],
+    tmp_path_factory: pytest.TempPathFactory,
+    queue_of_its_own: None,
 ) -> Iterator[tuple[subprocess.Popen[bytes], str, Path]]:
     port = _free_port()
     folder = tmp_path_factory.mktemp("worker")

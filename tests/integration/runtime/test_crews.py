@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -388,12 +389,16 @@ async def test_a_message_without_a_crew_is_routed_or_answered_with_a_question(
 async def propose_above_policy(
     client: AsyncClient, tenant: TenantHandle, fake_llm: FakeLLMServer, connected: Connected
 ) -> tuple[str, dict[str, Any], dict[str, Any]]:
-    """A marketing run proposing a pause no policy approves: (task id, action, campaign)."""
+    """A marketing run proposing a pause no policy approves: (task id, action, campaign).
+
+    The campaign's id is the test's own: Meta's ids are unique across accounts, and the fake,
+    shared by the session, finds a campaign by id in whichever account holds it first."""
     await store_openai_key(client, tenant)
     account, _ = await connect_meta(client, tenant, connected.meta)
-    campaign = connected.meta.add_campaign(account, "7201", "Autumn", daily_budget=3000)
+    campaign_id = str(uuid.uuid4().int)[:18]
+    campaign = connected.meta.add_campaign(account, campaign_id, "Autumn", daily_budget=3000)
     fake_llm.script_openai(
-        tool_calls=[("propose_campaign_status", {"channel": "meta_ads", "campaign_id": "7201",
+        tool_calls=[("propose_campaign_status", {"channel": "meta_ads", "campaign_id": campaign_id,
                                                  "status": "PAUSED", "reason": "No sales."})]
     )  # fmt: skip
     fake_llm.script_openai("Proposed pausing Autumn.", times=2)

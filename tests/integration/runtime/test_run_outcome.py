@@ -1,6 +1,9 @@
 """How a run ends (``opshub.runtime.run_outcome``): the outcome is written only by the worker that
 still holds the task's lease. A worker whose lease ran out and was taken over (it was presumed
 dead, but was only slow) must not complete the task a second time or over the new holder's run.
+A failure the provider or the store may get over is tried again after a backoff, up to the
+task's attempts; any other ends the task at once; a run whose changes wait for approval leaves
+its task awaiting them.
 
 The task is put in the running state by hand, under a lease far in the future: no worker of the
 test session claims or requeues it.
@@ -9,19 +12,27 @@ test session claims or requeues it.
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 from collections.abc import AsyncIterator
+from typing import Any
 
 import asyncpg
 import pytest
 
+from opshub.actions import service as actions_service
+from opshub.actions.kinds import ActionKind
 from opshub.config import Settings
+from opshub.credentials.errors import CredentialStoreError
 from opshub.credentials.resolver import CredentialResolver
 from opshub.credentials.store import open_secret_store
+from opshub.db.engine import tenant_transaction
+from opshub.errors import DomainError, NotFoundError
+from opshub.llm.errors import ProviderUnavailableError
 from opshub.llm.factory import LLMFactory
 from opshub.loops import stop_all
 from opshub.runtime.live import LocalLiveEvents
-from opshub.runtime.run_outcome import RunOutcomes
+from opshub.runtime.run_outcome import RunOutcomes, TaskCancelledError
 from opshub.runtime.task_events import TaskEventWriter
 from opshub.tasks.models import TaskStatus
 from tests.conftest import TenantHandle
@@ -52,13 +63,24 @@ def outcomes(app_pool: asyncpg.Pool, settings: Settings, worker_id: str) -> RunO
     )
 
 
-async def running_task(owner_pool: asyncpg.Pool, tenant: TenantHandle) -> asyncpg.Record:
+async def running_task(
+    owner_pool: asyncpg.Pool,
+    tenant: TenantHandle,
+    *,
+    attempt: int = 2,
+    thread_id: uuid.UUID | None = None,
+    webhook_url: str | None = None,
+) -> asyncpg.Record:
     row = await owner_pool.fetchrow(
-        "INSERT INTO tasks (tenant_id, input, status, attempt, started_at, lease_owner,"
-        " lease_expires_at) VALUES ($1, 'Summarise last week', 'running', 2, now(), $2,"
-        " now() + interval '1 hour') RETURNING *",
+        "INSERT INTO tasks (tenant_id, crew, input, status, attempt, max_attempts, started_at,"
+        " lease_owner, lease_expires_at, thread_id, webhook_url) VALUES ($1, 'assistant',"
+        " 'Summarise last week', 'running', $2, 3, now(), $3, now() + interval '1 hour', $4, $5)"
+        " RETURNING *",
         tenant.id,
+        attempt,
         HOLDER,
+        thread_id,
+        webhook_url,
     )
     assert row is not None
     return row
@@ -116,3 +138,233 @@ async def test_the_lease_holder_completes_the_task(
     assert task["status"] == "succeeded" and task["result"] == "the answer"
     assert task["lease_owner"] is None
     assert (event_count, outbox_count) == (1, 1)  # task.succeeded, stored and in the outbox
+
+
+async def task_events(owner_pool: asyncpg.Pool, task_id: uuid.UUID) -> list[tuple[str, Any]]:
+    rows = await owner_pool.fetch(
+        "SELECT type, data FROM task_events WHERE task_id = $1 ORDER BY seq", task_id
+    )
+    return [(r["type"], r["data"]) for r in rows]
+
+
+async def outbox_types(owner_pool: asyncpg.Pool, task_id: uuid.UUID) -> list[str]:
+    return [
+        r["event_type"]
+        for r in await owner_pool.fetch(
+            "SELECT event_type FROM outbox WHERE (data->>'task_id')::uuid = $1 ORDER BY id",
+            task_id,
+        )
+    ]
+
+
+@pytest.mark.parametrize(
+    ("attempt", "backoff", "delay"),
+    [(1, 10.0, 10.0), (2, 10.0, 20.0), (2, 400.0, 300.0)],
+    ids=["first-attempt", "doubled", "at-most-five-minutes"],
+)
+@pytest.mark.parametrize(
+    "error",
+    [ProviderUnavailableError("the provider is overloaded"), CredentialStoreError("Vault sealed")],
+    ids=["provider", "credential-store"],
+)
+async def test_a_passing_failure_queues_the_task_again_after_a_doubling_backoff(
+    tenant_a: TenantHandle,
+    owner_pool: asyncpg.Pool,
+    app_pool: asyncpg.Pool,
+    settings: Settings,
+    writer: TaskEventWriter,
+    attempt: int,
+    backoff: float,
+    delay: float,
+    error: DomainError,
+) -> None:
+    row = await running_task(owner_pool, tenant_a, attempt=attempt)
+    holder = outcomes(
+        app_pool, settings.model_copy(update={"task_retry_backoff_seconds": backoff}), HOLDER
+    )
+    events = writer.open_run(tenant_id=tenant_a.id, task_id=row["id"], last_seq=0)
+
+    await holder.fail(row, events, error, None)
+
+    task = await owner_pool.fetchrow(
+        "SELECT *, extract(epoch FROM run_after - now())::float AS wait FROM tasks WHERE id = $1",
+        row["id"],
+    )
+    assert task is not None
+    assert task["status"] == "queued" and task["finished_at"] is None
+    assert task["lease_owner"] is None and task["lease_expires_at"] is None
+    assert delay - 5 < task["wait"] <= delay  # the seconds since it was queued again
+    body = {"code": error.code, "message": error.message}
+    assert task["error"] == body
+    assert await task_events(owner_pool, row["id"]) == [("task.retrying", {"error": body})]
+    assert await outbox_types(owner_pool, row["id"]) == []  # not over yet
+
+
+async def test_an_unexpected_error_is_tried_again_as_an_internal_error_without_its_text(
+    tenant_a: TenantHandle,
+    owner_pool: asyncpg.Pool,
+    app_pool: asyncpg.Pool,
+    settings: Settings,
+    writer: TaskEventWriter,
+) -> None:
+    row = await running_task(owner_pool, tenant_a)
+    events = writer.open_run(tenant_id=tenant_a.id, task_id=row["id"], last_seq=0)
+
+    await outcomes(app_pool, settings, HOLDER).fail(
+        row, events, RuntimeError("password=hunter2 in a stack frame"), None
+    )
+
+    task, _, _ = await stored(owner_pool, row["id"])
+    assert task["status"] == "queued"
+    assert task["error"] == {
+        "code": "internal_error",
+        "message": "the run failed unexpectedly; retry it or contact support",
+    }
+    assert "hunter2" not in json.dumps(await task_events(owner_pool, row["id"]))
+
+
+async def test_the_last_attempt_fails_the_task_with_its_error(
+    tenant_a: TenantHandle,
+    owner_pool: asyncpg.Pool,
+    app_pool: asyncpg.Pool,
+    settings: Settings,
+    writer: TaskEventWriter,
+) -> None:
+    row = await running_task(owner_pool, tenant_a, attempt=3)
+    events = writer.open_run(tenant_id=tenant_a.id, task_id=row["id"], last_seq=0)
+    error = ProviderUnavailableError("the provider is overloaded")
+
+    await outcomes(app_pool, settings, HOLDER).fail(row, events, error, None)
+
+    task, _, _ = await stored(owner_pool, row["id"])
+    body = {"code": "provider_unavailable", "message": "the provider is overloaded"}
+    assert task["status"] == "failed" and task["finished_at"] is not None
+    assert task["error"] == body
+    assert await task_events(owner_pool, row["id"]) == [("task.failed", {"error": body})]
+    assert await outbox_types(owner_pool, row["id"]) == ["task.failed"]
+
+
+async def test_an_error_no_retry_can_mend_fails_the_task_on_its_first_attempt(
+    tenant_a: TenantHandle,
+    owner_pool: asyncpg.Pool,
+    app_pool: asyncpg.Pool,
+    settings: Settings,
+    writer: TaskEventWriter,
+) -> None:
+    row = await running_task(owner_pool, tenant_a, attempt=1)
+    events = writer.open_run(tenant_id=tenant_a.id, task_id=row["id"], last_seq=0)
+
+    await outcomes(app_pool, settings, HOLDER).fail(
+        row, events, NotFoundError("no such crew"), None
+    )
+
+    task, _, _ = await stored(owner_pool, row["id"])
+    assert task["status"] == "failed"
+    assert task["error"] == {"code": "not_found", "message": "no such crew"}
+
+
+async def test_a_cancelled_run_ends_cancelled_without_an_error(
+    tenant_a: TenantHandle,
+    owner_pool: asyncpg.Pool,
+    app_pool: asyncpg.Pool,
+    settings: Settings,
+    writer: TaskEventWriter,
+) -> None:
+    row = await running_task(owner_pool, tenant_a, attempt=1)
+    events = writer.open_run(tenant_id=tenant_a.id, task_id=row["id"], last_seq=0)
+
+    await outcomes(app_pool, settings, HOLDER).fail(
+        row, events, TaskCancelledError("cancelled by the user"), None
+    )
+
+    task, _, _ = await stored(owner_pool, row["id"])
+    assert task["status"] == "cancelled" and task["error"] is None
+    assert await task_events(owner_pool, row["id"]) == [("task.cancelled", {})]
+    assert await outbox_types(owner_pool, row["id"]) == ["task.cancelled"]
+
+
+async def test_a_finished_run_answers_in_its_thread_and_sends_its_webhook(
+    tenant_a: TenantHandle,
+    owner_pool: asyncpg.Pool,
+    app_pool: asyncpg.Pool,
+    settings: Settings,
+    writer: TaskEventWriter,
+) -> None:
+    thread_id = await owner_pool.fetchval(
+        "INSERT INTO threads (tenant_id) VALUES ($1) RETURNING id", tenant_a.id
+    )
+    hook = "https://hooks.example.com/opshub"
+    row = await running_task(owner_pool, tenant_a, thread_id=thread_id, webhook_url=hook)
+    events = writer.open_run(tenant_id=tenant_a.id, task_id=row["id"], last_seq=0)
+
+    ended = await outcomes(app_pool, settings, HOLDER).complete(
+        row, events, TaskStatus.succeeded, None, result="the answer", remember=True
+    )
+
+    assert ended is True  # its memories are this worker's to write
+    task, _, _ = await stored(owner_pool, row["id"])
+    assert task["status"] == "succeeded" and task["memory_pending"]
+    assert task["lease_owner"] == HOLDER  # kept for the write-back
+    messages = await owner_pool.fetch(
+        "SELECT role, content, task_id FROM thread_messages WHERE thread_id = $1", thread_id
+    )
+    assert [tuple(m) for m in messages] == [("agent", "the answer", row["id"])]
+    [delivery] = await owner_pool.fetch(
+        "SELECT url, body FROM webhook_deliveries WHERE task_id = $1", row["id"]
+    )
+    assert delivery["url"] == hook
+    body = delivery["body"]
+    assert body["event"] == "task.succeeded"
+    assert body["task"]["result"] == "the answer"
+    assert await task_events(owner_pool, row["id"]) == [("task.succeeded", {"text": "the answer"})]
+    assert await outbox_types(owner_pool, row["id"]) == ["task.succeeded"]
+
+
+async def test_a_run_whose_change_waits_for_approval_leaves_its_task_awaiting_it(
+    tenant_a: TenantHandle,
+    owner_pool: asyncpg.Pool,
+    app_pool: asyncpg.Pool,
+    settings: Settings,
+    writer: TaskEventWriter,
+) -> None:
+    hook = "https://hooks.example.com/opshub"
+    row = await running_task(owner_pool, tenant_a, webhook_url=hook)
+    async with tenant_transaction(app_pool, tenant_a.id) as conn:
+        action = await actions_service.propose(
+            conn,
+            tenant_id=tenant_a.id,
+            task_id=row["id"],
+            tool="ads",
+            kind=ActionKind.budget_change,
+            payload={
+                "channel": "meta_ads",
+                "campaign_id": "120330000000000001",
+                "daily_budget": "150",
+                "previous_daily_budget": "50",
+                "currency": "USD",
+            },
+            summary="Raise Brand to 150 USD a day",
+        )
+    events = writer.open_run(tenant_id=tenant_a.id, task_id=row["id"], last_seq=0)
+
+    ended = await outcomes(app_pool, settings, HOLDER).complete(
+        row, events, TaskStatus.succeeded, None, result="Raised the budget.", remember=True
+    )
+
+    assert ended is True
+    task, _, _ = await stored(owner_pool, row["id"])
+    assert task["status"] == "awaiting_approval"
+    waiting = f"- Waiting for your approval: Raise Brand to 150 USD a day (action {action.id})"
+    assert task["result"].startswith("Raised the budget.\n\nChanges this run proposed:")
+    assert waiting in task["result"]
+    [(kind, data)] = await task_events(owner_pool, row["id"])
+    assert kind == "task.awaiting_approval"
+    assert data == {"text": task["result"]}
+    assert await outbox_types(owner_pool, row["id"]) == [
+        "action.proposed",
+        "task.awaiting_approval",
+    ]
+    webhooks = await owner_pool.fetchval(
+        "SELECT count(*) FROM webhook_deliveries WHERE task_id = $1", row["id"]
+    )
+    assert webhooks == 0  # sent when the task ends, after the decision
