@@ -5,24 +5,30 @@ Real processes throughout: the embedded PostgreSQL (in bench/.work/soak), a `red
 this script's own, one `opshub api`, two `opshub worker` processes and the fake model server in
 a process of its own, failing every `--fail-every`-th chat call with a 500 (1 % by default).
 Model retries are off (`OPSHUB_LLM_MAX_RETRIES=0`), so each failure costs its task an attempt.
-`--restart-every` seconds after the last restart, one worker is stopped — SIGTERM and SIGKILL in
-turn — and a new one started in its place (the next wait starts once it is up: a worker's
-start-up, CrewAI's import, takes tens of seconds on a loaded machine).
+Every `--restart-every` seconds (on the clock, from the start of the last restart) one worker is
+stopped — SIGTERM and SIGKILL in turn — and a new one started in its place; a restart waits for
+the previous replacement to be up (a worker's start-up, CrewAI's import, takes tens of seconds
+on a loaded machine), so there are never two workers down at once.
 
 Meanwhile:
 - tasks are submitted at `--rate` a second, round-robin over the tenants;
 - a reader lists a tenant's tasks (`GET /v1/tasks?limit=20`) as fast as it is answered: the API's
   p50/p99 under load;
 - every 5 s: the API's and each worker's RSS and opshub's PostgreSQL connections; the slope of
-  each over the run (least squares, per minute) says whether it grows.
+  each over the run (least squares, per minute) says whether it grows. The fake model is asked
+  for its counts then too (it forgets what it told, so it doesn't grow over a long soak), and
+  progress goes to stderr every minute.
 
 At the end: each task succeeded, exactly one `task.succeeded` outbox event and one usage record
 per task (a run retried after a failed call or a lost worker is still billed once).
 
-    .venv/bin/python bench/soak.py [--tasks 2000] [--tenants 50] [--rate 6]
-        [--restart-every 60] [--fail-every 100] [--concurrency 16]
+    nice .venv/bin/python bench/soak.py [--tasks 10000] [--tenants 50] [--rate 6]
+        [--restart-every 60] [--fail-every 100] [--concurrency 16] [--max-seconds 3600]
 
-Results go to bench/results/soak.json.
+The completion check counts the unfinished rows (the soak empties the tasks table first, so every
+row is the soak's); the exactly-once check runs once, at the end, over every task's id.
+
+Results go to bench/results/soak.json (or `--results`).
 """
 
 from __future__ import annotations
@@ -52,11 +58,15 @@ import psutil
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.tenants import seed_tenants  # noqa: E402 - once the repository is on the path
+
 HERE = Path(__file__).parent
 WORK = HERE / ".work" / "soak"
 RESULTS = HERE / "results" / "soak.json"
 ANSWER = "Final answer: follow up with Cedar Dental first; the other two are scheduled."
 SAMPLE_SECONDS = 5.0
+# The soak empties the tasks table first: every row is one of its tasks.
+UNFINISHED = "SELECT count(*) FROM tasks WHERE status NOT IN ('succeeded', 'failed', 'cancelled')"
 
 
 def percentiles(samples: list[float]) -> dict[str, float]:
@@ -174,6 +184,7 @@ class Hub:
             "OPSHUB_WORKER_SHUTDOWN_GRACE_SECONDS": "10",
             "OPSHUB_TENANT_REQUESTS_PER_SECOND": "1000",  # the soak is not about the API limit
             "OPSHUB_LOG_LEVEL": "WARNING",
+            "OPSHUB_PROCESSES": "1",  # a worker is one process: the one restarted and measured
         }
 
     def start_api(self) -> None:
@@ -187,7 +198,7 @@ class Hub:
             stdout=subprocess.DEVNULL,
             stderr=(WORK / "api.log").open("ab"),
         )
-        deadline = time.monotonic() + 90
+        deadline = time.monotonic() + 600  # a loaded machine, a niced soak
         while time.monotonic() < deadline:
             with contextlib.suppress(httpx.TransportError):
                 if httpx.get(f"{self.base}/healthz", timeout=1).status_code == 200:
@@ -239,26 +250,6 @@ class Hub:
                 process.wait()
 
 
-async def seed(owner_url: str, tenants: int) -> list[str]:
-    from opshub.tenants import service as tenants_service
-
-    conn = await asyncpg.connect(owner_url)
-    keys = []
-    try:
-        async with conn.transaction():
-            for n in range(tenants):
-                _, key = await tenants_service.create_tenant(
-                    conn,
-                    name=f"soak-{n}",
-                    owner_email=f"soak-{uuid.uuid4().hex[:8]}@example.com",
-                    password="soak-password",  # noqa: S106 - a throw-away tenant
-                )
-                keys.append(key)
-    finally:
-        await conn.close()
-    return keys
-
-
 def bearer(key: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {key}"}
 
@@ -295,7 +286,12 @@ async def read_load(
 
 
 async def sample(
-    hub: Hub, pool: asyncpg.Pool, began: float, stop: asyncio.Event, out: dict[str, list[Any]]
+    hub: Hub,
+    pool: asyncpg.Pool,
+    began: float,
+    stop: asyncio.Event,
+    out: dict[str, list[Any]],
+    loads: list[float],
 ) -> None:
     while not stop.is_set():
         at = time.monotonic() - began
@@ -308,31 +304,42 @@ async def sample(
         out["api_rss_mb"].append((at, rss_mb(hub.api.pid)))
         out["workers_rss_mb"].append((at, round(sum(workers), 1)))
         out["db_connections"].append((at, float(connections)))
+        loads.append(os.getloadavg()[0])
+        await asyncio.to_thread(hub.fake.collect)
+        if len(out["db_connections"]) % int(60 / SAMPLE_SECONDS) == 0:
+            left = await pool.fetchval(UNFINISHED)
+            print(  # progress, for whoever watches a long soak
+                f"{at:6.0f} s: {left} unfinished, {len(hub.restarts)} restarts, "
+                f"{hub.fake.calls} model calls ({hub.fake.failed} failed), "
+                f"load {os.getloadavg()[0]:.1f}",
+                file=sys.stderr,
+                flush=True,
+            )
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), SAMPLE_SECONDS)
 
 
 async def restarter(hub: Hub, every: float, began: float, stop: asyncio.Event) -> None:
+    """A restart every ``every`` seconds on the clock (later if a replacement is slow to start)."""
+    next_at = began + every
     while True:
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), every)
+            await asyncio.wait_for(stop.wait(), max(0.0, next_at - time.monotonic()))
         if stop.is_set():
             return
-        await hub.restart_one(time.monotonic() - began)
+        started = time.monotonic()
+        await hub.restart_one(started - began)
+        next_at = started + every
 
 
-async def all_finished(pool: asyncpg.Pool, ids: list[uuid.UUID], within: float) -> None:
+async def all_finished(pool: asyncpg.Pool, within: float) -> bool:
+    """Whether every task finished within ``within`` seconds (the run is checked either way)."""
     deadline = time.monotonic() + within
     while time.monotonic() < deadline:
-        left = await pool.fetchval(
-            "SELECT count(*) FROM tasks WHERE id = ANY($1::uuid[])"
-            " AND status NOT IN ('succeeded', 'failed', 'cancelled')",
-            ids,
-        )
-        if left == 0:
-            return
-        await asyncio.sleep(1)
-    raise SystemExit("tasks still unfinished at the deadline")
+        if await pool.fetchval(UNFINISHED) == 0:
+            return True
+        await asyncio.sleep(2)
+    return False
 
 
 async def verify(pool: asyncpg.Pool, ids: list[uuid.UUID]) -> dict[str, Any]:
@@ -386,7 +393,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     conn = await asyncpg.connect(owner)
     await conn.execute("TRUNCATE task_events, tasks, outbox, usage_records CASCADE")
     await conn.close()
-    keys = await seed(owner, args.tenants)
+    keys = await seed_tenants(owner, args.tenants, "soak")
     redis = RedisProcess()
     redis.start()
     fake = Fake(args.fail_every)
@@ -394,6 +401,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     pool = await asyncpg.create_pool(owner, min_size=1, max_size=3)
     samples: dict[str, list[Any]] = {"api_rss_mb": [], "workers_rss_mb": [], "db_connections": []}
     latencies: list[float] = []
+    loads: list[float] = []
     try:
         hub.start_api()
         async with httpx.AsyncClient(base_url=hub.base, timeout=60) as client:
@@ -411,13 +419,14 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             began = time.monotonic()
             stop = asyncio.Event()
             background = [
-                asyncio.create_task(sample(hub, pool, began, stop, samples)),
+                asyncio.create_task(sample(hub, pool, began, stop, samples, loads)),
                 asyncio.create_task(read_load(client, keys, stop, latencies)),
                 asyncio.create_task(restarter(hub, args.restart_every, began, stop)),
             ]
             submitted = await submit_all(client, keys, args.tasks, args.rate)
             ids = [uuid.UUID(task_id) for _, task_id in submitted]
-            await all_finished(pool, ids, within=args.max_seconds)
+            left = args.max_seconds - (time.monotonic() - began)
+            finished = await all_finished(pool, within=left)
             took = time.monotonic() - began
             stop.set()
             await asyncio.gather(*background)
@@ -433,6 +442,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "tasks": args.tasks,
         "tenants": args.tenants,
         "submit_rate_per_s": args.rate,
+        "all_finished_within_max_seconds": finished,
         "seconds": round(took, 1),
         "tasks_per_s": round(args.tasks / took, 2),
         "model_calls": fake.calls,
@@ -441,6 +451,11 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "worker_restarts": hub.restarts,
         "outcome": outcome,
         "api_latency_under_load": percentiles(latencies),
+        "load_average_1min": {
+            "min": min(loads),
+            "mean": round(statistics.fmean(loads), 1),
+            "max": max(loads),
+        },
         "slopes_per_minute": {name: slope_per_minute(points) for name, points in samples.items()},
         "samples": {
             name: [(round(t, 1), round(v, 1)) for t, v in p] for name, p in samples.items()
@@ -453,15 +468,18 @@ def main() -> None:
         serve_fake(int(sys.argv[2]))
         return
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--tasks", type=int, default=2000)
+    parser.add_argument("--tasks", type=int, default=10000)
     parser.add_argument("--tenants", type=int, default=50)
     parser.add_argument("--rate", type=float, default=6.0, help="tasks submitted a second")
     parser.add_argument(
-        "--restart-every", type=float, default=60.0, help="seconds after the last restart"
+        "--restart-every", type=float, default=60.0, help="seconds between restarts' starts"
     )
     parser.add_argument("--fail-every", type=int, default=100, help="N-th model call fails")
     parser.add_argument("--concurrency", type=int, default=16, help="per worker")
-    parser.add_argument("--max-seconds", type=float, default=900.0)
+    parser.add_argument(
+        "--max-seconds", type=float, default=3600.0, help="from the first submission to the check"
+    )
+    parser.add_argument("--results", type=Path, default=RESULTS, help="where the JSON goes")
     args = parser.parse_args()
     WORK.mkdir(parents=True, exist_ok=True)
     report = asyncio.run(run(args))
@@ -472,7 +490,7 @@ def main() -> None:
         f"{os.getloadavg()[0]:.1f} at the end)",
         **report,
     }
-    RESULTS.write_text(json.dumps(report, indent=2) + "\n")
+    args.results.write_text(json.dumps(report, indent=2) + "\n")
     summary = {k: v for k, v in report.items() if k != "samples"}
     print(json.dumps(summary, indent=2))
 
