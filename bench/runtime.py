@@ -264,6 +264,7 @@ class Hub:
     api: subprocess.Popen[bytes] | None = None
     base: str = ""
     started_workers: int = 0  # numbers the workers' log files
+    redis: bool = True  # live events over Redis; off: PostgreSQL's LISTEN/NOTIFY (the default)
     peak_connections: int = 0  # opshub's PostgreSQL connections, sampled while waiting
 
     def env(self, **extra: str) -> dict[str, str]:
@@ -272,7 +273,7 @@ class Hub:
             "OPSHUB_DATABASE_URL": self.owner_url,
             "OPSHUB_DATABASE_APP_URL": self.app_url,
             "OPSHUB_DATA_DIR": str(WORK),
-            "OPSHUB_REDIS_URL": REDIS_URL,
+            "OPSHUB_REDIS_URL": REDIS_URL if self.redis else "",
             "OPSHUB_ALLOW_INTERNAL_URLS": "true",
             "OPSHUB_CREDENTIAL_CHECK_MINUTES": "0",
             "OPSHUB_LLM_MAX_RETRIES": "0",
@@ -287,7 +288,8 @@ class Hub:
         }
 
     def start_api(self) -> None:
-        port = free_port()
+        """On the port of the previous API if any: the scenarios' clients keep their address."""
+        port = int(self.base.rpartition(":")[2]) if self.base else free_port()
         self.base = f"http://127.0.0.1:{port}"
         self.api = subprocess.Popen(
             [sys.executable, "-m", "opshub", "api", "--port", str(port)],
@@ -304,6 +306,12 @@ class Hub:
                 raise SystemExit("opshub api exited; see bench/.work/runtime/api.log")
             time.sleep(0.1)
         raise SystemExit("opshub api did not become ready")
+
+    def stop_api(self) -> None:
+        if self.api is not None:
+            self.api.send_signal(signal.SIGTERM)
+            self.api.wait(timeout=30)
+            self.api = None
 
     def spawn_workers(
         self, count: int, *, fake: Fake, concurrency: int, tenant_limit: int, processes: int = 1
@@ -801,6 +809,146 @@ async def every_core(
     }
 
 
+async def wait_settled(hub: Hub, ids: list[str], within: float = 600) -> None:
+    """Until every task has ended and its memories are written: one cheap query each 0.25 s, so
+    the waiting adds next to nothing to PostgreSQL's CPU."""
+    task_ids = [uuid.UUID(i) for i in ids]
+    deadline = time.monotonic() + within
+    while True:
+        settled = await hub.pool.fetchval(
+            "SELECT count(*) FROM tasks WHERE id = ANY($1) AND status = ANY($2)"
+            " AND NOT memory_pending",
+            task_ids,
+            list(TERMINAL),
+        )
+        if settled == len(ids):
+            return
+        if time.monotonic() > deadline:
+            raise SystemExit(f"only {settled} of {len(ids)} tasks settled within {within}s")
+        await asyncio.sleep(0.25)
+
+
+async def database_commits(hub: Hub) -> int:
+    """Transactions committed in the database so far (its statistics lag by up to a second)."""
+    await asyncio.sleep(1.0)
+    commits: int = await hub.pool.fetchval(
+        "SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()"
+    )
+    return commits
+
+
+async def orchestration_cpu(hub: Hub, bare: LineProcess, tasks: int) -> dict[str, Any]:
+    """CPU per task of every opshub process (API, worker) and PostgreSQL, minus bare CrewAI's per
+    build + kickoff, both measured here: `tasks` tasks on the instant model, 32 at a time both
+    ways. Without Redis (the embedded default), so every message between the processes goes
+    through PostgreSQL and is counted; a Redis server shared with other work could not be."""
+    hub.stop_api()
+    hub.redis = False
+    hub.start_api()
+    try:
+        order = {"op": "concurrent", "base_url": hub.instant.base_url, "tasks": tasks}
+        bare_runs = []
+        limits = httpx.Limits(max_connections=32)
+        async with httpx.AsyncClient(base_url=hub.base, limits=limits, timeout=60) as client:
+            bare_runs.append(
+                await asyncio.to_thread(bare.ask, json.dumps({**order, "threads": 32}))
+            )
+            workers = await hub.start_workers(1, fake=hub.instant, concurrency=32, tenant_limit=32)
+            try:
+                await wait_settled(hub, await submit_many(client, hub, 2 * TENANTS))  # warm-up
+                meter = cpu_meter(hub, workers, hub.instant)
+                commits = await database_commits(hub)
+                meter.start()
+                began = time.perf_counter()
+                ids = await submit_many(client, hub, tasks, parallel=32)
+                await wait_settled(hub, ids)
+                wall = time.perf_counter() - began
+                cpu = meter.stop(wall)
+                commits = await database_commits(hub) - commits
+            finally:
+                await hub.stop_workers(workers)
+            bare_runs.append(
+                await asyncio.to_thread(bare.ask, json.dumps({**order, "threads": 32}))
+            )
+    finally:
+        hub.stop_api()
+        hub.redis = True
+        hub.start_api()
+    used = cpu["cpu_seconds"]
+    hub_ms = (used["api"] + used["workers"] + used["postgres"]) / tasks * 1000
+    bare_ms = statistics.fmean(r["cpu_seconds"] for r in bare_runs) / tasks * 1000
+    return {
+        "tasks": tasks,
+        "in_flight": 32,
+        "opshub_wall_s": round(wall, 2),
+        "bare_wall_s": [round(r["seconds"], 2) for r in bare_runs],
+        "bare_cpu_seconds": [r["cpu_seconds"] for r in bare_runs],
+        "opshub_cpu_ms_per_task": {
+            name: round(used[name] / tasks * 1000, 1) for name in ("api", "workers", "postgres")
+        },
+        "opshub_cpu_ms_per_task_total": round(hub_ms, 1),
+        "bare_cpu_ms_per_task": round(bare_ms, 1),
+        "orchestration_cpu_ms_per_task": round(hub_ms - bare_ms, 1),
+        "target_ms_max": 10,
+        "database_transactions_per_task": round(commits / tasks, 1),
+        **cpu,
+    }
+
+
+async def one_process(hub: Hub, client: httpx.AsyncClient, tasks: int) -> dict[str, Any]:
+    """`tasks` tasks whose model calls take 5 s on ONE worker process with room for them all;
+    target: the last done within 1.3 x (5 s + the CPU they need), that CPU being the worker
+    process's own over the run (one process: its CPU is serial under the GIL) plus the API's
+    and PostgreSQL's share the machine gives it. Beside it the RSS each crew in flight adds and
+    the database connections the worker held."""
+    slow = Fake(5.0)
+    opshub_connections = (
+        "SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE 'opshub%'"
+    )
+    try:
+        without_worker = await hub.pool.fetchval(opshub_connections)
+        workers = await hub.start_workers(1, fake=slow, concurrency=tasks, tenant_limit=tasks)
+        try:
+            await wait_done(hub, await submit_many(client, hub, 2 * TENANTS))  # warm-up
+            rss_before = rss_mb(psutil.Process(workers[0].pid))
+            sampler = InFlight(slow)
+            sampler.start()
+            meter = cpu_meter(hub, workers, slow)
+            meter.start()
+            began, began_wall = time.perf_counter(), time.time()
+            ids = await submit_many(client, hub, tasks, parallel=32)
+            submitted = time.perf_counter() - began
+            done = await wait_done(hub, ids, within=900)
+            wall = done["last_finished"].timestamp() - began_wall
+            cpu = meter.stop(wall)
+            rss_peak = vm_hwm_mb(workers[0].pid)
+            in_flight = await sampler.stop()
+        finally:
+            await hub.stop_workers(workers)
+    finally:
+        slow.close()
+    worker_cpu = cpu["cpu_seconds"]["workers"]
+    bound = 1.3 * (5.0 + worker_cpu)
+    return {
+        "tasks": tasks,
+        "model_latency_s": 5.0,
+        "worker_processes": 1,
+        "opshub_submit_to_all_done_s": round(wall, 2),
+        "opshub_submitting_took_s": round(submitted, 2),
+        "model_calls_in_flight": in_flight,
+        "worker_cpu_s": worker_cpu,
+        "worker_cpu_ms_per_task": round(worker_cpu / tasks * 1000, 1),
+        "target_s_max": round(bound, 1),
+        "target": "1.3 x (5 s + the worker's CPU)",
+        "ratio_to_5s_plus_cpu": round(wall / (5.0 + worker_cpu), 3),
+        "worker_rss_mb_before": rss_before,
+        "worker_peak_rss_mb": rss_peak,
+        "rss_mb_per_crew_in_flight": round((rss_peak - rss_before) / max(in_flight["max"], 1), 2),
+        "opshub_connections_before_the_worker": without_worker,
+        **cpu,
+    }
+
+
 async def scale_out(hub: Hub, client: httpx.AsyncClient, tasks: int) -> dict[str, Any]:
     result: dict[str, Any] = {"tasks": tasks, "tenants": TENANTS}
     for count in (1, 2):
@@ -868,8 +1016,9 @@ async def sse_data_lines(
         writer.close()
 
 
-async def sse_fan_out(hub: Hub, tasks: int, per_task: int) -> dict[str, Any]:
-    """Subscribers connect to queued tasks; then a worker starts and runs them all.
+async def sse_fan_out(hub: Hub, tasks: int, per_task: int, on_tenant: int) -> dict[str, Any]:
+    """Subscribers connect to queued tasks (one a tenant) and to their tenants' streams
+    (``on_tenant`` of each task's ``per_task``); then a worker starts and runs them all.
 
     The worker's own CPU is not metered here; with every crew starting at once it is what
     delays events (see the README), so tasks are few and subscribers many."""
@@ -880,6 +1029,7 @@ async def sse_fan_out(hub: Hub, tasks: int, per_task: int) -> dict[str, Any]:
     samples: list[float] = []
     terminal: list[float] = []
     by_kind: dict[str, list[float]] = {}
+    by_stream: dict[str, list[float]] = {"task": [], "tenant": []}
 
     def opened() -> None:
         nonlocal open_streams
@@ -887,14 +1037,15 @@ async def sse_fan_out(hub: Hub, tasks: int, per_task: int) -> dict[str, Any]:
         if open_streams == tasks * per_task:
             connected.set()
 
-    async def subscriber(task_id: str, n: int) -> None:
-        path = f"/v1/tasks/{task_id}/events"
+    async def subscriber(task_id: str, n: int, stream: str) -> None:
+        path = f"/v1/tasks/{task_id}/events" if stream == "task" else "/v1/events"
         lines = sse_data_lines(hub.base, path, hub.headers(n), opened=opened)
         async for line in lines:
             received = time.time()
             data = orjson.loads(line)
             lag = received - datetime.fromisoformat(data["ts"]).timestamp()
             samples.append(lag)
+            by_stream[stream].append(lag)
             by_kind.setdefault(data["type"], []).append(lag)
             if data["type"] in {f"task.{s}" for s in TERMINAL}:
                 terminal.append(lag)
@@ -902,9 +1053,9 @@ async def sse_fan_out(hub: Hub, tasks: int, per_task: int) -> dict[str, Any]:
                 return
 
     streams = [
-        asyncio.create_task(subscriber(task_id, n))
+        asyncio.create_task(subscriber(task_id, n, "tenant" if k < on_tenant else "task"))
         for n, task_id in enumerate(ids)
-        for _ in range(per_task)
+        for k in range(per_task)
     ]
     await asyncio.wait_for(connected.wait(), 120)
     # Every stream has its opening comment, so the API watches each task for it; the last
@@ -932,6 +1083,8 @@ async def sse_fan_out(hub: Hub, tasks: int, per_task: int) -> dict[str, Any]:
         "event_types": {kind: len(lags) for kind, lags in by_kind.items()},
         "delivery": percentiles(samples),
         "delivery_of_terminal_event": percentiles(terminal),
+        "delivery_by_stream": {name: percentiles(lags) for name, lags in by_stream.items()},
+        "subscribers_on_tenant_streams": tasks * on_tenant,
         "delivery_by_event_type": {kind: percentiles(lags) for kind, lags in by_kind.items()},
         "target_p99_ms": 100,
         "client": "one asyncio process reading HTTP/1.1 off the socket (sse_data_lines)",
@@ -939,15 +1092,21 @@ async def sse_fan_out(hub: Hub, tasks: int, per_task: int) -> dict[str, Any]:
     }
 
 
-async def sse_rounds(hub: Hub, tasks: int, per_task: int, rounds: int) -> dict[str, Any]:
+async def sse_rounds(
+    hub: Hub, tasks: int, per_task: int, on_tenant: int, rounds: int
+) -> dict[str, Any]:
     """One fan-out is a few seconds of a shared machine: the round with the median p99 is quoted,
     every round's percentiles kept beside it."""
-    results = [await sse_fan_out(hub, tasks, per_task) for _ in range(rounds)]
+    results = [await sse_fan_out(hub, tasks, per_task, on_tenant) for _ in range(rounds)]
     by_p99 = sorted(results, key=lambda r: float(r["delivery"]["p99_ms"]))
     return {
         **by_p99[len(by_p99) // 2],
         "rounds": [
-            {key: r[key] for key in ("delivery", "delivery_of_terminal_event")} for r in results
+            {
+                key: r[key]
+                for key in ("delivery", "delivery_of_terminal_event", "delivery_by_stream")
+            }
+            for r in results
         ],
     }
 
@@ -1031,6 +1190,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             limits = httpx.Limits(max_connections=64)
             async with httpx.AsyncClient(base_url=hub.base, limits=limits, timeout=60) as client:
                 scenarios: dict[str, Callable[[], Awaitable[dict[str, Any]]]] = {
+                    "orchestration_cpu": lambda: orchestration_cpu(hub, bare, args.cpu_tasks),
                     "overhead": lambda: overhead(
                         hub, bare, client, args.overhead_runs, args.overhead_rounds
                     ),
@@ -1040,8 +1200,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                     "concurrency": lambda: concurrency(hub, bare, client, args.concurrency_tasks),
                     "scale_out": lambda: scale_out(hub, client, args.scale_tasks),
                     "every_core": lambda: every_core(hub, bare, client, args.cores_tasks),
+                    "one_process": lambda: one_process(hub, client, args.one_process_tasks),
                     "sse": lambda: sse_rounds(
-                        hub, args.sse_tasks, args.sse_per_task, args.sse_rounds
+                        hub, args.sse_tasks, args.sse_per_task, args.sse_on_tenant, args.sse_rounds
                     ),
                 }
                 for name, scenario in scenarios.items():
@@ -1054,9 +1215,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                     if name == "concurrency":
                         print(in_flight_row(report[name]), flush=True)
         finally:
-            if hub.api is not None:
-                hub.api.send_signal(signal.SIGTERM)
-                hub.api.wait(timeout=30)
+            hub.stop_api()
             await pool.close()
     return report
 
@@ -1078,8 +1237,11 @@ def main() -> None:
     parser.add_argument("--concurrency-tasks", type=int, default=200)
     parser.add_argument("--scale-tasks", type=int, default=300)
     parser.add_argument("--cores-tasks", type=int, default=200)
+    parser.add_argument("--cpu-tasks", type=int, default=200)
+    parser.add_argument("--one-process-tasks", type=int, default=1000)
     parser.add_argument("--sse-tasks", type=int, default=10)
     parser.add_argument("--sse-per-task", type=int, default=50)
+    parser.add_argument("--sse-on-tenant", type=int, default=10)
     parser.add_argument("--sse-rounds", type=int, default=3)
     parser.add_argument(
         "--only", type=lambda s: set(s.split(",")), default=None, help="e.g. overhead,sse"

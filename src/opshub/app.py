@@ -78,14 +78,25 @@ class Hub:
 
     @classmethod
     async def open(
-        cls, settings: Settings, urls: DatabaseUrls, *, app_pool_size: int, owner_pool_size: int
+        cls,
+        settings: Settings,
+        urls: DatabaseUrls,
+        *,
+        app_pool_size: int,
+        owner_pool_size: int,
+        listen: bool = True,
     ) -> Hub:
+        """``listen``: hear the other processes' live events, login attempts and credential
+        changes (a process that only runs the scheduler needs none of them, nor a connection
+        for them)."""
         redis = (
             open_redis(settings.redis_url, timeout_seconds=settings.redis_timeout_seconds)
             if settings.redis_url
             else None
         )
-        app_pool = await create_pool(urls.app, size=app_pool_size)
+        # Tenant transactions, and the API's one LISTEN for tenant streams: nothing else stays
+        # on a connection past its transaction (the owner pool's session locks do).
+        app_pool = await create_pool(urls.app, size=app_pool_size, transactions_only=True)
         owner_pool = await create_pool(urls.owner, size=owner_pool_size)
         POOLS.watch("app", app_pool)
         POOLS.watch("owner", owner_pool)
@@ -103,8 +114,10 @@ class Hub:
         resolver = CredentialResolver(
             pool=app_pool, store=store, settings=settings, redis=redis, bus=bus
         )
-        if bus is not None:
-            await bus.start()
+        if listen:
+            if bus is not None:
+                await bus.start()
+            resolver.start()  # another process's change of a credential drops it here too
         return cls(
             settings=settings,
             urls=urls,
@@ -145,7 +158,6 @@ class Hub:
         # loads (its memory and start-up time).
         from opshub.runtime.worker import Worker
 
-        self.resolver.start()  # another process's change of a credential drops it here too
         worker = Worker(
             owner_pool=self.owner_pool,
             app_pool=self.app_pool,
@@ -267,7 +279,6 @@ def create_app(
             # The relay, and with workers their listener, claims and event writes.
             owner_pool_size=10 if run_workers else 3,
         )
-        hub.resolver.start()  # another process's change of a credential drops it here too
         hub.start_relay()
         hub.start_credential_monitor()
         if run_workers:
@@ -311,6 +322,6 @@ async def run_worker(settings: Settings, urls: DatabaseUrls, *, concurrency: int
 
 async def run_scheduler(settings: Settings, urls: DatabaseUrls) -> None:
     """``opshub scheduler``: fires due schedules until signalled."""
-    hub = await Hub.open(settings, urls, app_pool_size=1, owner_pool_size=3)
+    hub = await Hub.open(settings, urls, app_pool_size=1, owner_pool_size=3, listen=False)
     hub.start_scheduler()
     await _until_signalled(hub)

@@ -188,7 +188,8 @@ class Settings(BaseSettings):
         default=256,
         ge=8,
         le=4096,
-        description="Threads for CrewAI's synchronous steps (the default pool has 6 on 2 cores).",
+        description="Threads for CrewAI's synchronous steps (the default pool has 6 on 2 cores); "
+        "a worker takes at least one for each crew it may run, plus 16.",
     )
     worker_shutdown_grace_seconds: float = Field(
         default=30.0, ge=0, description="On SIGTERM, how long running crews get to finish."

@@ -77,3 +77,28 @@ async def test_pooled_connections_read_and_write_json_as_values_in_utc_named_ops
     assert stored_text == '{"a": 1}'
     assert rendered == '"2026-12-07T12:00:00+00:00"'
     assert name == "opshub"
+
+
+async def test_a_transactions_only_pool_resets_what_a_connection_left_only_when_it_listened(
+    urls: DatabaseUrls,
+) -> None:
+    # One connection, so each acquire gets the one released before.
+    pool = await create_pool(urls.app, size=1, transactions_only=True)
+    try:
+        async with pool.acquire() as conn:
+            await conn.add_listener("opshub_test_reset", lambda *_args: None)
+            async with conn.transaction():
+                await conn.execute("SELECT set_config('app.tenant_id', 'in-a-transaction', true)")
+        async with pool.acquire() as conn:
+            listening = await conn.fetchval("SELECT count(*) FROM pg_listening_channels()")
+            leftover = await conn.fetchval("SELECT current_setting('app.tenant_id', true)")
+            # Not this pool's users' way; here it shows which releases send the reset.
+            await conn.execute("SELECT set_config('application_name', 'left-behind', false)")
+        async with pool.acquire() as conn:
+            name = await conn.fetchval("SELECT current_setting('application_name')")
+    finally:
+        await pool.close()
+
+    assert listening == 0  # the listener went with the release
+    assert leftover in (None, "")  # a transaction's setting ends with it, reset or not
+    assert name == "left-behind"  # a connection that did not listen goes back as it was

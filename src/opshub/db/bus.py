@@ -57,6 +57,11 @@ class PgBus:
         await self._connect()
         self._keeper = asyncio.create_task(self._keep_listening())
 
+    def signed(self, payloads: list[str]) -> list[str]:
+        """``payloads`` as ``notify`` sends them (behind this process's id), for a caller that
+        sends them with a statement of its own (``pg_notify``)."""
+        return [f"{self.sender}|{payload}" for payload in payloads]
+
     async def notify(self, channel: str, payloads: list[str]) -> None:
         """Send ``payloads`` (each ≤ MAX_PAYLOAD bytes) in one round trip; a failure is logged,
         since every caller has the database to fall back on."""

@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import orjson
@@ -67,7 +68,35 @@ async def _init_connection(conn: Connection) -> None:
     )
 
 
-async def create_pool(url: str, *, size: int) -> asyncpg.Pool:
+class _TransactionsOnly(asyncpg.Connection):  # type: ignore[misc]
+    """A connection of a pool whose users keep their state in transactions (``SET LOCAL``,
+    transaction-scoped locks, ``ON COMMIT DROP``): what outlives them is a LISTEN, noted here."""
+
+    listened = False
+
+    async def add_listener(self, channel: str, callback: Any) -> None:
+        self.listened = True
+        await super().add_listener(channel, callback)
+
+
+async def _reset_if_listened(conn: _TransactionsOnly) -> None:
+    """On release, after asyncpg has rolled back an open transaction: the full reset
+    (``UNLISTEN *``, ``RESET ALL``, …; a round trip on every release otherwise) only for a
+    connection that listened."""
+    if conn.listened:
+        await conn.execute(conn.get_reset_query())
+        conn.listened = False
+
+
+async def create_pool(url: str, *, size: int, transactions_only: bool = False) -> asyncpg.Pool:
+    """``transactions_only``: its users leave no session state behind but LISTENs (no session
+    advisory locks, ``SET``s or temporary tables that outlive a transaction), so a released
+    connection is reset only when it listened."""
+    extra: dict[str, Any] = (
+        {"connection_class": _TransactionsOnly, "reset": _reset_if_listened}
+        if transactions_only
+        else {}
+    )
     pool: asyncpg.Pool = await asyncpg.create_pool(
         dsn(url),
         min_size=1,
@@ -75,6 +104,7 @@ async def create_pool(url: str, *, size: int) -> asyncpg.Pool:
         init=_init_connection,
         # Timestamps rendered by the database (JSON) come out in UTC, like the rest of the API.
         server_settings={"timezone": "UTC", "application_name": "opshub"},
+        **extra,
     )
     return pool
 

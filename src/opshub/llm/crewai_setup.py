@@ -8,6 +8,9 @@ CrewAI's own files in opshub's data directory, not a directory shared by every t
 ambient provider keys, which CrewAI would otherwise fall back to; and
 in-process locks for CrewAI's own bookkeeping files: its default is a file lock that, contended
 by a worker's concurrent crews, retries every 250 ms (measured in bench/runtime.py's profile).
+
+``install_once``: what registers handlers with CrewAI's process-wide event bus (the meter, a run's
+live events, its spans) does so once per process, however many workers or tests ask.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from __future__ import annotations
 import os
 import threading
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -30,6 +33,8 @@ SWITCHES = {
 AMBIENT_KEYS = ("OPENAI_API_KEY", "ANTHROPIC_API_KEY")
 _lock = threading.Lock()
 _named_locks: defaultdict[str, threading.Lock] = defaultdict(threading.Lock)
+_installing = threading.Lock()
+_installed: set[str] = set()
 
 
 @contextmanager
@@ -58,3 +63,12 @@ def prepare_crewai(data_dir: Path) -> None:
         # Removed after the import, since crewai.llm's load_dotenv() may have brought them in.
         for name in AMBIENT_KEYS:
             os.environ.pop(name, None)
+
+
+def install_once(name: str, register: Callable[[], None]) -> None:
+    """Run ``register`` the first time ``name`` is installed in this process, never again."""
+    with _installing:
+        if name in _installed:
+            return
+        register()
+        _installed.add(name)

@@ -21,7 +21,7 @@ from opshub.credentials.models import Source
 from opshub.db.sql import Connection
 from opshub.errors import DomainError
 from opshub.llm import usage as usage_ledger
-from opshub.llm.crewai_setup import prepare_crewai
+from opshub.llm.crewai_setup import install_once, prepare_crewai
 from opshub.llm.errors import BudgetExceededError
 from opshub.llm.prices import model_family
 from opshub.llm.usage import TokenUsage
@@ -135,21 +135,16 @@ def _before_llm_call(_context: Any) -> None:
         raise HookAborted(meter.stopped_by.message, source="opshub")
 
 
-_installed = threading.Lock()
-_done = False
-
-
 def install(data_dir: Path) -> None:
     """Register the meter with CrewAI once per process."""
-    global _done
-    with _installed:
-        if _done:
-            return
-        prepare_crewai(data_dir)
-        from crewai.events import crewai_event_bus
-        from crewai.events.types.llm_events import LLMCallCompletedEvent
-        from crewai.hooks import register_before_llm_call_hook
+    prepare_crewai(data_dir)
+    install_once("metering", _register)
 
-        crewai_event_bus.on(LLMCallCompletedEvent)(_on_llm_call_completed)
-        register_before_llm_call_hook(_before_llm_call)
-        _done = True
+
+def _register() -> None:
+    from crewai.events import crewai_event_bus
+    from crewai.events.types.llm_events import LLMCallCompletedEvent
+    from crewai.hooks import register_before_llm_call_hook
+
+    crewai_event_bus.on(LLMCallCompletedEvent)(_on_llm_call_completed)
+    register_before_llm_call_hook(_before_llm_call)

@@ -16,6 +16,7 @@ from datetime import datetime
 from typing import Any
 
 from opshub.llm import metering
+from opshub.llm.crewai_setup import install_once
 from opshub.llm.usage import TokenUsage, cost_usd
 from opshub.runtime.task_events import RunEvents
 from opshub.tasks.models import EventType
@@ -123,43 +124,38 @@ def _token(_source: Any, event: Any) -> None:
         events.emit(EventType.token, agent=event.agent_role, text=event.chunk)
 
 
-_installed = threading.Lock()
-_done = False
-
-
 def install() -> None:
     """Register the handlers with CrewAI's event bus once per process."""
-    global _done
-    with _installed:
-        if _done:
-            return
-        from crewai.events import crewai_event_bus
-        from crewai.events.types.agent_events import (
-            AgentExecutionCompletedEvent,
-            AgentExecutionStartedEvent,
-        )
-        from crewai.events.types.llm_events import (
-            LLMCallCompletedEvent,
-            LLMCallFailedEvent,
-            LLMCallStartedEvent,
-            LLMStreamChunkEvent,
-        )
-        from crewai.events.types.tool_usage_events import (
-            ToolUsageErrorEvent,
-            ToolUsageFinishedEvent,
-            ToolUsageStartedEvent,
-        )
+    install_once("crewai_bridge", _register)
 
-        for event_type, handler in (
-            (AgentExecutionStartedEvent, _agent_started),
-            (AgentExecutionCompletedEvent, _agent_finished),
-            (LLMCallStartedEvent, _llm_started),
-            (LLMCallCompletedEvent, _llm_call),
-            (LLMCallFailedEvent, _llm_failed),
-            (ToolUsageStartedEvent, _tool_call),
-            (ToolUsageFinishedEvent, _tool_result),
-            (ToolUsageErrorEvent, _tool_error),
-            (LLMStreamChunkEvent, _token),
-        ):
-            crewai_event_bus.on(event_type)(handler)
-        _done = True
+
+def _register() -> None:
+    from crewai.events import crewai_event_bus
+    from crewai.events.types.agent_events import (
+        AgentExecutionCompletedEvent,
+        AgentExecutionStartedEvent,
+    )
+    from crewai.events.types.llm_events import (
+        LLMCallCompletedEvent,
+        LLMCallFailedEvent,
+        LLMCallStartedEvent,
+        LLMStreamChunkEvent,
+    )
+    from crewai.events.types.tool_usage_events import (
+        ToolUsageErrorEvent,
+        ToolUsageFinishedEvent,
+        ToolUsageStartedEvent,
+    )
+
+    for event_type, handler in (
+        (AgentExecutionStartedEvent, _agent_started),
+        (AgentExecutionCompletedEvent, _agent_finished),
+        (LLMCallStartedEvent, _llm_started),
+        (LLMCallCompletedEvent, _llm_call),
+        (LLMCallFailedEvent, _llm_failed),
+        (ToolUsageStartedEvent, _tool_call),
+        (ToolUsageFinishedEvent, _tool_result),
+        (ToolUsageErrorEvent, _tool_error),
+        (LLMStreamChunkEvent, _token),
+    ):
+        crewai_event_bus.on(event_type)(handler)

@@ -25,6 +25,7 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from opshub.crews.registry import CREWS
 from opshub.llm import metering
+from opshub.llm.crewai_setup import install_once
 from opshub.observability.metrics import MODEL_ERRORS, TOOL_CALLS, TOOL_ERRORS
 from opshub.observability.tracing import tracer
 
@@ -262,53 +263,48 @@ def _tool_failed(_source: Any, event: Any) -> None:
         run.end(event, {}, _error_kind(event.error))
 
 
-_installed = threading.Lock()
-_done = False
-
-
 def install() -> None:
     """Register the handlers with CrewAI's event bus once per process (CrewAI is imported)."""
-    global _done
-    with _installed:
-        if _done:
-            return
-        from crewai.events import crewai_event_bus
-        from crewai.events.types.agent_events import (
-            AgentExecutionCompletedEvent,
-            AgentExecutionErrorEvent,
-            AgentExecutionStartedEvent,
-        )
-        from crewai.events.types.crew_events import (
-            CrewKickoffCompletedEvent,
-            CrewKickoffFailedEvent,
-            CrewKickoffStartedEvent,
-        )
-        from crewai.events.types.llm_events import (
-            LLMCallCompletedEvent,
-            LLMCallFailedEvent,
-            LLMCallStartedEvent,
-        )
-        from crewai.events.types.task_events import TaskStartedEvent
-        from crewai.events.types.tool_usage_events import (
-            ToolUsageErrorEvent,
-            ToolUsageFinishedEvent,
-            ToolUsageStartedEvent,
-        )
+    install_once("genai_spans", _register)
 
-        for event_type, handler in (
-            (CrewKickoffStartedEvent, _crew_started),
-            (CrewKickoffCompletedEvent, _crew_ended),
-            (CrewKickoffFailedEvent, _crew_ended),
-            (TaskStartedEvent, _scope_started),
-            (AgentExecutionStartedEvent, _agent_started),
-            (AgentExecutionCompletedEvent, _agent_ended),
-            (AgentExecutionErrorEvent, _agent_ended),
-            (LLMCallStartedEvent, _llm_started),
-            (LLMCallCompletedEvent, _llm_completed),
-            (LLMCallFailedEvent, _llm_failed),
-            (ToolUsageStartedEvent, _tool_started),
-            (ToolUsageFinishedEvent, _tool_finished),
-            (ToolUsageErrorEvent, _tool_failed),
-        ):
-            crewai_event_bus.on(event_type)(handler)
-        _done = True
+
+def _register() -> None:
+    from crewai.events import crewai_event_bus
+    from crewai.events.types.agent_events import (
+        AgentExecutionCompletedEvent,
+        AgentExecutionErrorEvent,
+        AgentExecutionStartedEvent,
+    )
+    from crewai.events.types.crew_events import (
+        CrewKickoffCompletedEvent,
+        CrewKickoffFailedEvent,
+        CrewKickoffStartedEvent,
+    )
+    from crewai.events.types.llm_events import (
+        LLMCallCompletedEvent,
+        LLMCallFailedEvent,
+        LLMCallStartedEvent,
+    )
+    from crewai.events.types.task_events import TaskStartedEvent
+    from crewai.events.types.tool_usage_events import (
+        ToolUsageErrorEvent,
+        ToolUsageFinishedEvent,
+        ToolUsageStartedEvent,
+    )
+
+    for event_type, handler in (
+        (CrewKickoffStartedEvent, _crew_started),
+        (CrewKickoffCompletedEvent, _crew_ended),
+        (CrewKickoffFailedEvent, _crew_ended),
+        (TaskStartedEvent, _scope_started),
+        (AgentExecutionStartedEvent, _agent_started),
+        (AgentExecutionCompletedEvent, _agent_ended),
+        (AgentExecutionErrorEvent, _agent_ended),
+        (LLMCallStartedEvent, _llm_started),
+        (LLMCallCompletedEvent, _llm_completed),
+        (LLMCallFailedEvent, _llm_failed),
+        (ToolUsageStartedEvent, _tool_started),
+        (ToolUsageFinishedEvent, _tool_finished),
+        (ToolUsageErrorEvent, _tool_failed),
+    ):
+        crewai_event_bus.on(event_type)(handler)

@@ -38,9 +38,20 @@ def channel(task_id: uuid.UUID) -> str:
     return f"opshub:task-events:{task_id}"
 
 
+Notices = tuple[str, list[str]]
+"""A NOTIFY channel and its messages, for the statement that stores the events they carry."""
+NO_NOTICES: Notices = ("", [])
+
+
 class LiveEvents(Protocol):
-    async def publish(self, batches: dict[uuid.UUID, Batch]) -> None:
-        """Each task's batch to its watchers; the event writer's group commit sends many."""
+    async def publish(self, batches: dict[uuid.UUID, Batch], *, notified: bool = False) -> None:
+        """Each task's batch to its watchers; the event writer's group commit sends many.
+        ``notified``: the ``notices`` for these batches went out with the statement that
+        stored them, so only what they don't carry is left to send."""
+
+    def notices(self, batches: dict[uuid.UUID, Batch]) -> Notices:
+        """What carries the batches to other processes by NOTIFY, sent by the statement that
+        stores them: at its commit, so never before they are stored, in one round trip."""
 
     def watch(
         self, task_id: uuid.UUID
@@ -70,12 +81,18 @@ class LocalLiveEvents:
     def __init__(self) -> None:
         self._watchers = _Watchers()
 
-    async def publish(self, batches: dict[uuid.UUID, Batch]) -> None:
+    async def publish(self, batches: dict[uuid.UUID, Batch], *, notified: bool = False) -> None:  # noqa: ARG002 - the protocol's
         for task_id, events in batches.items():
             self._watchers.deliver(task_id, events)
 
+    def notices(self, batches: dict[uuid.UUID, Batch]) -> Notices:  # noqa: ARG002 - the protocol's
+        return NO_NOTICES
+
     def deliver(self, task_id: uuid.UUID, events: Batch) -> None:
         self._watchers.deliver(task_id, events)
+
+    def watched(self, task_id: uuid.UUID) -> bool:
+        return bool(self._watchers.queues.get(task_id))
 
     def wake_all(self) -> None:
         self._watchers.wake_all()
@@ -109,9 +126,13 @@ class PgLiveEvents:
         bus.subscribe(CHANNEL, self._received)
         bus.on_gap(self._local.wake_all)
 
-    async def publish(self, batches: dict[uuid.UUID, Batch]) -> None:
+    async def publish(self, batches: dict[uuid.UUID, Batch], *, notified: bool = False) -> None:
         await self._local.publish(batches)
-        await self._bus.notify(CHANNEL, [m for t, e in batches.items() for m in _messages(t, e)])
+        if not notified:
+            await self._bus.notify(CHANNEL, _all_messages(batches))
+
+    def notices(self, batches: dict[uuid.UUID, Batch]) -> Notices:
+        return CHANNEL, self._bus.signed(_all_messages(batches))
 
     def polling(self) -> bool:
         return not self._bus.listening
@@ -123,10 +144,16 @@ class PgLiveEvents:
 
     def _received(self, body: str) -> None:
         task, _, events = body.partition("|")
-        self._local.deliver(uuid.UUID(task), orjson.loads(events))
+        task_id = uuid.UUID(task)
+        if self._local.watched(task_id):  # every process hears every run's events
+            self._local.deliver(task_id, orjson.loads(events))
 
 
 CHANNEL = "opshub_live"
+
+
+def _all_messages(batches: dict[uuid.UUID, Batch]) -> list[str]:
+    return [message for t, events in batches.items() for message in _messages(t, events)]
 
 
 def _messages(task_id: uuid.UUID, events: Batch) -> list[str]:
@@ -175,7 +202,10 @@ class RedisLiveEvents:
             self._away = away
             self._watchers.wake_all()
 
-    async def publish(self, batches: dict[uuid.UUID, Batch]) -> None:
+    def notices(self, batches: dict[uuid.UUID, Batch]) -> Notices:  # noqa: ARG002 - the protocol's
+        return NO_NOTICES  # Redis carries them all
+
+    async def publish(self, batches: dict[uuid.UUID, Batch], *, notified: bool = False) -> None:  # noqa: ARG002 - the protocol's
         """One round trip for them all: a busy worker's loop resumes once, not once a task."""
         try:
             async with self._redis.pipeline(transaction=False) as pipe:

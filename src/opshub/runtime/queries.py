@@ -141,8 +141,21 @@ async def retry_later(
     )
 
 
-async def insert_events(conn: Connection, *, events: Sequence[TaskEventRow]) -> None:
-    await QUERIES["insert_events"].executemany(conn, [event._asdict() for event in events])
+async def store_events(
+    conn: Connection, *, events: Sequence[TaskEventRow], channel: str, notices: list[str]
+) -> None:
+    """Store ``events`` and send ``notices`` on ``channel`` in one round trip."""
+    await QUERIES["store_events"].fetch(
+        conn,
+        tenant_ids=[event.tenant_id for event in events],
+        task_ids=[event.task_id for event in events],
+        seqs=[event.seq for event in events],
+        types=[event.type for event in events],
+        stamps=[event.ts for event in events],
+        data=[event.data for event in events],
+        channel=channel,
+        notices=notices,
+    )
 
 
 async def thread_history(

@@ -164,10 +164,19 @@ UPDATE tasks SET
 WHERE id = ANY(:task_ids::uuid[]) AND lease_owner = :worker_id AND status = 'running'
 RETURNING id
 
--- insert_events --
-INSERT INTO task_events (tenant_id, task_id, seq, type, ts, data)
-VALUES (:tenant_id, :task_id, :seq, :type, :ts, :data)
-ON CONFLICT (task_id, seq) DO NOTHING
+-- store_events --
+-- A worker's batch of events in one statement, with the NOTIFYs that carry them to the hub's
+-- other processes (without Redis; none with it): those are sent at its commit, so never before
+-- the events are stored.
+WITH stored AS (
+    INSERT INTO task_events (tenant_id, task_id, seq, type, ts, data)
+    SELECT * FROM unnest(
+        :tenant_ids::uuid[], :task_ids::uuid[], :seqs::integer[], :types::text[],
+        :stamps::timestamptz[], :data::jsonb[]
+    )
+    ON CONFLICT (task_id, seq) DO NOTHING
+)
+SELECT pg_notify(:channel, notice) FROM unnest(:notices::text[]) notice
 
 -- thread_history --
 SELECT role, content FROM (

@@ -2,7 +2,8 @@
 
 Runs emit from CrewAI's handler threads and from the event loop; each event takes the next
 sequence number of its task at once, and one writer task stores whatever has piled up in a single
-round trip (group commit), then publishes every task's share in one more. A busy worker writes
+round trip (group commit), then publishes every task's share in one more (without Redis, the
+NOTIFYs go with the storing statement: one round trip in all). A busy worker writes
 many events per round trip and an idle one writes each event as it comes, so batching adds no
 wait of its own.
 """
@@ -133,20 +134,22 @@ class TaskEventWriter:
             self._last_pending.clear()
         if not rows:
             return
-        while True:
-            try:
-                async with self._pool.acquire() as conn:
-                    await queries.insert_events(conn, events=rows)
-                break
-            except (OSError, asyncpg.PostgresConnectionStatusError, asyncpg.InterfaceError) as exc:
-                log.warning("task events waiting for the database", error=type(exc).__name__)
-                await asyncio.sleep(0.5)
         by_task: dict[uuid.UUID, Batch] = {}
         for _tenant, task_id, seq, type_, ts, data in rows:
             by_task.setdefault(task_id, []).append(
                 {"seq": seq, "type": type_, "ts": _wire_ts(ts), **data}
             )
-        await self._live.publish(by_task)
+        # Without Redis, the other processes' share travels with the statement storing them.
+        channel, notices = self._live.notices(by_task)
+        while True:
+            try:
+                async with self._pool.acquire() as conn:
+                    await queries.store_events(conn, events=rows, channel=channel, notices=notices)
+                break
+            except (OSError, asyncpg.PostgresConnectionStatusError, asyncpg.InterfaceError) as exc:
+                log.warning("task events waiting for the database", error=type(exc).__name__)
+                await asyncio.sleep(0.5)
+        await self._live.publish(by_task, notified=True)
         async with self._written:
             self._done += len(rows)
             self._written.notify_all()

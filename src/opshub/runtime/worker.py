@@ -136,7 +136,10 @@ class Worker:
     async def run(self) -> None:
         """Work until cancelled, then finish or hand back the running tasks."""
         loop = asyncio.get_running_loop()
-        loop.set_default_executor(ThreadPoolExecutor(max_workers=self._settings.worker_threads))
+        # A kickoff holds its pool thread from start to end, model calls included: at least a
+        # thread per crew, so the crews the worker holds all have their calls under way.
+        threads = max(self._settings.worker_threads, self._concurrency + 16)
+        loop.set_default_executor(ThreadPoolExecutor(max_workers=threads))
         await asyncio.to_thread(self._install_crewai)
         await self._warm_up()
         freeze_startup_objects()
