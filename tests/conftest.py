@@ -55,6 +55,16 @@ class TenantHandle:
         return {"Authorization": f"Bearer {self.api_key}"}
 
 
+def pytest_terminal_summary(
+    terminalreporter: pytest.TerminalReporter, config: pytest.Config
+) -> None:
+    """The shuffled order's seed again at the end, where a failure is read (the header that
+    pytest-randomly prints is far above it, and ``-q`` leaves the header out)."""
+    if config.pluginmanager.hasplugin("randomly"):
+        seed = config.getoption("randomly_seed")
+        terminalreporter.write_line(f"test order shuffled: --randomly-seed={seed} replays it")
+
+
 @pytest.fixture(scope="session", autouse=True)
 def quiet_logs() -> None:
     configure_logging(level="WARNING", json=True)

@@ -438,6 +438,9 @@ async def test_a_task_awaiting_approval_succeeds_when_its_last_action_is_decided
     app_pool: asyncpg.Pool, owner_pool: asyncpg.Pool, tenant_a: TenantHandle
 ) -> None:
     task_id = await make_task(owner_pool, tenant_a.id)
+    await owner_pool.execute(
+        "UPDATE tasks SET input_tokens = 120, output_tokens = 30 WHERE id = $1", task_id
+    )
     first = await propose(app_pool, tenant_a.id, task_id, ActionKind.product_create,
                           product_payload("TRAIL-8"))  # fmt: skip
     second = await propose(app_pool, tenant_a.id, task_id, ActionKind.product_create,
@@ -461,6 +464,14 @@ async def test_a_task_awaiting_approval_succeeds_when_its_last_action_is_decided
         )
     assert task["result"] == "I proposed the product; it waits for your approval."
     assert task["finished_at"] is not None and succeeded == 1
+    # Its watchers' last event carries the run's answer and usage, as a run's own end does.
+    final = await owner_pool.fetchval(
+        "SELECT data FROM task_events WHERE task_id = $1 AND type = 'task.succeeded'", task_id
+    )
+    assert final == {
+        "text": "I proposed the product; it waits for your approval.",
+        "usage": {"input_tokens": 120, "output_tokens": 30},
+    }
 
 
 async def test_a_running_tasks_events_are_left_to_its_run(
