@@ -15,8 +15,14 @@ home page takes to render with a large database.
 
     .venv/bin/python bench/console.py [--consoles 20] [--tenants 10] [--runs 50]
         [--home-tasks 1000000] [--home-tenants 10000] [--requests 300] [--only live|home]
+        [--baseline-src DIR] [--rounds 3]
 
-Needs Debian's chromium. Results go to bench/results/console.json (merged per scenario).
+--baseline-src: another checkout's ``src`` (e.g. ``git archive <commit> src | tar -x -C DIR``),
+measured side by side in the same run: live runs the hub from each in turn; home alternates
+rounds of requests between the two (each in a process of its own, on the same database).
+
+Needs Debian's chromium. Results go to bench/results/console.json (merged per scenario), with the
+load average (1 min) at the start and end of each measurement: the machine is shared.
 """
 
 from __future__ import annotations
@@ -55,6 +61,7 @@ ADMIN_TOKEN = "bench-admin-token-0123456789abcdef"  # noqa: S105 - a throw-away 
 PASSWORD = "bench horse battery"  # noqa: S105
 ANSWER = "Final answer: " + " ".join(["three leads wait for a follow-up this week."] * 8)
 TERMINAL = ("succeeded", "failed", "cancelled")
+SAMPLE_TENANTS = 20  # home: the tenants with a user to sign in as
 
 # Records when each run's row first shows each status on this page (the home page redraws its
 # panels on every event of the tenant's stream).
@@ -103,7 +110,8 @@ def summary(values: list[float]) -> dict[str, float]:
 # --- live -------------------------------------------------------------------------------------
 
 
-async def live(args: argparse.Namespace) -> dict[str, Any]:
+async def live(args: argparse.Namespace, src: Path | None = None) -> dict[str, Any]:
+    """``src``: run the hub from that source tree (the baseline) instead of this one."""
     from playwright.async_api import async_playwright
 
     data_dir = WORK / f"live-{uuid.uuid4().hex[:6]}"
@@ -123,6 +131,9 @@ async def live(args: argparse.Namespace) -> dict[str, Any]:
             "OPSHUB_LOG_LEVEL": "warning",
         }
         env.pop("OPSHUB_REDIS_URL", None)
+        if src is not None:
+            env["PYTHONPATH"] = str(src)
+        load_before = os.getloadavg()[0]
         hubs = _start_hub(port, env, split=args.split)
         url = f"http://127.0.0.1:{port}"
         try:
@@ -173,7 +184,17 @@ async def live(args: argparse.Namespace) -> dict[str, Any]:
             if latencies[status]
         },
         "missed": latencies["missed"],
+        "load_average_1min": [load_before, os.getloadavg()[0]],
     }
+
+
+async def _live_side_by_side(args: argparse.Namespace) -> dict[str, Any]:
+    """The baseline's hub, then this one's, in the same run."""
+    if args.baseline_src is None:
+        return await live(args)
+    before = await live(args, Path(args.baseline_src))
+    after = await live(args)
+    return {"before": before, "after": after, "before_src": args.baseline_src}
 
 
 async def _listen(url: str, headers: dict[str, str], heard: dict[str, float]) -> None:
@@ -311,14 +332,16 @@ def _latencies(
 
 
 async def home(args: argparse.Namespace) -> dict[str, Any]:
-    from fastapi import FastAPI
-    from httpx import ASGITransport
-
-    from opshub.app import create_app
-
-    data_dir = WORK / "home"
+    setup = (
+        f"{args.home_tasks:,} tasks across {args.home_tenants:,} tenants (today's with stored "
+        f"steps), GET /console for {SAMPLE_TENANTS} signed-in tenants in turn, in-process (ASGI), "
+        "one at a time"
+    )
+    if args.baseline_src is not None and not args.home_worker:
+        # Each side in a process of its own: this one keeps no hold on the embedded database.
+        return _home_side_by_side(args, setup)
     settings = Settings(
-        data_dir=data_dir,
+        data_dir=WORK / "home",
         redis_url=None,
         tenant_requests_per_second=100_000,
         tenant_request_burst=100_000,
@@ -327,6 +350,58 @@ async def home(args: argparse.Namespace) -> dict[str, Any]:
     urls = resolve_database_urls(settings)
     await migrate(urls)
     samples = await _seed_home(urls, args.home_tasks, args.home_tenants)
+    if args.home_worker:
+        print(json.dumps(await _measure_home(settings, urls, samples, args.requests)))
+        return {}
+    load_before = os.getloadavg()[0]
+    timings = await _measure_home(settings, urls, samples, args.requests)
+    return {
+        "setup": f"{setup}, {args.requests} requests",
+        "server_ms": summary(timings),
+        "load_average_1min": [load_before, os.getloadavg()[0]],
+    }
+
+
+def _home_side_by_side(args: argparse.Namespace, setup: str) -> dict[str, Any]:
+    """Rounds of requests from the baseline's code and this one's in turn, each round in a
+    process of its own on the same database, so that the machine's load falls on both alike."""
+    per_round = args.requests // args.rounds
+    sources = {"before": Path(args.baseline_src), "after": ROOT / "src"}
+    timings: dict[str, list[float]] = {label: [] for label in sources}
+    loads: dict[str, list[float]] = {label: [] for label in sources}
+    command = [sys.executable, __file__, "--only", "home", "--home-worker"]
+    command += ["--home-tasks", str(args.home_tasks), "--home-tenants", str(args.home_tenants)]
+    command += ["--requests", str(per_round)]
+    for _ in range(args.rounds):
+        for label, src in sources.items():
+            loads[label].append(os.getloadavg()[0])
+            done = subprocess.run(
+                command,
+                env={**os.environ, "PYTHONPATH": str(src)},
+                capture_output=True,
+                text=True,
+                check=True,
+            )
+            timings[label] += json.loads(done.stdout.strip().splitlines()[-1])
+    return {
+        "setup": f"{setup}; {args.rounds} rounds of {per_round} requests from each of: before "
+        f"(the code of {args.baseline_src}), after (this checkout), in turn",
+        "server_ms": {label: summary(values) for label, values in timings.items()},
+        "load_average_1min_at_each_round": loads,
+        "raw_ms": {label: [round(v, 2) for v in values] for label, values in timings.items()},
+    }
+
+
+async def _measure_home(
+    settings: Settings, urls: Any, samples: list[str], requests: int
+) -> list[float]:
+    from fastapi import FastAPI
+    from httpx import ASGITransport
+
+    import opshub
+    from opshub.app import create_app
+
+    print(f"measuring {opshub.__file__}", file=sys.stderr)
     app: FastAPI = create_app(settings, urls)
     timings: list[float] = []
     async with app.router.lifespan_context(app):
@@ -343,7 +418,7 @@ async def home(args: argparse.Namespace) -> dict[str, Any]:
             clients.append(client)
         for client in clients:  # warm-up: one page each
             check((await client.get("/console")).status_code == 200)
-        for n in range(args.requests):
+        for n in range(requests):
             client = clients[n % len(clients)]
             started = time.perf_counter()
             response = await client.get("/console")
@@ -351,12 +426,7 @@ async def home(args: argparse.Namespace) -> dict[str, Any]:
             check(response.status_code == 200)
         for client in clients:
             await client.aclose()
-    return {
-        "setup": f"{args.home_tasks:,} tasks across {args.home_tenants:,} tenants "
-        f"(today's with stored steps), GET /console for {len(samples)} signed-in tenants in "
-        f"turn, {args.requests} requests, in-process (ASGI), one at a time",
-        "server_ms": summary(timings),
-    }
+    return timings
 
 
 async def _seed_home(urls: Any, total: int, tenant_count: int) -> list[str]:
@@ -375,13 +445,13 @@ async def _seed_home(urls: Any, total: int, tenant_count: int) -> list[str]:
             ]
             await pool.close()
             return emails
-        for n in range(20):
+        for n in range(SAMPLE_TENANTS):
             email = f"home-{n:02d}@example.com"
             await tenants_service.create_tenant(
                 conn, name=f"Home {n}", owner_email=email, password=PASSWORD
             )
             emails.append(email)
-        fillers = [(uuid.uuid4(), f"Filler {n}") for n in range(tenant_count - 20)]
+        fillers = [(uuid.uuid4(), f"Filler {n}") for n in range(tenant_count - SAMPLE_TENANTS)]
         await conn.copy_records_to_table("tenants", records=fillers, columns=["id", "name"])
         tenant_ids = [row["id"] for row in await conn.fetch("SELECT id FROM tenants")]
     now = datetime.now(UTC)
@@ -493,7 +563,15 @@ def main() -> None:
     parser.add_argument(
         "--split", action="store_true", help="live: opshub api and opshub worker apart"
     )
+    parser.add_argument("--baseline-src", help="another checkout's src, measured side by side")
+    parser.add_argument("--rounds", type=int, default=3, help="home, side by side: rounds")
+    parser.add_argument("--home-worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.home_worker:
+        asyncio.run(home(args))
+        return
+    if args.baseline_src:
+        args.baseline_src = str(Path(args.baseline_src).resolve())
     WORK.mkdir(parents=True, exist_ok=True)
     report = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
     report |= {
@@ -501,7 +579,7 @@ def main() -> None:
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, "
         f"Python {platform.python_version()}; shared by eight engineers while it ran",
     }
-    for name, scenario in (("live", live), ("home", home)):
+    for name, scenario in (("live", _live_side_by_side), ("home", home)):
         if args.only in (None, name):
             result = asyncio.run(scenario(args))
             result["run_at"] = datetime.now(UTC).isoformat(timespec="seconds")

@@ -15,7 +15,7 @@ from httpx import ASGITransport, AsyncClient
 
 from opshub.auth import crypto
 from tests.conftest import TenantHandle
-from tests.console.helpers import csrf_of, sign_in
+from tests.console.helpers import a_run_today_in_one_zone, csrf_of, runs_today, sign_in
 
 
 @pytest.fixture
@@ -315,3 +315,20 @@ async def test_memory_is_searched_forgotten_one_by_one_and_by_scope(
     assert scope.status_code == 303 and "forgotten=2" in scope.headers["location"]
     left = await client.get("/v1/memories", headers=tenant_a.headers)
     assert left.json()["items"] == []
+
+
+@pytest.mark.parametrize("sent", ["Pacific/Kiritimati", "Mars/Olympus_Mons", ""])
+async def test_the_first_page_after_signing_in_counts_today_in_the_zone_the_form_sent(
+    browser: AsyncClient, owner_pool: asyncpg.Pool, tenant_a: TenantHandle, sent: str
+) -> None:
+    """The sign-in form carries the browser's zone; one that is not a zone (or none) is UTC."""
+    today_in_kiritimati = await a_run_today_in_one_zone(
+        owner_pool, tenant_a.id, "Pacific/Kiritimati"
+    )
+    response = await sign_in(browser, tenant_a.email, tenant_a.password, tz=sent)
+    assert response.status_code == 303
+
+    home = await browser.get("/console")
+    today = today_in_kiritimati if sent == "Pacific/Kiritimati" else not today_in_kiritimati
+    assert runs_today(home.text, "analytics") == ("1" if today else "0")
+    assert browser.cookies.get("opshub_tz") == (sent if sent == "Pacific/Kiritimati" else None)

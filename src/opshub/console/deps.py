@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Annotated
@@ -20,7 +21,9 @@ from opshub.tenants import service as tenants_service
 
 CSRF_FIELD = "csrf_token"
 CSRF_HEADER = "X-CSRF-Token"
-TZ_COOKIE = "opshub_tz"  # the browser's IANA zone, set by console.js: "today" is the viewer's
+# IANA names are plain cookie text: letters, digits, "/", "_", "-", "+".
+ZONE_NAME = re.compile(r"[A-Za-z0-9/_+-]{1,64}")
+TZ_COOKIE = "opshub_tz"  # the browser's IANA zone (sign-in, then console.js): "today" is theirs
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,13 +65,13 @@ async def console_page(request: Request, state: StateDep) -> AsyncIterator[Page]
             principal=session.principal,
             session=session,
             tenant_name=tenant.name,
-            tz=_viewer_zone(request.cookies.get(TZ_COOKIE)),
+            tz=viewer_zone(request.cookies.get(TZ_COOKIE)),
         )
 
 
-def _viewer_zone(name: str | None) -> str:
-    """The browser's zone when it is a real one; UTC before the script has said, or for junk."""
-    if not name or len(name) > 64:
+def viewer_zone(name: str | None) -> str:
+    """The browser's zone when it is a real one; UTC when the browser did not say, or for junk."""
+    if not name or not ZONE_NAME.fullmatch(name):
         return "UTC"
     try:
         ZoneInfo(name)

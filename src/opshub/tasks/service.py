@@ -71,6 +71,9 @@ async def enqueue_webhook(conn: Connection, *, tenant_id: uuid.UUID, task: TaskR
         )
 
 
+INPUT_PREVIEW_CHARS = 200  # as the panels' lists show a request
+
+
 def domain_event_data(row: Record) -> dict[str, Any]:
     return {"task_id": str(row["id"]), "status": row["status"], "crew": row["crew"]}
 
@@ -123,9 +126,10 @@ async def submit_task(
             # The conflict means the row exists.
             existing = await QUERIES["get_by_idempotency_key"].fetchone(conn, **by_key)
             return task_read(existing), False
-    await outbox.emit(
-        conn, tenant_id=tenant_id, event_type="task.queued", data=domain_event_data(row)
-    )
+    # A new run's request comes along (its start, as a list shows it), so that an open dashboard
+    # can show the run without asking for it.
+    queued = {**domain_event_data(row), "input": row["input"][:INPUT_PREVIEW_CHARS]}
+    await outbox.emit(conn, tenant_id=tenant_id, event_type="task.queued", data=queued)
     TASKS_SUBMITTED.labels(row["crew"] or "routed").inc()
     return task_read(row), True
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import shutil
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
@@ -150,6 +150,27 @@ async def tab(browser: Browser, hub_url: str) -> AsyncIterator[Tab]:
     await context.close()
     assert opened.watched.errors == []
     assert opened.watched.foreign == []
+
+
+@pytest.fixture
+async def tab_in_zone(
+    browser: Browser, hub_url: str
+) -> AsyncIterator[Callable[[str], Awaitable[Tab]]]:
+    """Tabs of a browser whose clock is in the zone given (as a person's abroad would be)."""
+    contexts: list[tuple[BrowserContext, Tab]] = []
+
+    async def open_in(zone: str) -> Tab:
+        context = await browser.new_context(
+            viewport={"width": 1280, "height": 900}, timezone_id=zone
+        )
+        contexts.append((context, await _tab(context, hub_url)))
+        return contexts[-1][1]
+
+    yield open_in
+    for context, opened in contexts:
+        await context.close()
+        assert opened.watched.errors == []
+        assert opened.watched.foreign == []
 
 
 @pytest.fixture

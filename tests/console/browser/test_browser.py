@@ -10,11 +10,13 @@ import time
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 from httpx import AsyncClient
-from playwright.async_api import expect
+from playwright.async_api import Route, expect
 
 from tests.conftest import TenantHandle
 from tests.console.browser.conftest import Tab
+from tests.console.helpers import a_run_today_in_one_zone
 from tests.fakes.llm import FakeLLMServer
 from tests.integration.runtime.conftest import store_openai_key, wait_for_status
 from tests.integration.runtime.connected import Connected
@@ -92,6 +94,74 @@ async def test_the_home_page_ends_on_a_quick_runs_last_state(
     assert (await wait_for_status(api, tenant_a, task_id))["status"] == "succeeded"
     row = tab.page.locator(f'#recent-runs li[data-task="{task_id}"] .status')
     await expect(row).to_have_text("succeeded", timeout=3_000)
+
+
+async def submit_runs(
+    api: AsyncClient, tenant: TenantHandle, fake_llm: FakeLLMServer, texts: list[str]
+) -> list[str]:
+    for _ in texts:
+        fake_llm.script_openai("Done.", usage=(10, 2), latency=0.3)
+    return [
+        (
+            await api.post(
+                "/v1/tasks", json={"crew": "assistant", "input": text}, headers=tenant.headers
+            )
+        ).json()["id"]
+        for text in texts
+    ]
+
+
+async def until_shown_succeeded(tab: Tab, task_ids: list[str], texts: list[str]) -> None:
+    for task_id, text in zip(task_ids, texts, strict=True):
+        row = tab.page.locator(f'#recent-runs li[data-task="{task_id}"]')
+        await expect(row.locator("a")).to_have_text(text, timeout=5_000)
+        await expect(row.locator(".status")).to_have_text("succeeded", timeout=15_000)
+
+
+async def test_the_home_page_draws_runs_from_their_events_not_a_panel_request_each(
+    tab: Tab, api: AsyncClient, tenant_a: TenantHandle, fake_llm: FakeLLMServer
+) -> None:
+    """Each run's row follows its events (queued, started, succeeded) from their own data, even
+    with the panels' answers held back; five runs, fifteen events, cost a request or two, for
+    the figures, once the events pause."""
+    await store_openai_key(api, tenant_a)
+    await tab.sign_in(tenant_a.email, tenant_a.password)
+    await expect(tab.page.locator("#live-state")).to_have_text("Live")
+    runs_today = tab.page.locator('[data-crew="assistant"] [data-figure="runs_today"]')
+
+    held: list[Route] = []
+
+    async def hold(route: Route) -> None:
+        held.append(route)
+
+    await tab.page.route("**/console/panels", hold)
+    first = ["Count the leads of week 1", "Count the leads of week 2"]
+    await until_shown_succeeded(tab, await submit_runs(api, tenant_a, fake_llm, first), first)
+    await expect(runs_today).to_have_text("0")  # the figures wait for the panels
+    for route in held:
+        await route.continue_()
+    await tab.page.unroute("**/console/panels")
+    await expect(runs_today).to_have_text("2", timeout=10_000)
+
+    requests: list[str] = []
+    tab.page.on(
+        "request",
+        lambda request: requests.append(request.url) if "/console/panels" in request.url else None,
+    )
+    more = [f"Count the leads of month {month}" for month in range(5)]
+    await until_shown_succeeded(tab, await submit_runs(api, tenant_a, fake_llm, more), more)
+    assert len(requests) <= 3, f"{len(requests)} panel requests for 15 events"
+    await expect(runs_today).to_have_text("7", timeout=10_000)
+
+
+async def test_the_first_page_after_signing_in_counts_today_in_the_browsers_zone(
+    tab_in_zone: Any, tenant_a: TenantHandle, owner_pool: asyncpg.Pool
+) -> None:
+    today_there = await a_run_today_in_one_zone(owner_pool, tenant_a.id, "Pacific/Kiritimati")
+    tab = await tab_in_zone("Pacific/Kiritimati")
+    await tab.sign_in(tenant_a.email, tenant_a.password)
+    runs_today = tab.page.locator('[data-crew="analytics"] [data-figure="runs_today"]')
+    await expect(runs_today).to_have_text("1" if today_there else "0")
 
 
 async def test_approving_a_proposed_action_runs_it_and_shows_it_executed(

@@ -13,7 +13,7 @@ from opshub.api.deps import StateDep
 from opshub.auth import service as auth_service
 from opshub.auth import sessions
 from opshub.auth.errors import AuthenticationError
-from opshub.console.deps import CSRF_FIELD, FormDep
+from opshub.console.deps import CSRF_FIELD, TZ_COOKIE, FormDep, viewer_zone
 from opshub.console.render import page
 from opshub.db.engine import transaction
 from opshub.errors import RateLimitedError
@@ -64,6 +64,7 @@ async def login(
     email: Annotated[str, Form(max_length=320)],
     password: Annotated[str, Form(max_length=1024)],
     csrf_token: Annotated[str, Form(alias=CSRF_FIELD, max_length=100)] = "",
+    tz: Annotated[str, Form(max_length=100)] = "",
 ) -> Response:
     expected = request.cookies.get(LOGIN_CSRF_COOKIE, "")
     if not expected or not hmac.compare_digest(expected.encode(), csrf_token.encode()):
@@ -106,6 +107,14 @@ async def login(
         path="/",
     )
     response.delete_cookie(LOGIN_CSRF_COOKIE, path="/console/login")
+    # The form's hidden field holds the browser's zone (console.js): the first page after
+    # signing in already counts "today" in it. A zone that isn't one is dropped: UTC.
+    if tz and viewer_zone(tz) == tz:
+        # Written as console.js writes it (unquoted), so that the script finds it the same.
+        secure = "; Secure" if _secure(request) else ""
+        response.headers.append(
+            "set-cookie", f"{TZ_COOKIE}={tz}; Path=/console; SameSite=Lax{secure}"
+        )
     return response
 
 
