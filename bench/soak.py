@@ -120,6 +120,7 @@ def serve_fake(fail_every: int) -> None:
             calls = len(fake.requests_for("/v1/chat/completions"))
             print(json.dumps({"calls": calls, "failed": fake.failed}), flush=True)
             fake.reset()  # the requests it keeps would grow for the whole soak
+            fake.failed = 0  # told, so forgotten too
 
 
 class Fake:
@@ -179,7 +180,7 @@ class Hub:
             "OPSHUB_CREDENTIAL_CHECK_MINUTES": "0",
             "OPSHUB_LLM_MAX_RETRIES": "0",
             "OPSHUB_MEMORY_EXTRACTION": "false",
-            "OPSHUB_TASK_LEASE_SECONDS": "10",  # a SIGKILLed worker's tasks rerun after it
+            "OPSHUB_TASK_LEASE_SECONDS": "20",  # a SIGKILLed worker's tasks rerun after it
             "OPSHUB_TASK_RETRY_BACKOFF_SECONDS": "1",
             "OPSHUB_WORKER_SHUTDOWN_GRACE_SECONDS": "10",
             "OPSHUB_TENANT_REQUESTS_PER_SECOND": "1000",  # the soak is not about the API limit
