@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 from alembic.script import ScriptDirectory
 from sqlalchemy import make_url, text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from opshub.db.engine import DatabaseUrls, create_engine
@@ -174,7 +175,9 @@ async def test_every_table_with_a_tenant_column_is_isolated(fresh_database: Data
         " (SELECT count(*) FROM pg_policies p WHERE p.tablename = c.relname"
         "  AND p.qual LIKE '%app.tenant_id%' AND p.with_check LIKE '%app.tenant_id%') AS policies"
         " FROM pg_class c JOIN pg_attribute a ON a.attrelid = c.oid AND a.attname = 'tenant_id'"
-        " WHERE c.relnamespace = 'public'::regnamespace AND c.relkind = 'r'",
+        " JOIN pg_namespace n ON n.oid = c.relnamespace"
+        " WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname !~ '^pg_'"
+        " AND c.relkind IN ('r', 'p')",  # partitioned tables and their partitions too
     )
     assert {row.relname for row in rows} >= set(TENANT_TABLES)
     for row in rows:
@@ -506,3 +509,87 @@ async def test_a_webhook_secret_made_before_0013_keeps_signing_the_old_header(
     await asyncio.to_thread(downgrade, fresh_database.owner, "0012")
     back = await query(fresh_database.owner, "SELECT webhook_secret FROM tenants")
     assert [row.webhook_secret for row in back] == ["whsec_old"]
+
+
+MEMORY = (
+    "INSERT INTO memories (id, tenant_id, scope, kind, content, embedding, embedding_model,"
+    " content_hash, superseded_by) VALUES (:id, :t, 'tenant', 'fact', :content,"
+    " array_fill(CAST(:x AS real), ARRAY[384])::vector, 'local/all-MiniLM-L6-v2', :hash,"
+    " :superseded_by)"
+)
+MEMORIES = "SELECT id, tenant_id, superseded_by, content, embedding::text AS e FROM memories"
+HNSW_TABLE = (
+    "SELECT i.indrelid::regclass::text AS on_table FROM pg_index i"
+    " JOIN pg_class c ON c.oid = i.indexrelid WHERE c.relname = 'ix_memories_hnsw_probe'"
+)
+
+
+async def test_0019_partitions_memories_keeping_rows_indexes_and_isolation(
+    fresh_database: DatabaseUrls,
+) -> None:
+    """Memories stored before 0019 are all there after it (a superseded one still points at its
+    successor), a tenant's registered index is rebuilt on the partition holding its rows, and the
+    tenants' role reading ``memories`` sees its own rows only; the downgrade puts it all back."""
+    owner = fresh_database.owner
+    await asyncio.to_thread(upgrade, owner, "0018")
+    a, b = uuid.uuid4(), uuid.uuid4()
+    newer = uuid.uuid4()
+    async with connect(owner) as conn, conn.begin():
+        for tenant in (a, b):
+            await conn.execute(
+                text("INSERT INTO tenants (id, name) VALUES (:t, 'T')"), {"t": tenant}
+            )
+        memories = [
+            (newer, a, "Acme wants email.", 0.1, None),
+            (uuid.uuid4(), a, "Acme wants post.", 0.2, newer),
+            (uuid.uuid4(), b, "Bakery wants calls.", 0.3, None),
+        ]
+        for id_, tenant, content, x, superseded_by in memories:
+            await conn.execute(
+                text(MEMORY),
+                {"id": id_, "t": tenant, "content": content, "x": x,
+                 "hash": content.encode(), "superseded_by": superseded_by},
+            )  # fmt: skip
+        await conn.execute(
+            text(
+                "CREATE INDEX ix_memories_hnsw_probe ON memories"
+                " USING hnsw (embedding vector_cosine_ops) WITH (m = 16, ef_construction = 200)"
+                f" WHERE tenant_id = '{a}'::uuid AND embedding_model = 'local/all-MiniLM-L6-v2'"
+                " AND superseded_by IS NULL"
+            )
+        )
+        await conn.execute(
+            text(
+                "INSERT INTO memory_indexes (tenant_id, embedding_model, index_name, rows_at_build)"
+                " VALUES (:t, 'local/all-MiniLM-L6-v2', 'ix_memories_hnsw_probe', 1000)"
+            ),
+            {"t": a},
+        )
+    stored = sorted(tuple(row) for row in await query(owner, MEMORIES))
+    assert await query(owner, HNSW_TABLE) == [("memories",)]
+
+    await upgrade_to_head(fresh_database)
+
+    assert sorted(tuple(row) for row in await query(owner, MEMORIES)) == stored
+    holder = await query(
+        owner,
+        "SELECT DISTINCT tableoid::regclass::text AS part FROM memories WHERE tenant_id = :t",
+        t=a,
+    )
+    assert len(holder) == 1
+    assert holder[0].part.startswith("memory_partitions.memories_p")
+    assert await query(owner, HNSW_TABLE) == [(holder[0].part,)]
+    async with connect(owner) as conn, conn.begin():
+        await conn.execute(text("SET LOCAL ROLE opshub_tenant"))
+        await conn.execute(text("SELECT set_config('app.tenant_id', :t, true)"), {"t": str(a)})
+        seen = (await conn.execute(text("SELECT tenant_id, content FROM memories"))).all()
+        assert sorted(content for _, content in seen) == ["Acme wants email.", "Acme wants post."]
+        assert {tenant for tenant, _ in seen} == {a}
+        with pytest.raises(DBAPIError, match="permission denied"):
+            await conn.execute(text(f"SELECT count(*) FROM {holder[0].part}"))  # noqa: S608
+
+    await asyncio.to_thread(downgrade, owner, "0018")
+
+    assert sorted(tuple(row) for row in await query(owner, MEMORIES)) == stored
+    assert await query(owner, HNSW_TABLE) == [("memories",)]
+    assert await query(owner, "SELECT to_regnamespace('memory_partitions') AS s") == [(None,)]

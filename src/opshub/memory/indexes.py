@@ -6,6 +6,10 @@ large tenant's query returns its share of a global top-``ef_search`` and recall 
 rows) until it holds ``threshold`` live memories of a model; then it gets its own partial index,
 built CONCURRENTLY so writes go on, and recorded in ``memory_indexes`` once it is valid.
 
+``memories`` is hash-partitioned by tenant (migration 0019), and the index is built on the
+tenant's partition: a CONCURRENTLY build scans its table twice, and a partition is 1/64 of the
+rows, so a build's cost follows the tenant's partition, not every tenant's memories together.
+
 ``ef_construction`` 200, not pgvector's 64: on clustered memories the default graph leaves ~2% of
 a large tenant's rows unreachable, which no ``ef_search`` at query time recovers (bench/memory.py:
 recall@10 0.981 → 0.9998 for the largest tenants, builds ~1.5x as long, queries as fast).
@@ -77,6 +81,12 @@ async def search_index(
     )
 
 
+async def tenant_partition(conn: Connection, tenant_id: uuid.UUID) -> asyncpg.Record:
+    """The partition of ``memories`` that holds the tenant's rows (``partition``,
+    schema-qualified) and its ``schema``, where the tenant's index lives; both quoted."""
+    return await QUERIES["tenant_partition"].fetchone(conn, tenant_id=tenant_id)
+
+
 async def build_tenant_index(pool: asyncpg.Pool, *, tenant_id: uuid.UUID, model: str) -> bool:
     """Build the tenant's index unless another process is at it or it exists. Owner pool only."""
     name = index_name(tenant_id, model)
@@ -85,10 +95,15 @@ async def build_tenant_index(pool: asyncpg.Pool, *, tenant_id: uuid.UUID, model:
             return False
         predicate = tenant_predicate(tenant_id, model)
         try:
+            partition = await tenant_partition(conn, tenant_id)
             valid = await QUERIES["index_valid"].fetchval(conn, name=name)
             if valid is False:  # an interrupted CONCURRENTLY build leaves an invalid index
-                await QUERIES["drop_index"].fill(name=name).execute(conn)
-            await QUERIES["create_index"].fill(name=name, predicate=predicate).execute(conn)
+                await QUERIES["drop_index"].fill(name=f"{partition['schema']}.{name}").execute(conn)
+            await (
+                QUERIES["create_index"]
+                .fill(name=name, partition=partition["partition"], predicate=predicate)
+                .execute(conn)
+            )
             async with conn.transaction():
                 await set_tenant(conn, tenant_id)
                 rows = await QUERIES["count_indexed"].fill(predicate=predicate).fetchval(conn)
@@ -109,20 +124,20 @@ async def maintain(pool: asyncpg.Pool, *, threshold: int) -> int:
     """Build every index that is due; drop the indexes of erased tenants and old models."""
     async with pool.acquire() as conn:
         due = await QUERIES["find_due"].fetch(conn, threshold=threshold)
-        orphans = [row["relname"] for row in await QUERIES["find_orphans"].fetch(conn)]
+        orphans = await QUERIES["find_orphans"].fetch(conn)
     built = 0
     for row in due:
         built += await build_tenant_index(
             pool, tenant_id=row["tenant_id"], model=row["embedding_model"]
         )
-    for name in orphans:
+    for orphan in orphans:
         async with pool.acquire() as conn:
             # A build in progress holds this lock and has not registered its index yet.
-            if await QUERIES["try_lock_index"].fetchval(conn, name=name):
+            if await QUERIES["try_lock_index"].fetchval(conn, name=orphan["relname"]):
                 try:
-                    await QUERIES["drop_index"].fill(name=name).execute(conn)
+                    await QUERIES["drop_index"].fill(name=orphan["qualified"]).execute(conn)
                 finally:
-                    await QUERIES["unlock_index"].execute(conn, name=name)
+                    await QUERIES["unlock_index"].execute(conn, name=orphan["relname"])
     return built
 
 

@@ -31,6 +31,19 @@ async def test_an_imported_tenant_gets_its_index_and_loses_it_with_the_tenant(
 
     assert await index_exists(owner_pool, index_name(big.id, LOCAL_MODEL))
     assert not await index_exists(owner_pool, index_name(small.id, LOCAL_MODEL))
+    # Built on the one partition that holds the tenant's rows: its build scanned that, not the
+    # other tenants' memories.
+    async with owner_pool.acquire() as conn:
+        holders = await conn.fetch(
+            "SELECT DISTINCT tableoid::regclass::text FROM memories WHERE tenant_id = $1", big.id
+        )
+        indexed = await conn.fetchval(
+            "SELECT i.indrelid::regclass::text FROM pg_index i"
+            " JOIN pg_class c ON c.oid = i.indexrelid WHERE c.relname = $1",
+            index_name(big.id, LOCAL_MODEL),
+        )
+    assert [row[0] for row in holders] == [indexed]
+    assert indexed.startswith("memory_partitions.memories_p")
     async with tenant_transaction(app_pool, big.id) as conn:
         assert await conn.fetchval("SELECT rows_at_build FROM memory_indexes") == 40
 
