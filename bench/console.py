@@ -460,8 +460,10 @@ async def _seed_home(urls: Any, total: int, tenant_count: int) -> list[str]:
                     "SELECT email FROM users WHERE email LIKE 'home-%' ORDER BY email"
                 )
             ]
-            await pool.close()
-            return emails
+    if emails:  # seeded before (the pool closes once its connection is back)
+        await pool.close()
+        return emails
+    async with transaction(pool) as conn:
         for n in range(SAMPLE_TENANTS):
             email = f"home-{n:02d}@example.com"
             await tenants_service.create_tenant(
