@@ -63,8 +63,8 @@ ANSWER = "Final answer: " + " ".join(["three leads wait for a follow-up this wee
 TERMINAL = ("succeeded", "failed", "cancelled")
 SAMPLE_TENANTS = 20  # home: the tenants with a user to sign in as
 
-# Records when each run's row first shows each status on this page (the home page redraws its
-# panels on every event of the tenant's stream).
+# Records when each run's row first shows each status on this page, however the page draws it
+# (the baseline redrew its panels per event; now the row is patched from the event).
 OBSERVER = """
 window.__seen = {};
 const record = () => {
@@ -159,7 +159,7 @@ async def live(args: argparse.Namespace, src: Path | None = None) -> dict[str, A
                         listener.cancel()
                     seen = [await page.evaluate("window.__seen") for page, _ in pages]
                     await browser.close()
-                latencies = _latencies(tasks, seen, [t for _, t in pages])
+                latencies = _latencies(tasks, seen, [t for _, t in pages], heard)
         finally:
             for hub in reversed(hubs):
                 hub.terminate()
@@ -178,6 +178,7 @@ async def live(args: argparse.Namespace, src: Path | None = None) -> dict[str, A
                 if t["id"] in heard
             ]
         ),
+        "dom_after_sse_client_ms": summary(latencies["after_sse_client"]) if heard else {},
         "by_status": {
             status: summary(latencies[status])
             for status in ("running", "succeeded")
@@ -309,10 +310,20 @@ async def _until_done(api: httpx.AsyncClient, tasks: list[dict[str, Any]]) -> No
 
 
 def _latencies(
-    tasks: list[dict[str, Any]], seen: list[dict[str, int]], watching: list[int]
+    tasks: list[dict[str, Any]],
+    seen: list[dict[str, int]],
+    watching: list[int],
+    heard: dict[str, float],
 ) -> dict[str, Any]:
-    """Per console and run of its tenant: page time of each status minus the worker's time."""
-    out: dict[str, Any] = {"all": [], "running": [], "succeeded": [], "missed": {}}
+    """Per console and run of its tenant: page time of each status minus the worker's time; and
+    for "succeeded", minus when the plain SSE client got the frame (the browser's own share)."""
+    out: dict[str, Any] = {
+        "all": [],
+        "running": [],
+        "succeeded": [],
+        "after_sse_client": [],
+        "missed": {},
+    }
     for page_seen, tenant in zip(seen, watching, strict=True):
         for task in (t for t in tasks if t["tenant"] == tenant):
             read = task["read"]
@@ -325,6 +336,8 @@ def _latencies(
                 worker_ms = datetime.fromisoformat(read[field]).timestamp() * 1000
                 out[status].append(at - worker_ms)
                 out["all"].append(at - worker_ms)
+                if status == "succeeded" and task["id"] in heard:
+                    out["after_sse_client"].append(at - heard[task["id"]])
     return out
 
 
@@ -348,7 +361,8 @@ async def home(args: argparse.Namespace) -> dict[str, Any]:
         credential_check_minutes=0,
     )
     urls = resolve_database_urls(settings)
-    await migrate(urls)
+    if not args.no_migrate:
+        await migrate(urls)
     samples = await _seed_home(urls, args.home_tasks, args.home_tenants)
     if args.home_worker:
         print(json.dumps(await _measure_home(settings, urls, samples, args.requests)))
@@ -371,7 +385,10 @@ def _home_side_by_side(args: argparse.Namespace, setup: str) -> dict[str, Any]:
     loads: dict[str, list[float]] = {label: [] for label in sources}
     command = [sys.executable, __file__, "--only", "home", "--home-worker"]
     command += ["--home-tasks", str(args.home_tasks), "--home-tenants", str(args.home_tenants)]
-    command += ["--requests", str(per_round)]
+    # This checkout migrates (and seeds) first; the baseline's code then runs on its schema,
+    # whose migrations it may not know (they only add).
+    subprocess.run([*command, "--requests", "0"], capture_output=True, check=True)
+    command += ["--requests", str(per_round), "--no-migrate"]
     for _ in range(args.rounds):
         for label, src in sources.items():
             loads[label].append(os.getloadavg()[0])
@@ -443,8 +460,10 @@ async def _seed_home(urls: Any, total: int, tenant_count: int) -> list[str]:
                     "SELECT email FROM users WHERE email LIKE 'home-%' ORDER BY email"
                 )
             ]
-            await pool.close()
-            return emails
+    if emails:  # seeded before (the pool closes once its connection is back)
+        await pool.close()
+        return emails
+    async with transaction(pool) as conn:
         for n in range(SAMPLE_TENANTS):
             email = f"home-{n:02d}@example.com"
             await tenants_service.create_tenant(
@@ -566,6 +585,7 @@ def main() -> None:
     parser.add_argument("--baseline-src", help="another checkout's src, measured side by side")
     parser.add_argument("--rounds", type=int, default=3, help="home, side by side: rounds")
     parser.add_argument("--home-worker", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--no-migrate", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.home_worker:
         asyncio.run(home(args))

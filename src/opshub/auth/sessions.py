@@ -27,6 +27,8 @@ class ConsoleSession:
     id: uuid.UUID
     principal: Principal
     csrf_token: str
+    tenant_name: str
+    tenant_plan: str
 
     def csrf_matches(self, given: str | None) -> bool:
         return given is not None and hmac.compare_digest(given.encode(), self.csrf_token.encode())
@@ -37,26 +39,25 @@ def _hash(token: str) -> bytes:
     return hashlib.sha256(token.encode()).digest()
 
 
-async def start(
-    conn: Connection, *, user: Principal, ttl_seconds: int
-) -> tuple[str, ConsoleSession]:
+async def start(conn: Connection, *, user: Principal, ttl_seconds: int) -> str:
     """A session for a user whose password was verified (``auth.service.verify_login``); returns
-    (the cookie's token, the session). Binds the transaction to the tenant."""
+    the cookie's token. Binds the transaction to the tenant."""
     await set_tenant(conn, user.tenant_id)
-    token, csrf_token = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
-    session_id = await QUERIES["start_session"].fetchval(
+    token = secrets.token_urlsafe(32)
+    await QUERIES["start_session"].execute(
         conn,
         tenant_id=user.tenant_id,
         user_id=user.subject_id,
         token_hash=_hash(token),
-        csrf_token=csrf_token,
+        csrf_token=secrets.token_urlsafe(32),
         expires_at=datetime.now(UTC) + timedelta(seconds=ttl_seconds),
     )
-    return token, ConsoleSession(id=session_id, principal=user, csrf_token=csrf_token)
+    return token
 
 
 async def resolve(conn: Connection, *, token: str | None) -> ConsoleSession:
-    """The live session of a cookie; binds the transaction to its tenant."""
+    """The live session of a cookie, with its tenant's name and plan; binds the transaction to
+    the tenant."""
     row = (
         await QUERIES["resolve_session"].fetchrow(conn, token_hash=_hash(token)) if token else None
     )
@@ -68,7 +69,13 @@ async def resolve(conn: Connection, *, token: str | None) -> ConsoleSession:
         kind=PrincipalKind.user,
         subject_id=row["user_id"],
     )
-    return ConsoleSession(id=row["session_id"], principal=principal, csrf_token=row["csrf_token"])
+    return ConsoleSession(
+        id=row["session_id"],
+        principal=principal,
+        csrf_token=row["csrf_token"],
+        tenant_name=row["tenant_name"],
+        tenant_plan=row["tenant_plan"],
+    )
 
 
 async def end(conn: Connection, *, session_id: uuid.UUID) -> None:

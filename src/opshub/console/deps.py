@@ -17,7 +17,6 @@ from opshub.auth.models import Principal, Role
 from opshub.auth.sessions import ConsoleSession
 from opshub.console.errors import CsrfRefused, SignInRequired
 from opshub.db.engine import transaction
-from opshub.tenants import service as tenants_service
 
 CSRF_FIELD = "csrf_token"
 CSRF_HEADER = "X-CSRF-Token"
@@ -59,12 +58,11 @@ async def console_page(request: Request, state: StateDep) -> AsyncIterator[Page]
             session = await sessions.resolve(conn, token=token)
         except AuthenticationError as exc:
             raise SignInRequired from exc
-        tenant = await tenants_service.get_tenant(conn, tenant_id=session.principal.tenant_id)
         yield Page(
             conn=conn,
             principal=session.principal,
             session=session,
-            tenant_name=tenant.name,
+            tenant_name=session.tenant_name,
             tz=viewer_zone(request.cookies.get(TZ_COOKIE)),
         )
 

@@ -11,6 +11,7 @@ from typing import Any
 from fastapi import Request
 from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
+from jinja2 import Environment, FileSystemLoader
 
 from opshub.console.deps import CSRF_FIELD, CSRF_HEADER, Page
 from opshub.outbox import service as outbox
@@ -24,7 +25,14 @@ SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "same-origin",
 }
-templates = Jinja2Templates(directory=Path(__file__).with_name("templates"))
+# Templates are files of the package: compiled once, not looked at again on every page.
+templates = Jinja2Templates(
+    env=Environment(
+        loader=FileSystemLoader(Path(__file__).with_name("templates")),
+        autoescape=True,
+        auto_reload=False,
+    )
+)
 
 # What changes a panel: every domain event the tenant-wide stream sends (API.md v1.1).
 LIVE_EVENTS = (

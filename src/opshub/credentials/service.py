@@ -95,14 +95,16 @@ async def get_credential(
 
 
 async def list_credentials(
-    conn: Connection, *, tenant_id: uuid.UUID, settings: Settings
+    conn: Connection, *, tenant_id: uuid.UUID, settings: Settings, plan: str | None = None
 ) -> list[CredentialSummary]:
-    """Every provider: the tenant's own key, else the platform's where the plan allows it."""
+    """Every provider: the tenant's own key, else the platform's where the plan allows it.
+    ``plan``: the tenant's, when the caller has read it already."""
     rows = {
         row["provider"]: row
         for row in await QUERIES["list_credentials"].fetch(conn, tenant_id=tenant_id)
     }
-    plan = await QUERIES["get_plan"].fetchval(conn, tenant_id=tenant_id)
+    if plan is None:
+        plan = await QUERIES["get_plan"].fetchval(conn, tenant_id=tenant_id)
     summaries = []
     for provider in Provider:
         row = rows.get(provider.value)

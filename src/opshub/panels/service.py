@@ -240,10 +240,12 @@ async def activity(
     limit: int = DEFAULT_LIMIT,
     cursor: str | None = None,
     tz: str = "UTC",
+    plan: str | None = None,
 ) -> ActivityPanel:
     """Recent tasks, changes waiting for approval, credential health and the next scheduled runs:
     at most ``limit`` of each list; ``cursor`` pages the recent tasks. Its times are instants
-    (UTC); ``tz`` is checked and echoed so that every panel takes it alike."""
+    (UTC); ``tz`` is checked and echoed so that every panel takes it alike. ``plan``: the
+    tenant's, when the caller has it (which keys of the platform's it may use)."""
     zone(tz)
     after_at, after_id = decode_cursor(cursor) if cursor else (None, None)
     tasks = await QUERIES["recent_tasks"].fetch(
@@ -258,7 +260,7 @@ async def activity(
         conn, tenant_id=tenant_id, status=ActionStatus.pending, limit=limit
     )
     credentials = await credentials_service.list_credentials(
-        conn, tenant_id=tenant_id, settings=settings
+        conn, tenant_id=tenant_id, settings=settings, plan=plan
     )
     runs = await QUERIES["next_runs"].fetch(
         conn, tenant_id=tenant_id, preview_chars=PREVIEW_CHARS, limit=limit

@@ -84,7 +84,7 @@ async def login(
             address=request.client.host if request.client else None,
         )
         async with transaction(state.app_pool) as conn:
-            token, _ = await sessions.start(
+            token = await sessions.start(
                 conn, user=user, ttl_seconds=state.settings.console_session_ttl_seconds
             )
     except RateLimitedError as exc:

@@ -28,7 +28,7 @@ async def _panels(ctx: Page, state: StateDep) -> dict[str, Any]:
         "recent_limit": panels_service.DEFAULT_LIMIT,
         "agents": await panels_service.agents(ctx.conn, tenant_id=tenant_id, tz=ctx.tz),
         "activity": await panels_service.activity(
-            ctx.conn, tenant_id=tenant_id, settings=state.settings
+            ctx.conn, tenant_id=tenant_id, settings=state.settings, plan=ctx.session.tenant_plan
         ),
     }
 

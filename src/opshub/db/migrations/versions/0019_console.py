@@ -1,0 +1,37 @@
+"""Console: a page's session lookup also names its tenant and plan, in the same round trip.
+
+Revision ID: 0019_console
+Revises: 0018
+Create Date: 2026-12-07
+"""
+
+from alembic import op
+
+revision = "0019_console"
+down_revision = "0018"
+branch_labels = None
+depends_on = None
+
+UPGRADE = """
+CREATE FUNCTION opshub_console_page_session(p_token_hash bytea)
+RETURNS TABLE (session_id uuid, tenant_id uuid, user_id uuid, role text, csrf_token text,
+               tenant_name text, tenant_plan text)
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public, pg_temp AS $$
+  SELECT s.id, s.tenant_id, s.user_id, u.role, s.csrf_token, t.name, t.plan
+  FROM console_sessions s
+  JOIN users u ON u.id = s.user_id
+  JOIN tenants t ON t.id = s.tenant_id
+  WHERE s.token_hash = p_token_hash AND s.revoked_at IS NULL AND s.expires_at > now()
+    AND u.disabled_at IS NULL
+$$
+"""
+
+
+def upgrade() -> None:
+    op.execute(UPGRADE)
+    op.execute("REVOKE ALL ON FUNCTION opshub_console_page_session(bytea) FROM PUBLIC")
+    op.execute("GRANT EXECUTE ON FUNCTION opshub_console_page_session(bytea) TO opshub_tenant")
+
+
+def downgrade() -> None:
+    op.execute("DROP FUNCTION opshub_console_page_session(bytea)")
