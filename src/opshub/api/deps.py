@@ -55,16 +55,12 @@ async def tenant_context(
     state: StateDep, authorization: Annotated[str | None, Header()] = None
 ) -> AsyncIterator[TenantContext]:
     bearer = _bearer(authorization)
-    state.requests.refuse_held_back(bearer)
-    async with state.admission.turn(bearer):
-        state.requests.refuse_held_back(bearer)  # refused while this request waited its turn
-        async with transaction(state.app_pool) as conn:
-            principal = await auth_service.authenticate(
-                conn, bearer=bearer, jwt_secret=state.jwt_secret
-            )
-            rate = await _request_rate(state, conn, principal)
-            await state.requests.check(principal.tenant_id, rate, credential=bearer)
-            yield TenantContext(conn=conn, principal=principal)
+    async with state.admission.turn(bearer), transaction(state.app_pool) as conn:
+        principal = await auth_service.authenticate(
+            conn, bearer=bearer, jwt_secret=state.jwt_secret
+        )
+        await state.requests.check(principal.tenant_id, await _request_rate(state, conn, principal))
+        yield TenantContext(conn=conn, principal=principal)
 
 
 async def tenant_context_or_session(
@@ -102,15 +98,12 @@ async def admin_principal(
     """An admin or higher, authenticated in a transaction of its own that has ended: for routes
     that wait on outside services, which must not hold a pooled connection meanwhile."""
     bearer = _bearer(authorization)
-    state.requests.refuse_held_back(bearer)
-    async with state.admission.turn(bearer):
-        state.requests.refuse_held_back(bearer)
-        async with transaction(state.app_pool) as conn:
-            principal = await auth_service.authenticate(
-                conn, bearer=bearer, jwt_secret=state.jwt_secret
-            )
-            rate = await _request_rate(state, conn, principal)
-    await state.requests.check(principal.tenant_id, rate, credential=bearer)
+    async with state.admission.turn(bearer), transaction(state.app_pool) as conn:
+        principal = await auth_service.authenticate(
+            conn, bearer=bearer, jwt_secret=state.jwt_secret
+        )
+        rate = await _request_rate(state, conn, principal)
+    await state.requests.check(principal.tenant_id, rate)
     if not principal.role.at_least(Role.admin):
         raise PermissionDeniedError(f"this needs the {Role.admin.value} role or higher")
     return principal

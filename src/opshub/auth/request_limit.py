@@ -1,15 +1,8 @@
 """Requests per tenant: a token bucket (``rate`` per second, up to ``burst`` at once) in Redis,
-shared by every API process; in-process when embedded, and while Redis is away.
-
-A credential (the bearer string) whose request was refused is held back until its tenant's
-bucket has a token again: its next requests are refused at once, before they wait for a database
-connection to be authenticated. A bucket only fills with time, whatever other processes take
-from it, so a request refused here would have been refused by the bucket too.
-"""
+shared by every API process; in-process when embedded, and while Redis is away."""
 
 from __future__ import annotations
 
-import hashlib
 import math
 import time
 import uuid
@@ -23,8 +16,6 @@ from opshub.config import RequestRate
 from opshub.errors import RateLimitedError
 
 REDIS_RETRY_SECONDS = 5.0
-# Credentials held back at once, past which the lapsed holds are dropped.
-HELD_BACK_PRUNE_AT = 1024
 # A plan changes rarely; a tenant moved to another one gets its rate within this.
 PLAN_CACHE_SECONDS = 60.0
 log = structlog.get_logger(__name__)
@@ -74,7 +65,6 @@ class TenantRequestLimiter:
         self._plans: dict[uuid.UUID, tuple[str, float]] = {}
         self._local = _LocalBuckets()
         self._redis_retry_at = 0.0
-        self._held_back: dict[bytes, tuple[float, str]] = {}
 
     async def rate_for(
         self, tenant_id: uuid.UUID, *, plan_of: Callable[[], Awaitable[str]]
@@ -89,27 +79,13 @@ class TenantRequestLimiter:
             self._plans[tenant_id] = (plan, time.monotonic() + PLAN_CACHE_SECONDS)
         return self._by_plan.get(plan, self._default)
 
-    async def check(self, tenant_id: uuid.UUID, rate: RequestRate, *, credential: str) -> None:
-        """Take a token of the tenant's, or refuse (and hold ``credential`` back meanwhile)."""
+    async def check(self, tenant_id: uuid.UUID, rate: RequestRate) -> None:
         wait = await self._wait(tenant_id, rate)
         if wait > 0:
-            message = (
-                f"this tenant is over {rate.per_second:g} requests a second; try again shortly"
+            raise RateLimitedError(
+                f"this tenant is over {rate.per_second:g} requests a second; try again shortly",
+                retry_after=max(1, math.ceil(wait)),
             )
-            if len(self._held_back) >= HELD_BACK_PRUNE_AT:
-                now = time.monotonic()
-                self._held_back = {k: v for k, v in self._held_back.items() if v[0] > now}
-            self._held_back[_digest(credential)] = (time.monotonic() + wait, message)
-            raise RateLimitedError(message, retry_after=max(1, math.ceil(wait)))
-
-    def refuse_held_back(self, credential: str) -> None:
-        """Refuse a request of a credential held back (no I/O: before it waits for anything)."""
-        held = self._held_back.get(_digest(credential))
-        if held is None:
-            return
-        wait = held[0] - time.monotonic()
-        if wait > 0:
-            raise RateLimitedError(held[1], retry_after=max(1, math.ceil(wait)))
 
     async def _wait(self, tenant_id: uuid.UUID, rate: RequestRate) -> float:
         if self._take is not None and time.monotonic() >= self._redis_retry_at:
@@ -124,7 +100,3 @@ class TenantRequestLimiter:
                 )
                 self._redis_retry_at = time.monotonic() + REDIS_RETRY_SECONDS
         return self._local.take(tenant_id, rate)
-
-
-def _digest(credential: str) -> bytes:
-    return hashlib.sha256(credential.encode()).digest()
