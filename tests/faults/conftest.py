@@ -2,7 +2,8 @@
 
 Each fault test gets a PostgreSQL (pgserver's binaries, its own data directory) and a Redis
 (``redis-server`` on a free loopback port) that nothing else uses, never the machine's shared
-ones; opshub runs as ``python -m opshub`` subprocesses against them, and the model is the fake
+ones; opshub runs as processes of its own against them (``opshub <command>``, forked from a
+server that made their imports once: ``tests/faults/forkserver.py``), and the model is the fake
 on loopback.
 """
 
@@ -10,13 +11,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
+import queue
 import shutil
 import signal
 import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 import warnings
@@ -60,18 +64,24 @@ async def until(check: Callable[[], Awaitable[T | None]], within: float, what: s
 
 
 class FaultPostgres:
-    """A PostgreSQL 16 + pgvector of the test's own, killed with SIGKILL and started again."""
+    """A PostgreSQL 16 + pgvector of the test's own, killed with SIGKILL and started again.
 
-    def __init__(self, root: Path) -> None:
+    ``migrated``: a stopped server's data directory with opshub's schema, copied to start from
+    (the session makes one, so each test doesn't run initdb and every migration again)."""
+
+    def __init__(self, root: Path, migrated: Path | None = None) -> None:
         self._root = root
         self._pgdata = root / "pg"
+        if migrated is not None:  # as it is: its files belong to the server's system user
+            subprocess.run(["cp", "-a", str(migrated), str(self._pgdata)], check=True)  # noqa: S603,S607
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             # Stopped and removed by this class: pgserver's own stop knows only the first server.
             self._server = pgserver.get_server(  # type: ignore[attr-defined]
                 self._pgdata, cleanup_mode=None
             )
-        self._server.psql("CREATE DATABASE opshub;")
+        if migrated is None:
+            self._server.psql("CREATE DATABASE opshub;")
         uri = make_url(self._server.get_uri("opshub"))
         self._socket_dir = str(uri.query["host"])
         owner = uri.set(drivername="postgresql+asyncpg")
@@ -109,6 +119,19 @@ class FaultPostgres:
             timeout=150,
         )
 
+    def stop(self) -> None:
+        """A clean shutdown: the data directory can be copied after it."""
+        pgserver.pg_ctl(  # type: ignore[attr-defined]
+            ["-w", "-m", "fast", "stop"],
+            pgdata=self._pgdata,
+            user=self._server.system_user,
+            timeout=60,
+        )
+
+    @property
+    def pgdata(self) -> Path:
+        return self._pgdata
+
     def remove(self) -> None:
         if self._postmaster() is not None:
             self.kill()
@@ -116,11 +139,98 @@ class FaultPostgres:
         shutil.rmtree(self._root, ignore_errors=True)
 
 
+class ForkedProcess:
+    """A child of the fork server, driven as a ``subprocess.Popen`` is."""
+
+    def __init__(self, server: ForkServer, pid: int) -> None:
+        self._server = server
+        self.pid = pid
+
+    @property
+    def returncode(self) -> int | None:
+        return self._server.exit_codes.get(self.pid)
+
+    def poll(self) -> int | None:
+        return self.returncode
+
+    def wait(self, timeout: float | None = None) -> int:
+        codes = self._server.exit_codes
+        with self._server.exited:
+            if not self._server.exited.wait_for(lambda: self.pid in codes, timeout):
+                raise subprocess.TimeoutExpired(f"opshub ({self.pid})", timeout or 0)
+            return self._server.exit_codes[self.pid]
+
+    def send_signal(self, sig: int) -> None:
+        if self.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.pid, sig)
+
+    def kill(self) -> None:
+        self.send_signal(signal.SIGKILL)
+
+
+class ForkServer:
+    """``tests/faults/forkserver.py`` for the session: started at once, waited for at the first
+    process a test asks of it."""
+
+    def __init__(self) -> None:
+        self._process = subprocess.Popen(
+            [sys.executable, "-m", "tests.faults.forkserver"],
+            cwd=REPO,
+            env={k: v for k, v in os.environ.items() if not k.startswith("OPSHUB_")},
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+        )
+        self.exit_codes: dict[int, int] = {}
+        self.exited = threading.Condition()
+        self._answers: queue.Queue[dict[str, int]] = queue.Queue()
+        threading.Thread(target=self._read, daemon=True).start()
+        self._ready = False
+        self._lock = threading.Lock()
+
+    def _read(self) -> None:
+        assert self._process.stdout is not None
+        for line in self._process.stdout:
+            message: dict[str, int] = json.loads(line)
+            if "exited" in message:
+                with self.exited:
+                    self.exit_codes[message["exited"]] = message["code"]
+                    self.exited.notify_all()
+            else:
+                self._answers.put(message)
+        self._answers.put({})  # the server ended
+
+    def _answer(self, within: float = 10.0) -> dict[str, int]:
+        message = self._answers.get(timeout=within)
+        assert message, "the fork server ended; its imports failed?"
+        return message
+
+    def spawn(self, args: list[str], env: dict[str, str], log: Path) -> ForkedProcess:
+        with self._lock:
+            if not self._ready:
+                assert "ready" in self._answer(within=3 * STARTUP)  # CrewAI's import
+                self._ready = True
+            assert self._process.stdin is not None
+            request = {"args": args, "env": env, "log": str(log)}
+            self._process.stdin.write(json.dumps(request).encode() + b"\n")
+            self._process.stdin.flush()
+            return ForkedProcess(self, self._answer()["pid"])
+
+    def close(self) -> None:
+        assert self._process.stdin is not None
+        self._process.stdin.close()
+        try:
+            self._process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self._process.kill()
+            self._process.wait()
+
+
 @dataclass
 class OpshubProcess:
-    """``python -m opshub <command>`` with its output in a log file."""
+    """``opshub <command>`` with its output in a log file."""
 
-    process: subprocess.Popen[bytes]
+    process: ForkedProcess
     log: Path
     port: int | None = None
 
@@ -150,6 +260,7 @@ class Cluster:
     data_dir: Path
     logs: Path
     owner: asyncpg.Pool
+    forks: ForkServer
     processes: list[OpshubProcess] = field(default_factory=list)
 
     def env(self, **overrides: str) -> dict[str, str]:
@@ -179,14 +290,7 @@ class Cluster:
         port = free_port() if http else None
         args = [*command, "--port", str(port)] if http else list(command)
         log = self.logs / f"{command[0]}-{len(self.processes)}.log"
-        with log.open("wb") as sink:
-            process = subprocess.Popen(  # noqa: S603 - our own CLI
-                [sys.executable, "-X", "faulthandler", "-m", "opshub", *args],
-                cwd=REPO,
-                env=self.env(**env),
-                stdout=sink,
-                stderr=subprocess.STDOUT,
-            )
+        process = self.forks.spawn(args, self.env(**env), log)
         started = OpshubProcess(process, log, port)
         self.processes.append(started)
         return started
@@ -222,17 +326,44 @@ def fake_llm() -> Iterator[FakeLLMServer]:
         yield server
 
 
+@pytest.fixture(scope="session")
+def forks() -> Iterator[ForkServer]:
+    server = ForkServer()
+    try:
+        yield server
+    finally:
+        server.close()
+
+
+def short_root() -> Path:
+    """A short path: a server's unix socket lives in it, and socket paths are capped at 107
+    bytes."""
+    return Path(tempfile.mkdtemp(prefix="ohf-", dir="/tmp"))
+
+
+@pytest.fixture(scope="session")
+def migrated_pgdata() -> Iterator[Path]:
+    """A stopped PostgreSQL's data directory with opshub's schema, for every test to copy."""
+    postgres = FaultPostgres(short_root())
+    try:
+        asyncio.run(migrate(postgres.urls))
+        postgres.stop()
+        yield postgres.pgdata
+    finally:
+        postgres.remove()
+
+
 @pytest.fixture
-async def cluster(fake_llm: FakeLLMServer, tmp_path: Path) -> AsyncIterator[Cluster]:
+async def cluster(
+    fake_llm: FakeLLMServer, forks: ForkServer, migrated_pgdata: Path, tmp_path: Path
+) -> AsyncIterator[Cluster]:
     fake_llm.reset()
-    # Short path: the server's unix socket lives in it and socket paths are capped at 107 bytes.
-    root = Path(tempfile.mkdtemp(prefix="ohf-", dir="/tmp"))
-    postgres = FaultPostgres(root)
+    root = short_root()
+    postgres = FaultPostgres(root, migrated_pgdata)
     redis = RedisProcess()
     redis.start()
-    await migrate(postgres.urls)
     owner = await create_pool(postgres.urls.owner, size=2)
-    cluster = Cluster(postgres, redis, fake_llm, root / "data", tmp_path, owner)
+    cluster = Cluster(postgres, redis, fake_llm, root / "data", tmp_path, owner, forks)
     try:
         yield cluster
     finally:
