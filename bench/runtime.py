@@ -20,13 +20,21 @@ same built-in assistant crew (`opshub.agents.factory.build_crew`) runs both ways
   running the same `akickoff`s with a 512-thread default executor; wall times, calls in flight,
   each worker process's resident memory before and at its peak (so RSS per crew in flight), and
   the database connections opshub held;
-- sse: subscribers on one API process watching tasks that start once all have connected;
-  delivery latency = receive time - the event's `ts`; several rounds, each with a fresh worker,
-  the median round (by p99) quoted.
+- orchestration_cpu: CPU per task of the API, the worker and PostgreSQL (psutil, before and after
+  the tasks; the embedded default without Redis, so every message between the processes is in
+  PostgreSQL and counted), minus bare CrewAI's CPU per build + kickoff measured in the same run,
+  and the database transactions per task;
+- one_process: 1,000 tasks whose model calls take 5 s on ONE worker process with room for them
+  all, against 1.3 x (5 s + the worker's CPU over the run); RSS per crew in flight and the
+  database connections held;
+- sse: subscribers on one API process (no crews in it) watching tasks, and their tenants' streams,
+  that start once all have connected; delivery latency = receive time - the event's `ts`; several
+  rounds, each with a fresh worker, the median round (by p99) quoted.
 
     .venv/bin/python bench/runtime.py [--overhead-runs 20] [--dispatch-rates 20,4]
         [--dispatch-seconds 10] [--concurrency-tasks 200] [--scale-tasks 300] [--cores-tasks 200]
-        [--sse-tasks 10] [--sse-per-task 50] [--sse-rounds 3] [--only overhead,dispatch,...]
+        [--cpu-tasks 200] [--one-process-tasks 1000] [--sse-tasks 10] [--sse-per-task 50]
+        [--sse-on-tenant 10] [--sse-rounds 3] [--only orchestration_cpu,overhead,...]
 
 Each scenario also reports the CPU seconds of every process (PostgreSQL, API, workers, fake,
 this client) and the overhead run a median breakdown of a task's steps from its stored events.
