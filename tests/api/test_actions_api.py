@@ -116,7 +116,12 @@ async def test_approve_then_a_second_decision_conflicts(
     for verb in ("approve", "reject"):
         again = await client.post(f"/v1/actions/{action_id}/{verb}", headers=tenant_a.headers)
         assert again.status_code == 409, again.text
-        assert error_code(again) == "action_not_pending"
+        # The client is told what the action became, in words and as a field to act on.
+        assert again.json()["error"] == {
+            "code": "action_not_pending",
+            "message": "only a pending action can be decided; this one is approved",
+            "details": {"status": "approved"},
+        }
     read = await client.get(f"/v1/actions/{action_id}", headers=tenant_a.headers)
     assert read.json()["status"] == "approved"
 

@@ -439,7 +439,9 @@ async def test_a_task_awaiting_approval_succeeds_when_its_last_action_is_decided
 ) -> None:
     task_id = await make_task(owner_pool, tenant_a.id)
     await owner_pool.execute(
-        "UPDATE tasks SET input_tokens = 120, output_tokens = 30 WHERE id = $1", task_id
+        "UPDATE tasks SET input_tokens = 120, output_tokens = 30,"
+        " webhook_url = 'https://hooks.example.com/opshub' WHERE id = $1",
+        task_id,
     )
     first = await propose(app_pool, tenant_a.id, task_id, ActionKind.product_create,
                           product_payload("TRAIL-8"))  # fmt: skip
@@ -472,6 +474,13 @@ async def test_a_task_awaiting_approval_succeeds_when_its_last_action_is_decided
         "text": "I proposed the product; it waits for your approval.",
         "usage": {"input_tokens": 120, "output_tokens": 30},
     }
+    # And its webhook goes out now, not when the run ended.
+    [hook] = await owner_pool.fetch(
+        "SELECT tenant_id, url, body FROM webhook_deliveries WHERE task_id = $1", task_id
+    )
+    assert (hook["tenant_id"], hook["url"]) == (tenant_a.id, "https://hooks.example.com/opshub")
+    assert hook["body"]["event"] == "task.succeeded"
+    assert hook["body"]["task"]["status"] == "succeeded"
 
 
 async def test_a_running_tasks_events_are_left_to_its_run(

@@ -19,17 +19,21 @@ from typing import Any
 
 import asyncpg
 import pytest
+from prometheus_client import REGISTRY
 
 from opshub.actions import service as actions_service
 from opshub.actions.kinds import ActionKind
 from opshub.config import Settings
 from opshub.credentials.errors import CredentialStoreError
+from opshub.credentials.models import Source
 from opshub.credentials.resolver import CredentialResolver
 from opshub.credentials.store import open_secret_store
 from opshub.db.engine import tenant_transaction
 from opshub.errors import DomainError, NotFoundError
-from opshub.llm.errors import ProviderUnavailableError
+from opshub.llm.errors import BudgetExceededError, ProviderUnavailableError
 from opshub.llm.factory import LLMFactory
+from opshub.llm.metering import RunMeter
+from opshub.llm.usage import TokenUsage
 from opshub.loops import stop_all
 from opshub.runtime.live import LocalLiveEvents
 from opshub.runtime.run_outcome import RunOutcomes, TaskCancelledError
@@ -183,6 +187,8 @@ async def test_a_passing_failure_queues_the_task_again_after_a_doubling_backoff(
         app_pool, settings.model_copy(update={"task_retry_backoff_seconds": backoff}), HOLDER
     )
     events = writer.open_run(tenant_id=tenant_a.id, task_id=row["id"], last_seq=0)
+    counted = {"crew": "assistant", "status": "retrying", "error": error.code}
+    retries_before = REGISTRY.get_sample_value("opshub_tasks_total", counted) or 0.0
 
     await holder.fail(row, events, error, None)
 
@@ -198,6 +204,8 @@ async def test_a_passing_failure_queues_the_task_again_after_a_doubling_backoff(
     assert task["error"] == body
     assert await task_events(owner_pool, row["id"]) == [("task.retrying", {"error": body})]
     assert await outbox_types(owner_pool, row["id"]) == []  # not over yet
+    # The operator's retry counter names the error (this process's registry, as scraped).
+    assert REGISTRY.get_sample_value("opshub_tasks_total", counted) == retries_before + 1
 
 
 async def test_an_unexpected_error_is_tried_again_as_an_internal_error_without_its_text(
@@ -368,3 +376,95 @@ async def test_a_run_whose_change_waits_for_approval_leaves_its_task_awaiting_it
         "SELECT count(*) FROM webhook_deliveries WHERE task_id = $1", row["id"]
     )
     assert webhooks == 0  # sent when the task ends, after the decision
+
+
+class AuthenticationError(Exception):
+    """What the OpenAI SDK raises for a refused key (matched by name and status, as the SDKs'
+    own are)."""
+
+    status_code = 401
+
+
+def metered(row: asyncpg.Record, *calls: tuple[int, int]) -> RunMeter:
+    """The run's meter after its model calls, on the tenant's own OpenAI key."""
+    meter = RunMeter(
+        tenant_id=row["tenant_id"],
+        task_id=row["id"],
+        provider="openai",
+        billed_to=Source.byok,
+        prices={},
+    )
+    for tokens_in, tokens_out in calls:
+        meter.add("gpt-4.1-mini", TokenUsage(input_tokens=tokens_in, output_tokens=tokens_out))
+    return meter
+
+
+async def test_a_key_the_provider_refused_fails_the_task_at_once(
+    tenant_a: TenantHandle,
+    owner_pool: asyncpg.Pool,
+    app_pool: asyncpg.Pool,
+    settings: Settings,
+    writer: TaskEventWriter,
+) -> None:
+    """A refusal is not retried: the tenant has to store a valid key first."""
+    row = await running_task(owner_pool, tenant_a, attempt=1)
+    events = writer.open_run(tenant_id=tenant_a.id, task_id=row["id"], last_seq=0)
+    refused = RuntimeError("the crew's model call failed")
+    refused.__cause__ = AuthenticationError("Incorrect API key provided")
+
+    await outcomes(app_pool, settings, HOLDER).fail(row, events, refused, metered(row, (40, 0)))
+
+    task, _, _ = await stored(owner_pool, row["id"])
+    assert task["status"] == "failed"
+    assert task["error"] == {
+        "code": "credential_invalid",
+        "message": "openai refused the key; store a valid one",
+    }
+    assert task["input_tokens"] == 40  # the refused call's usage is still the run's
+
+
+async def test_a_run_stopped_by_its_budget_fails_with_the_budget_as_its_reason(
+    tenant_a: TenantHandle,
+    owner_pool: asyncpg.Pool,
+    app_pool: asyncpg.Pool,
+    settings: Settings,
+    writer: TaskEventWriter,
+) -> None:
+    """The crew sees the stop as any failed call; the task says why it was stopped."""
+    row = await running_task(owner_pool, tenant_a, attempt=1)
+    events = writer.open_run(tenant_id=tenant_a.id, task_id=row["id"], last_seq=0)
+    meter = metered(row, (500, 100))
+    meter.stop(BudgetExceededError("the run reached this month's platform budget"))
+
+    await outcomes(app_pool, settings, HOLDER).fail(
+        row, events, RuntimeError("the model call was refused by the meter"), meter
+    )
+
+    task, _, _ = await stored(owner_pool, row["id"])
+    assert task["status"] == "failed"
+    assert task["error"] == {
+        "code": "budget_exceeded",
+        "message": "the run reached this month's platform budget",
+    }
+
+
+async def test_a_cancelled_run_keeps_the_usage_of_the_calls_it_made(
+    tenant_a: TenantHandle,
+    owner_pool: asyncpg.Pool,
+    app_pool: asyncpg.Pool,
+    settings: Settings,
+    writer: TaskEventWriter,
+) -> None:
+    row = await running_task(owner_pool, tenant_a, attempt=1)
+    events = writer.open_run(tenant_id=tenant_a.id, task_id=row["id"], last_seq=0)
+    meter = metered(row, (120, 30), (80, 10))
+    meter.stop(TaskCancelledError("cancelled by the user"))
+
+    await outcomes(app_pool, settings, HOLDER).fail(
+        row, events, RuntimeError("stopped at the next model call"), meter
+    )
+
+    task, _, _ = await stored(owner_pool, row["id"])
+    assert task["status"] == "cancelled"
+    assert (task["input_tokens"], task["output_tokens"]) == (200, 40)
+    assert task["billed_to"] == "byok"
