@@ -21,18 +21,19 @@ import json
 import os
 import random
 import selectors
+import shutil
 import sys
 import tempfile
 import threading
 
 
-def preload() -> None:
+def preload(storage: str) -> None:
     """The imports a child would otherwise make itself, with CrewAI's switches as opshub sets
     them (``opshub.llm.crewai_setup``; a child sets its own storage directory again)."""
     from opshub.llm.crewai_setup import AMBIENT_KEYS, SWITCHES
 
     os.environ.update(SWITCHES)
-    os.environ["CREWAI_STORAGE_DIR"] = tempfile.mkdtemp(prefix="ohf-crewai-")
+    os.environ["CREWAI_STORAGE_DIR"] = storage
     import crewai  # noqa: F401
 
     import opshub.app
@@ -88,8 +89,17 @@ def send(message: dict[str, int]) -> None:
 
 
 def serve() -> None:
-    preload()
-    send({"ready": 1})
+    # Not a TemporaryDirectory: its finalizer is an exit function, which every child runs.
+    storage = tempfile.mkdtemp(prefix="ohf-crewai-")
+    try:
+        preload(storage)
+        send({"ready": 1})
+        fork_children()
+    finally:
+        shutil.rmtree(storage, ignore_errors=True)
+
+
+def fork_children() -> None:
     selector = selectors.DefaultSelector()
     selector.register(0, selectors.EVENT_READ)
     pending = b""
