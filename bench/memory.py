@@ -624,11 +624,15 @@ def opshub_finds(app: asyncpg.Pool) -> Finds:
 
 
 def shared_finds(owner: asyncpg.Pool) -> Finds:
-    async def finds(_tenant: Tenant, vector: np.ndarray) -> uuid.UUID | None:
-        async with owner.acquire() as conn, conn.transaction():  # the whole graph, no filter
+    async def finds(tenant: Tenant, vector: np.ndarray) -> uuid.UUID | None:
+        # The whole graph the tenant's rows are in, no filter: since 0019 the shared index is one
+        # graph per partition, and searching through memories would walk all 64 of them.
+        async with owner.acquire() as conn, conn.transaction():
+            partition = await indexes.tenant_partition(conn, tenant.id)
             await conn.execute("SELECT set_config('hnsw.ef_search', $1, true)", str(REACH_EF))
             found: uuid.UUID | None = await conn.fetchval(
-                "SELECT id FROM memories ORDER BY embedding <=> $1::text::vector LIMIT 1",
+                f"SELECT id FROM {partition['partition']} "  # noqa: S608
+                "ORDER BY embedding <=> $1::text::vector LIMIT 1",
                 vector_text(vector.tolist()),
             )
         return found
