@@ -14,14 +14,14 @@ policy too, so a role given a partition directly is still bound to its tenant. T
 copied, and every index registered in ``memory_indexes`` is rebuilt under its name on its
 tenant's partition (non-concurrently: the migration holds the table).
 
-Revision ID: 0019_memory
+Revision ID: 0019
 Revises: 0018
 Create Date: 2026-12-07
 """
 
 from alembic import op
 
-revision = "0019_memory"
+revision = "0019"
 down_revision = "0018"
 branch_labels = None
 depends_on = None

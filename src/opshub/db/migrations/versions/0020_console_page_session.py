@@ -1,14 +1,14 @@
 """Console: a page's session lookup also names its tenant and plan, in the same round trip.
 
-Revision ID: 0019_console
-Revises: 0018
+Revision ID: 0020
+Revises: 0019
 Create Date: 2026-12-07
 """
 
 from alembic import op
 
-revision = "0019_console"
-down_revision = "0018"
+revision = "0020"
+down_revision = "0019"
 branch_labels = None
 depends_on = None
 
