@@ -53,7 +53,6 @@ ALL_FUNCTIONS = frozenset(
         "opshub_queue_turns_deleted",
         "opshub_queue_turns_moved",
         "opshub_console_session",
-        "opshub_console_page_session",
         "opshub_tenant_events_notify",
     }
 )
@@ -63,7 +62,6 @@ AUTH_FUNCTIONS = frozenset(
         "opshub_user_principal",
         "opshub_login_candidate",
         "opshub_console_session",
-        "opshub_console_page_session",
     }
 )
 

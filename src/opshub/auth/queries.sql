@@ -22,7 +22,7 @@ VALUES (:tenant_id, :user_id, :token_hash, :csrf_token, :expires_at)
 -- With the tenant's name and plan, which every console page shows or needs: one round trip.
 SELECT s.session_id, s.tenant_id, s.user_id, s.role, s.csrf_token, s.tenant_name, s.tenant_plan,
        set_config('app.tenant_id', s.tenant_id::text, true)
-FROM opshub_console_page_session(:token_hash) s
+FROM opshub_console_session(:token_hash) s
 
 -- end_session --
 UPDATE console_sessions SET revoked_at = coalesce(revoked_at, now()) WHERE id = :session_id

@@ -65,7 +65,8 @@
     if (!list || !data.task_id || !data.status) return;
     var row = list.querySelector('li[data-task="' + CSS.escape(data.task_id) + '"]');
     if (!row) {
-      newRow(list, data, event.ts);
+      // Only a new run goes on top; an older one's change waits for the list to be fetched.
+      if (event.type === "task.queued") newRow(list, data, event.ts);
       return;
     }
     var badge = row.querySelector(".status");
