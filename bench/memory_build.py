@@ -16,13 +16,17 @@ tenant's partition after (``opshub.memory.indexes.tenant_partition``), then drop
 the same statement over a table holding only the tenant's rows: the graph alone. ``pg_stat_io``
 (every backend type, relations) says how many 8 kB blocks each build read or found in shared
 buffers: the scans. Each build runs ``--repeats`` times; the report keeps every time and the
-median. Then, if ``--migrate``: both probes' indexes are registered in ``before`` and 0019 runs
-on it (timed): the conversion of a table of the last step's size, its indexes rebuilt.
+median. Then, with ``--latency N``: ``opshub.memory.service.nearest`` N times per tenant on both
+databases, alternating query by query (a tenant of 50-100 rows and the 1k probe searched exactly,
+the 10k probe through its own index), p50/p95. Then, if ``--migrate``: both probes' indexes are
+registered in ``before`` and 0019 runs on it (timed): the conversion of a table of the last
+step's size, its indexes rebuilt.
 
 The machine is shared: the 1-minute load average is recorded with every build.
 
     .venv/bin/python bench/memory_build.py [--steps 500000,1000000,2000000] [--repeats 2]
-        [--tenants-per-1000-rows 1] [--seed 11] [--migrate] [--out bench/results/memory-build.json]
+        [--tenants-per-1000-rows 1] [--seed 11] [--latency 0] [--migrate]
+        [--out bench/results/memory-build.json]
 """
 
 from __future__ import annotations
@@ -48,10 +52,11 @@ from pgvector.asyncpg import register_vector
 from sqlalchemy import make_url
 
 from opshub.db.embedded import start_embedded_postgres, stop_embedded_postgres
+from opshub.db.engine import set_tenant
 from opshub.db.migrate import upgrade
 from opshub.memory import indexes
 from opshub.memory.embedders import LOCAL_MODEL
-from opshub.memory.service import content_hash
+from opshub.memory.service import content_hash, nearest
 
 HERE = Path(__file__).parent
 DIM = 384
@@ -115,6 +120,9 @@ def load_average() -> float:
 async def connect(url: str) -> asyncpg.Connection:
     conn = await asyncpg.connect(plain_dsn(url))
     await register_vector(conn)
+    await conn.set_type_codec(  # as opshub's pools (opshub.db.engine): nearest() sends dicts
+        "jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog"
+    )
     return conn
 
 
@@ -216,6 +224,63 @@ async def measure_step(
         )
         step[next(k for k, v in PROBES.items() if v == probe.size)] = result
     return step
+
+
+async def latency(
+    conns: dict[str, asyncpg.Connection], tenants: dict[str, Tenant], seed: int, queries: int
+) -> dict[str, Any]:
+    """``opshub.memory.service.nearest`` for the same tenants and vectors on both databases, the
+    sides alternating query by query (so load swings hit both alike), as the tenants' role with
+    the tenant bound; exact below the threshold, through the tenant's own index (built and
+    registered here, as the sweep does) for ``indexed``."""
+    for name, tenant in tenants.items():
+        if name != "indexed":
+            continue
+        for side, conn in conns.items():
+            partition = await indexes.tenant_partition(conn, tenant.id) if side == "after" else None
+            index = indexes.index_name(tenant.id, LOCAL_MODEL)
+            await conn.execute(
+                BUILD.format(
+                    name=index,
+                    table=partition["partition"] if partition else "memories",
+                    predicate=indexes.tenant_predicate(tenant.id, LOCAL_MODEL),
+                )
+            )
+            await conn.execute(
+                "INSERT INTO memory_indexes (tenant_id, embedding_model, index_name, rows_at_build)"
+                " VALUES ($1, $2, $3, $4)",
+                tenant.id, LOCAL_MODEL, index, tenant.size,
+            )  # fmt: skip
+    samples: dict[str, dict[str, list[float]]] = {s: {n: [] for n in tenants} for s in conns}
+    asked = {n: vectors(seed + 1, t)[:queries] for n, t in tenants.items()}
+    for i in range(queries + 5):  # the first 5 of each warm up, unmeasured
+        for name, tenant in tenants.items():
+            for side in sorted(conns, reverse=bool(i % 2)):
+                conn = conns[side]
+                async with conn.transaction():
+                    await conn.execute("SET LOCAL ROLE opshub_tenant")
+                    await set_tenant(conn, tenant.id)
+                    began = time.perf_counter()
+                    await nearest(
+                        conn, tenant_id=tenant.id, model=LOCAL_MODEL,
+                        vector=asked[name][i % len(asked[name])].tolist(), limit=10,
+                        indexed=name == "indexed",
+                    )  # fmt: skip
+                    took = time.perf_counter() - began
+                if i >= 5:
+                    samples[side][name].append(took * 1000)
+    return {
+        side: {
+            name: {
+                "tenant_rows": tenants[name].size,
+                "queries": len(ms),
+                "p50_ms": round(float(np.percentile(ms, 50)), 2),
+                "p95_ms": round(float(np.percentile(ms, 95)), 2),
+            }
+            for name, ms in by_tenant.items()
+        }
+        for side, by_tenant in samples.items()
+    } | {"load_1m_end": load_average()}
 
 
 async def migrate_before(
@@ -325,6 +390,11 @@ async def run(args: argparse.Namespace, data_dir: Path) -> dict[str, Any]:
             "SELECT max(n) FROM (SELECT count(*) AS n FROM memories GROUP BY tableoid) p"
         )
         report["steps"][str(target)] = step
+    if args.latency:
+        small = next(t for t in filler[:at] if 50 <= t.size <= 100)
+        chosen = {"exact_small": small, "exact_threshold": probes[0], "indexed": probes[1]}
+        report["latency"] = await latency(conns, chosen, args.seed, args.latency)
+        print(f"  latency: {json.dumps(report['latency'])}", flush=True)
     if args.migrate:
         report["migration_0019"] = await migrate_before(conns, urls, probes)
         print(f"  0019 on {report['migration_0019']['rows']:,} rows:"
@@ -360,6 +430,7 @@ def main() -> None:
     parser.add_argument("--tenants-per-1000-rows", type=int, default=1)
     parser.add_argument("--seed", type=int, default=11)
     parser.add_argument("--migrate", action="store_true")
+    parser.add_argument("--latency", type=int, default=0, help="queries a tenant and side")
     parser.add_argument("--out", type=Path, default=HERE / "results" / "memory-build.json")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="opshub-memory-build-") as tmp:
