@@ -4,7 +4,8 @@ two buses on one database stand for two processes.
 Covered: live task events of any size reach the other process's watchers in order (a batch
 larger than one message is split; an event larger than a message sends its watchers to the
 stored events); login attempts made at either process count against one limit; a process whose
-listener is cut off wakes its watchers, and hears again once it is back.
+listener is cut off wakes its watchers, and hears again once it is back; a process that only
+schedules holds no listener.
 """
 
 from __future__ import annotations
@@ -12,12 +13,14 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import asyncpg
 import pytest
 
 from opshub.auth.ratelimit import LoginRateLimiter, SharedAttemptCounter
+from opshub.config import Settings
 from opshub.db.bus import PgBus
 from opshub.db.engine import DatabaseUrls, create_pool, dsn
 from opshub.errors import RateLimitedError
@@ -125,3 +128,25 @@ async def test_a_lost_listener_wakes_its_watchers_and_listens_again(
         assert not watcher.polling()
         await runner.publish({task_id: [event(1)]})
         assert [e["seq"] for e in await asyncio.wait_for(queue.get(), 10)] == [1]
+
+
+async def test_only_a_process_that_hears_the_others_holds_a_listener(
+    fresh_database: DatabaseUrls, tmp_path: Path
+) -> None:
+    from opshub.app import Hub
+
+    settings = Settings(data_dir=tmp_path, redis_url=None)
+    urls = DatabaseUrls(owner=fresh_database.owner, app=fresh_database.owner)  # no tenants here
+    # `opshub scheduler` hears nothing from the other processes; the API and workers do.
+    scheduler = await Hub.open(settings, urls, app_pool_size=1, owner_pool_size=2, listen=False)
+    worker = await Hub.open(settings, urls, app_pool_size=1, owner_pool_size=2)
+    try:
+        listeners = await worker.owner_pool.fetchval(
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'opshub-listener'"
+        )
+        assert scheduler.bus is not None and worker.bus is not None
+        assert (scheduler.bus.listening, worker.bus.listening) == (False, True)
+        assert listeners == 1
+    finally:
+        await scheduler.close()
+        await worker.close()
