@@ -76,6 +76,8 @@ import psutil
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.tenants import seed_tenants  # noqa: E402 - once the repository is on the path
+
 HERE = Path(__file__).parent
 WORK = HERE / ".work" / "runtime"
 RESULTS = HERE / "results" / "runtime.json"
@@ -1120,27 +1122,6 @@ async def sse_rounds(
 
 
 # -- setup --------------------------------------------------------------------------------------
-async def seed(owner_url: str) -> list[str]:
-    """Ten tenants, each with an owner API key (new tenants on every run)."""
-    from opshub.tenants import service as tenants_service
-
-    conn = await asyncpg.connect(owner_url)
-    keys = []
-    try:
-        async with conn.transaction():
-            for n in range(TENANTS):
-                _, key = await tenants_service.create_tenant(
-                    conn,
-                    name=f"runtime-bench-{n}",
-                    owner_email=f"runtime-bench-{uuid.uuid4().hex[:8]}@example.com",
-                    password="bench-password",  # noqa: S106 - a throw-away tenant
-                )
-                keys.append(key)
-    finally:
-        await conn.close()
-    return keys
-
-
 async def store_keys(hub: Hub) -> None:
     async with httpx.AsyncClient(base_url=hub.base) as client:
         for n in range(TENANTS):
@@ -1187,7 +1168,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     conn = await asyncpg.connect(owner)
     await conn.execute("TRUNCATE task_events, tasks CASCADE")
     await conn.close()
-    keys = await seed(owner)
+    keys = await seed_tenants(owner, TENANTS, "runtime-bench")
     pool = await asyncpg.create_pool(owner, min_size=1, max_size=4)
     report: dict[str, Any] = {}
     with helpers() as (instant, slow, bare):
