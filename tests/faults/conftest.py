@@ -230,7 +230,7 @@ class ForkServer:
 class OpshubProcess:
     """``opshub <command>`` with its output in a log file."""
 
-    process: ForkedProcess
+    process: ForkedProcess | subprocess.Popen[bytes]
     log: Path
     port: int | None = None
 
@@ -285,12 +285,27 @@ class Cluster:
         env.update(overrides)
         return env
 
-    def spawn(self, *command: str, http: bool = False, **env: str) -> OpshubProcess:
-        """``http``: the command serves the API; it gets a port of its own."""
+    def spawn(
+        self, *command: str, http: bool = False, forked: bool = True, **env: str
+    ) -> OpshubProcess:
+        """``http``: the command serves the API; it gets a port of its own. ``forked``: from
+        the fork server; else ``python -m opshub`` as a deployment starts it, for a test that
+        times the process (a forked API served the quiet tenant's reads ~3x slower, alone)."""
         port = free_port() if http else None
         args = [*command, "--port", str(port)] if http else list(command)
         log = self.logs / f"{command[0]}-{len(self.processes)}.log"
-        process = self.forks.spawn(args, self.env(**env), log)
+        process: ForkedProcess | subprocess.Popen[bytes]
+        if forked:
+            process = self.forks.spawn(args, self.env(**env), log)
+        else:
+            with log.open("wb") as sink:
+                process = subprocess.Popen(  # noqa: S603 - our own CLI
+                    [sys.executable, "-X", "faulthandler", "-m", "opshub", *args],
+                    cwd=REPO,
+                    env=self.env(**env),
+                    stdout=sink,
+                    stderr=subprocess.STDOUT,
+                )
         started = OpshubProcess(process, log, port)
         self.processes.append(started)
         return started

@@ -74,7 +74,7 @@ def start_noise(base_url: str, api_key: str) -> subprocess.Popen[str]:
 async def test_a_noisy_tenant_leaves_a_quiet_tenants_reads_within_twice_their_p99(
     cluster: Cluster,
 ) -> None:
-    api = cluster.spawn("api", http=True)
+    api = cluster.spawn("api", http=True, forked=False)  # timed: started as deployed
     await cluster.serving(api)
     quiet, noisy = await cluster.tenant("Quiet Co"), await cluster.tenant("Noisy Co")
     with BlackHole() as hole:
