@@ -7,8 +7,10 @@ import uuid
 import asyncpg
 
 from opshub.db.engine import tenant_transaction
-from opshub.memory.embedders import LOCAL_MODEL
+from opshub.memory import service as memory_service
+from opshub.memory.embedders import LOCAL_MODEL, Embedders
 from opshub.memory.indexes import nearest_indexed
+from opshub.memory.models import Scope
 from opshub.memory.schemas import MemoryCreate
 from tests.conftest import TenantHandle
 
@@ -76,3 +78,59 @@ async def test_an_exact_identifier_is_found_by_its_words_above_closer_meanings( 
     # The embedding alone ranks the other orders' notes higher: the words put this one first.
     assert hits[0].similarity is not None
     assert all((hit.similarity or 0.0) > hits[0].similarity for hit in hits[1:])
+
+
+async def test_a_search_as_the_api_makes_it_finds_by_meaning_alone_and_counts_the_recall(  # type: ignore[no-untyped-def]
+    memory_of,
+    tenant_a: TenantHandle,
+    app_pool: asyncpg.Pool,
+    owner_pool: asyncpg.Pool,
+    embedders: Embedders,
+) -> None:
+    """The API, MCP and console search with ``search``'s defaults: no similarity floor, so a
+    note sharing no word with the question is still found, and a hit counts as recalled."""
+    note = "Our biggest customer pays its invoices late every quarter."
+    await memory_of(tenant_a).remember([MemoryCreate(content=note)])
+
+    async with tenant_transaction(app_pool, tenant_a.id) as conn:
+        hits = await memory_service.search(
+            conn,
+            tenant_id=tenant_a.id,
+            embedders=embedders,
+            query="Which client is slow to settle bills?",
+        )
+
+    assert [hit.content for hit in hits] == [note]
+    assert hits[0].similarity is not None and 0 < hits[0].similarity < 1  # by meaning only
+    recalled = await owner_pool.fetchval(
+        "SELECT recall_count FROM memories WHERE tenant_id = $1", tenant_a.id
+    )
+    assert recalled == 1
+
+
+async def test_a_search_in_one_thread_finds_nothing_of_another_thread(  # type: ignore[no-untyped-def]
+    memory_of, tenant_a: TenantHandle, app_pool: asyncpg.Pool, embedders: Embedders
+) -> None:
+    """Both halves of the hybrid search keep to the asked scopes: the other thread's note is as
+    close by meaning and shares the question's words."""
+    ours, theirs = f"thread:{uuid.uuid4()}", f"thread:{uuid.uuid4()}"
+    note = "Our biggest customer pays its invoices late every quarter."
+    await memory_of(tenant_a).remember(
+        [
+            MemoryCreate(content=note, scope=ours),
+            MemoryCreate(
+                content="Acme, a large customer, pays its invoices late too.", scope=theirs
+            ),
+        ]
+    )
+
+    async with tenant_transaction(app_pool, tenant_a.id) as conn:
+        hits = await memory_service.search(
+            conn,
+            tenant_id=tenant_a.id,
+            embedders=embedders,
+            query="Which customer pays invoices late?",
+            where=memory_service.MemoryFilter(scopes=[Scope.parse(ours)]),
+        )
+
+    assert [hit.content for hit in hits] == [note]
