@@ -15,6 +15,7 @@ import asyncio
 import json
 import uuid
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
@@ -37,7 +38,7 @@ from opshub.llm.usage import TokenUsage
 from opshub.loops import stop_all
 from opshub.runtime.live import LocalLiveEvents
 from opshub.runtime.run_outcome import RunOutcomes, TaskCancelledError
-from opshub.runtime.task_events import TaskEventWriter
+from opshub.runtime.task_events import RunEvents, TaskEventWriter
 from opshub.tasks.models import TaskStatus
 from tests.conftest import TenantHandle
 
@@ -90,6 +91,38 @@ async def running_task(
     return row
 
 
+@dataclass
+class HeldRuns:
+    """Tasks of one tenant put in the running state under ``HOLDER``'s lease, with their event
+    streams, and the outcomes of a worker."""
+
+    tenant: TenantHandle
+    owner_pool: asyncpg.Pool
+    app_pool: asyncpg.Pool
+    settings: Settings
+    writer: TaskEventWriter
+
+    async def start(self, **task: Any) -> tuple[asyncpg.Record, RunEvents]:
+        row = await running_task(self.owner_pool, self.tenant, **task)
+        events = self.writer.open_run(tenant_id=self.tenant.id, task_id=row["id"], last_seq=0)
+        return row, events
+
+    def outcomes(self, worker_id: str = HOLDER, **settings: Any) -> RunOutcomes:
+        """The outcomes of ``worker_id`` (the lease holder unless named), ``settings`` changed."""
+        return outcomes(self.app_pool, self.settings.model_copy(update=settings), worker_id)
+
+
+@pytest.fixture
+def held(
+    tenant_a: TenantHandle,
+    owner_pool: asyncpg.Pool,
+    app_pool: asyncpg.Pool,
+    settings: Settings,
+    writer: TaskEventWriter,
+) -> HeldRuns:
+    return HeldRuns(tenant_a, owner_pool, app_pool, settings, writer)
+
+
 async def stored(owner_pool: asyncpg.Pool, task_id: uuid.UUID) -> tuple[asyncpg.Record, int, int]:
     """The task row, its stored events and its outbox events."""
     task = await owner_pool.fetchrow("SELECT * FROM tasks WHERE id = $1", task_id)
@@ -104,15 +137,11 @@ async def stored(owner_pool: asyncpg.Pool, task_id: uuid.UUID) -> tuple[asyncpg.
 
 
 async def test_a_worker_that_lost_the_lease_cannot_complete_the_task(
-    tenant_a: TenantHandle,
+    held: HeldRuns,
     owner_pool: asyncpg.Pool,
-    app_pool: asyncpg.Pool,
-    settings: Settings,
-    writer: TaskEventWriter,
 ) -> None:
-    row = await running_task(owner_pool, tenant_a)
-    stale = outcomes(app_pool, settings, "worker-presumed-dead")
-    events = writer.open_run(tenant_id=tenant_a.id, task_id=row["id"], last_seq=0)
+    row, events = await held.start()
+    stale = held.outcomes("worker-presumed-dead")
 
     ended = await stale.complete(row, events, TaskStatus.succeeded, None, result="stale answer")
 
@@ -125,16 +154,12 @@ async def test_a_worker_that_lost_the_lease_cannot_complete_the_task(
 
 
 async def test_the_lease_holder_completes_the_task(
-    tenant_a: TenantHandle,
+    held: HeldRuns,
     owner_pool: asyncpg.Pool,
-    app_pool: asyncpg.Pool,
-    settings: Settings,
-    writer: TaskEventWriter,
 ) -> None:
     """The control for the test above: the same call by the holder ends the task."""
-    row = await running_task(owner_pool, tenant_a)
-    holder = outcomes(app_pool, settings, HOLDER)
-    events = writer.open_run(tenant_id=tenant_a.id, task_id=row["id"], last_seq=0)
+    row, events = await held.start()
+    holder = held.outcomes()
 
     await holder.complete(row, events, TaskStatus.succeeded, None, result="the answer")
 
@@ -172,21 +197,15 @@ async def outbox_types(owner_pool: asyncpg.Pool, task_id: uuid.UUID) -> list[str
     ids=["provider", "credential-store"],
 )
 async def test_a_passing_failure_queues_the_task_again_after_a_doubling_backoff(
-    tenant_a: TenantHandle,
+    held: HeldRuns,
     owner_pool: asyncpg.Pool,
-    app_pool: asyncpg.Pool,
-    settings: Settings,
-    writer: TaskEventWriter,
     attempt: int,
     backoff: float,
     delay: float,
     error: DomainError,
 ) -> None:
-    row = await running_task(owner_pool, tenant_a, attempt=attempt)
-    holder = outcomes(
-        app_pool, settings.model_copy(update={"task_retry_backoff_seconds": backoff}), HOLDER
-    )
-    events = writer.open_run(tenant_id=tenant_a.id, task_id=row["id"], last_seq=0)
+    row, events = await held.start(attempt=attempt)
+    holder = held.outcomes(task_retry_backoff_seconds=backoff)
     counted = {"crew": "assistant", "status": "retrying", "error": error.code}
     retries_before = REGISTRY.get_sample_value("opshub_tasks_total", counted) or 0.0
 
@@ -209,18 +228,12 @@ async def test_a_passing_failure_queues_the_task_again_after_a_doubling_backoff(
 
 
 async def test_an_unexpected_error_is_tried_again_as_an_internal_error_without_its_text(
-    tenant_a: TenantHandle,
+    held: HeldRuns,
     owner_pool: asyncpg.Pool,
-    app_pool: asyncpg.Pool,
-    settings: Settings,
-    writer: TaskEventWriter,
 ) -> None:
-    row = await running_task(owner_pool, tenant_a)
-    events = writer.open_run(tenant_id=tenant_a.id, task_id=row["id"], last_seq=0)
+    row, events = await held.start()
 
-    await outcomes(app_pool, settings, HOLDER).fail(
-        row, events, RuntimeError("password=hunter2 in a stack frame"), None
-    )
+    await held.outcomes().fail(row, events, RuntimeError("password=hunter2 in a stack frame"), None)
 
     task, _, _ = await stored(owner_pool, row["id"])
     assert task["status"] == "queued"
@@ -232,17 +245,13 @@ async def test_an_unexpected_error_is_tried_again_as_an_internal_error_without_i
 
 
 async def test_the_last_attempt_fails_the_task_with_its_error(
-    tenant_a: TenantHandle,
+    held: HeldRuns,
     owner_pool: asyncpg.Pool,
-    app_pool: asyncpg.Pool,
-    settings: Settings,
-    writer: TaskEventWriter,
 ) -> None:
-    row = await running_task(owner_pool, tenant_a, attempt=3)
-    events = writer.open_run(tenant_id=tenant_a.id, task_id=row["id"], last_seq=0)
+    row, events = await held.start(attempt=3)
     error = ProviderUnavailableError("the provider is overloaded")
 
-    await outcomes(app_pool, settings, HOLDER).fail(row, events, error, None)
+    await held.outcomes().fail(row, events, error, None)
 
     task, _, _ = await stored(owner_pool, row["id"])
     body = {"code": "provider_unavailable", "message": "the provider is overloaded"}
@@ -253,18 +262,12 @@ async def test_the_last_attempt_fails_the_task_with_its_error(
 
 
 async def test_an_error_no_retry_can_mend_fails_the_task_on_its_first_attempt(
-    tenant_a: TenantHandle,
+    held: HeldRuns,
     owner_pool: asyncpg.Pool,
-    app_pool: asyncpg.Pool,
-    settings: Settings,
-    writer: TaskEventWriter,
 ) -> None:
-    row = await running_task(owner_pool, tenant_a, attempt=1)
-    events = writer.open_run(tenant_id=tenant_a.id, task_id=row["id"], last_seq=0)
+    row, events = await held.start(attempt=1)
 
-    await outcomes(app_pool, settings, HOLDER).fail(
-        row, events, NotFoundError("no such crew"), None
-    )
+    await held.outcomes().fail(row, events, NotFoundError("no such crew"), None)
 
     task, _, _ = await stored(owner_pool, row["id"])
     assert task["status"] == "failed"
@@ -272,18 +275,12 @@ async def test_an_error_no_retry_can_mend_fails_the_task_on_its_first_attempt(
 
 
 async def test_a_cancelled_run_ends_cancelled_without_an_error(
-    tenant_a: TenantHandle,
+    held: HeldRuns,
     owner_pool: asyncpg.Pool,
-    app_pool: asyncpg.Pool,
-    settings: Settings,
-    writer: TaskEventWriter,
 ) -> None:
-    row = await running_task(owner_pool, tenant_a, attempt=1)
-    events = writer.open_run(tenant_id=tenant_a.id, task_id=row["id"], last_seq=0)
+    row, events = await held.start(attempt=1)
 
-    await outcomes(app_pool, settings, HOLDER).fail(
-        row, events, TaskCancelledError("cancelled by the user"), None
-    )
+    await held.outcomes().fail(row, events, TaskCancelledError("cancelled by the user"), None)
 
     task, _, _ = await stored(owner_pool, row["id"])
     assert task["status"] == "cancelled" and task["error"] is None
@@ -292,20 +289,16 @@ async def test_a_cancelled_run_ends_cancelled_without_an_error(
 
 
 async def test_a_finished_run_answers_in_its_thread_and_sends_its_webhook(
-    tenant_a: TenantHandle,
+    held: HeldRuns,
     owner_pool: asyncpg.Pool,
-    app_pool: asyncpg.Pool,
-    settings: Settings,
-    writer: TaskEventWriter,
 ) -> None:
     thread_id = await owner_pool.fetchval(
-        "INSERT INTO threads (tenant_id) VALUES ($1) RETURNING id", tenant_a.id
+        "INSERT INTO threads (tenant_id) VALUES ($1) RETURNING id", held.tenant.id
     )
     hook = "https://hooks.example.com/opshub"
-    row = await running_task(owner_pool, tenant_a, thread_id=thread_id, webhook_url=hook)
-    events = writer.open_run(tenant_id=tenant_a.id, task_id=row["id"], last_seq=0)
+    row, events = await held.start(thread_id=thread_id, webhook_url=hook)
 
-    ended = await outcomes(app_pool, settings, HOLDER).complete(
+    ended = await held.outcomes().complete(
         row, events, TaskStatus.succeeded, None, result="the answer", remember=True
     )
 
@@ -329,18 +322,15 @@ async def test_a_finished_run_answers_in_its_thread_and_sends_its_webhook(
 
 
 async def test_a_run_whose_change_waits_for_approval_leaves_its_task_awaiting_it(
-    tenant_a: TenantHandle,
+    held: HeldRuns,
     owner_pool: asyncpg.Pool,
-    app_pool: asyncpg.Pool,
-    settings: Settings,
-    writer: TaskEventWriter,
 ) -> None:
     hook = "https://hooks.example.com/opshub"
-    row = await running_task(owner_pool, tenant_a, webhook_url=hook)
-    async with tenant_transaction(app_pool, tenant_a.id) as conn:
+    row, events = await held.start(webhook_url=hook)
+    async with tenant_transaction(held.app_pool, held.tenant.id) as conn:
         action = await actions_service.propose(
             conn,
-            tenant_id=tenant_a.id,
+            tenant_id=held.tenant.id,
             task_id=row["id"],
             tool="ads",
             kind=ActionKind.budget_change,
@@ -353,9 +343,8 @@ async def test_a_run_whose_change_waits_for_approval_leaves_its_task_awaiting_it
             },
             summary="Raise Brand to 150 USD a day",
         )
-    events = writer.open_run(tenant_id=tenant_a.id, task_id=row["id"], last_seq=0)
 
-    ended = await outcomes(app_pool, settings, HOLDER).complete(
+    ended = await held.outcomes().complete(
         row, events, TaskStatus.succeeded, None, result="Raised the budget.", remember=True
     )
 
@@ -400,19 +389,15 @@ def metered(row: asyncpg.Record, *calls: tuple[int, int]) -> RunMeter:
 
 
 async def test_a_key_the_provider_refused_fails_the_task_at_once(
-    tenant_a: TenantHandle,
+    held: HeldRuns,
     owner_pool: asyncpg.Pool,
-    app_pool: asyncpg.Pool,
-    settings: Settings,
-    writer: TaskEventWriter,
 ) -> None:
     """A refusal is not retried: the tenant has to store a valid key first."""
-    row = await running_task(owner_pool, tenant_a, attempt=1)
-    events = writer.open_run(tenant_id=tenant_a.id, task_id=row["id"], last_seq=0)
+    row, events = await held.start(attempt=1)
     refused = RuntimeError("the crew's model call failed")
     refused.__cause__ = AuthenticationError("Incorrect API key provided")
 
-    await outcomes(app_pool, settings, HOLDER).fail(row, events, refused, metered(row, (40, 0)))
+    await held.outcomes().fail(row, events, refused, metered(row, (40, 0)))
 
     task, _, _ = await stored(owner_pool, row["id"])
     assert task["status"] == "failed"
@@ -424,19 +409,15 @@ async def test_a_key_the_provider_refused_fails_the_task_at_once(
 
 
 async def test_a_run_stopped_by_its_budget_fails_with_the_budget_as_its_reason(
-    tenant_a: TenantHandle,
+    held: HeldRuns,
     owner_pool: asyncpg.Pool,
-    app_pool: asyncpg.Pool,
-    settings: Settings,
-    writer: TaskEventWriter,
 ) -> None:
     """The crew sees the stop as any failed call; the task says why it was stopped."""
-    row = await running_task(owner_pool, tenant_a, attempt=1)
-    events = writer.open_run(tenant_id=tenant_a.id, task_id=row["id"], last_seq=0)
+    row, events = await held.start(attempt=1)
     meter = metered(row, (500, 100))
     meter.stop(BudgetExceededError("the run reached this month's platform budget"))
 
-    await outcomes(app_pool, settings, HOLDER).fail(
+    await held.outcomes().fail(
         row, events, RuntimeError("the model call was refused by the meter"), meter
     )
 
@@ -449,20 +430,14 @@ async def test_a_run_stopped_by_its_budget_fails_with_the_budget_as_its_reason(
 
 
 async def test_a_cancelled_run_keeps_the_usage_of_the_calls_it_made(
-    tenant_a: TenantHandle,
+    held: HeldRuns,
     owner_pool: asyncpg.Pool,
-    app_pool: asyncpg.Pool,
-    settings: Settings,
-    writer: TaskEventWriter,
 ) -> None:
-    row = await running_task(owner_pool, tenant_a, attempt=1)
-    events = writer.open_run(tenant_id=tenant_a.id, task_id=row["id"], last_seq=0)
+    row, events = await held.start(attempt=1)
     meter = metered(row, (120, 30), (80, 10))
     meter.stop(TaskCancelledError("cancelled by the user"))
 
-    await outcomes(app_pool, settings, HOLDER).fail(
-        row, events, RuntimeError("stopped at the next model call"), meter
-    )
+    await held.outcomes().fail(row, events, RuntimeError("stopped at the next model call"), meter)
 
     task, _, _ = await stored(owner_pool, row["id"])
     assert task["status"] == "cancelled"
