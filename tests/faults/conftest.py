@@ -170,8 +170,8 @@ class ForkedProcess:
 
 
 class ForkServer:
-    """``tests/faults/forkserver.py`` for the session: started at once, waited for at the first
-    process a test asks of it."""
+    """``tests/faults/forkserver.py`` for the session: started at once, waited for before the
+    first test."""
 
     def __init__(self) -> None:
         self._process = subprocess.Popen(
@@ -205,11 +205,16 @@ class ForkServer:
         assert message, "the fork server ended; its imports failed?"
         return message
 
-    def spawn(self, args: list[str], env: dict[str, str], log: Path) -> ForkedProcess:
+    def wait_ready(self) -> None:
+        """Until the server has imported (CrewAI's import: tens of seconds of CPU)."""
         with self._lock:
             if not self._ready:
-                assert "ready" in self._answer(within=3 * STARTUP)  # CrewAI's import
+                assert "ready" in self._answer(within=3 * STARTUP)
                 self._ready = True
+
+    def spawn(self, args: list[str], env: dict[str, str], log: Path) -> ForkedProcess:
+        self.wait_ready()
+        with self._lock:
             assert self._process.stdin is not None
             request = {"args": args, "env": env, "log": str(log)}
             self._process.stdin.write(json.dumps(request).encode() + b"\n")
@@ -373,6 +378,9 @@ async def cluster(
     fake_llm: FakeLLMServer, forks: ForkServer, migrated_pgdata: Path, tmp_path: Path
 ) -> AsyncIterator[Cluster]:
     fake_llm.reset()
+    # No test starts while the fork server imports: a test that times its processes (the noisy
+    # tenant's) would measure that import too.
+    await asyncio.to_thread(forks.wait_ready)
     root = short_root()
     postgres = FaultPostgres(root, migrated_pgdata)
     redis = RedisProcess()

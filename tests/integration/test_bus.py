@@ -138,11 +138,19 @@ async def test_only_a_process_that_hears_the_others_holds_a_listener(
     settings = Settings(data_dir=tmp_path, redis_url=None)
     urls = DatabaseUrls(owner=fresh_database.owner, app=fresh_database.owner)  # no tenants here
     # `opshub scheduler` hears nothing from the other processes; the API and workers do.
+    killer = await asyncpg.connect(dsn(fresh_database.owner))
+    try:
+        began = await killer.fetchval("SELECT clock_timestamp()")
+    finally:
+        await killer.close()
     scheduler = await Hub.open(settings, urls, app_pool_size=1, owner_pool_size=2, listen=False)
     worker = await Hub.open(settings, urls, app_pool_size=1, owner_pool_size=2)
     try:
+        # Listeners of this test's hubs only: an earlier test's process may still be listening.
         listeners = await worker.owner_pool.fetchval(
-            "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'opshub-listener'"
+            "SELECT count(*) FROM pg_stat_activity"
+            " WHERE application_name = 'opshub-listener' AND backend_start >= $1",
+            began,
         )
         assert scheduler.bus is not None and worker.bus is not None
         assert (scheduler.bus.listening, worker.bus.listening) == (False, True)

@@ -169,6 +169,17 @@ def test_a_refused_key_is_stored_and_said_loudly_by_credentials_put(hub: Hub) ->
         )
     finally:
         hub.fake.reset()
+        # The module's other tests run on the tenant's key: put it back in place of the refused.
+        restored = subprocess.run(  # noqa: S603 - our own CLI
+            [*OPSHUB, "credentials", "put", "openai"],
+            input='{"api_key": "sk-runner-000000000000"}',
+            env=hub.env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert restored.returncode == 0, restored.stderr
 
     assert put.returncode == 1, put.stderr
     assert "openai stored" in put.stdout
