@@ -5,6 +5,7 @@ The tests read and set up the hub through ``opshub.client``, as the commands the
 
 from __future__ import annotations
 
+import json
 import re
 import signal
 import subprocess
@@ -155,30 +156,27 @@ def test_version_and_exit_codes_of_usage_errors() -> None:
     assert "OPSHUB_API_KEY" in result.stderr
 
 
+def put_openai_key(hub: Hub, api_key: str) -> subprocess.CompletedProcess[str]:
+    """``opshub credentials put openai``, the secret on standard input as a user pipes it."""
+    return subprocess.run(  # noqa: S603 - our own CLI
+        [*OPSHUB, "credentials", "put", "openai"],
+        input=json.dumps({"api_key": api_key}),
+        env=hub.env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
 def test_a_refused_key_is_stored_and_said_loudly_by_credentials_put(hub: Hub) -> None:
     hub.fake.valid_keys = {"sk-runner-000000000000"}
     try:
-        put = subprocess.run(  # noqa: S603 - our own CLI
-            [*OPSHUB, "credentials", "put", "openai"],
-            input='{"api_key": "sk-revoked-key-11112222"}',
-            env=hub.env,
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
+        put = put_openai_key(hub, "sk-revoked-key-11112222")
     finally:
         hub.fake.reset()
         # The module's other tests run on the tenant's key: put it back in place of the refused.
-        restored = subprocess.run(  # noqa: S603 - our own CLI
-            [*OPSHUB, "credentials", "put", "openai"],
-            input='{"api_key": "sk-runner-000000000000"}',
-            env=hub.env,
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
+        restored = put_openai_key(hub, "sk-runner-000000000000")
         assert restored.returncode == 0, restored.stderr
 
     assert put.returncode == 1, put.stderr
