@@ -242,9 +242,7 @@ async def open_api_state(hub: Hub) -> AppState:
         jwt_secret=jwt_secret,
         credential_store=hub.store,
         resolver=hub.resolver,
-        http=guarded_client(
-            settings,
-        ),
+        http=guarded_client(settings),
         live=hub.live,
         embedders=hub.embedders,
         memory_indexes=hub.memory_indexes,

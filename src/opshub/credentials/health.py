@@ -191,9 +191,6 @@ async def sweep(
         counts[result.status] += 1
 
     limits = httpx.Limits(max_connections=concurrency)
-    async with guarded_client(
-        settings,
-        limits=limits,
-    ) as client:
+    async with guarded_client(settings, limits=limits) as client:
         await asyncio.gather(*(one(row["tenant_id"], Provider(row["provider"])) for row in targets))
     return counts

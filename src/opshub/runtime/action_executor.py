@@ -101,10 +101,7 @@ class ActionExecutor:
     async def run(self) -> None:
         """Execute approved actions until cancelled; then finish or hand back the ones in flight."""
         own_http = self._http is None
-        http = self._http or guarded_client(
-            self._settings,
-            timeout=HTTP_TIMEOUT,
-        )
+        http = self._http or guarded_client(self._settings, timeout=HTTP_TIMEOUT)
         listener = await self._listen()
         heartbeat = asyncio.create_task(self._heartbeat())
         try:

@@ -145,10 +145,7 @@ class Worker:
         freeze_startup_objects()
         self._writer = TaskEventWriter(pool=self._owner_pool, live=self._live)
         # One connection pool for every tool's and executor's calls to connected services.
-        self._http = guarded_client(
-            self._settings,
-            timeout=CONNECTOR_TIMEOUT,
-        )
+        self._http = guarded_client(self._settings, timeout=CONNECTOR_TIMEOUT)
         await self._router.start()
         # Each loop outlives a lost database connection (``keep_running``), this one included.
         writer = self._loops.start("events", self._writer.run)
