@@ -216,8 +216,14 @@ class Worker:
         while not stop_requested():
             free = self._concurrency - len(self._runs)
             claimed = await self._claim(free) if free > 0 else []
-            for row in claimed:
-                self._start(row, traced_run(row, self._run_task(row)))
+            runs = [(row, self._open_run(row)) for row in claimed]
+            if runs:
+                # Stored and published before any of them starts: their first steps hold the
+                # loop and the GIL for ~100 ms each, and a watcher would see "started" only
+                # after all of them.
+                await self._events_writer().flush()
+            for row, events in runs:
+                self._start(row, traced_run(row, self._run_task(row, events)))
             if claimed and len(claimed) == free:
                 continue
             with contextlib.suppress(TimeoutError):
@@ -370,14 +376,21 @@ class Worker:
             # The lease is no longer renewed: the task runs again once it expires.
             log.error("task bookkeeping failed", task=str(row["id"]), exc_info=exc)
 
-    async def _run_task(self, row: Record) -> None:
+    def _events_writer(self) -> TaskEventWriter:
         assert self._writer is not None  # noqa: S101 - set before the first claim
-        tenant_id, task_id = row["tenant_id"], row["id"]
-        events = self._writer.open_run(
-            tenant_id=tenant_id, task_id=task_id, last_seq=row["last_seq"]
+        return self._writer
+
+    def _open_run(self, row: Record) -> RunEvents:
+        """The claimed run's event sequence, opened with its ``task.started``."""
+        events = self._events_writer().open_run(
+            tenant_id=row["tenant_id"], task_id=row["id"], last_seq=row["last_seq"]
         )
+        events.emit(EventType.task_started, crew=row["crew"], attempt=row["attempt"])
+        return events
+
+    async def _run_task(self, row: Record, events: RunEvents) -> None:
+        tenant_id, task_id = row["tenant_id"], row["id"]
         crew_name = row["crew"]
-        events.emit(EventType.task_started, crew=crew_name, attempt=row["attempt"])
         run = self._runs.get(task_id)
         memory = self._memory(tenant_id)
         try:
