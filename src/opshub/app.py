@@ -306,8 +306,11 @@ async def _until_signalled(hub: Hub) -> None:
         await hub.close()
 
 
-async def run_worker(settings: Settings, urls: DatabaseUrls, *, concurrency: int | None) -> None:
-    """``opshub worker``: claims and runs tasks until signalled."""
+async def run_worker(
+    settings: Settings, urls: DatabaseUrls, *, concurrency: int | None, schedule: bool = False
+) -> None:
+    """``opshub worker``: claims and runs tasks until signalled; with ``schedule`` (``opshub
+    serve``'s worker processes) it fires due schedules too."""
     # Runs hold a connection only for short statements (tools, outcome), none while a crew waits
     # on its model: the pools stay small however many crews run. The owner pool serves the
     # listener, claims, lease renewals, event writes and webhooks.
@@ -315,6 +318,8 @@ async def run_worker(settings: Settings, urls: DatabaseUrls, *, concurrency: int
     size = min(crews // 2 + 4, 32)
     hub = await Hub.open(settings, urls, app_pool_size=size, owner_pool_size=8)
     hub.start_worker(concurrency=concurrency)
+    if schedule:
+        hub.start_scheduler()
     await _until_signalled(hub)
 
 

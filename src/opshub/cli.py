@@ -55,7 +55,7 @@ from opshub.memory.schemas import MemoriesImported, MemoryHit
 from opshub.memory.service import MemoryFilter
 from opshub.observability.metrics import serve_metrics
 from opshub.observability.tracing import configure_tracing
-from opshub.runtime.supervisor import default_processes
+from opshub.runtime.supervisor import ProcessGroup, default_processes
 from opshub.tenants import service as tenants_service
 
 app = typer.Typer(
@@ -175,9 +175,12 @@ def _serve(
     apply_migrations: bool,
     host: str | None,
     port: int | None,
-    run_workers: bool = False,
-    processes: int | None = None,
+    api_processes: int,
+    worker_processes: int = 0,
 ) -> None:
+    """The API in ``api_processes``, and beside it ``worker_processes`` running a worker and a
+    scheduler each (``opshub serve``). One API process with at most one worker is one process in
+    all: the hub's API, worker and scheduler share it."""
     from opshub.app import create_app
 
     # uvicorn shuts down gracefully on SIGTERM and then re-raises it; exiting normally instead
@@ -188,19 +191,18 @@ def _serve(
     configure_tracing("api")
     urls = _urls(bring_up=False)
     _run(migrate(urls) if apply_migrations else ensure_schema(urls, may_migrate=settings.embedded))
-    processes = processes or settings.processes or default_processes()
-    if processes > 1:
+    if api_processes > 1 or worker_processes > 1:
         cli_processes.serve_supervised(
             settings=settings,
             urls=urls,
             host=host or settings.host,
             port=port or settings.port,
-            run_workers=run_workers,
-            processes=processes,
+            api_processes=api_processes,
+            worker_processes=worker_processes,
         )
         return
     uvicorn.run(
-        create_app(settings, urls, run_workers=run_workers),
+        create_app(settings, urls, run_workers=worker_processes == 1),
         host=host or settings.host,
         port=port or settings.port,
         log_config=None,
@@ -213,10 +215,27 @@ def _serve(
 def serve(
     host: Annotated[str | None, typer.Option(help="Bind address (OPSHUB_HOST)")] = None,
     port: Annotated[int | None, typer.Option(help="Port (OPSHUB_PORT)")] = None,
-    processes: ProcessesOption = None,
+    processes: Annotated[
+        int | None,
+        typer.Option(
+            "--processes",
+            min=1,
+            help="Worker processes, each with a scheduler (default: one per core); 1 runs the "
+            "whole hub in one process",
+        ),
+    ] = None,
+    api_processes: Annotated[
+        int | None, typer.Option("--api-processes", min=1, help="API processes (default: 1)")
+    ] = None,
 ) -> None:
-    """Migrate, then run the hub (API, worker and scheduler) in a process per core."""
-    _serve(apply_migrations=True, host=host, port=port, run_workers=True, processes=processes)
+    """Migrate, then run the hub: the API, and worker processes (with the scheduler) beside it."""
+    _serve(
+        apply_migrations=True,
+        host=host,
+        port=port,
+        api_processes=api_processes or 1,
+        worker_processes=processes or get_settings().processes or default_processes(),
+    )
 
 
 @app.command()
@@ -237,7 +256,8 @@ def api(
     ] = None,
 ) -> None:
     """Run the API only (migrations are applied by `opshub migrate`)."""
-    _serve(apply_migrations=False, host=host, port=port, processes=workers)
+    processes = workers or get_settings().processes or default_processes()
+    _serve(apply_migrations=False, host=host, port=port, api_processes=processes)
 
 
 @app.command()
@@ -254,23 +274,17 @@ def worker(
     urls = _urls()
     processes = processes or settings.processes or default_processes()
     if processes > 1:
-        target = functools.partial(_run_worker, concurrency=concurrency, urls=urls)
+        target = functools.partial(
+            cli_processes.run_worker_process, concurrency=concurrency, urls=urls
+        )
         cli_processes.supervise(
-            target, role="worker", processes=processes, settings=settings, urls=urls
+            ProcessGroup("worker", target, processes),
+            settings=settings,
+            urls=urls,
+            processes=processes,
         )
     else:
-        _run_worker(0, concurrency=concurrency, urls=urls)
-
-
-def _run_worker(index: int, *, concurrency: int | None, urls: DatabaseUrls) -> None:
-    """One worker process; under the supervisor, the ``index``-th (its metrics port offset)."""
-    from opshub.app import run_worker
-
-    settings = get_settings()
-    configure_logging(level=settings.log_level, json=settings.log_json)
-    configure_tracing("worker")
-    serve_metrics(None if settings.metrics_port is None else settings.metrics_port + index)
-    _run(run_worker(settings, urls, concurrency=concurrency))
+        cli_processes.run_worker_process(0, concurrency=concurrency, urls=urls)
 
 
 @app.command()

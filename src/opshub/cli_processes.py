@@ -3,18 +3,19 @@
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import signal
 import socket
-from collections.abc import Callable
 
 import uvicorn
 
 from opshub.config import Settings, get_settings
 from opshub.db.engine import DatabaseUrls, dsn, resolve_database_urls
 from opshub.logging import configure_logging
+from opshub.observability.metrics import serve_metrics
 from opshub.observability.tracing import configure_tracing
-from opshub.runtime.supervisor import Supervisor
+from opshub.runtime.supervisor import ProcessGroup, Supervisor
 
 
 def child_env(settings: Settings, urls: DatabaseUrls, processes: int) -> dict[str, str]:
@@ -27,17 +28,14 @@ def child_env(settings: Settings, urls: DatabaseUrls, processes: int) -> dict[st
 
 
 def supervise(
-    target: Callable[[int], None],
-    *,
-    role: str,
-    processes: int,
+    *groups: ProcessGroup,
     settings: Settings,
     urls: DatabaseUrls,
+    processes: int,
 ) -> None:
+    """``processes``: how many worker processes share the machine (each sizes its crews by it)."""
     Supervisor(
-        target=target,
-        processes=processes,
-        name=role,
+        groups=groups,
         # The children's own drain (the worker's grace for its runs), then some room.
         grace_seconds=settings.worker_shutdown_grace_seconds + 15,
         env=child_env(settings, urls, processes),
@@ -50,24 +48,24 @@ def serve_supervised(
     urls: DatabaseUrls,
     host: str,
     port: int,
-    run_workers: bool,
-    processes: int,
+    api_processes: int,
+    worker_processes: int = 0,
 ) -> None:
-    """The API (and with ``run_workers`` a worker and scheduler) in each of ``processes``
-    children, all accepting on one socket bound here."""
+    """``api_processes`` children accepting on one socket bound here, and beside them
+    ``worker_processes`` children each running a worker and a scheduler (``opshub serve``): a
+    request, or an event on its way to a watcher, never waits for the CPU a crew holds."""
     config = uvicorn.Config(app="unused", host=host, port=port)
     listening = config.bind_socket()
-    target = functools.partial(_serve_process, listening=listening, run_workers=run_workers)
-    supervise(
-        target,
-        role="serve" if run_workers else "api",
-        processes=processes,
-        settings=settings,
-        urls=urls,
-    )
+    groups = [
+        ProcessGroup("api", functools.partial(_serve_process, listening=listening), api_processes)
+    ]
+    if worker_processes:
+        target = functools.partial(run_worker_process, concurrency=None, urls=urls, schedule=True)
+        groups.append(ProcessGroup("worker", target, worker_processes))
+    supervise(*groups, settings=settings, urls=urls, processes=worker_processes or 1)
 
 
-def _serve_process(_index: int, *, listening: socket.socket, run_workers: bool) -> None:
+def _serve_process(_index: int, *, listening: socket.socket) -> None:
     from opshub.app import create_app
 
     # uvicorn stops gracefully on SIGTERM, then re-raises it: exit 0 instead, as a clean stop.
@@ -75,9 +73,23 @@ def _serve_process(_index: int, *, listening: socket.socket, run_workers: bool) 
     settings = get_settings()
     configure_logging(level=settings.log_level, json=settings.log_json)
     configure_tracing("api")
-    app = create_app(settings, resolve_database_urls(settings), run_workers=run_workers)
+    app = create_app(settings, resolve_database_urls(settings))
     server = uvicorn.Server(uvicorn.Config(app, log_config=None, access_log=False))
     server.run(sockets=[listening])
+
+
+def run_worker_process(
+    index: int, *, concurrency: int | None, urls: DatabaseUrls, schedule: bool = False
+) -> None:
+    """One worker process (with ``schedule``, its scheduler too); under the supervisor, the
+    ``index``-th of its group (its metrics port offset)."""
+    from opshub.app import run_worker
+
+    settings = get_settings()
+    configure_logging(level=settings.log_level, json=settings.log_json)
+    configure_tracing("worker")
+    serve_metrics(None if settings.metrics_port is None else settings.metrics_port + index)
+    asyncio.run(run_worker(settings, urls, concurrency=concurrency, schedule=schedule))
 
 
 def _exit_normally(_signum: int, _frame: object) -> None:

@@ -6,6 +6,7 @@ import gc
 import os
 
 INDEX_VARIABLE = "OPSHUB_PROCESS_INDEX"  # set by the supervisor in each child
+ROLE_VARIABLE = "OPSHUB_PROCESS_ROLE"  # its group's role: api, worker
 
 
 def process_index() -> int | None:

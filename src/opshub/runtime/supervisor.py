@@ -1,11 +1,13 @@
 """One supervisor over a hub's processes: ``opshub serve``, ``worker`` and ``api`` run a child
 per core, since one process's crews and requests share one GIL and leave the other cores idle.
 
-The supervisor runs nothing of the hub itself. It starts ``processes`` children (spawned, so
-each imports afresh: no threads or connections are inherited), each calling ``target`` with its
-index; a child that dies is started again after a backoff (1 s, doubling to 30 s while it keeps
-dying young). SIGTERM or SIGINT drains: each child gets one SIGTERM (its own graceful shutdown:
-the worker finishes or hands back its runs, the API its requests), then whatever is left after
+The supervisor runs nothing of the hub itself. It starts each group's ``processes`` children
+(spawned, so each imports afresh: no threads or connections are inherited), each calling the
+group's ``target`` with its index in the group; ``serve`` has two groups, the API processes and
+the worker processes, so requests and live events never wait behind a crew's CPU. A child that
+dies is started again after a backoff (1 s, doubling to 30 s while it keeps dying young).
+SIGTERM or SIGINT drains: each child gets one SIGTERM (its own graceful shutdown: the worker
+finishes or hands back its runs, the API its requests), then whatever is left after
 ``grace_seconds`` is killed. The children are in process groups of their own, so Ctrl-C in a
 terminal reaches them once, through the supervisor.
 
@@ -22,14 +24,14 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from multiprocessing.connection import wait
 from multiprocessing.process import BaseProcess
 
 import structlog
 
-from opshub.process import INDEX_VARIABLE
+from opshub.process import INDEX_VARIABLE, ROLE_VARIABLE
 
 log = structlog.get_logger(__name__)
 FIRST_BACKOFF_SECONDS = 1.0
@@ -42,8 +44,19 @@ def default_processes() -> int:
     return len(os.sched_getaffinity(0))
 
 
+@dataclass(frozen=True)
+class ProcessGroup:
+    role: str
+    """What the children do (``api``, ``worker``): their process names and log lines say it."""
+    target: Callable[[int], None]
+    """Run in each child with its index in the group; picklable (a module-level function or
+    its partial)."""
+    processes: int
+
+
 @dataclass
 class _Child:
+    group: ProcessGroup
     index: int
     process: BaseProcess | None = None
     started_at: float = 0.0
@@ -53,10 +66,7 @@ class _Child:
 
 @dataclass
 class Supervisor:
-    target: Callable[[int], None]
-    """Run in each child with its index; picklable (a module-level function or its partial)."""
-    processes: int
-    name: str
+    groups: Sequence[ProcessGroup]
     grace_seconds: float
     env: Mapping[str, str] = field(default_factory=dict)
     _children: list[_Child] = field(default_factory=list)
@@ -66,7 +76,9 @@ class Supervisor:
         """Until SIGTERM or SIGINT; then drain and return 0."""
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, self._stop)
-        self._children = [_Child(index) for index in range(self.processes)]
+        self._children = [
+            _Child(group, index) for group in self.groups for index in range(group.processes)
+        ]
         for child in self._children:
             self._start(child)
         while not self._stopping:
@@ -79,15 +91,16 @@ class Supervisor:
 
     def _start(self, child: _Child) -> None:
         context = multiprocessing.get_context("spawn")
-        env = {**self.env, INDEX_VARIABLE: str(child.index)}
+        role = child.group.role
+        env = {**self.env, INDEX_VARIABLE: str(child.index), ROLE_VARIABLE: role}
         process = context.Process(
             target=_child_main,
-            args=(self.target, child.index, env, os.getpid()),
-            name=f"opshub-{self.name}-{child.index}",
+            args=(child.group.target, child.index, env, os.getpid()),
+            name=f"opshub-{role}-{child.index}",
         )
         process.start()
         child.process, child.started_at, child.restart_at = process, time.monotonic(), None
-        log.info("process started", role=self.name, index=child.index, pid=process.pid)
+        log.info("process started", role=role, index=child.index, pid=process.pid)
 
     def _supervise(self) -> None:
         alive = [c.process.sentinel for c in self._children if c.process is not None]
@@ -105,7 +118,7 @@ class Supervisor:
                 )
                 log.warning(
                     "process exited; starting it again",
-                    role=self.name,
+                    role=child.group.role,
                     index=child.index,
                     pid=process.pid,
                     exitcode=process.exitcode,
@@ -118,7 +131,7 @@ class Supervisor:
 
     def _drain(self) -> None:
         running = [c.process for c in self._children if c.process is not None]
-        log.info("stopping processes", role=self.name, processes=len(running))
+        log.info("stopping processes", processes=len(running))
         for process in running:
             if process.pid is not None and process.exitcode is None:
                 with contextlib.suppress(ProcessLookupError):

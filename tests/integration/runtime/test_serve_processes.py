@@ -1,14 +1,17 @@
-"""``opshub serve --processes 2`` on the embedded default, without Redis: two real processes
-behind one port share live events, cancels, login limits and credential changes through
-PostgreSQL; a child killed outright is started again; the hub stopped stops its PostgreSQL.
+"""``opshub serve --processes 2 --api-processes 2`` on the embedded default, without Redis: two
+API processes behind one port and two worker processes beside them share live events, cancels,
+login limits and credential changes through PostgreSQL; a child killed outright is started again;
+the hub stopped stops its PostgreSQL.
 
-Which process answers a connection is the kernel's choice, so the test makes it: it stops every
-other child (SIGSTOP) while it connects, and a new connection goes to the one left running.
+Which API process answers a connection is the kernel's choice, so the test makes it: it stops
+the other API process (SIGSTOP) while it connects, and a new connection goes to the one left
+running. Which process is which, the supervisor's log says (``process started``, role and pid).
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import signal
@@ -17,7 +20,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -49,17 +52,32 @@ class Hub:
     log: Path
     owner: asyncpg.Pool | None = None
 
-    def output(self) -> str:
-        return self.log.read_text(errors="replace")[-6000:]
+    def output(self, *, whole: bool = False) -> str:
+        text = self.log.read_text(errors="replace")
+        return text if whole else text[-6000:]
 
     def children(self) -> list[psutil.Process]:
         """The serving processes (not multiprocessing's resource tracker)."""
         return [p for p in psutil.Process(self.supervisor.pid).children() if _serving(p)]
 
+    def pids(self, role: str) -> list[int]:
+        """The living children of ``role`` (``api``, ``worker``), as the supervisor logged them."""
+        logged = {
+            line["pid"]: line["role"]
+            for line in _json_lines(self.output(whole=True))
+            if line.get("event") == "process started"
+        }
+        return [p.pid for p in self.children() if logged.get(p.pid) == role]
+
+    def workers_started(self) -> int:
+        return sum(
+            line.get("event") == "worker started" for line in _json_lines(self.output(whole=True))
+        )
+
     @contextlib.contextmanager
     def only(self, pid: int) -> Iterator[None]:
-        """Every other child stopped: new connections go to ``pid``."""
-        others = [p for p in self.children() if p.pid != pid]
+        """The other API processes stopped: new connections go to ``pid``."""
+        others = [psutil.Process(other) for other in self.pids("api") if other != pid]
         for other in others:
             other.suspend()
         try:
@@ -106,7 +124,8 @@ async def hub(fake_llm: FakeLLMServer) -> AsyncIterator[Hub]:
     env.update(
         OPSHUB_DATA_DIR=str(data_dir),
         OPSHUB_OPENAI_BASE_URL=f"{fake_llm.base_url}/v1",
-        OPSHUB_WORKER_CONCURRENCY="1",  # two tasks at once run one in each process
+        OPSHUB_WORKER_CONCURRENCY="1",  # two tasks at once run one in each worker process
+        OPSHUB_LOG_JSON="true",  # the test reads the supervisor's log
         OPSHUB_CREDENTIAL_CACHE_SECONDS="3600",  # only an invalidation can drop a cached key
         OPSHUB_LOGIN_ATTEMPTS_PER_MINUTE=str(LOGIN_LIMIT),
         OPSHUB_LLM_MAX_RETRIES="0",
@@ -134,7 +153,11 @@ async def hub(fake_llm: FakeLLMServer) -> AsyncIterator[Hub]:
 def _spawn_serve(port: int, env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
     with log.open("wb") as sink:
         return subprocess.Popen(  # noqa: S603 - our own CLI
-            [sys.executable, "-m", "opshub", "serve", "--processes", "2", "--port", str(port)],
+            [
+                sys.executable,
+                *("-m", "opshub", "serve", "--processes", "2", "--api-processes", "2"),
+                *("--port", str(port)),
+            ],
             cwd=REPO,
             env=env,
             stdout=sink,
@@ -172,26 +195,26 @@ async def status(hub: Hub, owner: TenantHandle, task_id: str, wanted: str) -> di
     return await until(reached, 60, f"task {task_id} {wanted}")
 
 
-async def test_two_serve_processes_share_what_one_process_kept_in_memory(
+async def test_serve_processes_share_what_one_process_kept_in_memory(
     hub: Hub, fake_llm: FakeLLMServer
 ) -> None:
-    pids = await until(lambda: _two(hub), STARTUP, "two serving processes")
-    for pid in pids:
+    apis, workers = await until(lambda: _two_of_each(hub), STARTUP, "two API and two workers")
+    for pid in apis:
         await hub.ready(pid)
+    await until(lambda: _at_least(hub.workers_started, 2), STARTUP, "both workers to start")
     pg = hub.data_dir / "pg"
     hub.owner = await create_pool(f"postgresql://postgres@/opshub?host={pg}", size=2)
     owner = await tenant(hub)
     async with hub.client() as client:
         first_key = await store_openai_key(client, owner)
 
-    # Live events: the task runs in one process, its stream is served by the other.
+    # Live events: the task runs in a worker process, its stream is served by an API process.
     marker = f"live-{uuid.uuid4().hex[:8]}"
     fake_llm.script_openai("Streamed across processes.", latency=3.0)
     task_id = await submit(hub, owner, f"Summarise {marker}")
-    runner = await _lease_pid_when_asked(hub, fake_llm, marker, task_id)
-    other = next(pid for pid in pids if pid != runner)
+    assert await _lease_pid_when_asked(hub, fake_llm, marker, task_id) in workers
     async with hub.client() as client:
-        with hub.only(other):
+        with hub.only(apis[1]):
             stream = client.stream("GET", f"/v1/tasks/{task_id}/events", headers=owner.headers)
             response = await stream.__aenter__()
             lines = response.aiter_lines()
@@ -211,13 +234,13 @@ async def test_two_serve_processes_share_what_one_process_kept_in_memory(
     # The answer came ~3 s after the call: live, not at the watcher's next database read.
     assert arrived < SSE_KEEPALIVE - 5, arrived
 
-    # A cancel sent to the other process stops the crew before its next model call.
+    # A cancel sent to an API process stops the worker's crew before its next model call.
     marker = f"cancel-{uuid.uuid4().hex[:8]}"
     fake_llm.script_openai(tool_calls=[("tenant_data", {"resource": "clients"})], latency=3.0)
     fake_llm.script_openai("should never be asked for")
     task_id = await submit(hub, owner, f"How many clients? {marker}")
-    runner = await _lease_pid_when_asked(hub, fake_llm, marker, task_id)
-    with hub.only(next(pid for pid in pids if pid != runner)):
+    await _lease_pid_when_asked(hub, fake_llm, marker, task_id)
+    with hub.only(apis[0]):
         async with hub.client() as client:
             response = await client.post(f"/v1/tasks/{task_id}/cancel", headers=owner.headers)
         assert response.status_code == 202, response.text
@@ -226,20 +249,21 @@ async def test_two_serve_processes_share_what_one_process_kept_in_memory(
     assert fake_llm.pending("openai") == 1  # the second answer was never asked for
     fake_llm.reset()
 
-    # The login limit counts the attempts made at either process (all in one minute's window).
+    # The login limit counts the attempts made at either API process (in one minute's window).
     wrong = {"email": owner.email, "password": "not the password"}
     await until(_early_in_a_minute, 60, "a window with room for the attempts")
-    with hub.only(pids[0]):
+    with hub.only(apis[0]):
         async with hub.client() as client:
             for _ in range(LOGIN_LIMIT):
                 assert (await client.post("/v1/auth/token", json=wrong)).status_code == 401
-    with hub.only(pids[1]):
+    with hub.only(apis[1]):
         async with hub.client() as client:
             assert (await client.get("/healthz")).status_code == 200
             refused = await client.post("/v1/auth/token", json=wrong)
     assert refused.status_code == 429, refused.text
 
-    # A key changed at one process is the key both use next, though each had the old one cached.
+    # A key changed at one API process is the key both workers use next, though each had the
+    # old one cached.
     async def one_task_each(label: str) -> list[str]:
         markers = [f"{label}-{uuid.uuid4().hex[:8]}" for _ in range(2)]
         fake_llm.script_openai("Done.", latency=2.0, times=2)
@@ -248,21 +272,21 @@ async def test_two_serve_processes_share_what_one_process_kept_in_memory(
             await _lease_pid_when_asked(hub, fake_llm, m, t)
             for m, t in zip(markers, ids, strict=True)
         }
-        assert runners == set(pids), "each process runs one of the two tasks"
+        assert runners == set(workers), "each worker process runs one of the two tasks"
         for task_id in ids:
             await status(hub, owner, task_id, "succeeded")
         return [call.api_key for m in markers for call in calls_for(fake_llm, m)]
 
     assert await one_task_each("old-key") == [first_key, first_key]
-    with hub.only(pids[0]):
+    with hub.only(apis[0]):
         async with hub.client() as client:
             new_key = await store_openai_key(client, owner)
     assert await one_task_each("new-key") == [new_key, new_key]
 
     # A child killed outright is started again; the embedded server stays up meanwhile.
-    psutil.Process(pids[0]).kill()
-    restarted = await until(lambda: _replaced(hub, pids), 30, "the killed process's successor")
-    await hub.ready(restarted)
+    psutil.Process(workers[0]).kill()
+    await until(lambda: _replaced(hub, workers), 30, "the killed worker's successor")
+    await until(lambda: _at_least(hub.workers_started, 3), STARTUP, "the successor to start")
     assert await hub.owner.fetchval("SELECT 1") == 1
 
     # SIGTERM stops the hub and its PostgreSQL with it: no child, no server left.
@@ -284,17 +308,28 @@ def _serving(process: psutil.Process) -> bool:
         return False
 
 
-async def _two(hub: Hub) -> list[int] | None:
+async def _two_of_each(hub: Hub) -> tuple[list[int], list[int]] | None:
     assert hub.supervisor.poll() is None, hub.output()
-    pids = [p.pid for p in hub.children()]
-    return pids if len(pids) == 2 else None
+    apis, workers = hub.pids("api"), hub.pids("worker")
+    return (apis, workers) if len(apis) == 2 and len(workers) == 2 else None
+
+
+async def _at_least(count: Callable[[], int], wanted: int) -> bool:
+    return count() >= wanted
 
 
 async def _replaced(hub: Hub, before: list[int]) -> int | None:
-    """The new child's pid, once there are two again."""
-    pids = [p.pid for p in hub.children()]
+    """The new worker's pid, once there are two again."""
+    pids = hub.pids("worker")
     fresh = [pid for pid in pids if pid not in before]
     return fresh[0] if len(pids) == 2 and fresh else None
+
+
+def _json_lines(text: str) -> Iterator[dict[str, Any]]:
+    for line in text.splitlines():
+        if line.startswith("{"):
+            with contextlib.suppress(ValueError):
+                yield json.loads(line)
 
 
 async def _early_in_a_minute() -> bool:
