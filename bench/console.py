@@ -263,6 +263,8 @@ async def _tenants(api: httpx.AsyncClient, count: int) -> list[dict[str, Any]]:
 
 
 async def _consoles(browser: Any, url: str, tenants: list[dict[str, Any]], count: int) -> list:
+    from playwright.async_api import expect
+
     pages = []
     for n in range(count):
         tenant = tenants[n % len(tenants)]
@@ -272,8 +274,8 @@ async def _consoles(browser: Any, url: str, tenants: list[dict[str, Any]], count
         await page.get_by_label("E-mail").fill(tenant["email"])
         await page.get_by_label("Password").fill(PASSWORD)
         await page.get_by_role("button", name="Sign in").click()
-        await page.wait_for_selector("#live-state")
-        await page.wait_for_function("document.getElementById('live-state').textContent == 'Live'")
+        # A locator, not wait_for_function: the console's CSP refuses the eval its polling uses.
+        await expect(page.locator("#live-state")).to_have_text("Live", timeout=60_000)
         await page.evaluate(OBSERVER)
         pages.append((page, n % len(tenants)))
     return pages
