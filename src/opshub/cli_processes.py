@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import os
 import signal
 import socket
 
@@ -86,6 +87,7 @@ def run_worker_process(
     from opshub.app import run_worker
 
     settings = get_settings()
+    os.nice(settings.worker_nice)
     configure_logging(level=settings.log_level, json=settings.log_json)
     configure_tracing("worker")
     serve_metrics(None if settings.metrics_port is None else settings.metrics_port + index)

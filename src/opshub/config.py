@@ -184,6 +184,13 @@ class Settings(BaseSettings):
         description="Processes of `serve`, `worker` and `api` under one supervisor (their "
         "--processes / --workers win). Unset: one per core.",
     )
+    worker_nice: int = Field(
+        default=5,
+        ge=0,
+        le=19,
+        description="How much a worker process lowers its CPU priority (nice): on a machine it "
+        "shares with the API and PostgreSQL, requests and live events go before crews. 0: none.",
+    )
     worker_threads: int = Field(
         default=256,
         ge=8,

@@ -216,14 +216,16 @@ class Worker:
         while not stop_requested():
             free = self._concurrency - len(self._runs)
             claimed = await self._claim(free) if free > 0 else []
-            runs = [(row, self._open_run(row)) for row in claimed]
-            if runs:
-                # Stored and published before any of them starts: their first steps hold the
-                # loop and the GIL for ~100 ms each, and a watcher would see "started" only
-                # after all of them.
-                await self._events_writer().flush()
-            for row, events in runs:
-                self._start(row, traced_run(row, self._run_task(row, events)))
+            if claimed:
+                # Their task.started events are stored and published before any of them goes
+                # on: their first steps hold the loop and the GIL for ~100 ms each, and a
+                # watcher would see "started" only after all of them. Held as runs meanwhile
+                # (leases renewed, cancels heard).
+                runs = [(row, self._open_run(row)) for row in claimed]
+                started = asyncio.ensure_future(self._events_writer().flush())
+                for row, events in runs:
+                    work = self._run_task(row, events, started=started)
+                    self._start(row, traced_run(row, work))
             if claimed and len(claimed) == free:
                 continue
             with contextlib.suppress(TimeoutError):
@@ -388,7 +390,11 @@ class Worker:
         events.emit(EventType.task_started, crew=row["crew"], attempt=row["attempt"])
         return events
 
-    async def _run_task(self, row: Record, events: RunEvents) -> None:
+    async def _run_task(
+        self, row: Record, events: RunEvents, *, started: asyncio.Future[None]
+    ) -> None:
+        # Shielded: a run cancelled while it waits must not cancel its batch's flush.
+        await asyncio.shield(started)
         tenant_id, task_id = row["tenant_id"], row["id"]
         crew_name = row["crew"]
         run = self._runs.get(task_id)
