@@ -149,6 +149,11 @@ async def test_rejecting_the_last_action_settles_the_task_and_empties_pending_ac
     task = (await client.get(f"/v1/tasks/{task_id}", headers=tenant_a.headers)).json()
     assert task["status"] == "awaiting_approval"  # the approved one still has to run
     assert [a["id"] for a in task["pending_actions"]] == [ids[0]]
+    # The audit, newest first: each decision with its reason, none when none was given.
+    audit = (await client.get("/v1/audit", headers=tenant_a.headers)).json()["items"]
+    assert [(e["action_id"], e["event"], e["detail"]) for e in audit[:2]] == [
+        (ids[1], "rejected", {"reason": "Wrong price"}), (ids[0], "approved", {}),
+    ]  # fmt: skip
 
 
 @pytest.mark.parametrize("role", [Role.member, Role.viewer])

@@ -317,6 +317,30 @@ async def test_a_budget_change_is_auto_approved_under_the_cap_only_in_its_curren
             "SELECT event_type FROM outbox WHERE data->>'action_id' = $1 ORDER BY id", str(auto.id)
         )
     assert [row["event_type"] for row in outbox] == ["action.proposed", "action.approved"]
+    # The audit (GET /v1/audit) names who did each: the tool proposed, the policy approved, by
+    # the rule it applied.
+    async with owner_pool.acquire() as conn:
+        audit = await conn.fetch(
+            "SELECT event, actor, detail FROM action_audit WHERE action_id = $1 ORDER BY id",
+            auto.id,
+        )
+    assert [(row["event"], row["actor"]) for row in audit] == [
+        ("proposed", "tool:ads"), ("auto_approved", "policy"),
+    ]  # fmt: skip
+    assert audit[0]["detail"] == {}
+    rule = audit[1]["detail"]["rule"]
+    assert (rule["kind"], Decimal(rule["max_amount"]), rule["currency"]) == (
+        "ads.budget_change", Decimal(50), "USD",
+    )  # fmt: skip
+    # The task's watchers see each approval the policy gave (a pending proposal shows nothing).
+    async with owner_pool.acquire() as conn:
+        shown = await conn.fetch(
+            "SELECT type, data->>'action_id' AS action_id FROM task_events WHERE task_id = $1"
+            " ORDER BY seq",
+            task_id,
+        )
+    assert [row["type"] for row in shown] == ["action.approved"] * 4
+    assert shown[-1]["action_id"] == str(auto.id)
 
 
 async def test_kinds_without_an_amount_follow_a_rule_without_a_cap(
@@ -374,6 +398,37 @@ async def test_a_payload_that_does_not_fit_its_kind_is_refused_and_nothing_store
         assert await conn.fetchval("SELECT count(*) FROM actions WHERE task_id = $1", task_id) == 0
 
 
+async def test_a_proposal_needs_a_tool_name_and_a_summary_within_their_limits(
+    app_pool: asyncpg.Pool, owner_pool: asyncpg.Pool, tenant_a: TenantHandle
+) -> None:
+    task_id = await make_task(owner_pool, tenant_a.id)
+    notes = iter(range(100))
+
+    async def proposal(summary: str, tool: str = "saleor") -> ActionRead:
+        # A note of its own each time: the same payload would be the same proposal, whatever
+        # its summary.
+        note = {"order_id": global_id("Order", 1), "message": f"Note {next(notes)}"}
+        async with tenant_transaction(app_pool, tenant_a.id) as conn:
+            return await actions_service.propose(
+                conn, tenant_id=tenant_a.id, task_id=task_id, tool=tool,
+                kind=ActionKind.order_note, payload=note, summary=summary,
+            )  # fmt: skip
+
+    shortest = await proposal("  A \n", tool="s")
+    assert (shortest.summary, shortest.tool) == ("A", "s")
+    longest = await proposal("x" * 2000, tool="t" * 200)
+    assert (len(longest.summary), len(longest.tool)) == (2000, 200)
+    for summary, tool in [("   ", "saleor"), ("x" * 2001, "saleor"), ("Add a note", "t" * 201),
+                          ("Add a note", "")]:  # fmt: skip
+        with pytest.raises(InvalidActionError) as refused:
+            await proposal(summary, tool)
+        assert refused.value.message == (
+            "an action needs a tool name and a summary of 1-2000 characters"
+        )
+    async with owner_pool.acquire() as conn:
+        assert await conn.fetchval("SELECT count(*) FROM actions WHERE task_id = $1", task_id) == 2
+
+
 async def test_another_tenant_sees_nothing_of_an_action(
     app_pool: asyncpg.Pool, owner_pool: asyncpg.Pool, tenant_a: TenantHandle, tenant_b: TenantHandle
 ) -> None:
@@ -387,7 +442,7 @@ async def test_another_tenant_sees_nothing_of_an_action(
         assert action.id not in {item.id for item in items}
     with pytest.raises(NotFoundError):
         await decide(app_pool, tenant_b.id, action.id, approve=True)
-    with pytest.raises(NotFoundError):  # nor can it hang a proposal on the other's task
+    with pytest.raises(NotFoundError, match=r"^task not found$"):  # nor hang one on its task
         await propose(app_pool, tenant_b.id, task_id, ActionKind.product_create,
                       product_payload("TRAIL-6"))  # fmt: skip
 

@@ -5,12 +5,13 @@ from __future__ import annotations
 import uuid
 
 import asyncpg
+import pytest
 
 from opshub.db.engine import tenant_transaction
 from opshub.memory import service as memory_service
 from opshub.memory.embedders import LOCAL_MODEL, Embedders
 from opshub.memory.indexes import nearest_indexed
-from opshub.memory.models import Scope
+from opshub.memory.models import MemoryKind, Scope
 from opshub.memory.schemas import MemoryCreate
 from tests.conftest import TenantHandle
 
@@ -31,8 +32,12 @@ async def test_a_tenant_over_the_threshold_is_searched_through_its_own_index(  #
     memory = memory_of(tenant_a, index_threshold=40)
     other = memory_of(tenant_b, index_threshold=40)
     # One thread each: the notes are near-duplicates of one another, and dedupe is per scope.
+    threads = [f"thread:{uuid.uuid4()}" for _ in PRODUCTS]
     await memory.remember(
-        [MemoryCreate(content=text, scope=f"thread:{uuid.uuid4()}") for text in PRODUCTS]
+        [
+            MemoryCreate(content=text, scope=thread)
+            for text, thread in zip(PRODUCTS, threads, strict=True)
+        ]
     )
     await other.remember([MemoryCreate(content="Blue Bakery's blue mug sells best in July.")])
     await memory.index_builder.wait()
@@ -53,6 +58,15 @@ async def test_a_tenant_over_the_threshold_is_searched_through_its_own_index(  #
     hits = await memory.search("When does the blue mug sell best?", limit=3)
     assert any("blue mug sells best in July" in hit.content for hit in hits)
     assert all("Bakery" not in hit.content for hit in hits)
+    # Through the index too, a filter keeps to what it asks: one thread's note, no other kind,
+    # no other metadata (the index's walk finds the others closer; the filter leaves them out).
+    for where, expected in [
+        (memory_service.MemoryFilter(scopes=[Scope.parse(threads[40])]), [PRODUCTS[40]]),
+        (memory_service.MemoryFilter(kinds=[MemoryKind.preference]), []),
+        (memory_service.MemoryFilter(metadata={"source": "import"}), []),
+    ]:
+        filtered = await memory.search("When does the blue mug sell best?", limit=3, where=where)
+        assert [hit.content for hit in filtered] == expected, where
 
 
 async def test_an_exact_identifier_is_found_by_its_words_above_closer_meanings(  # type: ignore[no-untyped-def]
@@ -78,6 +92,11 @@ async def test_an_exact_identifier_is_found_by_its_words_above_closer_meanings( 
     # The embedding alone ranks the other orders' notes higher: the words put this one first.
     assert hits[0].similarity is not None
     assert all((hit.similarity or 0.0) > hits[0].similarity for hit in hits[1:])
+    # Each hit's score (the API's ``score``) fuses its ranks by reciprocal rank (k = 60): the
+    # note first by its words and last of four by meaning, then the others by meaning alone.
+    assert [hit.score for hit in hits] == pytest.approx(
+        [1 / 61 + 1 / 64, 1 / 61, 1 / 62, 1 / 63], rel=1e-9
+    )
 
 
 async def test_a_search_as_the_api_makes_it_finds_by_meaning_alone_and_counts_the_recall(  # type: ignore[no-untyped-def]
@@ -100,8 +119,27 @@ async def test_a_search_as_the_api_makes_it_finds_by_meaning_alone_and_counts_th
             query="Which client is slow to settle bills?",
         )
 
+        # A floor drops a match by meaning alone that is weaker than it; a search that does
+        # not touch (``touch=False``) finds the note without counting it as recalled.
+        floored = await memory_service.search(
+            conn,
+            tenant_id=tenant_a.id,
+            embedders=embedders,
+            query="Which client is slow to settle bills?",
+            min_similarity=0.99,
+        )
+        untouched = await memory_service.search(
+            conn,
+            tenant_id=tenant_a.id,
+            embedders=embedders,
+            query="Which client is slow to settle bills?",
+            touch=False,
+        )
+
     assert [hit.content for hit in hits] == [note]
     assert hits[0].similarity is not None and 0 < hits[0].similarity < 1  # by meaning only
+    assert floored == []
+    assert [hit.content for hit in untouched] == [note]
     recalled = await owner_pool.fetchval(
         "SELECT recall_count FROM memories WHERE tenant_id = $1", tenant_a.id
     )
@@ -134,3 +172,32 @@ async def test_a_search_in_one_thread_finds_nothing_of_another_thread(  # type: 
         )
 
     assert [hit.content for hit in hits] == [note]
+
+
+async def test_a_search_for_one_kind_finds_nothing_of_another_kind(  # type: ignore[no-untyped-def]
+    memory_of, tenant_a: TenantHandle, app_pool: asyncpg.Pool, embedders: Embedders
+) -> None:
+    """Both halves of the hybrid search keep to the asked kinds: the fact is as close by meaning
+    and shares the question's words."""
+    preference = "The owner prefers invoices sent on the first of the month."
+    await memory_of(tenant_a).remember(
+        [
+            MemoryCreate(content=preference, kind=MemoryKind.preference),
+            MemoryCreate(
+                content="Invoices sent on the first of the month are paid fastest.",
+                kind=MemoryKind.fact,
+                scope=f"thread:{uuid.uuid4()}",
+            ),
+        ]
+    )
+
+    async with tenant_transaction(app_pool, tenant_a.id) as conn:
+        hits = await memory_service.search(
+            conn,
+            tenant_id=tenant_a.id,
+            embedders=embedders,
+            query="When are invoices sent?",
+            where=memory_service.MemoryFilter(kinds=[MemoryKind.preference]),
+        )
+
+    assert [hit.content for hit in hits] == [preference]

@@ -16,10 +16,12 @@ import json
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 import asyncpg
 import pytest
+import structlog.testing
 from prometheus_client import REGISTRY
 
 from opshub.actions import service as actions_service
@@ -55,13 +57,15 @@ async def writer(owner_pool: asyncpg.Pool) -> AsyncIterator[TaskEventWriter]:
         await stop_all([task])
 
 
-def outcomes(app_pool: asyncpg.Pool, settings: Settings, worker_id: str) -> RunOutcomes:
+def outcomes(
+    app_pool: asyncpg.Pool, settings: Settings, worker_id: str, live: LocalLiveEvents | None = None
+) -> RunOutcomes:
     resolver = CredentialResolver(
         pool=app_pool, store=open_secret_store(settings), settings=settings
     )
     return RunOutcomes(
         app_pool=app_pool,
-        live=LocalLiveEvents(),
+        live=live or LocalLiveEvents(),
         factory=LLMFactory(pool=app_pool, resolver=resolver, settings=settings),
         settings=settings,
         worker_id=worker_id,
@@ -107,9 +111,13 @@ class HeldRuns:
         events = self.writer.open_run(tenant_id=self.tenant.id, task_id=row["id"], last_seq=0)
         return row, events
 
-    def outcomes(self, worker_id: str = HOLDER, **settings: Any) -> RunOutcomes:
-        """The outcomes of ``worker_id`` (the lease holder unless named), ``settings`` changed."""
-        return outcomes(self.app_pool, self.settings.model_copy(update=settings), worker_id)
+    def outcomes(
+        self, worker_id: str = HOLDER, live: LocalLiveEvents | None = None, **settings: Any
+    ) -> RunOutcomes:
+        """The outcomes of ``worker_id`` (the lease holder unless named), ``settings`` changed,
+        publishing to ``live`` (the watchers of this process) if given."""
+        settings_now = self.settings.model_copy(update=settings)
+        return outcomes(self.app_pool, settings_now, worker_id, live)
 
 
 @pytest.fixture
@@ -143,9 +151,14 @@ async def test_a_worker_that_lost_the_lease_cannot_complete_the_task(
     row, events = await held.start()
     stale = held.outcomes("worker-presumed-dead")
 
-    ended = await stale.complete(row, events, TaskStatus.succeeded, None, result="stale answer")
+    with structlog.testing.capture_logs() as logs:
+        ended = await stale.complete(row, events, TaskStatus.succeeded, None, result="stale answer")
 
     assert ended is False
+    # The operator reads which task's outcome was dropped, and why.
+    assert [(e["log_level"], e["event"], e["task"]) for e in logs] == [
+        ("warning", "task no longer held by this worker; outcome dropped", str(row["id"]))
+    ]
     task, event_count, outbox_count = await stored(owner_pool, row["id"])
     assert task["status"] == "running"
     assert task["result"] is None and task["finished_at"] is None
@@ -167,6 +180,9 @@ async def test_the_lease_holder_completes_the_task(
     assert task["status"] == "succeeded" and task["result"] == "the answer"
     assert task["lease_owner"] is None
     assert (event_count, outbox_count) == (1, 1)  # task.succeeded, stored and in the outbox
+    # No model call was metered: nothing used, nothing billed, to nobody.
+    assert (task["input_tokens"], task["output_tokens"], task["cost_usd"]) == (0, 0, 0)
+    assert task["billed_to"] is None
 
 
 async def task_events(owner_pool: asyncpg.Pool, task_id: uuid.UUID) -> list[tuple[str, Any]]:
@@ -233,7 +249,9 @@ async def test_an_unexpected_error_is_tried_again_as_an_internal_error_without_i
 ) -> None:
     row, events = await held.start()
 
-    await held.outcomes().fail(row, events, RuntimeError("password=hunter2 in a stack frame"), None)
+    failure = RuntimeError("password=hunter2 in a stack frame")
+    with structlog.testing.capture_logs() as logs:
+        await held.outcomes().fail(row, events, failure, None)
 
     task, _, _ = await stored(owner_pool, row["id"])
     assert task["status"] == "queued"
@@ -242,6 +260,9 @@ async def test_an_unexpected_error_is_tried_again_as_an_internal_error_without_i
         "message": "the run failed unexpectedly; retry it or contact support",
     }
     assert "hunter2" not in json.dumps(await task_events(owner_pool, row["id"]))
+    # Its text is the operator's alone: in the log, with the task and the traceback.
+    errors = [(e["event"], e["task"], e["exc_info"]) for e in logs if e["log_level"] == "error"]
+    assert errors == [("crew run failed", str(row["id"]), failure)]
 
 
 async def test_the_last_attempt_fails_the_task_with_its_error(
@@ -250,6 +271,8 @@ async def test_the_last_attempt_fails_the_task_with_its_error(
 ) -> None:
     row, events = await held.start(attempt=3)
     error = ProviderUnavailableError("the provider is overloaded")
+    counted = {"crew": "assistant", "status": "failed", "error": "provider_unavailable"}
+    failed_before = REGISTRY.get_sample_value("opshub_tasks_total", counted) or 0.0
 
     await held.outcomes().fail(row, events, error, None)
 
@@ -259,6 +282,8 @@ async def test_the_last_attempt_fails_the_task_with_its_error(
     assert task["error"] == body
     assert await task_events(owner_pool, row["id"]) == [("task.failed", {"error": body})]
     assert await outbox_types(owner_pool, row["id"]) == ["task.failed"]
+    # The operator's count of failed runs names the error.
+    assert REGISTRY.get_sample_value("opshub_tasks_total", counted) == failed_before + 1
 
 
 async def test_an_error_no_retry_can_mend_fails_the_task_on_its_first_attempt(
@@ -321,9 +346,12 @@ async def test_a_finished_run_answers_in_its_thread_and_sends_its_webhook(
     assert await outbox_types(owner_pool, row["id"]) == ["task.succeeded"]
 
 
+# A crew may end with no text at all: its task then reads as the note alone.
+@pytest.mark.parametrize("answer", ["Raised the budget.", ""], ids=["answered", "no-answer"])
 async def test_a_run_whose_change_waits_for_approval_leaves_its_task_awaiting_it(
     held: HeldRuns,
     owner_pool: asyncpg.Pool,
+    answer: str,
 ) -> None:
     hook = "https://hooks.example.com/opshub"
     row, events = await held.start(webhook_url=hook)
@@ -344,15 +372,20 @@ async def test_a_run_whose_change_waits_for_approval_leaves_its_task_awaiting_it
             summary="Raise Brand to 150 USD a day",
         )
 
-    ended = await held.outcomes().complete(
-        row, events, TaskStatus.succeeded, None, result="Raised the budget.", remember=True
-    )
+    live = LocalLiveEvents()
+    async with live.watch(row["id"]) as watching:
+        ended = await held.outcomes(live=live).complete(
+            row, events, TaskStatus.succeeded, None, result=answer, remember=True
+        )
 
     assert ended is True
+    # Its watchers are told at once, in JSON as the stream sends it.
+    [event] = json.loads(json.dumps(watching.get_nowait()))
+    assert (event["seq"], event["type"]) == (1, "task.awaiting_approval")
     task, _, _ = await stored(owner_pool, row["id"])
     assert task["status"] == "awaiting_approval"
     waiting = f"- Waiting for your approval: Raise Brand to 150 USD a day (action {action.id})"
-    assert task["result"].startswith("Raised the budget.\n\nChanges this run proposed:")
+    assert task["result"].startswith(f"{answer}\n\nChanges this run proposed:")
     assert waiting in task["result"]
     [(kind, data)] = await task_events(owner_pool, row["id"])
     assert kind == "task.awaiting_approval"
@@ -443,3 +476,87 @@ async def test_a_cancelled_run_keeps_the_usage_of_the_calls_it_made(
     assert task["status"] == "cancelled"
     assert (task["input_tokens"], task["output_tokens"]) == (200, 40)
     assert task["billed_to"] == "byok"
+
+
+async def test_a_metered_run_that_succeeds_keeps_its_usage_its_ledger_and_its_count(
+    held: HeldRuns,
+    owner_pool: asyncpg.Pool,
+) -> None:
+    """What the tenant is billed and shown for a finished run: the task's totals, one ledger row
+    per model call, the final event's usage, and the operator's count of succeeded runs."""
+    row, events = await held.start(attempt=1)
+    meter = metered(row, (120, 30), (80, 10))
+    counted = {"crew": "assistant", "status": "succeeded", "error": ""}
+    succeeded_before = REGISTRY.get_sample_value("opshub_tasks_total", counted) or 0.0
+    calls = {"crew": "assistant"}
+    calls_before = REGISTRY.get_sample_value("opshub_run_model_calls_sum", calls) or 0.0
+
+    await held.outcomes().complete(row, events, TaskStatus.succeeded, meter, result="the answer")
+
+    task, _, _ = await stored(owner_pool, row["id"])
+    assert task["status"] == "succeeded"
+    assert (task["input_tokens"], task["output_tokens"], task["billed_to"]) == (200, 40, "byok")
+    # gpt-4.1-mini at 0.40 / 1.60 USD per million tokens in / out.
+    assert task["cost_usd"] == Decimal("0.000144")
+    ledger = await owner_pool.fetch(
+        "SELECT model, input_tokens, output_tokens, billed_to FROM usage_records"
+        " WHERE task_id = $1 ORDER BY input_tokens DESC",
+        row["id"],
+    )
+    assert [tuple(r) for r in ledger] == [
+        ("gpt-4.1-mini", 120, 30, "byok"), ("gpt-4.1-mini", 80, 10, "byok"),
+    ]  # fmt: skip
+    assert await task_events(owner_pool, row["id"]) == [
+        (
+            "task.succeeded",
+            {"text": "the answer", "usage": {"input_tokens": 200, "output_tokens": 40}},
+        )
+    ]
+    assert REGISTRY.get_sample_value("opshub_tasks_total", counted) == succeeded_before + 1
+    assert REGISTRY.get_sample_value("opshub_run_model_calls_sum", calls) == calls_before + 2
+
+
+async def test_a_change_decided_while_the_run_ends_does_not_leave_the_task_waiting(
+    held: HeldRuns,
+    owner_pool: asyncpg.Pool,
+) -> None:
+    """The run's end and a person's decision take turns on the task's row: an end that comes
+    while the decision is being committed waits for it, sees the change decided, and the task
+    succeeds (read before the decision committed, it would wait for approval forever)."""
+    row, events = await held.start()
+    tenant_id = held.tenant.id
+    async with tenant_transaction(held.app_pool, tenant_id) as conn:
+        action = await actions_service.propose(
+            conn,
+            tenant_id=tenant_id,
+            task_id=row["id"],
+            tool="ads",
+            kind=ActionKind.campaign_status,
+            payload={
+                "channel": "meta_ads",
+                "campaign_id": "120330000000000001",
+                "status": "PAUSED",
+            },
+            summary="Pause Brand",
+        )
+
+    async with tenant_transaction(held.app_pool, tenant_id) as deciding:
+        await actions_service.reject(
+            deciding, tenant_id=tenant_id, action_id=action.id, actor="user:test"
+        )
+        ending = asyncio.create_task(
+            held.outcomes().complete(row, events, TaskStatus.succeeded, None, result="Paused.")
+        )
+        # Commit the decision only once the run's end waits on the task's row.
+        deadline = asyncio.get_running_loop().time() + 30
+        while not await owner_pool.fetchval(
+            "SELECT count(*) FROM pg_stat_activity"
+            " WHERE wait_event_type = 'Lock' AND datname = current_database()"
+        ):
+            assert not ending.done(), ending.result()
+            assert asyncio.get_running_loop().time() < deadline, "the run's end never waited"
+            await asyncio.sleep(0.02)
+    await ending
+
+    task, _, _ = await stored(owner_pool, row["id"])
+    assert (task["status"], task["result"]) == ("succeeded", "Paused.")
