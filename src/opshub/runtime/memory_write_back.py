@@ -12,6 +12,7 @@ never the usage: the call was made, and it is paid.
 
 from __future__ import annotations
 
+import uuid
 from decimal import Decimal
 from typing import Any
 
@@ -79,6 +80,7 @@ class MemoryWriteBack:
     ) -> list[MemorySaved]:
         tenant_id, task_id = row["tenant_id"], row["id"]
         usage = meter.usage if meter else TokenUsage()
+        vectors = await self._embed(memory, tenant_id=tenant_id, memories=memories)
         async with tenant_transaction(memory.app_pool, tenant_id) as conn:
             still_ours = await queries.memory_written(
                 conn,
@@ -101,8 +103,25 @@ class MemoryWriteBack:
                 items=memories.items,
                 source_task_id=task_id,
                 index_builder=memory.index_builder,
+                vectors=vectors,
                 index_texts=memories.index_texts,
             )
+
+    @staticmethod
+    async def _embed(
+        memory: TenantMemory, *, tenant_id: uuid.UUID, memories: RunMemories
+    ) -> list[list[float]] | None:
+        """The memories' vectors, made before the storing transaction opens: an open writing
+        transaction holds back every tenant's ``/v1/events`` (rows show once no older
+        transaction is open), and an embedding is a model call or ~100 ms of CPU a batch.
+        None when there is nothing to embed."""
+        if not memories.items:
+            return None
+        async with tenant_transaction(memory.app_pool, tenant_id) as conn:
+            model = await memory_service.active_model(conn, tenant_id=tenant_id)
+        texts = memories.index_texts or [item.content for item in memories.items]
+        embedder = memory.embedders.for_model(model.name, tenant_id=tenant_id)
+        return await embedder.embed(texts)
 
     async def claim_lost(self, *, limit: int) -> list[Record]:
         """Ended tasks whose write-back lost its worker, leased to this one now."""
