@@ -269,8 +269,8 @@ async def remember_many(
         return []
     model = await active_model(conn, tenant_id=tenant_id)
     if vectors is None:
-        vectors = await embedders.for_model(model.name, tenant_id=tenant_id).embed(
-            index_texts or [item.content for item in items]
+        vectors = await embed_items(
+            embedders, model=model.name, tenant_id=tenant_id, items=items, index_texts=index_texts
         )
     await QUERIES["lock_tenant_writes"].execute(conn, tenant_id=tenant_id)
     if (await active_model(conn, tenant_id=tenant_id)).name != model.name:  # moved meanwhile
@@ -297,6 +297,19 @@ async def remember_many(
     if index_builder is not None:
         await request_index_if_due(conn, tenant_id=tenant_id, model=model, builder=index_builder)
     return saved
+
+
+async def embed_items(
+    embedders: Embedders,
+    *,
+    model: str,
+    tenant_id: uuid.UUID,
+    items: Sequence[MemoryCreate],
+    index_texts: Sequence[str] | None = None,
+) -> list[list[float]]:
+    """The vectors ``items`` are found by: ``index_texts`` when given, else their own words."""
+    texts = index_texts or [item.content for item in items]
+    return await embedders.for_model(model, tenant_id=tenant_id).embed(texts)
 
 
 async def request_index_if_due(

@@ -119,9 +119,13 @@ class MemoryWriteBack:
             return None
         async with tenant_transaction(memory.app_pool, tenant_id) as conn:
             model = await memory_service.active_model(conn, tenant_id=tenant_id)
-        texts = memories.index_texts or [item.content for item in memories.items]
-        embedder = memory.embedders.for_model(model.name, tenant_id=tenant_id)
-        return await embedder.embed(texts)
+        return await memory_service.embed_items(
+            memory.embedders,
+            model=model.name,
+            tenant_id=tenant_id,
+            items=memories.items,
+            index_texts=memories.index_texts,
+        )
 
     async def claim_lost(self, *, limit: int) -> list[Record]:
         """Ended tasks whose write-back lost its worker, leased to this one now."""
