@@ -38,7 +38,10 @@ from opshub.tenants import service as tenants_service
 from tests.fakes.server import start_openbao
 
 VAULT_TOKEN = "opshub-test-root"
-REDIS_URL = os.environ.get("OPSHUB_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+# Under pytest-xdist (scripts/test) each process has a Redis of its own: 6379 for gw0, 6380 for
+# gw1 and so on, since pub/sub channels are server-wide and some tests count their subscribers.
+_XDIST_INDEX = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw"))
+REDIS_URL = os.environ.get("OPSHUB_TEST_REDIS_URL", f"redis://127.0.0.1:{6379 + _XDIST_INDEX}/15")
 PREPARED_DATABASE_URL = os.environ.get("OPSHUB_TEST_PREPARED_DATABASE_URL")
 
 

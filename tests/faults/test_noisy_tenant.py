@@ -12,6 +12,7 @@ import sys
 import time
 
 import httpx
+import pytest
 
 from tests.conftest import TenantHandle
 from tests.fakes.black_hole import BlackHole
@@ -71,7 +72,8 @@ def start_noise(base_url: str, api_key: str) -> subprocess.Popen[str]:
     )
 
 
-async def test_a_noisy_tenant_leaves_a_quiet_tenants_reads_within_twice_their_p99(
+@pytest.mark.alone  # a p99 ratio: nothing else may take the cores meanwhile
+async def test_a_noisy_tenant_leaves_a_quiet_tenants_reads_within_a_bound_of_their_p99(
     cluster: Cluster,
 ) -> None:
     api = cluster.spawn("api", http=True, forked=False)  # timed: started as deployed

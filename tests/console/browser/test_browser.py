@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
+import pytest
 from httpx import AsyncClient
 from playwright.async_api import Route, expect
 
@@ -42,6 +43,7 @@ async def test_a_wrong_password_says_so(tab: Tab, tenant_a: TenantHandle) -> Non
     await expect(tab.page.get_by_label("E-mail")).to_have_value(tenant_a.email)
 
 
+@pytest.mark.alone  # timed: the run appears within 1.5 s
 async def test_a_run_submitted_through_the_api_appears_live_and_its_trace_fills_in(
     tab: Tab, api: AsyncClient, tenant_a: TenantHandle, fake_llm: FakeLLMServer
 ) -> None:
