@@ -257,19 +257,21 @@ async def remember_many(
     items: Sequence[MemoryCreate],
     source_task_id: uuid.UUID | None = None,
     index_builder: IndexBuilder | None = None,
-    vectors: Sequence[Sequence[float]] | None = None,
+    embedded: ItemVectors | None = None,
     index_texts: Sequence[str] | None = None,
 ) -> list[MemorySaved]:
     """Store each item unless it is already known: exact duplicates and near-duplicates refresh
     the stored memory; a fact about the same subject supersedes the older one (kept as history).
 
     ``index_texts``: what each item is found by, when not by its own words (embedded for it).
+    ``embedded``: the items' vectors made before this transaction (``embed_items``); made again
+    here if the tenant has moved to another model since.
     """
     if not items:
         return []
     model = await active_model(conn, tenant_id=tenant_id)
-    if vectors is None:
-        vectors = await embed_items(
+    if embedded is None or embedded.model != model.name:
+        embedded = await embed_items(
             embedders, model=model.name, tenant_id=tenant_id, items=items, index_texts=index_texts
         )
     await QUERIES["lock_tenant_writes"].execute(conn, tenant_id=tenant_id)
@@ -292,11 +294,19 @@ async def remember_many(
             vector=vector,
             source_task_id=source_task_id,
         )
-        for item, vector in zip(items, vectors, strict=True)
+        for item, vector in zip(items, embedded.vectors, strict=True)
     ]
     if index_builder is not None:
         await request_index_if_due(conn, tenant_id=tenant_id, model=model, builder=index_builder)
     return saved
+
+
+@dataclass(frozen=True, slots=True)
+class ItemVectors:
+    """The vectors of a batch of items and the model that made them."""
+
+    model: str
+    vectors: list[list[float]]
 
 
 async def embed_items(
@@ -306,10 +316,10 @@ async def embed_items(
     tenant_id: uuid.UUID,
     items: Sequence[MemoryCreate],
     index_texts: Sequence[str] | None = None,
-) -> list[list[float]]:
+) -> ItemVectors:
     """The vectors ``items`` are found by: ``index_texts`` when given, else their own words."""
     texts = index_texts or [item.content for item in items]
-    return await embedders.for_model(model, tenant_id=tenant_id).embed(texts)
+    return ItemVectors(model, await embedders.for_model(model, tenant_id=tenant_id).embed(texts))
 
 
 async def request_index_if_due(

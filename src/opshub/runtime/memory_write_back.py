@@ -80,7 +80,7 @@ class MemoryWriteBack:
     ) -> list[MemorySaved]:
         tenant_id, task_id = row["tenant_id"], row["id"]
         usage = meter.usage if meter else TokenUsage()
-        vectors = await self._embed(memory, tenant_id=tenant_id, memories=memories)
+        embedded = await self._embed(memory, tenant_id=tenant_id, memories=memories)
         async with tenant_transaction(memory.app_pool, tenant_id) as conn:
             still_ours = await queries.memory_written(
                 conn,
@@ -103,14 +103,14 @@ class MemoryWriteBack:
                 items=memories.items,
                 source_task_id=task_id,
                 index_builder=memory.index_builder,
-                vectors=vectors,
+                embedded=embedded,
                 index_texts=memories.index_texts,
             )
 
     @staticmethod
     async def _embed(
         memory: TenantMemory, *, tenant_id: uuid.UUID, memories: RunMemories
-    ) -> list[list[float]] | None:
+    ) -> memory_service.ItemVectors | None:
         """The memories' vectors, made before the storing transaction opens: an open writing
         transaction holds back every tenant's ``/v1/events`` (rows show once no older
         transaction is open), and an embedding is a model call or ~100 ms of CPU a batch.

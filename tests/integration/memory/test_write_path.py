@@ -104,3 +104,22 @@ async def test_a_memory_indexed_by_another_text_is_found_by_that_text(  # type: 
     np.testing.assert_allclose(orjson.loads(stored), by_request, atol=1e-6)
     [hit] = await memory.search("Who ships the Easter hampers?", min_similarity=0.5)
     assert hit.content == outcome.content
+
+
+async def test_vectors_made_with_a_model_the_tenant_has_left_are_made_again(  # type: ignore[no-untyped-def]
+    memory_of, tenant_a: TenantHandle, app_pool: asyncpg.Pool
+) -> None:
+    """The run's write-back embeds before its transaction; a tenant re-embedded onto another
+    model meanwhile gets vectors of the model it has now, not the ones made for the old one."""
+    memory = memory_of(tenant_a)
+    item = MemoryCreate(content="Acme ships from the Leipzig warehouse.")
+    stale = service.ItemVectors("a-model-left-since", [[0.0] * 384])
+    async with tenant_transaction(app_pool, tenant_a.id) as conn:
+        [saved] = await service.remember_many(
+            conn, tenant_id=tenant_a.id, embedders=memory.embedders, items=[item], embedded=stale
+        )
+        stored = await conn.fetchval(
+            "SELECT embedding::text FROM memories WHERE id = $1", saved.memory.id
+        )
+    [own_words] = await memory.embedders.local.embed([item.content])
+    np.testing.assert_allclose(orjson.loads(stored), own_words, atol=1e-6)
