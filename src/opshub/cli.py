@@ -210,6 +210,11 @@ def _serve(
     )
 
 
+def _processes(given: int | None) -> int:
+    """The option's count, else ``OPSHUB_PROCESSES``, else one per core."""
+    return given or get_settings().processes or default_processes()
+
+
 @app.command()
 @_one_line_errors
 def serve(
@@ -234,7 +239,7 @@ def serve(
         host=host,
         port=port,
         api_processes=api_processes or 1,
-        worker_processes=processes or get_settings().processes or default_processes(),
+        worker_processes=_processes(processes),
     )
 
 
@@ -256,7 +261,7 @@ def api(
     ] = None,
 ) -> None:
     """Run the API only (migrations are applied by `opshub migrate`)."""
-    processes = workers or get_settings().processes or default_processes()
+    processes = _processes(workers)
     _serve(apply_migrations=False, host=host, port=port, api_processes=processes)
 
 
@@ -272,16 +277,13 @@ def worker(
     settings = get_settings()
     configure_logging(level=settings.log_level, json=settings.log_json)
     urls = _urls()
-    processes = processes or settings.processes or default_processes()
+    processes = _processes(processes)
     if processes > 1:
         target = functools.partial(
             cli_processes.run_worker_process, concurrency=concurrency, urls=urls
         )
         cli_processes.supervise(
-            ProcessGroup("worker", target, processes),
-            settings=settings,
-            urls=urls,
-            processes=processes,
+            ProcessGroup("worker", target, processes), settings=settings, urls=urls
         )
     else:
         cli_processes.run_worker_process(0, concurrency=concurrency, urls=urls)

@@ -28,18 +28,14 @@ def child_env(settings: Settings, urls: DatabaseUrls, processes: int) -> dict[st
     return env
 
 
-def supervise(
-    *groups: ProcessGroup,
-    settings: Settings,
-    urls: DatabaseUrls,
-    processes: int,
-) -> None:
-    """``processes``: how many worker processes share the machine (each sizes its crews by it)."""
+def supervise(*groups: ProcessGroup, settings: Settings, urls: DatabaseUrls) -> None:
+    # Each worker process sizes its crews by how many worker processes share the machine.
+    workers = sum(group.processes for group in groups if group.role == "worker")
     Supervisor(
         groups=groups,
         # The children's own drain (the worker's grace for its runs), then some room.
         grace_seconds=settings.worker_shutdown_grace_seconds + 15,
-        env=child_env(settings, urls, processes),
+        env=child_env(settings, urls, workers or 1),
     ).run()
 
 
@@ -63,7 +59,7 @@ def serve_supervised(
     if worker_processes:
         target = functools.partial(run_worker_process, concurrency=None, urls=urls, schedule=True)
         groups.append(ProcessGroup("worker", target, worker_processes))
-    supervise(*groups, settings=settings, urls=urls, processes=worker_processes or 1)
+    supervise(*groups, settings=settings, urls=urls)
 
 
 def _serve_process(_index: int, *, listening: socket.socket) -> None:
