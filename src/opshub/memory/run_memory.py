@@ -67,7 +67,7 @@ class TenantMemory:
         where: service.MemoryFilter | None = None,
         min_similarity: float = 0.0,
     ) -> list[MemoryHit]:
-        async with tenant_transaction(self.app_pool, self.tenant_id) as conn:
+        async with tenant_transaction(self.app_pool, self.tenant_id, custom_plans=True) as conn:
             return await service.search(
                 conn,
                 tenant_id=self.tenant_id,
@@ -82,7 +82,7 @@ class TenantMemory:
     async def remember(
         self, items: list[MemoryCreate], *, source_task_id: uuid.UUID | None = None
     ) -> list[MemorySaved]:
-        async with tenant_transaction(self.app_pool, self.tenant_id) as conn:
+        async with tenant_transaction(self.app_pool, self.tenant_id, custom_plans=True) as conn:
             return await service.remember_many(
                 conn,
                 tenant_id=self.tenant_id,

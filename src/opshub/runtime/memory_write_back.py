@@ -81,7 +81,7 @@ class MemoryWriteBack:
         tenant_id, task_id = row["tenant_id"], row["id"]
         usage = meter.usage if meter else TokenUsage()
         embedded = await self._embed(memory, tenant_id=tenant_id, memories=memories)
-        async with tenant_transaction(memory.app_pool, tenant_id) as conn:
+        async with tenant_transaction(memory.app_pool, tenant_id, custom_plans=True) as conn:
             still_ours = await queries.memory_written(
                 conn,
                 tenant_id=tenant_id,

@@ -7,11 +7,12 @@ import uuid
 import asyncpg
 import pytest
 
-from opshub.db.engine import tenant_transaction
+from opshub.db.engine import DatabaseUrls, create_pool, tenant_transaction
 from opshub.memory import service as memory_service
 from opshub.memory.embedders import LOCAL_MODEL, Embedders
 from opshub.memory.indexes import nearest_indexed
 from opshub.memory.models import MemoryKind, Scope
+from opshub.memory.run_memory import TenantMemory
 from opshub.memory.schemas import MemoryCreate
 from tests.conftest import TenantHandle
 
@@ -201,3 +202,29 @@ async def test_a_search_for_one_kind_finds_nothing_of_another_kind(  # type: ign
         )
 
     assert [hit.content for hit in hits] == [preference]
+
+
+async def test_a_runs_recall_never_plans_across_every_partition(  # type: ignore[no-untyped-def]
+    embedders: Embedders, urls: DatabaseUrls, tenant_a: TenantHandle
+) -> None:
+    """A connection plans a prepared statement generically after five uses to compare; on the
+    partitioned memories that plan spans all the partitions (tens of ms, on each connection
+    for each statement). A run's recall and write plan for the tenant's partition only."""
+    pool = await create_pool(urls.app, size=1, transactions_only=True)
+    try:
+        memory = TenantMemory(app_pool=pool, tenant_id=tenant_a.id, embedders=embedders)
+        await memory.remember([MemoryCreate(content=text) for text in PRODUCTS[:3]])
+        for _ in range(8):
+            assert await memory.search("which tent sells best in July?", limit=3)
+        async with pool.acquire() as conn:
+            plans = await conn.fetch(
+                "SELECT statement, generic_plans, custom_plans FROM pg_prepared_statements"
+                " WHERE statement LIKE '%FROM memories%' AND statement NOT LIKE '%pg_prepared%'"
+            )
+    finally:
+        await pool.close()
+    assert plans
+    assert max(row["custom_plans"] for row in plans) >= 8
+    assert [(row["statement"], row["generic_plans"]) for row in plans] == [
+        (row["statement"], 0) for row in plans
+    ]
