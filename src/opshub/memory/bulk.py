@@ -31,7 +31,13 @@ from opshub.memory.errors import UnknownEmbeddingModelError
 from opshub.memory.indexes import IndexBuilder
 from opshub.memory.models import Scope
 from opshub.memory.schemas import MemoriesImported, MemoryImportItem
-from opshub.memory.service import QUERIES, active_model, content_hash, request_index_if_due
+from opshub.memory.service import (
+    QUERIES,
+    active_model,
+    content_hash,
+    lock_tenant_writes,
+    request_index_if_due,
+)
 
 if TYPE_CHECKING:
     import numpy as np
@@ -93,7 +99,7 @@ async def bulk_insert(
     if not records:
         return 0
     # remember() decides on what is stored under this lock; an import must not race it.
-    await QUERIES["lock_tenant_writes"].execute(conn, tenant_id=tenant_id)
+    await lock_tenant_writes(conn, tenant_id=tenant_id)
     # Binary COPY needs a binary codec for every column. Vectors otherwise travel as text (see
     # queries.sql), so this one lives only for the import: left on a pooled connection, it would
     # change what the connection's next users read back.

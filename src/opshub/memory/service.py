@@ -249,6 +249,12 @@ async def recent(
     return [MemoryHit(**memory_read(row).model_dump(), score=0.0, similarity=None) for row in rows]
 
 
+async def lock_tenant_writes(conn: Connection, *, tenant_id: uuid.UUID) -> None:
+    """Until the transaction ends, the tenant's only memory writer. Taken again in the same
+    transaction, it is already held."""
+    await QUERIES["lock_tenant_writes"].execute(conn, tenant_id=tenant_id)
+
+
 async def remember_many(
     conn: Connection,
     *,
@@ -269,13 +275,14 @@ async def remember_many(
     """
     if not items:
         return []
-    model = await active_model(conn, tenant_id=tenant_id)
-    if embedded is None or embedded.model != model.name:
+    if embedded is None:  # embedded before the lock: another writer may wait meanwhile
+        model = await active_model(conn, tenant_id=tenant_id)
         embedded = await embed_items(
             embedders, model=model.name, tenant_id=tenant_id, items=items, index_texts=index_texts
         )
-    await QUERIES["lock_tenant_writes"].execute(conn, tenant_id=tenant_id)
-    if (await active_model(conn, tenant_id=tenant_id)).name != model.name:  # moved meanwhile
+    await lock_tenant_writes(conn, tenant_id=tenant_id)
+    model = await active_model(conn, tenant_id=tenant_id)
+    if embedded.model != model.name:  # the tenant moved to another model meanwhile
         return await remember_many(
             conn,
             tenant_id=tenant_id,

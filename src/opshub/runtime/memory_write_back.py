@@ -82,6 +82,10 @@ class MemoryWriteBack:
         usage = meter.usage if meter else TokenUsage()
         embedded = await self._embed(memory, tenant_id=tenant_id, memories=memories)
         async with tenant_transaction(memory.app_pool, tenant_id, custom_plans=True) as conn:
+            # Waited for before the first write: a transaction that has written holds back
+            # every tenant's /v1/events until it ends (rows show once no older one is open),
+            # and another run's write-back of this tenant may hold the lock a while.
+            await memory_service.lock_tenant_writes(conn, tenant_id=tenant_id)
             still_ours = await queries.memory_written(
                 conn,
                 tenant_id=tenant_id,

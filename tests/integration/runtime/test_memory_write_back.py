@@ -1,0 +1,97 @@
+"""A run's memories, written after its task has ended (``opshub.runtime.memory_write_back``).
+
+Its transaction waits for the tenant's memory lock (one writer per tenant) before it writes
+anything: a transaction that has written holds back every tenant's ``/v1/events`` until it
+ends, since a row shows there only once no older transaction is open.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import asyncpg
+
+from opshub.config import Settings
+from opshub.credentials.resolver import CredentialResolver
+from opshub.credentials.store import open_secret_store
+from opshub.db.engine import tenant_transaction
+from opshub.memory.embedders import Embedders
+from opshub.memory.run_memory import TenantMemory
+from opshub.outbox import service as outbox
+from opshub.runtime.memory_write_back import MemoryWriteBack
+from tests.conftest import TenantHandle
+
+HOLDER = "write-back-test-worker"
+
+
+async def ended_task(owner_pool: asyncpg.Pool, tenant: TenantHandle) -> asyncpg.Record:
+    """A task that has succeeded and whose memories are still to be written, under the lease
+    of ``HOLDER`` (far in the future: no heartbeat of the session adopts it)."""
+    row = await owner_pool.fetchrow(
+        "INSERT INTO tasks (tenant_id, crew, input, status, attempt, max_attempts, started_at,"
+        " finished_at, result, memory_pending, lease_owner, lease_expires_at) VALUES ($1,"
+        " 'assistant', 'Which leads came in this week?', 'succeeded', 1, 3, now(), now(),"
+        " to_jsonb('Three leads.'::text), true, $2, now() + interval '1 hour') RETURNING *",
+        tenant.id,
+        HOLDER,
+    )
+    assert row is not None
+    return row
+
+
+async def waiting_for_a_lock(owner_pool: asyncpg.Pool, within: float = 10.0) -> None:
+    deadline = asyncio.get_running_loop().time() + within
+    while asyncio.get_running_loop().time() < deadline:
+        waiting = await owner_pool.fetchval(
+            "SELECT count(*) FROM pg_stat_activity"
+            " WHERE wait_event_type = 'Lock' AND wait_event = 'advisory'"
+        )
+        if waiting:
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError("the write-back never waited for the tenant's memory lock")
+
+
+async def test_a_write_back_waiting_for_its_tenants_lock_holds_back_no_events(
+    owner_pool: asyncpg.Pool,
+    app_pool: asyncpg.Pool,
+    settings: Settings,
+    tenant_a: TenantHandle,
+    tenant_b: TenantHandle,
+) -> None:
+    row = await ended_task(owner_pool, tenant_a)
+    resolver = CredentialResolver(
+        pool=app_pool, store=open_secret_store(settings), settings=settings
+    )
+    memory = TenantMemory(
+        app_pool=app_pool,
+        tenant_id=tenant_a.id,
+        embedders=Embedders(resolver=resolver, settings=settings).for_run(),
+    )
+    write_back = MemoryWriteBack(owner_pool=owner_pool, worker_id=HOLDER, lease_seconds=60)
+    async with owner_pool.acquire() as other_writer, other_writer.transaction():
+        # Another write-back of tenant A, under way (it takes the lock before writing too).
+        await other_writer.execute(
+            "SELECT pg_advisory_xact_lock(hashtextextended('opshub.memory:' || $1::text, 0))",
+            str(tenant_a.id),
+        )
+        writing = asyncio.create_task(
+            write_back.write(
+                row, crew="assistant", answer="Three leads.", memory=memory, llm=None, meter=None
+            )
+        )
+        await waiting_for_a_lock(owner_pool)
+        async with tenant_transaction(app_pool, tenant_b.id) as conn:
+            await outbox.emit(conn, tenant_id=tenant_b.id, event_type="task.queued", data={})
+        async with tenant_transaction(app_pool, tenant_b.id) as conn:
+            seen = await outbox.events_after(conn, tenant_id=tenant_b.id, after=0)
+        assert [event.type for event in seen] == ["task.queued"]
+        assert not writing.done()
+
+    saved = await asyncio.wait_for(writing, 30)
+    assert [s.outcome for s in saved] == ["created"]
+    pending = await owner_pool.fetchval(
+        "SELECT memory_pending FROM tasks WHERE id = $1", uuid.UUID(str(row["id"]))
+    )
+    assert pending is False
