@@ -94,6 +94,16 @@ SELECT * FROM memories WHERE tenant_id = :tenant_id AND id = ANY(:memory_ids::uu
 UPDATE memories SET last_recalled_at = now(), recall_count = recall_count + 1
  WHERE tenant_id = :tenant_id AND id = ANY(:memory_ids::uuid[]);
 
+-- count_recalls --
+-- Runs as the owner, for the recalls of every tenant's runs at once (opshub.memory.recalls):
+-- each memory's recalls since the last of these, and the time of the latest.
+UPDATE memories m
+   SET recall_count = m.recall_count + r.times,
+       last_recalled_at = greatest(m.last_recalled_at, r.last_at)
+  FROM unnest(:tenant_ids::uuid[], :memory_ids::uuid[], :times::int[],
+              :last_ats::timestamptz[]) AS r(tenant_id, id, times, last_at)
+ WHERE m.tenant_id = r.tenant_id AND m.id = r.id;
+
 -- recent --
 SELECT * FROM memories
  WHERE tenant_id = :tenant_id AND superseded_by IS NULL

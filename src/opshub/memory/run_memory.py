@@ -25,6 +25,7 @@ from opshub.memory import service
 from opshub.memory.embedders import Embedders
 from opshub.memory.indexes import IndexBuilder
 from opshub.memory.models import TENANT_SCOPE, MemoryKind, Scope, ScopeKind
+from opshub.memory.recalls import RecallTally
 from opshub.memory.schemas import MemoryCreate, MemoryHit, MemorySaved
 
 log = structlog.get_logger(__name__)
@@ -58,6 +59,8 @@ class TenantMemory:
     index_builder: IndexBuilder | None = None
     ef_search: int = 100
     extraction_default: bool = True
+    recalls: RecallTally | None = None
+    """Where the run's recalls are counted, written later in a batch; None: by each search."""
 
     async def search(
         self,
@@ -68,7 +71,7 @@ class TenantMemory:
         min_similarity: float = 0.0,
     ) -> list[MemoryHit]:
         async with tenant_transaction(self.app_pool, self.tenant_id, custom_plans=True) as conn:
-            return await service.search(
+            hits = await service.search(
                 conn,
                 tenant_id=self.tenant_id,
                 embedders=self.embedders,
@@ -77,7 +80,11 @@ class TenantMemory:
                 where=where,
                 min_similarity=min_similarity,
                 ef_search=self.ef_search,
+                touch=self.recalls is None,
             )
+        if self.recalls is not None:
+            self.recalls.add(tenant_id=self.tenant_id, memory_ids=(hit.id for hit in hits))
+        return hits
 
     async def remember(
         self, items: list[MemoryCreate], *, source_task_id: uuid.UUID | None = None

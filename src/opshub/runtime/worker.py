@@ -44,6 +44,7 @@ from opshub.llm.warm_up import warm_up_model_sdks
 from opshub.loops import Loops, keep_running, stop_all, stop_requested
 from opshub.memory.embedders import Embedders
 from opshub.memory.indexes import IndexBuilder
+from opshub.memory.recalls import RecallTally
 from opshub.memory.run_memory import TenantMemory
 from opshub.outbound import guarded_client
 from opshub.outbox import service as outbox
@@ -127,6 +128,7 @@ class Worker:
             settings=settings,
             worker_id=self.worker_id,
         )
+        self._recalls = RecallTally(owner_pool=owner_pool)
         self._write_backs = MemoryWriteBack(
             owner_pool=owner_pool,
             worker_id=self.worker_id,
@@ -147,8 +149,9 @@ class Worker:
         # One connection pool for every tool's and executor's calls to connected services.
         self._http = guarded_client(self._settings, timeout=CONNECTOR_TIMEOUT)
         await self._router.start()
-        # Each loop outlives a lost database connection (``keep_running``), this one included.
+        # Each loop outlives a lost database connection (``keep_running``), these included.
         writer = self._loops.start("events", self._writer.run)
+        recalls = self._loops.start("recalls", self._recalls.run)
         executor = ActionExecutor(
             owner_pool=self._owner_pool,
             app_pool=self._app_pool,
@@ -171,9 +174,9 @@ class Worker:
             try:
                 await self._shut_down()
             finally:
-                # The writer goes last: it stores the final events of the runs above.
+                # The writers go last: they store the final events and recalls of the runs above.
                 await stop_all(helpers)
-                await stop_all([writer])
+                await stop_all([writer, recalls])
                 await self._http.aclose()
                 await self._router.stop()
 
@@ -595,6 +598,7 @@ class Worker:
             index_builder=self._memory_indexes,
             ef_search=self._settings.memory_ef_search,
             extraction_default=self._settings.memory_extraction,
+            recalls=self._recalls,
         )
 
     def _connectors(self) -> Connectors:
