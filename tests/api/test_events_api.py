@@ -7,8 +7,11 @@ is read as it is written (``StreamingASGITransport``), on the embedded default w
 from __future__ import annotations
 
 import asyncio
+import statistics
+import time
 from collections.abc import AsyncIterator
 
+import asyncpg
 import httpx
 import pytest
 from fastapi import FastAPI
@@ -125,3 +128,29 @@ async def test_a_page_rendered_at_a_cursor_gets_what_happened_before_it_connecte
     finally:
         await response.aclose()
     assert first["data"]["task_id"] == between
+
+
+async def test_an_event_held_behind_an_older_transaction_follows_its_end_closely(
+    sse_client: AsyncClient, client: AsyncClient, owner_pool: asyncpg.Pool, tenant_a: TenantHandle
+) -> None:
+    """A stream shows a row once no older writing transaction is open. Woken by the row's
+    commit while another run's ending is still open, it looks again within tens of ms of that
+    one's end (each look a query: 25 ms after the wake-up, then twice as long each time)."""
+    response, stream = await open_stream(sse_client, tenant_a)
+    lags = []
+    try:
+        for n in range(3):
+            async with owner_pool.acquire() as older:
+                older_tx = older.transaction()
+                await older_tx.start()
+                await older.fetchval("SELECT pg_current_xact_id()")  # it has written
+                await submit(client, tenant_a, f"Held back {n}")  # commits, wakes the stream
+                await asyncio.sleep(0.04)
+                await older_tx.commit()
+                ended = time.perf_counter()
+            [queued] = await next_frames(stream, 1)
+            lags.append(time.perf_counter() - ended)
+            assert queued["data"]["type"] == "task.queued"
+    finally:
+        await response.aclose()
+    assert statistics.median(lags) < 0.12, lags

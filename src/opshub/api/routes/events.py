@@ -19,10 +19,12 @@ from opshub.outbox.service import TenantEvent
 
 router = APIRouter(prefix="/v1/events", tags=["events"])
 KEEPALIVE_SECONDS = 15.0
-# A wake-up that found nothing new may mean a row held back behind an older open transaction:
-# look again soon rather than at the next keep-alive.
-RECHECK_SECONDS = 0.2
-RECHECKS = 10
+# A wake-up that found nothing new may mean a row held back behind an older open transaction,
+# most often another run's ending, committed a few ms later: look again after 25 ms, then after
+# twice as long each time up to 200 ms, for 2 s, rather than at the next keep-alive.
+FIRST_RECHECK_SECONDS = 0.025
+MAX_RECHECK_SECONDS = 0.2
+RECHECK_FOR_SECONDS = 2.0
 
 
 def frame(event: TenantEvent) -> bytes:
@@ -45,22 +47,25 @@ async def stream_tenant_events(
     """Every event after the cursor, then each new one as it commits, until the client leaves."""
     async with state.tenant_events.watch(tenant_id) as wake:
         yield b": watching\n\n"
-        last, rechecks = after, 0
+        last = after
+        recheck, rechecked_for = 0.0, 0.0  # no recheck due: wait for a wake-up
         while True:
             async with tenant_transaction(state.app_pool, tenant_id) as conn:
                 events = await outbox.events_after(conn, tenant_id=tenant_id, after=last)
             if events:
                 yield b"".join(frame(event) for event in events)
-                last, rechecks = events[-1].cursor, 0
+                last, recheck = events[-1].cursor, 0.0
                 continue  # there may be more pages
-            timeout = RECHECK_SECONDS if rechecks else KEEPALIVE_SECONDS
             try:
-                await asyncio.wait_for(wake.wait(), timeout)
-                rechecks = RECHECKS
+                await asyncio.wait_for(wake.wait(), recheck or KEEPALIVE_SECONDS)
+                recheck, rechecked_for = FIRST_RECHECK_SECONDS, 0.0
             except TimeoutError:
-                if not rechecks:
+                if not recheck:
                     yield b": keep-alive\n\n"
-                rechecks = max(rechecks - 1, 0)
+                rechecked_for += recheck
+                recheck = min(recheck * 2, MAX_RECHECK_SECONDS)
+                if rechecked_for >= RECHECK_FOR_SECONDS:
+                    recheck = 0.0
             wake.clear()
 
 
