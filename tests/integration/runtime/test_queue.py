@@ -244,6 +244,26 @@ async def test_the_turn_counts_follow_every_way_a_task_moves(qdb: QueueDb) -> No
     assert {tuple(row) for row in counted} == {tuple(row) for row in actual}
 
 
+async def test_runs_of_one_tenant_ending_together_do_not_wait_for_each_other(
+    qdb: QueueDb,
+) -> None:
+    """Each ending moves its tenant's turn counts at its commit, not at its status change: the
+    other endings of the tenant need not wait for a transaction still storing the rest."""
+    a = await qdb.tenant("A")
+    await qdb.add_tasks(a, 2)
+    first, second = (await claim(qdb.pool, limit=2)).tasks
+    end = "UPDATE tasks SET status = 'succeeded', finished_at = now() WHERE id = $1"
+    async with qdb.pool.acquire() as slow, qdb.pool.acquire() as quick:
+        async with slow.transaction():
+            await slow.execute(end, first["id"])  # and then more round trips, still open
+            async with quick.transaction():
+                await asyncio.wait_for(quick.execute(end, second["id"]), 2.0)
+    turns = await qdb.pool.fetchrow(
+        "SELECT queued, running FROM queue_turns WHERE tenant_id = $1", a
+    )
+    assert (turns["queued"], turns["running"]) == (0, 0)
+
+
 async def test_each_claimed_task_gets_its_task_started_event_with_the_claim(qdb: QueueDb) -> None:
     a = await qdb.tenant("Started")
     b = await qdb.tenant("Also started")
