@@ -4,8 +4,8 @@
 -- A claim is this one statement, one round trip: it holds its locks only while it runs.
 -- Dead workers first: their tasks go back to the queue with a backoff, or fail once they have had
 -- every attempt (or end cancelled if that was asked). Each is taken with its tenant's turn row,
--- so the counting triggers at the end of the statement only touch rows this claim already holds
--- (two claims never wait on each other, so they cannot deadlock).
+-- so the counting triggers, at the commit right after the statement, only touch rows this claim
+-- already holds (two claims never wait on each other, so they cannot deadlock).
 -- Fairness: the tenants with queued work (queue_turns, counted by triggers) take turns: those
 -- with the fewest running tasks first, then those never served (the first to wait first), then
 -- the one served longest ago, as many tenants as there are slots, passing over those at their
