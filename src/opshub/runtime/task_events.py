@@ -71,6 +71,7 @@ class TaskEventWriter:
         self._submitted = 0
         self._done = 0
         self._loop = asyncio.get_running_loop()
+        self._wake_sent = False  # a wake-up from another thread is on its way to the loop
 
     def open_run(self, *, tenant_id: uuid.UUID, task_id: uuid.UUID, last_seq: int) -> RunEvents:
         """``last_seq``: numbering continues after a previous attempt's stored events."""
@@ -98,14 +99,25 @@ class TaskEventWriter:
             self._pending.append(row)
             self._last_pending[run.task_id] = row
             self._submitted += 1
-        try:
-            running = asyncio.get_running_loop()
-        except RuntimeError:
-            running = None
+            try:
+                running = asyncio.get_running_loop()
+            except RuntimeError:
+                running = None
+            if running is not self._loop:
+                # One wake-up in flight is enough: crews' threads emit a token event each, and
+                # each call_soon_threadsafe is a write to the loop's self-pipe and a turn of it.
+                if self._wake_sent:
+                    return
+                self._wake_sent = True
         if running is self._loop:
             self._wake.set()
         else:
-            self._loop.call_soon_threadsafe(self._wake.set)
+            self._loop.call_soon_threadsafe(self._woken)
+
+    def _woken(self) -> None:
+        with self._lock:
+            self._wake_sent = False
+        self._wake.set()
 
     def close(self, run: RunEvents) -> None:
         with self._lock:
