@@ -17,6 +17,7 @@ import pytest
 from fastapi import FastAPI
 from httpx import AsyncClient
 
+from opshub.db.engine import tenant_transaction
 from tests.conftest import TenantHandle
 from tests.integration.runtime.test_sse import Frame, StreamingASGITransport, frames
 
@@ -154,3 +155,44 @@ async def test_an_event_held_behind_an_older_transaction_follows_its_end_closely
     finally:
         await response.aclose()
     assert statistics.median(lags) < 0.12, lags
+
+
+async def emit(conn: asyncpg.Connection, tenant: TenantHandle, event_type: str) -> None:
+    await conn.execute(
+        "INSERT INTO outbox (tenant_id, event_type, data) VALUES ($1, $2, '{}')",
+        tenant.id,
+        event_type,
+    )
+
+
+async def test_an_event_still_held_when_an_earlier_one_is_sent_follows_once_free(
+    sse_client: AsyncClient,
+    owner_pool: asyncpg.Pool,
+    app_pool: asyncpg.Pool,
+    tenant_a: TenantHandle,
+) -> None:
+    """The wake-up of an event held back is spent by the read that sends an earlier one: the
+    stream must not then sleep until the next event or keep-alive (15 s)."""
+    response, stream = await open_stream(sse_client, tenant_a)
+    try:
+        async with owner_pool.acquire() as first, owner_pool.acquire() as oldest:
+            first_tx, oldest_tx = first.transaction(), oldest.transaction()
+            await first_tx.start()
+            await first.fetchval("SELECT pg_current_xact_id()")
+            await oldest_tx.start()
+            await oldest.fetchval("SELECT pg_current_xact_id()")  # writes nothing it tells
+            async with tenant_transaction(app_pool, tenant_a.id) as conn:
+                await emit(conn, tenant_a, "test.held_until_the_oldest_ends")
+            await emit(first, tenant_a, "test.sent_first")
+            await first_tx.commit()
+            [sent] = await next_frames(stream, 1)
+            assert sent["event"] == "test.sent_first"
+            await asyncio.sleep(0.3)
+            await oldest_tx.commit()
+            ended = time.perf_counter()
+        async with asyncio.timeout(2):
+            [held] = await next_frames(stream, 1)
+        assert held["event"] == "test.held_until_the_oldest_ends"
+        assert time.perf_counter() - ended < 1.0
+    finally:
+        await response.aclose()

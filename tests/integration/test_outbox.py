@@ -22,13 +22,13 @@ async def emit(conn: asyncpg.Connection, tenant: TenantHandle, event_type: str) 
 async def read_after(app_pool: asyncpg.Pool, tenant: TenantHandle, after: int) -> list[str]:
     async with tenant_transaction(app_pool, tenant.id) as conn:
         events = await outbox.events_after(conn, tenant_id=tenant.id, after=after)
-    return [event.type for event in events]
+    return [event.type for event in events.events]
 
 
 async def cursor_of(app_pool: asyncpg.Pool, tenant: TenantHandle, event_type: str) -> int:
     async with tenant_transaction(app_pool, tenant.id) as conn:
         events = await outbox.events_after(conn, tenant_id=tenant.id, after=0)
-    return next(event.cursor for event in events if event.type == event_type)
+    return next(event.cursor for event in events.events if event.type == event_type)
 
 
 async def test_an_event_committed_after_a_higher_id_still_comes_after_the_cursor(

@@ -45,18 +45,28 @@ class TenantEvent:
     data: dict[str, Any]
 
 
+@dataclass(frozen=True, slots=True)
+class TenantEventPage:
+    events: list[TenantEvent]
+    held_back: bool
+    """A committed event waits behind an older open transaction: it shows soon, with no wake-up
+    of its own to come (its commit's has been and gone)."""
+
+
 async def events_after(
     conn: Connection, *, tenant_id: uuid.UUID, after: int, limit: int = 500
-) -> list[TenantEvent]:
+) -> TenantEventPage:
     rows = await QUERIES["tenant_events_after"].fetch(
         conn, tenant_id=tenant_id, after=after, limit=limit
     )
-    return [
+    events = [
         TenantEvent(
             cursor=row["id"], type=row["event_type"], ts=row["created_at"], data=row["data"]
         )
         for row in rows
+        if row["id"] is not None
     ]
+    return TenantEventPage(events, held_back=rows[0]["held_back"])
 
 
 async def latest_cursor(conn: Connection, *, tenant_id: uuid.UUID) -> int:

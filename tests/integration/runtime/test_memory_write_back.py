@@ -86,7 +86,7 @@ async def test_a_write_back_waiting_for_its_tenants_lock_holds_back_no_events(
             await outbox.emit(conn, tenant_id=tenant_b.id, event_type="task.queued", data={})
         async with tenant_transaction(app_pool, tenant_b.id) as conn:
             seen = await outbox.events_after(conn, tenant_id=tenant_b.id, after=0)
-        assert [event.type for event in seen] == ["task.queued"]
+        assert [event.type for event in seen.events] == ["task.queued"]
         assert not writing.done()
 
     saved = await asyncio.wait_for(writing, 30)

@@ -19,12 +19,12 @@ from opshub.outbox.service import TenantEvent
 
 router = APIRouter(prefix="/v1/events", tags=["events"])
 KEEPALIVE_SECONDS = 15.0
-# A wake-up that found nothing new may mean a row held back behind an older open transaction,
-# most often another run's ending, committed a few ms later: look again after 25 ms, then after
-# twice as long each time up to 200 ms, for 2 s, rather than at the next keep-alive.
+PAGE = 500
+# While a committed event waits behind an older open transaction (most often another run's
+# ending, committed a few ms later) no wake-up will come for it: look again after 25 ms, then
+# twice as long each time up to 200 ms, until it shows.
 FIRST_RECHECK_SECONDS = 0.025
 MAX_RECHECK_SECONDS = 0.2
-RECHECK_FOR_SECONDS = 2.0
 
 
 def frame(event: TenantEvent) -> bytes:
@@ -47,25 +47,25 @@ async def stream_tenant_events(
     """Every event after the cursor, then each new one as it commits, until the client leaves."""
     async with state.tenant_events.watch(tenant_id) as wake:
         yield b": watching\n\n"
-        last = after
-        recheck, rechecked_for = 0.0, 0.0  # no recheck due: wait for a wake-up
+        last, recheck = after, 0.0
         while True:
             async with tenant_transaction(state.app_pool, tenant_id) as conn:
-                events = await outbox.events_after(conn, tenant_id=tenant_id, after=last)
-            if events:
-                yield b"".join(frame(event) for event in events)
-                last, recheck = events[-1].cursor, 0.0
-                continue  # there may be more pages
+                page = await outbox.events_after(conn, tenant_id=tenant_id, after=last, limit=PAGE)
+            if page.events:
+                yield b"".join(frame(event) for event in page.events)
+                last = page.events[-1].cursor
+                if len(page.events) == PAGE:
+                    continue
+            if page.held_back:
+                recheck = min(2 * recheck, MAX_RECHECK_SECONDS) or FIRST_RECHECK_SECONDS
+            else:
+                recheck = 0.0
             try:
                 await asyncio.wait_for(wake.wait(), recheck or KEEPALIVE_SECONDS)
-                recheck, rechecked_for = FIRST_RECHECK_SECONDS, 0.0
+                recheck = 0.0
             except TimeoutError:
                 if not recheck:
                     yield b": keep-alive\n\n"
-                rechecked_for += recheck
-                recheck = min(recheck * 2, MAX_RECHECK_SECONDS)
-                if rechecked_for >= RECHECK_FOR_SECONDS:
-                    recheck = 0.0
             wake.clear()
 
 
