@@ -111,10 +111,8 @@ async def create_pool(url: str, *, size: int, transactions_only: bool = False) -
 
 async def set_tenant(conn: Connection, tenant_id: uuid.UUID, *, custom_plans: bool = False) -> None:
     """Bind the rest of this transaction to one tenant; RLS policies read it."""
-    if custom_plans:
-        await QUERIES["set_tenant_custom_plans"].execute(conn, tenant_id=str(tenant_id))
-    else:
-        await QUERIES["set_tenant"].execute(conn, tenant_id=str(tenant_id))
+    query = QUERIES["set_tenant_custom_plans"] if custom_plans else QUERIES["set_tenant"]
+    await query.execute(conn, tenant_id=str(tenant_id))
 
 
 async def ping(conn: Connection) -> None:

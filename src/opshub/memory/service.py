@@ -265,6 +265,7 @@ async def remember_many(
     index_builder: IndexBuilder | None = None,
     embedded: ItemVectors | None = None,
     index_texts: Sequence[str] | None = None,
+    locked: bool = False,
 ) -> list[MemorySaved]:
     """Store each item unless it is already known: exact duplicates and near-duplicates refresh
     the stored memory; a fact about the same subject supersedes the older one (kept as history).
@@ -272,6 +273,7 @@ async def remember_many(
     ``index_texts``: what each item is found by, when not by its own words (embedded for it).
     ``embedded``: the items' vectors made before this transaction (``embed_items``); made again
     here if the tenant has moved to another model since.
+    ``locked``: the caller took ``lock_tenant_writes`` in this transaction already.
     """
     if not items:
         return []
@@ -280,7 +282,8 @@ async def remember_many(
         embedded = await embed_items(
             embedders, model=model.name, tenant_id=tenant_id, items=items, index_texts=index_texts
         )
-    await lock_tenant_writes(conn, tenant_id=tenant_id)
+    if not locked:
+        await lock_tenant_writes(conn, tenant_id=tenant_id)
     model = await active_model(conn, tenant_id=tenant_id)
     if embedded.model != model.name:  # the tenant moved to another model meanwhile
         return await remember_many(
@@ -291,6 +294,7 @@ async def remember_many(
             source_task_id=source_task_id,
             index_builder=index_builder,
             index_texts=index_texts,
+            locked=True,
         )
     saved = [
         await _remember_one(

@@ -109,6 +109,7 @@ class MemoryWriteBack:
                 index_builder=memory.index_builder,
                 embedded=embedded,
                 index_texts=memories.index_texts,
+                locked=True,
             )
 
     @staticmethod
