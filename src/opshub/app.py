@@ -94,10 +94,12 @@ class Hub:
             if settings.redis_url
             else None
         )
-        # Tenant transactions, and the API's one LISTEN for tenant streams: nothing else stays
-        # on a connection past its transaction (the owner pool's session locks do).
+        # Neither pool's users leave anything on a connection past its transaction but LISTENs
+        # and the owner's session locks, which they note: a release resets only those, not
+        # every claim's and event batch's connection (a round trip on each, before the writer
+        # could publish what it had stored).
         app_pool = await create_pool(urls.app, size=app_pool_size, transactions_only=True)
-        owner_pool = await create_pool(urls.owner, size=owner_pool_size)
+        owner_pool = await create_pool(urls.owner, size=owner_pool_size, transactions_only=True)
         POOLS.watch("app", app_pool)
         POOLS.watch("owner", owner_pool)
         # Without Redis, the hub's processes share live events, login attempts and credential

@@ -9,6 +9,7 @@ from pathlib import Path
 from sqlalchemy import make_url
 
 from opshub.config import Settings
+from opshub.db import locks
 from opshub.db.engine import DatabaseUrls, create_engine, create_pool, dsn, resolve_database_urls
 
 
@@ -102,3 +103,31 @@ async def test_a_transactions_only_pool_resets_what_a_connection_left_only_when_
     assert listening == 0  # the listener went with the release
     assert leftover in (None, "")  # a transaction's setting ends with it, reset or not
     assert name == "left-behind"  # a connection that did not listen goes back as it was
+
+
+async def test_a_session_lock_its_holder_failed_to_release_goes_with_the_connections_release(
+    urls: DatabaseUrls,
+) -> None:
+    # The owner pool's jobs (outbox relay, credential sweep, index builds) take session locks on
+    # a pool that otherwise skips the reset; one cancelled before its unlock must not hand the
+    # lock to whoever gets the connection next, which would then hold the job for good.
+    pool = await create_pool(urls.owner, size=1, transactions_only=True)
+    key = 7_400_017
+    try:
+        async with pool.acquire() as conn:
+            assert await locks.try_lock(conn, key=key)
+        async with pool.acquire() as conn:
+            held = await conn.fetchval(
+                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND objid = $1 "
+                "AND pid = pg_backend_pid()",
+                key,
+            )
+            # Not this pool's users' way; here it shows which releases send the reset.
+            await conn.execute("SELECT set_config('application_name', 'left-behind', false)")
+        async with pool.acquire() as conn:
+            name = await conn.fetchval("SELECT current_setting('application_name')")
+    finally:
+        await pool.close()
+
+    assert held == 0
+    assert name == "left-behind"  # a connection that took no lock goes back as it was

@@ -70,30 +70,43 @@ async def _init_connection(conn: Connection) -> None:
 
 class _TransactionsOnly(asyncpg.Connection):  # type: ignore[misc]
     """A connection of a pool whose users keep their state in transactions (``SET LOCAL``,
-    transaction-scoped locks, ``ON COMMIT DROP``): what outlives them is a LISTEN, noted here."""
+    transaction-scoped locks, ``ON COMMIT DROP``): what outlives them is a LISTEN or a session
+    advisory lock, noted here."""
 
-    listened = False
+    kept_session_state = False
 
     async def add_listener(self, channel: str, callback: Any) -> None:
-        self.listened = True
+        self.kept_session_state = True
         await super().add_listener(channel, callback)
 
+    def note_session_lock(self) -> None:
+        self.kept_session_state = True
 
-async def _reset_if_listened(conn: _TransactionsOnly) -> None:
+
+def note_session_lock(conn: Connection) -> None:
+    """Said by whoever takes a session advisory lock: should its holder fail to unlock (a
+    cancelled task, a lost statement), the connection's release resets it rather than handing
+    the lock to the pool's next user."""
+    note = getattr(conn, "note_session_lock", None)
+    if note is not None:
+        note()
+
+
+async def _reset_if_noted(conn: _TransactionsOnly) -> None:
     """On release, after asyncpg has rolled back an open transaction: the full reset
-    (``UNLISTEN *``, ``RESET ALL``, …; a round trip on every release otherwise) only for a
-    connection that listened."""
-    if conn.listened:
+    (``UNLISTEN *``, ``pg_advisory_unlock_all()``, ``RESET ALL``, …; a round trip on every
+    release otherwise) only for a connection that listened or took a session lock."""
+    if conn.kept_session_state:
         await conn.execute(conn.get_reset_query())
-        conn.listened = False
+        conn.kept_session_state = False
 
 
 async def create_pool(url: str, *, size: int, transactions_only: bool = False) -> asyncpg.Pool:
-    """``transactions_only``: its users leave no session state behind but LISTENs (no session
-    advisory locks, ``SET``s or temporary tables that outlive a transaction), so a released
-    connection is reset only when it listened."""
+    """``transactions_only``: its users leave no session state behind but LISTENs and session
+    advisory locks they note (``note_session_lock``); no ``SET``s or temporary tables that
+    outlive a transaction. A released connection is reset only when it kept such state."""
     extra: dict[str, Any] = (
-        {"connection_class": _TransactionsOnly, "reset": _reset_if_listened}
+        {"connection_class": _TransactionsOnly, "reset": _reset_if_noted}
         if transactions_only
         else {}
     )

@@ -3,13 +3,16 @@ sequence (a transaction lock), across processes."""
 
 from __future__ import annotations
 
-from opshub.db.engine import QUERIES
+from opshub.db.engine import QUERIES, note_session_lock
 from opshub.db.sql import Connection
 
 
 async def try_lock(conn: Connection, *, key: int) -> bool:
     """Held by the session until ``unlock``; False when another holds it."""
-    return bool(await QUERIES["try_advisory_lock"].fetchval(conn, key=key))
+    locked = bool(await QUERIES["try_advisory_lock"].fetchval(conn, key=key))
+    if locked:
+        note_session_lock(conn)
+    return locked
 
 
 async def unlock(conn: Connection, *, key: int) -> None:

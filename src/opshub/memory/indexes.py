@@ -26,7 +26,7 @@ from pathlib import Path
 import asyncpg
 import structlog
 
-from opshub.db.engine import set_tenant
+from opshub.db.engine import note_session_lock, set_tenant
 from opshub.db.sql import Connection, Query, load_queries
 from opshub.memory.embedders import MODELS
 
@@ -87,11 +87,19 @@ async def tenant_partition(conn: Connection, tenant_id: uuid.UUID) -> asyncpg.Re
     return await QUERIES["tenant_partition"].fetchone(conn, tenant_id=tenant_id)
 
 
+async def _try_lock_index(conn: Connection, *, name: str) -> bool:
+    """Held by the session until ``unlock_index``."""
+    locked = bool(await QUERIES["try_lock_index"].fetchval(conn, name=name))
+    if locked:
+        note_session_lock(conn)
+    return locked
+
+
 async def build_tenant_index(pool: asyncpg.Pool, *, tenant_id: uuid.UUID, model: str) -> bool:
     """Build the tenant's index unless another process is at it or it exists. Owner pool only."""
     name = index_name(tenant_id, model)
     async with pool.acquire() as conn:
-        if not await QUERIES["try_lock_index"].fetchval(conn, name=name):
+        if not await _try_lock_index(conn, name=name):
             return False
         predicate = tenant_predicate(tenant_id, model)
         try:
@@ -133,7 +141,7 @@ async def maintain(pool: asyncpg.Pool, *, threshold: int) -> int:
     for orphan in orphans:
         async with pool.acquire() as conn:
             # A build in progress holds this lock and has not registered its index yet.
-            if await QUERIES["try_lock_index"].fetchval(conn, name=orphan["relname"]):
+            if await _try_lock_index(conn, name=orphan["relname"]):
                 try:
                     await QUERIES["drop_index"].fill(name=orphan["qualified"]).execute(conn)
                 finally:
