@@ -6,7 +6,7 @@ with tens of thousands queued, thousands with one or two). ``--clients`` claim-o
 (default 20, one connection each) loop as a worker's claim loop does: ``claim_next_tasks``
 (opshub's own call, one statement: the expired-lease sweep, the fair claim, the tenants' turns
 and the ``task.started`` outbox rows) for up to ``--batch`` tasks, then finish them at once with
-the worker's own ``finish_task`` statement. For ``--seconds`` it records:
+the worker's own ``end_run`` statement. For ``--seconds`` it records:
 
 - each claim call's latency as its client sees it (waits on locks included), p50/p95/p99, and
   the claims and tasks per second one PostgreSQL sustains;
@@ -47,6 +47,7 @@ from sqlalchemy import make_url
 from opshub.db.embedded import start_embedded_postgres, stop_embedded_postgres
 from opshub.db.engine import DatabaseUrls
 from opshub.db.migrate import migrate
+from opshub.llm.metering import NO_LEDGER
 from opshub.runtime import queries, queue
 
 RESULTS = Path(__file__).with_name("results") / "queue_scale.json"
@@ -143,10 +144,19 @@ async def client(owner: asyncpg.Pool, run: Run, no: int, *, batch: int, until: f
         run.claimed += len(claim.tasks)
         async with owner.acquire() as conn, conn.transaction():
             for task in claim.tasks:
-                await queries.finish_task(
-                    conn, tenant_id=task["tenant_id"], task_id=task["id"], worker_id=worker_id,
-                    status="succeeded", result=None, error=None, input_tokens=0,
-                    output_tokens=0, cost_usd=Decimal(0), billed_to=None, remember=False,
+                last = queries.TaskEventRow(
+                    task["tenant_id"],
+                    task["id"],
+                    task["last_seq"] + 1,
+                    "task.succeeded",
+                    datetime.now(UTC),
+                    {},
+                )
+                await queries.end_run(
+                    conn, tenant_id=task["tenant_id"], worker_id=worker_id, status="succeeded",
+                    result=None, error=None, input_tokens=0, output_tokens=0,
+                    cost_usd=Decimal(0), billed_to=None, remember=False, usage=NO_LEDGER,
+                    last_event=last, channel="", notices=[],
                 )  # fmt: skip
 
 

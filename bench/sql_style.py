@@ -16,7 +16,6 @@ import re
 import subprocess
 import timeit
 import uuid
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +27,6 @@ HOT = {
     "src/opshub/runtime/queue.sql": [
         # The claim became one statement after that run (issue 20): compare it at its own commit.
         "claim_tasks",
-        "finish_task",
     ],
     "src/opshub/memory/queries.sql": [
         "nearest_exact",
@@ -83,22 +81,6 @@ def main() -> None:
     queue = load_queries(ROOT / "src/opshub/runtime/queue.sql")
     calls: list[tuple[str, dict[str, Any]]] = [
         ("claim_tasks", {"worker_id": "w", "limit": 4, "lease_seconds": 30.0, "tenant_limit": 16}),
-        (
-            "finish_task",
-            {
-                "tenant_id": tenant,
-                "task_id": tenant,
-                "worker_id": "w",
-                "status": "succeeded",
-                "result": "done",
-                "error": None,
-                "input_tokens": 1,
-                "output_tokens": 2,
-                "cost_usd": Decimal(0),
-                "billed_to": "byok",
-                "remember": False,
-            },
-        ),
     ]
     for name, keywords in calls:
         query, number = queue[name], 200_000

@@ -37,6 +37,20 @@ class MeteredCall:
     cost_usd: Decimal
 
 
+LEDGER_COLUMNS = (
+    "providers",
+    "models",
+    "input_tokens",
+    "output_tokens",
+    "cached_tokens",
+    "costs_usd",
+    "billed_to",
+    "kinds",
+)
+NO_LEDGER: dict[str, list[Any]] = {name: [] for name in LEDGER_COLUMNS}
+"""The ledger of a run that ended before it had a meter."""
+
+
 @dataclass
 class RunMeter:
     tenant_id: uuid.UUID
@@ -88,25 +102,33 @@ class RunMeter:
     def cost_usd(self) -> Decimal:
         return sum((call.cost_usd for call in self.calls), Decimal(0))
 
+    def ledger(self) -> dict[str, list[Any]]:
+        """The run's rows of the usage ledger as columns: one per model call, and the
+        platform's fee for a run on the tenant's own key (the ``insert_run_usage`` arrays)."""
+        rows: list[tuple[str, str, int, int, int, Decimal, str, str]] = [
+            (
+                self.provider,
+                call.model,
+                call.usage.input_tokens,
+                call.usage.output_tokens,
+                call.usage.cached_tokens,
+                call.cost_usd,
+                self.billed_to.value,
+                "model_call",
+            )
+            for call in self.calls
+        ]
+        if self.billed_to is Source.byok and self.byok_run_fee_usd > 0:
+            rows.append(
+                ("opshub", "byok-run-fee", 0, 0, 0, self.byok_run_fee_usd, "byok", "run_fee")
+            )
+        return {name: [row[i] for row in rows] for i, name in enumerate(LEDGER_COLUMNS)}
+
     async def persist(self, conn: Connection) -> None:
         """Write the run's usage to the tenant's ledger (once, when the run ends)."""
-        if self.billed_to is Source.byok and self.byok_run_fee_usd > 0:
-            await usage_ledger.QUERIES["insert_run_fee"].execute(
-                conn, tenant_id=self.tenant_id, task_id=self.task_id, cost_usd=self.byok_run_fee_usd
-            )
-        for call in self.calls:
-            await usage_ledger.QUERIES["insert_usage"].execute(
-                conn,
-                tenant_id=self.tenant_id,
-                task_id=self.task_id,
-                provider=self.provider,
-                model=call.model,
-                input_tokens=call.usage.input_tokens,
-                output_tokens=call.usage.output_tokens,
-                cached_tokens=call.usage.cached_tokens,
-                cost_usd=call.cost_usd,
-                billed_to=self.billed_to.value,
-            )
+        await usage_ledger.QUERIES["insert_run_usage"].execute(
+            conn, tenant_id=self.tenant_id, task_id=self.task_id, **self.ledger()
+        )
 
 
 def call(llm: Any, messages: list[Any]) -> Any:

@@ -59,11 +59,10 @@ async def release(conn: Connection, *, task_ids: list[uuid.UUID], worker_id: str
     await QUERIES["release"].execute(conn, task_ids=task_ids, worker_id=worker_id)
 
 
-async def finish_task(
+async def end_run(
     conn: Connection,
     *,
     tenant_id: uuid.UUID,
-    task_id: uuid.UUID,
     worker_id: str,
     status: str,
     result: str | None,
@@ -73,12 +72,19 @@ async def finish_task(
     cost_usd: Decimal,
     billed_to: str | None,
     remember: bool,
+    usage: dict[str, list[Any]],
+    last_event: TaskEventRow,
+    channel: str,
+    notices: list[str],
 ) -> Record | None:
-    """The task's row as it ended, or None when it is no longer this worker's."""
-    return await QUERIES["finish_task"].fetchrow(
+    """The task's row as it ended, or None when it is no longer this worker's or, when it
+    succeeded, some action is still open. ``usage``: ``RunMeter.ledger()``'s columns;
+    ``last_event``: the run's, numbered after every stored one; ``notices``: what carries it
+    live, sent on ``channel`` at commit."""
+    return await QUERIES["end_run"].fetchrow(
         conn,
         tenant_id=tenant_id,
-        task_id=task_id,
+        task_id=last_event.task_id,
         worker_id=worker_id,
         status=status,
         result=result,
@@ -88,6 +94,12 @@ async def finish_task(
         cost_usd=cost_usd,
         billed_to=billed_to,
         remember=remember,
+        **{f"usage_{column}": values for column, values in usage.items()},
+        event_seq=last_event.seq,
+        event_ts=last_event.ts,
+        event_data=last_event.data,
+        channel=channel,
+        notices=notices,
     )
 
 
@@ -169,19 +181,6 @@ async def thread_history(
     """The thread's latest messages, oldest first, without the task's own."""
     return await QUERIES["thread_history"].fetch(
         conn, tenant_id=tenant_id, thread_id=thread_id, task_id=task_id, limit=limit
-    )
-
-
-async def add_agent_message(
-    conn: Connection,
-    *,
-    tenant_id: uuid.UUID,
-    thread_id: uuid.UUID,
-    task_id: uuid.UUID,
-    content: str,
-) -> None:
-    await QUERIES["add_agent_message"].execute(
-        conn, tenant_id=tenant_id, thread_id=thread_id, task_id=task_id, content=content
     )
 
 

@@ -112,18 +112,59 @@ WHERE id = ANY(:task_ids::uuid[]) AND lease_owner = :worker_id
   AND (status = 'running' OR memory_pending)
 RETURNING id, cancel_requested AND status = 'running' AS cancel_requested
 
--- finish_task --
--- With memories still to write (:remember), the worker keeps its lease on the task until
--- they are.
-UPDATE tasks SET
-    status = :status, result = :result, error = :error,
-    input_tokens = :input_tokens, output_tokens = :output_tokens,
-    cost_usd = :cost_usd, billed_to = :billed_to,
-    finished_at = now(), memory_pending = :remember,
-    lease_owner = CASE WHEN :remember THEN lease_owner END,
-    lease_expires_at = CASE WHEN :remember THEN lease_expires_at END
-WHERE tenant_id = :tenant_id AND id = :task_id AND lease_owner = :worker_id AND status = 'running'
-RETURNING *
+-- end_run --
+-- A run's ending in one statement: the outcome, its usage (RunMeter.ledger), the domain event,
+-- the thread's answer and the run's last event, with the NOTIFYs that carry that event live
+-- (without Redis). One statement because every tenant's /v1/events waits behind a transaction
+-- holding an id (opshub.outbox: tenant_events_after): the ending holds one for its own time,
+-- not for a round trip per write on a worker whose loop crews' threads slow down.
+-- No row when the task is no longer this worker's, or when a run that succeeded has actions
+-- still open: RunOutcomes.complete then looks again under the task's lock. An open action only
+-- gets decided and only the run's own tools propose one, so an action this snapshot sees as
+-- decided stays so; one decided meanwhile at worst sends the task the long way.
+-- With memories still to write (:remember), the worker keeps its lease on the task until they
+-- are. The domain event's data is tasks.service.domain_event_data's.
+WITH finished AS (
+    UPDATE tasks SET
+        status = :status, result = :result, error = :error,
+        input_tokens = :input_tokens, output_tokens = :output_tokens,
+        cost_usd = :cost_usd, billed_to = :billed_to,
+        finished_at = now(), memory_pending = :remember,
+        lease_owner = CASE WHEN :remember THEN lease_owner END,
+        lease_expires_at = CASE WHEN :remember THEN lease_expires_at END
+    WHERE tenant_id = :tenant_id AND id = :task_id AND lease_owner = :worker_id
+      AND status = 'running'
+      AND (:status <> 'succeeded' OR NOT EXISTS (
+          SELECT 1 FROM actions
+          WHERE tenant_id = :tenant_id AND task_id = :task_id
+            AND status IN ('pending', 'approved')))
+    RETURNING *
+), usage AS (
+    INSERT INTO usage_records
+        (tenant_id, task_id, provider, model, input_tokens, output_tokens, cached_tokens,
+            cost_usd, billed_to, kind)
+    SELECT f.tenant_id, f.id, u.*
+    FROM finished f, unnest(
+        :usage_providers::text[], :usage_models::text[], :usage_input_tokens::integer[],
+        :usage_output_tokens::integer[], :usage_cached_tokens::integer[],
+        :usage_costs_usd::numeric[], :usage_billed_to::text[], :usage_kinds::text[]
+    ) u
+), domain_event AS (
+    INSERT INTO outbox (tenant_id, event_type, data)
+    SELECT tenant_id, 'task.' || status,
+           jsonb_build_object('task_id', id, 'status', status, 'crew', crew)
+    FROM finished
+), answer AS (
+    INSERT INTO thread_messages (tenant_id, thread_id, role, content, task_id)
+    SELECT tenant_id, thread_id, 'agent', result #>> '{}', id FROM finished
+    WHERE thread_id IS NOT NULL AND result IS NOT NULL
+), last_event AS (
+    INSERT INTO task_events (tenant_id, task_id, seq, type, ts, data)
+    SELECT tenant_id, id, :event_seq, 'task.' || status, :event_ts, :event_data FROM finished
+)
+SELECT f.*, (SELECT count(pg_notify(:channel, notice)) FROM unnest(:notices::text[]) notice)
+    AS notified
+FROM finished f
 
 -- memory_written --
 -- Once: the mark is cleared in the transaction that stores the memories, by the lease's holder;
@@ -184,10 +225,6 @@ SELECT role, content FROM (
     WHERE tenant_id = :tenant_id AND thread_id = :thread_id AND task_id IS DISTINCT FROM :task_id
     ORDER BY id DESC LIMIT :limit
 ) recent ORDER BY id
-
--- add_agent_message --
-INSERT INTO thread_messages (tenant_id, thread_id, role, content, task_id)
-VALUES (:tenant_id, :thread_id, 'agent', :content, :task_id)
 
 -- due_webhooks --
 -- Each delivery is locked by the sender that takes it; several senders share the work.

@@ -3,6 +3,8 @@ a retry scheduled for a transient failure, or the task left awaiting approval of
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -14,20 +16,20 @@ from opshub.config import Settings
 from opshub.credentials.errors import CredentialStoreError
 from opshub.credentials.models import Provider
 from opshub.db.engine import tenant_transaction
-from opshub.db.sql import Record
+from opshub.db.sql import Connection, Record
 from opshub.errors import DomainError
 from opshub.llm import metering
 from opshub.llm.errors import ProviderUnavailableError
 from opshub.llm.factory import LLMFactory
-from opshub.outbox import service as outbox
 from opshub.runtime import queries
 from opshub.runtime.live import LiveEvents
 from opshub.runtime.run_telemetry import task_ended, task_retrying
-from opshub.runtime.task_events import RunEvents
+from opshub.runtime.task_events import RunEvents, live_event
 from opshub.tasks import service as tasks_service
-from opshub.tasks.models import EventType, TaskStatus
+from opshub.tasks.models import TaskStatus
 
 log = structlog.get_logger(__name__)
+Row = queries.TaskEventRow
 
 
 class TaskCancelledError(DomainError):
@@ -109,93 +111,116 @@ class RunOutcomes:
         error: DomainError | None = None,
         remember: bool = False,
     ) -> bool:
-        """Store the outcome, usage, thread turn and webhook in one transaction, then say so.
+        """Store the outcome, usage, thread turn, webhook and last event in one transaction
+        (most in one statement, ``end_run``), then say so.
 
         ``remember``: the run's memories are still to write; the task keeps its lease for them.
         True when the task ended that way (it is this worker's to write them).
         """
         tenant_id, task_id = row["tenant_id"], row["id"]
         await events.flush()  # every step is stored before the task reads as finished
-        usage = meter.usage if meter else None
-        error_body = {"code": error.code, "message": error.message} if error else None
-        final = {
-            "text": result,
-            "error": error_body,
-            "usage": {"input_tokens": usage.input_tokens, "output_tokens": usage.output_tokens}
-            if usage
-            else None,
-        }
         remember = remember and status is TaskStatus.succeeded
+        seq = events.end()
         async with tenant_transaction(self._app_pool, tenant_id) as conn:
-            waiting = []
-            if status is TaskStatus.succeeded:
-                # Locks the task: an action decided meanwhile settles it after this commits.
+            ending = _ending(row, seq, status, meter, result=result, error=error)
+            finished = await self._end(conn, ending, remember=remember)
+            if finished is None and status is TaskStatus.succeeded:
+                # Some change it proposed may still wait for a decision. Under the task's lock,
+                # as its deciders take it: one decided meanwhile has either committed, and is
+                # seen here, or settles the task itself once this commits.
                 waiting = await actions_service.open_for_task(
                     conn, tenant_id=tenant_id, task_id=task_id, lock_task=True
                 )
-            if waiting:
-                # The run is over; the task is not until its proposed changes are decided.
-                status = TaskStatus.awaiting_approval
-                result = final["text"] = (result or "") + awaiting_note(waiting)
-            finished = await queries.finish_task(
-                conn,
-                tenant_id=tenant_id,
-                task_id=task_id,
-                worker_id=self.worker_id,
-                status=status.value,
-                result=result,
-                error=error_body,
-                input_tokens=usage.input_tokens if usage else 0,
-                output_tokens=usage.output_tokens if usage else 0,
-                cost_usd=meter.cost_usd if meter else Decimal(0),
-                billed_to=meter.billed_to.value if meter else None,
-                remember=remember,
-            )
+                if waiting:
+                    # The run is over; the task is not until its proposed changes are decided.
+                    ending = _ending(
+                        row,
+                        seq,
+                        TaskStatus.awaiting_approval,
+                        meter,
+                        result=(result or "") + awaiting_note(waiting),
+                        error=error,
+                    )
+                finished = await self._end(conn, ending, remember=remember)
             if finished is None:
                 log.warning(
                     "task no longer held by this worker; outcome dropped", task=str(task_id)
                 )
                 return False
             task_ended(
-                finished, status=status.value, error_code=error.code if error else None, meter=meter
+                finished,
+                status=ending.status.value,
+                error_code=error.code if error else None,
+                meter=meter,
             )
-            if meter is not None:
-                await meter.persist(conn)
-            await outbox.emit(
-                conn,
-                tenant_id=tenant_id,
-                event_type=f"task.{status.value}",
-                data=tasks_service.domain_event_data(finished),
-            )
-            if finished["thread_id"] is not None and result is not None:
-                await queries.add_agent_message(
-                    conn,
-                    tenant_id=tenant_id,
-                    thread_id=finished["thread_id"],
-                    task_id=task_id,
-                    content=result,
-                )
-            if waiting:
-                # Numbered by the database in this transaction, not by the run's writer: once
-                # this commits, the settlement may append task.succeeded at any moment.
-                stored = await tasks_service.append_event(
-                    conn,
-                    tenant_id=tenant_id,
-                    task_id=task_id,
-                    type=EventType.task_awaiting_approval,
-                    data={k: v for k, v in final.items() if v is not None},
-                )
-            else:
+            if finished["webhook_url"] and ending.status is not TaskStatus.awaiting_approval:
                 await tasks_service.enqueue_webhook(
                     conn, tenant_id=tenant_id, task=tasks_service.task_read(finished)
                 )
-        if waiting:
-            events.close()
-            await self._live.publish({task_id: [stored.model_dump(mode="json")]})
-            return remember
-        events.emit(f"task.{status.value}", **final)
-        await events.flush()
+        await self._live.publish({task_id: [live_event(ending.event)]}, notified=True)
         return remember
+
+    async def _end(self, conn: Connection, ending: RunEnding, *, remember: bool) -> Record | None:
+        meter, usage = ending.meter, ending.meter.usage if ending.meter else None
+        channel, notices = self._live.notices({ending.event.task_id: [live_event(ending.event)]})
+        return await queries.end_run(
+            conn,
+            tenant_id=ending.event.tenant_id,
+            worker_id=self.worker_id,
+            status=ending.status.value,
+            result=ending.result,
+            error=ending.error,
+            input_tokens=usage.input_tokens if usage else 0,
+            output_tokens=usage.output_tokens if usage else 0,
+            cost_usd=meter.cost_usd if meter else Decimal(0),
+            billed_to=meter.billed_to.value if meter else None,
+            remember=remember,
+            usage=meter.ledger() if meter else metering.NO_LEDGER,
+            last_event=ending.event,
+            channel=channel,
+            notices=notices,
+        )
+
+
+@dataclass(frozen=True)
+class RunEnding:
+    """What ``end_run`` stores: the outcome and the run's last event."""
+
+    status: TaskStatus
+    result: str | None
+    error: dict[str, str] | None
+    meter: metering.RunMeter | None
+    event: Row
+
+
+def _ending(
+    row: Record,
+    seq: int,
+    status: TaskStatus,
+    meter: metering.RunMeter | None,
+    *,
+    result: str | None,
+    error: DomainError | None,
+) -> RunEnding:
+    """``seq``: the number of the run's last event (``RunEvents.end``)."""
+    usage = meter.usage if meter else None
+    error_body = {"code": error.code, "message": error.message} if error else None
+    data = {
+        "text": result,
+        "error": error_body,
+        "usage": {"input_tokens": usage.input_tokens, "output_tokens": usage.output_tokens}
+        if usage
+        else None,
+    }
+    event = Row(
+        tenant_id=row["tenant_id"],
+        task_id=row["id"],
+        seq=seq,
+        type=f"task.{status.value}",
+        ts=datetime.now(UTC),
+        data={key: value for key, value in data.items() if value is not None},
+    )
+    return RunEnding(status, result, error_body, meter, event)
 
 
 NOTE_HEADING = "\n\nChanges this run proposed:"

@@ -35,6 +35,11 @@ def _wire_ts(ts: datetime) -> str:
     return ts.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
+def live_event(row: Row) -> dict[str, Any]:
+    """A stored event as its watchers get it live."""
+    return {"seq": row.seq, "type": row.type, "ts": _wire_ts(row.ts), **row.data}
+
+
 @dataclass
 class RunEvents:
     """The event sequence of one task's run; numbered by its writer."""
@@ -57,6 +62,12 @@ class RunEvents:
     def close(self) -> None:
         """The task is another worker's now: its sequence numbers are no longer ours to use."""
         self.writer.close(self)
+
+    def end(self) -> int:
+        """The number of the run's last event, which its ending stores itself (with the task's
+        final state, in one statement); nothing is emitted after it. Call it once the earlier
+        events are flushed."""
+        return self.writer.end(self)
 
 
 class TaskEventWriter:
@@ -123,6 +134,12 @@ class TaskEventWriter:
         with self._lock:
             run.closed = True
 
+    def end(self, run: RunEvents) -> int:
+        with self._lock:
+            run.closed = True
+            run.last_seq += 1
+            return run.last_seq
+
     async def flush(self) -> None:
         """Wait until everything submitted so far is stored and published."""
         with self._lock:
@@ -147,10 +164,8 @@ class TaskEventWriter:
         if not rows:
             return
         by_task: dict[uuid.UUID, Batch] = {}
-        for _tenant, task_id, seq, type_, ts, data in rows:
-            by_task.setdefault(task_id, []).append(
-                {"seq": seq, "type": type_, "ts": _wire_ts(ts), **data}
-            )
+        for row in rows:
+            by_task.setdefault(row.task_id, []).append(live_event(row))
         # Without Redis, the other processes' share travels with the statement storing them.
         channel, notices = self._live.notices(by_task)
         while True:

@@ -31,7 +31,7 @@ from opshub.credentials.errors import CredentialStoreError
 from opshub.credentials.models import Source
 from opshub.credentials.resolver import CredentialResolver
 from opshub.credentials.store import open_secret_store
-from opshub.db.engine import tenant_transaction
+from opshub.db.engine import DatabaseUrls, create_pool, tenant_transaction
 from opshub.errors import DomainError, NotFoundError
 from opshub.llm.errors import BudgetExceededError, ProviderUnavailableError
 from opshub.llm.factory import LLMFactory
@@ -514,6 +514,53 @@ async def test_a_metered_run_that_succeeds_keeps_its_usage_its_ledger_and_its_co
     ]
     assert REGISTRY.get_sample_value("opshub_tasks_total", counted) == succeeded_before + 1
     assert REGISTRY.get_sample_value("opshub_run_model_calls_sum", calls) == calls_before + 2
+
+
+async def test_a_run_ends_in_one_statement_after_binding_its_tenant(
+    held: HeldRuns, owner_pool: asyncpg.Pool, urls: DatabaseUrls
+) -> None:
+    """Every tenant's live stream (``/v1/events``) waits behind a transaction that holds an id,
+    and a worker's loop, slowed by its crews' threads, takes a while for each round trip: the
+    ending writes its outcome, usage, thread answer, domain event and last event in the one
+    statement that takes the id, then commits."""
+    thread_id = await owner_pool.fetchval(
+        "INSERT INTO threads (tenant_id) VALUES ($1) RETURNING id", held.tenant.id
+    )
+    statements: list[str] = []
+    pool = await create_pool(urls.app, size=1, transactions_only=True)
+    try:
+        ending = outcomes(pool, held.settings, HOLDER)
+        # The connection's first use looks up the statement's types (asyncpg's introspection).
+        first, first_events = await held.start(attempt=1)
+        await ending.complete(first, first_events, TaskStatus.succeeded, metered(first, (1, 1)))
+        row, events = await held.start(attempt=1, thread_id=thread_id)
+        meter = metered(row, (120, 30), (80, 10))
+        meter.byok_run_fee_usd = Decimal("0.002")
+        async with pool.acquire() as conn:
+            conn.add_query_logger(lambda logged: statements.append(logged.query))
+        await ending.complete(row, events, TaskStatus.succeeded, meter, result="Done.")
+    finally:
+        await pool.close()
+
+    begin, tenant_bound, written, commit = statements
+    assert (begin, commit) == ("BEGIN;", "COMMIT;")
+    assert "set_config('app.tenant_id'" in tenant_bound
+    assert written.startswith("WITH finished AS (")
+    task, events_stored, outbox_events = await stored(owner_pool, row["id"])
+    assert task["status"] == "succeeded" and (events_stored, outbox_events) == (1, 1)
+    ledger = await owner_pool.fetch(
+        "SELECT kind, model, cost_usd FROM usage_records WHERE task_id = $1 ORDER BY cost_usd",
+        row["id"],
+    )
+    assert [(r["kind"], r["model"]) for r in ledger] == [
+        ("model_call", "gpt-4.1-mini"), ("model_call", "gpt-4.1-mini"),
+        ("run_fee", "byok-run-fee"),
+    ]  # fmt: skip
+    assert ledger[-1]["cost_usd"] == Decimal("0.002")
+    answer = await owner_pool.fetchval(
+        "SELECT content FROM thread_messages WHERE thread_id = $1", thread_id
+    )
+    assert answer == "Done."
 
 
 async def test_a_change_decided_while_the_run_ends_does_not_leave_the_task_waiting(
