@@ -26,7 +26,7 @@ from opshub.memory.embedders import Embedders
 from opshub.memory.indexes import IndexBuilder
 from opshub.memory.models import TENANT_SCOPE, MemoryKind, Scope, ScopeKind
 from opshub.memory.recalls import RecallTally
-from opshub.memory.schemas import MemoryCreate, MemoryHit, MemorySaved
+from opshub.memory.schemas import MemoryCreate, MemoryHit, MemorySaved, MemorySettings
 
 log = structlog.get_logger(__name__)
 
@@ -99,12 +99,11 @@ class TenantMemory:
                 index_builder=self.index_builder,
             )
 
-    async def extraction_enabled(self) -> bool:
+    async def settings(self) -> MemorySettings:
         async with tenant_transaction(self.app_pool, self.tenant_id) as conn:
-            chosen = await service.get_settings(
+            return await service.get_settings(
                 conn, tenant_id=self.tenant_id, extraction_default=self.extraction_default
             )
-        return chosen.extraction
 
 
 def run_scopes(crew: str, thread_id: uuid.UUID | None) -> list[Scope]:
@@ -171,6 +170,9 @@ class RunMemories:
     index_texts: list[str]
     """What each item is found by: the outcome by the request that led to it (the text the
     recall embedded before the run, so a run embeds it once), a fact by its own words."""
+    embedding_model: str | None = None
+    """The tenant's model when they were picked, to embed them with before the storing
+    transaction (which makes them again should the tenant have moved to another since)."""
 
 
 async def memories_of_run(
@@ -199,11 +201,13 @@ async def memories_of_run(
             metadata={"task_id": str(task_id)},
         )
     ]
-    if llm is not None and await memory.extraction_enabled():
+    settings = await memory.settings()
+    if llm is not None and settings.extraction:
         for fact in await _extract(llm, request=request, answer=answer):
             fact.metadata["task_id"] = str(task_id)
             items.append(fact)
-    return RunMemories(items, [request] + [fact.content for fact in items[1:]])
+    index_texts = [request] + [fact.content for fact in items[1:]]
+    return RunMemories(items, index_texts, settings.embedding_model)
 
 
 async def _extract(llm: Any, *, request: str, answer: str) -> list[MemoryCreate]:

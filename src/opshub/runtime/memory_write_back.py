@@ -120,13 +120,11 @@ class MemoryWriteBack:
         transaction holds back every tenant's ``/v1/events`` (rows show once no older
         transaction is open), and an embedding is a model call or ~100 ms of CPU a batch.
         None when there is nothing to embed."""
-        if not memories.items:
+        if not memories.items or memories.embedding_model is None:
             return None
-        async with tenant_transaction(memory.app_pool, tenant_id) as conn:
-            model = await memory_service.active_model(conn, tenant_id=tenant_id)
         return await memory_service.embed_items(
             memory.embedders,
-            model=model.name,
+            model=memories.embedding_model,
             tenant_id=tenant_id,
             items=memories.items,
             index_texts=memories.index_texts,

@@ -16,8 +16,8 @@ from opshub.config import Settings
 from opshub.credentials.resolver import CredentialResolver
 from opshub.credentials.store import open_secret_store
 from opshub.db.engine import tenant_transaction
-from opshub.memory.embedders import Embedders
-from opshub.memory.run_memory import TenantMemory
+from opshub.memory.embedders import LOCAL_MODEL, Embedders
+from opshub.memory.run_memory import TenantMemory, memories_of_run
 from opshub.outbox import service as outbox
 from opshub.runtime.memory_write_back import MemoryWriteBack
 from tests.conftest import TenantHandle
@@ -95,3 +95,32 @@ async def test_a_write_back_waiting_for_its_tenants_lock_holds_back_no_events(
         "SELECT memory_pending FROM tasks WHERE id = $1", uuid.UUID(str(row["id"]))
     )
     assert pending is False
+
+
+async def test_a_runs_memories_are_picked_with_the_model_that_will_embed_them(
+    app_pool: asyncpg.Pool, settings: Settings, tenant_a: TenantHandle
+) -> None:
+    """One read of the tenant's memory settings gives the extraction switch and the embedding
+    model: the write-back embeds with it before its storing transaction, without reading the
+    model again in a transaction of its own."""
+    resolver = CredentialResolver(
+        pool=app_pool, store=open_secret_store(settings), settings=settings
+    )
+    memory = TenantMemory(
+        app_pool=app_pool,
+        tenant_id=tenant_a.id,
+        embedders=Embedders(resolver=resolver, settings=settings).for_run(),
+    )
+
+    picked = await memories_of_run(
+        memory,
+        task_id=uuid.uuid4(),
+        crew="assistant",
+        thread_id=None,
+        request="Which leads came in this week?",
+        answer="Three leads.",
+        llm=None,
+    )
+
+    assert picked.embedding_model == LOCAL_MODEL
+    assert [item.kind for item in picked.items] == ["outcome"]
