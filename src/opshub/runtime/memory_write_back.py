@@ -31,6 +31,10 @@ from opshub.runtime import queries
 log = structlog.get_logger(__name__)
 
 
+class _TakenOverError(Exception):
+    """The task's write-back is another worker's now: what this one stored is rolled back."""
+
+
 class MemoryWriteBack:
     def __init__(self, *, owner_pool: asyncpg.Pool, worker_id: str, lease_seconds: float) -> None:
         self._owner_pool = owner_pool
@@ -81,36 +85,41 @@ class MemoryWriteBack:
         tenant_id, task_id = row["tenant_id"], row["id"]
         usage = meter.usage if meter else TokenUsage()
         embedded = await self._embed(memory, tenant_id=tenant_id, memories=memories)
-        async with tenant_transaction(memory.app_pool, tenant_id, custom_plans=True) as conn:
-            # Waited for before the first write: a transaction that has written holds back
-            # every tenant's /v1/events until it ends (rows show once no older one is open),
-            # and another run's write-back of this tenant may hold the lock a while.
-            await memory_service.lock_tenant_writes(conn, tenant_id=tenant_id)
-            still_ours = await queries.memory_written(
-                conn,
-                tenant_id=tenant_id,
-                task_id=task_id,
-                worker_id=self._worker_id,
-                input_tokens=usage.input_tokens,
-                output_tokens=usage.output_tokens,
-                cost_usd=meter.cost_usd if meter else Decimal(0),
-            )
-            if not still_ours:  # presumed dead, and another worker has written them
-                log.warning("memory write-back taken over elsewhere", task=str(task_id))
-                return []
-            if meter is not None:
-                await meter.persist(conn)
-            return await memory_service.remember_many(
-                conn,
-                tenant_id=tenant_id,
-                embedders=memory.embedders,
-                items=memories.items,
-                source_task_id=task_id,
-                index_builder=memory.index_builder,
-                embedded=embedded,
-                index_texts=memories.index_texts,
-                locked=True,
-            )
+        try:
+            async with tenant_transaction(memory.app_pool, tenant_id, custom_plans=True) as conn:
+                # Waited for before the first write, and the task's mark cleared after the
+                # memories: a transaction that has written holds back every tenant's
+                # /v1/events until it ends (rows show once no older one is open), and another
+                # run's write-back of this tenant may hold the lock a while.
+                await memory_service.lock_tenant_writes(conn, tenant_id=tenant_id)
+                saved = await memory_service.remember_many(
+                    conn,
+                    tenant_id=tenant_id,
+                    embedders=memory.embedders,
+                    items=memories.items,
+                    source_task_id=task_id,
+                    index_builder=memory.index_builder,
+                    embedded=embedded,
+                    index_texts=memories.index_texts,
+                    locked=True,
+                )
+                still_ours = await queries.memory_written(
+                    conn,
+                    tenant_id=tenant_id,
+                    task_id=task_id,
+                    worker_id=self._worker_id,
+                    input_tokens=usage.input_tokens,
+                    output_tokens=usage.output_tokens,
+                    cost_usd=meter.cost_usd if meter else Decimal(0),
+                )
+                if not still_ours:
+                    raise _TakenOverError
+                if meter is not None:
+                    await meter.persist(conn)
+        except _TakenOverError:  # presumed dead, and another worker has written them
+            log.warning("memory write-back taken over elsewhere", task=str(task_id))
+            return []
+        return saved
 
     @staticmethod
     async def _embed(

@@ -25,16 +25,18 @@ from tests.conftest import TenantHandle
 HOLDER = "write-back-test-worker"
 
 
-async def ended_task(owner_pool: asyncpg.Pool, tenant: TenantHandle) -> asyncpg.Record:
+async def ended_task(
+    owner_pool: asyncpg.Pool, tenant: TenantHandle, holder: str = HOLDER
+) -> asyncpg.Record:
     """A task that has succeeded and whose memories are still to be written, under the lease
-    of ``HOLDER`` (far in the future: no heartbeat of the session adopts it)."""
+    of ``holder`` (far in the future: no heartbeat of the session adopts it)."""
     row = await owner_pool.fetchrow(
         "INSERT INTO tasks (tenant_id, crew, input, status, attempt, max_attempts, started_at,"
         " finished_at, result, memory_pending, lease_owner, lease_expires_at) VALUES ($1,"
         " 'assistant', 'Which leads came in this week?', 'succeeded', 1, 3, now(), now(),"
         " to_jsonb('Three leads.'::text), true, $2, now() + interval '1 hour') RETURNING *",
         tenant.id,
-        HOLDER,
+        holder,
     )
     assert row is not None
     return row
@@ -124,3 +126,37 @@ async def test_a_runs_memories_are_picked_with_the_model_that_will_embed_them(
 
     assert picked.embedding_model == LOCAL_MODEL
     assert [item.kind for item in picked.items] == ["outcome"]
+
+
+async def test_a_write_back_another_worker_took_over_stores_nothing(
+    owner_pool: asyncpg.Pool,
+    app_pool: asyncpg.Pool,
+    settings: Settings,
+    tenant_a: TenantHandle,
+) -> None:
+    """This worker was presumed dead and another holds the task's lease now (and writes its
+    memories): what this one stored in its transaction goes with it, usage included."""
+    row = await ended_task(owner_pool, tenant_a, holder="the-worker-that-took-over")
+    resolver = CredentialResolver(
+        pool=app_pool, store=open_secret_store(settings), settings=settings
+    )
+    memory = TenantMemory(
+        app_pool=app_pool,
+        tenant_id=tenant_a.id,
+        embedders=Embedders(resolver=resolver, settings=settings).for_run(),
+    )
+    write_back = MemoryWriteBack(owner_pool=owner_pool, worker_id=HOLDER, lease_seconds=60)
+
+    saved = await write_back.write(
+        row, crew="assistant", answer="Three leads.", memory=memory, llm=None, meter=None
+    )
+
+    assert saved == []
+    stored = await owner_pool.fetchval(
+        "SELECT count(*) FROM memories WHERE tenant_id = $1", tenant_a.id
+    )
+    task = await owner_pool.fetchrow(
+        "SELECT memory_pending, lease_owner FROM tasks WHERE id = $1", row["id"]
+    )
+    assert stored == 0
+    assert task is not None and tuple(task) == (True, "the-worker-that-took-over")
