@@ -117,7 +117,9 @@ RETURNING id, cancel_requested AND status = 'running' AS cancel_requested
 -- the thread's answer and the run's last event, with the NOTIFYs that carry that event live
 -- (without Redis). One statement because every tenant's /v1/events waits behind a transaction
 -- holding an id (opshub.outbox: tenant_events_after): the ending holds one for its own time,
--- not for a round trip per write on a worker whose loop crews' threads slow down.
+-- not for a round trip per write on a worker whose loop crews' threads slow down. Run as its
+-- own transaction by the owner (the tenant in its predicates), or in a tenant transaction for a
+-- task with a webhook or open actions (RunOutcomes.complete).
 -- No row when the task is no longer this worker's, or when a run that succeeded has actions
 -- still open: RunOutcomes.complete then looks again under the task's lock. An open action only
 -- gets decided and only the run's own tools propose one, so an action this snapshot sees as
@@ -152,7 +154,7 @@ WITH finished AS (
 ), domain_event AS (
     INSERT INTO outbox (tenant_id, event_type, data)
     SELECT tenant_id, 'task.' || status,
-           jsonb_build_object('task_id', id, 'status', status, 'crew', crew)
+           jsonb_build_object('task_id', id::text, 'status', status, 'crew', crew)
     FROM finished
 ), answer AS (
     INSERT INTO thread_messages (tenant_id, thread_id, role, content, task_id)

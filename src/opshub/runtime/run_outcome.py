@@ -3,9 +3,11 @@ a retry scheduled for a transient failure, or the task left awaiting approval of
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import uuid
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from decimal import Decimal
+from functools import cached_property
 from typing import Any
 
 import asyncpg
@@ -45,12 +47,14 @@ class RunOutcomes:
         self,
         *,
         app_pool: asyncpg.Pool,
+        owner_pool: asyncpg.Pool,
         live: LiveEvents,
         factory: LLMFactory,
         settings: Settings,
         worker_id: str,
     ) -> None:
         self._app_pool = app_pool
+        self._owner_pool = owner_pool
         self._live = live
         self._factory = factory
         self._settings = settings
@@ -111,61 +115,84 @@ class RunOutcomes:
         error: DomainError | None = None,
         remember: bool = False,
     ) -> bool:
-        """Store the outcome, usage, thread turn, webhook and last event in one transaction
-        (most in one statement, ``end_run``), then say so.
+        """Store the outcome, usage, thread turn, webhook and last event together, then say so.
+
+        Most runs end in one statement (``end_run``) that is its own transaction: it holds a
+        transaction id only while it runs, and every tenant's ``/v1/events`` waits behind an
+        open one. As the owner, like the queue's statements: the tenant is in its predicates.
+        A task with a webhook, or with actions still open, ends in a tenant transaction.
 
         ``remember``: the run's memories are still to write; the task keeps its lease for them.
         True when the task ended that way (it is this worker's to write them).
         """
-        tenant_id, task_id = row["tenant_id"], row["id"]
         await events.flush()  # every step is stored before the task reads as finished
         remember = remember and status is TaskStatus.succeeded
-        seq = events.end()
+        ending = RunEnding(
+            tenant_id=row["tenant_id"],
+            task_id=row["id"],
+            seq=events.end(),
+            status=status,
+            result=result,
+            error={"code": error.code, "message": error.message} if error else None,
+            meter=meter,
+        )
+        finished = None
+        if not row["webhook_url"]:
+            async with self._owner_pool.acquire() as conn:
+                finished = await self._end(conn, ending, remember=remember)
+        if finished is None:
+            finished, ending = await self._end_in_transaction(row, ending, remember=remember)
+        if finished is None:
+            log.warning("task no longer held by this worker; outcome dropped", task=str(row["id"]))
+            return False
+        task_ended(
+            finished,
+            status=ending.status.value,
+            error_code=error.code if error else None,
+            meter=meter,
+        )
+        await self._live.publish({row["id"]: [live_event(ending.event)]}, notified=True)
+        return remember
+
+    async def _end_in_transaction(
+        self, row: Record, ending: RunEnding, *, remember: bool
+    ) -> tuple[Record | None, RunEnding]:
+        """The ending with the task's webhook, or of a run whose proposed changes may still
+        wait for a decision; None when the task is no longer this worker's."""
+        tenant_id, task_id = row["tenant_id"], row["id"]
         async with tenant_transaction(self._app_pool, tenant_id) as conn:
-            ending = _ending(row, seq, status, meter, result=result, error=error)
             finished = await self._end(conn, ending, remember=remember)
-            if finished is None and status is TaskStatus.succeeded:
-                # Some change it proposed may still wait for a decision. Under the task's lock,
-                # as its deciders take it: one decided meanwhile has either committed, and is
-                # seen here, or settles the task itself once this commits.
+            if finished is None and ending.status is TaskStatus.succeeded:
+                # Under the task's lock, as its deciders take it: one decided meanwhile has
+                # either committed, and is seen here, or settles the task itself once this
+                # commits.
                 waiting = await actions_service.open_for_task(
                     conn, tenant_id=tenant_id, task_id=task_id, lock_task=True
                 )
                 if waiting:
                     # The run is over; the task is not until its proposed changes are decided.
-                    ending = _ending(
-                        row,
-                        seq,
-                        TaskStatus.awaiting_approval,
-                        meter,
-                        result=(result or "") + awaiting_note(waiting),
-                        error=error,
+                    ending = replace(
+                        ending,
+                        status=TaskStatus.awaiting_approval,
+                        result=(ending.result or "") + awaiting_note(waiting),
                     )
                 finished = await self._end(conn, ending, remember=remember)
-            if finished is None:
-                log.warning(
-                    "task no longer held by this worker; outcome dropped", task=str(task_id)
-                )
-                return False
-            task_ended(
-                finished,
-                status=ending.status.value,
-                error_code=error.code if error else None,
-                meter=meter,
-            )
-            if finished["webhook_url"] and ending.status is not TaskStatus.awaiting_approval:
+            if (
+                finished is not None
+                and finished["webhook_url"]
+                and ending.status is not TaskStatus.awaiting_approval
+            ):
                 await tasks_service.enqueue_webhook(
                     conn, tenant_id=tenant_id, task=tasks_service.task_read(finished)
                 )
-        await self._live.publish({task_id: [live_event(ending.event)]}, notified=True)
-        return remember
+        return finished, ending
 
     async def _end(self, conn: Connection, ending: RunEnding, *, remember: bool) -> Record | None:
         meter, usage = ending.meter, ending.meter.usage if ending.meter else None
-        channel, notices = self._live.notices({ending.event.task_id: [live_event(ending.event)]})
+        channel, notices = self._live.notices({ending.task_id: [live_event(ending.event)]})
         return await queries.end_run(
             conn,
-            tenant_id=ending.event.tenant_id,
+            tenant_id=ending.tenant_id,
             worker_id=self.worker_id,
             status=ending.status.value,
             result=ending.result,
@@ -184,43 +211,34 @@ class RunOutcomes:
 
 @dataclass(frozen=True)
 class RunEnding:
-    """What ``end_run`` stores: the outcome and the run's last event."""
+    """What ``end_run`` stores: the outcome, and the run's last event, numbered ``seq``."""
 
+    tenant_id: uuid.UUID
+    task_id: uuid.UUID
+    seq: int
     status: TaskStatus
     result: str | None
     error: dict[str, str] | None
     meter: metering.RunMeter | None
-    event: Row
 
-
-def _ending(
-    row: Record,
-    seq: int,
-    status: TaskStatus,
-    meter: metering.RunMeter | None,
-    *,
-    result: str | None,
-    error: DomainError | None,
-) -> RunEnding:
-    """``seq``: the number of the run's last event (``RunEvents.end``)."""
-    usage = meter.usage if meter else None
-    error_body = {"code": error.code, "message": error.message} if error else None
-    data = {
-        "text": result,
-        "error": error_body,
-        "usage": {"input_tokens": usage.input_tokens, "output_tokens": usage.output_tokens}
-        if usage
-        else None,
-    }
-    event = Row(
-        tenant_id=row["tenant_id"],
-        task_id=row["id"],
-        seq=seq,
-        type=f"task.{status.value}",
-        ts=datetime.now(UTC),
-        data={key: value for key, value in data.items() if value is not None},
-    )
-    return RunEnding(status, result, error_body, meter, event)
+    @cached_property
+    def event(self) -> Row:
+        usage = self.meter.usage if self.meter else None
+        data = {
+            "text": self.result,
+            "error": self.error,
+            "usage": {"input_tokens": usage.input_tokens, "output_tokens": usage.output_tokens}
+            if usage
+            else None,
+        }
+        return Row(
+            tenant_id=self.tenant_id,
+            task_id=self.task_id,
+            seq=self.seq,
+            type=f"task.{self.status.value}",
+            ts=datetime.now(UTC),
+            data={key: value for key, value in data.items() if value is not None},
+        )
 
 
 NOTE_HEADING = "\n\nChanges this run proposed:"

@@ -123,6 +123,7 @@ class Worker:
         self._router = ChatRouter(database_url=database_url, crews=CREWS)
         self._outcomes = RunOutcomes(
             app_pool=app_pool,
+            owner_pool=owner_pool,
             live=live,
             factory=self._factory,
             settings=settings,

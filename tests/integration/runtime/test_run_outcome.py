@@ -58,13 +58,18 @@ async def writer(owner_pool: asyncpg.Pool) -> AsyncIterator[TaskEventWriter]:
 
 
 def outcomes(
-    app_pool: asyncpg.Pool, settings: Settings, worker_id: str, live: LocalLiveEvents | None = None
+    app_pool: asyncpg.Pool,
+    owner_pool: asyncpg.Pool,
+    settings: Settings,
+    worker_id: str,
+    live: LocalLiveEvents | None = None,
 ) -> RunOutcomes:
     resolver = CredentialResolver(
         pool=app_pool, store=open_secret_store(settings), settings=settings
     )
     return RunOutcomes(
         app_pool=app_pool,
+        owner_pool=owner_pool,
         live=live or LocalLiveEvents(),
         factory=LLMFactory(pool=app_pool, resolver=resolver, settings=settings),
         settings=settings,
@@ -117,7 +122,7 @@ class HeldRuns:
         """The outcomes of ``worker_id`` (the lease holder unless named), ``settings`` changed,
         publishing to ``live`` (the watchers of this process) if given."""
         settings_now = self.settings.model_copy(update=settings)
-        return outcomes(self.app_pool, settings_now, worker_id, live)
+        return outcomes(self.app_pool, self.owner_pool, settings_now, worker_id, live)
 
 
 @pytest.fixture
@@ -516,35 +521,37 @@ async def test_a_metered_run_that_succeeds_keeps_its_usage_its_ledger_and_its_co
     assert REGISTRY.get_sample_value("opshub_run_model_calls_sum", calls) == calls_before + 2
 
 
-async def test_a_run_ends_in_one_statement_after_binding_its_tenant(
+async def test_a_run_ends_in_one_statement_that_is_its_own_transaction(
     held: HeldRuns, owner_pool: asyncpg.Pool, urls: DatabaseUrls
 ) -> None:
     """Every tenant's live stream (``/v1/events``) waits behind a transaction that holds an id,
     and a worker's loop, slowed by its crews' threads, takes a while for each round trip: the
-    ending writes its outcome, usage, thread answer, domain event and last event in the one
-    statement that takes the id, then commits."""
+    ending writes its outcome, usage, thread answer, domain event and last event in one
+    statement, outside any transaction block, so the id is held only while it runs."""
     thread_id = await owner_pool.fetchval(
         "INSERT INTO threads (tenant_id) VALUES ($1) RETURNING id", held.tenant.id
     )
-    statements: list[str] = []
-    pool = await create_pool(urls.app, size=1, transactions_only=True)
+    sent: dict[str, list[str]] = {"app": [], "owner": []}
+    app = await create_pool(urls.app, size=1, transactions_only=True)
+    owner = await create_pool(urls.owner, size=1, transactions_only=True)
     try:
-        ending = outcomes(pool, held.settings, HOLDER)
+        ending = outcomes(app, owner, held.settings, HOLDER)
         # The connection's first use looks up the statement's types (asyncpg's introspection).
         first, first_events = await held.start(attempt=1)
         await ending.complete(first, first_events, TaskStatus.succeeded, metered(first, (1, 1)))
         row, events = await held.start(attempt=1, thread_id=thread_id)
         meter = metered(row, (120, 30), (80, 10))
         meter.byok_run_fee_usd = Decimal("0.002")
-        async with pool.acquire() as conn:
-            conn.add_query_logger(lambda logged: statements.append(logged.query))
+        for name, pool in (("app", app), ("owner", owner)):
+            async with pool.acquire() as conn:
+                conn.add_query_logger(lambda logged, log=sent[name]: log.append(logged.query))
         await ending.complete(row, events, TaskStatus.succeeded, meter, result="Done.")
     finally:
-        await pool.close()
+        await app.close()
+        await owner.close()
 
-    begin, tenant_bound, written, commit = statements
-    assert (begin, commit) == ("BEGIN;", "COMMIT;")
-    assert "set_config('app.tenant_id'" in tenant_bound
+    assert sent["app"] == []
+    [written] = sent["owner"]
     assert written.startswith("WITH finished AS (")
     task, events_stored, outbox_events = await stored(owner_pool, row["id"])
     assert task["status"] == "succeeded" and (events_stored, outbox_events) == (1, 1)
