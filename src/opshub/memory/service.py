@@ -296,7 +296,14 @@ async def remember_many(
             index_texts=index_texts,
             locked=True,
         )
-    saved = [
+    if index_builder is not None:
+        # Counted before the writes: a transaction that has written holds back every
+        # tenant's /v1/events, and the new items count as live (a duplicate among them asks
+        # for the index a few rows early).
+        await request_index_if_due(
+            conn, tenant_id=tenant_id, model=model, builder=index_builder, adding=len(items)
+        )
+    return [
         await _remember_one(
             conn,
             tenant_id=tenant_id,
@@ -307,9 +314,6 @@ async def remember_many(
         )
         for item, vector in zip(items, embedded.vectors, strict=True)
     ]
-    if index_builder is not None:
-        await request_index_if_due(conn, tenant_id=tenant_id, model=model, builder=index_builder)
-    return saved
 
 
 @dataclass(frozen=True, slots=True)
@@ -334,15 +338,21 @@ async def embed_items(
 
 
 async def request_index_if_due(
-    conn: Connection, *, tenant_id: uuid.UUID, model: ActiveModel, builder: IndexBuilder
+    conn: Connection,
+    *,
+    tenant_id: uuid.UUID,
+    model: ActiveModel,
+    builder: IndexBuilder,
+    adding: int = 0,
 ) -> None:
-    """Ask for the tenant's own index once its live memories reach the threshold."""
+    """Ask for the tenant's own index once its live memories, with the ``adding`` about to
+    be stored, reach the threshold."""
     if model.indexed:
         return
     held = await QUERIES["live_rows_up_to"].fetchval(
         conn, tenant_id=tenant_id, embedding_model=model.name, limit=builder.threshold
     )
-    if held >= builder.threshold:
+    if held + adding >= builder.threshold:
         builder.request(tenant_id=tenant_id, model=model.name)
 
 

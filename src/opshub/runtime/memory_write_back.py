@@ -111,11 +111,10 @@ class MemoryWriteBack:
                     input_tokens=usage.input_tokens,
                     output_tokens=usage.output_tokens,
                     cost_usd=meter.cost_usd if meter else Decimal(0),
+                    usage=meter.ledger() if meter else metering.NO_LEDGER,
                 )
                 if not still_ours:
                     raise _TakenOverError
-                if meter is not None:
-                    await meter.persist(conn)
         except _TakenOverError:  # presumed dead, and another worker has written them
             log.warning("memory write-back taken over elsewhere", task=str(task_id))
             return []

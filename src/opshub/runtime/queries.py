@@ -112,8 +112,10 @@ async def memory_written(
     input_tokens: int,
     output_tokens: int,
     cost_usd: Decimal,
+    usage: dict[str, list[Any]],
 ) -> bool:
-    """False when another worker holds the write-back now."""
+    """False when another worker holds the write-back now. ``usage``: the extraction call's
+    ledger rows (``RunMeter.ledger()``'s columns)."""
     row = await QUERIES["memory_written"].fetchrow(
         conn,
         tenant_id=tenant_id,
@@ -122,6 +124,7 @@ async def memory_written(
         input_tokens=input_tokens,
         output_tokens=output_tokens,
         cost_usd=cost_usd,
+        **{f"usage_{column}": values for column, values in usage.items()},
     )
     return row is not None
 

@@ -170,13 +170,29 @@ FROM finished f
 
 -- memory_written --
 -- Once: the mark is cleared in the transaction that stores the memories, by the lease's holder;
--- the extraction call's usage joins the run's.
-UPDATE tasks SET
-    memory_pending = false, lease_owner = NULL, lease_expires_at = NULL,
-    input_tokens = input_tokens + :input_tokens, output_tokens = output_tokens + :output_tokens,
-    cost_usd = cost_usd + :cost_usd
-WHERE tenant_id = :tenant_id AND id = :task_id AND lease_owner = :worker_id AND memory_pending
-RETURNING id
+-- the extraction call's usage joins the run's, and its rows the ledger (RunMeter.ledger), in
+-- the one statement: the write-back's last, since what it writes holds back /v1/events.
+WITH written AS (
+    UPDATE tasks SET
+        memory_pending = false, lease_owner = NULL, lease_expires_at = NULL,
+        input_tokens = input_tokens + :input_tokens,
+        output_tokens = output_tokens + :output_tokens,
+        cost_usd = cost_usd + :cost_usd
+    WHERE tenant_id = :tenant_id AND id = :task_id AND lease_owner = :worker_id
+      AND memory_pending
+    RETURNING id, tenant_id
+), usage AS (
+    INSERT INTO usage_records
+        (tenant_id, task_id, provider, model, input_tokens, output_tokens, cached_tokens,
+            cost_usd, billed_to, kind)
+    SELECT w.tenant_id, w.id, u.*
+    FROM written w, unnest(
+        :usage_providers::text[], :usage_models::text[], :usage_input_tokens::integer[],
+        :usage_output_tokens::integer[], :usage_cached_tokens::integer[],
+        :usage_costs_usd::numeric[], :usage_billed_to::text[], :usage_kinds::text[]
+    ) u
+)
+SELECT id FROM written
 
 -- claim_lost_write_backs --
 -- The write-backs of workers that died after their runs ended.

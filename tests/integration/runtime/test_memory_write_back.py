@@ -15,8 +15,9 @@ import asyncpg
 from opshub.config import Settings
 from opshub.credentials.resolver import CredentialResolver
 from opshub.credentials.store import open_secret_store
-from opshub.db.engine import tenant_transaction
+from opshub.db.engine import DatabaseUrls, create_pool, tenant_transaction
 from opshub.memory.embedders import LOCAL_MODEL, Embedders
+from opshub.memory.indexes import IndexBuilder
 from opshub.memory.run_memory import TenantMemory, memories_of_run
 from opshub.outbox import service as outbox
 from opshub.runtime.memory_write_back import MemoryWriteBack
@@ -160,3 +161,49 @@ async def test_a_write_back_another_worker_took_over_stores_nothing(
     )
     assert stored == 0
     assert task is not None and tuple(task) == (True, "the-worker-that-took-over")
+
+
+async def test_a_write_back_writes_last_and_in_as_few_statements_as_it_can(
+    owner_pool: asyncpg.Pool, settings: Settings, urls: DatabaseUrls, tenant_a: TenantHandle
+) -> None:
+    """What a transaction has written holds back every tenant's ``/v1/events`` until it ends:
+    the write-back reads first (the model, the duplicates, whether the tenant's index is due)
+    and then writes the memory, and the task's mark with the usage in one statement."""
+    row = await ended_task(owner_pool, tenant_a)
+    statements: list[str] = []
+    app = await create_pool(urls.app, size=1, transactions_only=True)
+    try:
+        resolver = CredentialResolver(
+            pool=app, store=open_secret_store(settings), settings=settings
+        )
+        memory = TenantMemory(
+            app_pool=app,
+            tenant_id=tenant_a.id,
+            embedders=Embedders(resolver=resolver, settings=settings).for_run(),
+            index_builder=IndexBuilder(owner_pool=owner_pool, threshold=1_000),
+        )
+        write_back = MemoryWriteBack(owner_pool=owner_pool, worker_id=HOLDER, lease_seconds=60)
+        # The connection's first use looks up the statements' types (asyncpg's introspection).
+        await write_back.write(
+            await ended_task(owner_pool, tenant_a),
+            crew="assistant",
+            answer="Two leads.",
+            memory=memory,
+            llm=None,
+            meter=None,
+        )
+        async with app.acquire() as conn:
+            conn.add_query_logger(lambda logged: statements.append(logged.query))
+        saved = await write_back.write(
+            row, crew="assistant", answer="Three leads.", memory=memory, llm=None, meter=None
+        )
+    finally:
+        await app.close()
+
+    assert [s.outcome for s in saved] == ["created"]
+    first_write = next(
+        n for n, text in enumerate(statements) if text.startswith("INSERT INTO memories")
+    )
+    marked, commit = statements[first_write + 1 :]
+    assert marked.startswith("WITH written AS (")
+    assert commit == "COMMIT;"
