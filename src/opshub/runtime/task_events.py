@@ -27,6 +27,14 @@ from opshub.tasks.models import EventType
 
 log = structlog.get_logger(__name__)
 Row = queries.TaskEventRow
+PASSING = (
+    OSError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.InsufficientResourcesError,  # too many connections, out of memory or disk
+)
+"""What the writer waits out, keeping the batch: the database away, starting or overloaded."""
 
 
 def _wire_ts(ts: datetime) -> str:
@@ -173,10 +181,17 @@ class TaskEventWriter:
                 async with self._pool.acquire() as conn:
                     await queries.store_events(conn, events=rows, channel=channel, notices=notices)
                 break
-            except (OSError, asyncpg.PostgresConnectionStatusError, asyncpg.InterfaceError) as exc:
+            except PASSING as exc:
                 log.warning("task events waiting for the database", error=type(exc).__name__)
                 await asyncio.sleep(0.5)
-        await self._live.publish(by_task, notified=True)
+            except Exception:
+                # A batch refused for good must not stop this writer: every run's ending waits
+                # for its events to be stored.
+                log.exception("task events dropped", events=len(rows))
+                by_task = {}
+                break
+        if by_task:
+            await self._live.publish(by_task, notified=True)
         async with self._written:
             self._done += len(rows)
             self._written.notify_all()

@@ -10,7 +10,9 @@ import time
 import uuid
 
 import asyncpg
+from sqlalchemy import make_url
 
+from opshub.db.engine import DatabaseUrls, create_pool
 from opshub.loops import stop_all
 from opshub.runtime.live import LocalLiveEvents
 from opshub.runtime.task_events import TaskEventWriter
@@ -75,3 +77,36 @@ async def test_events_emitted_from_many_threads_at_once_are_all_stored_in_order(
     for row in rows:
         by_task.setdefault(row["task_id"], []).append(row["text"])
     assert by_task == {t: [f"step {s}" for s in range(EVENTS)] for t in task_ids}
+
+
+async def test_a_writer_refused_connections_keeps_its_events_and_stores_them_later(
+    owner_pool: asyncpg.Pool, urls: DatabaseUrls, tenant_a: TenantHandle
+) -> None:
+    """PostgreSQL out of connections (``too many clients``) refuses the writer's next one: the
+    writer waits it out with the batch in hand. It used to stop for good, and every run's
+    ending then waited for its events forever."""
+    role = f"opshub_events_{uuid.uuid4().hex[:8]}"
+    await owner_pool.execute(f"CREATE ROLE {role} LOGIN BYPASSRLS CONNECTION LIMIT 1")
+    await owner_pool.execute(f"GRANT SELECT, INSERT ON task_events TO {role}")
+    pool = await create_pool(
+        make_url(urls.owner).set(username=role).render_as_string(False), size=2
+    )
+    writer = TaskEventWriter(pool=pool, live=LocalLiveEvents())
+    writing = asyncio.create_task(writer.run())
+    held = await pool.acquire()  # the role's one connection: the writer's next is refused
+    try:
+        task_id = await started_task(owner_pool, tenant_a)
+        events = writer.open_run(tenant_id=tenant_a.id, task_id=task_id, last_seq=0)
+        events.emit("task.started", crew="assistant", attempt=1)
+        flushed = asyncio.create_task(events.flush())
+        await asyncio.sleep(1.5)  # refused three times meanwhile
+        assert not flushed.done() and not writing.done()
+        await pool.release(held)
+        await asyncio.wait_for(flushed, 10)
+        assert await stored(owner_pool, [task_id]) == 1
+    finally:
+        await stop_all([writing])
+        await pool.expire_connections()
+        pool.terminate()
+        await owner_pool.execute(f"DROP OWNED BY {role}")
+        await owner_pool.execute(f"DROP ROLE {role}")
