@@ -138,8 +138,13 @@ class RunOutcomes:
         )
         finished = None
         if not row["webhook_url"]:
-            async with self._owner_pool.acquire() as conn:
-                finished = await self._end(conn, ending, remember=remember)
+            try:
+                async with self._owner_pool.acquire() as conn:
+                    finished = await self._end(conn, ending, remember=remember)
+            except asyncpg.InsufficientResourcesError as exc:
+                # No new connection to be had (too many clients): the tenant transaction's
+                # pool has its own open ones.
+                log.warning("run ending on the tenant's connection", error=type(exc).__name__)
         if finished is None:
             finished, ending = await self._end_in_transaction(row, ending, remember=remember)
         if finished is None:

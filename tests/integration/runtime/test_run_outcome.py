@@ -23,6 +23,7 @@ import asyncpg
 import pytest
 import structlog.testing
 from prometheus_client import REGISTRY
+from sqlalchemy import make_url
 
 from opshub.actions import service as actions_service
 from opshub.actions.kinds import ActionKind
@@ -614,3 +615,26 @@ async def test_a_change_decided_while_the_run_ends_does_not_leave_the_task_waiti
 
     task, _, _ = await stored(owner_pool, row["id"])
     assert (task["status"], task["result"]) == ("succeeded", "Paused.")
+
+
+async def test_a_run_ends_when_the_database_refuses_the_owner_a_new_connection(
+    held: HeldRuns, owner_pool: asyncpg.Pool, urls: DatabaseUrls
+) -> None:
+    """PostgreSQL out of connections (``too many clients``) refuses the owner's pool a new one:
+    the run ends in a tenant transaction, on a connection of the app's pool."""
+    role = f"opshub_owner_{uuid.uuid4().hex[:8]}"
+    await owner_pool.execute(f"CREATE ROLE {role} LOGIN CONNECTION LIMIT 1")
+    limited = await create_pool(
+        make_url(urls.owner).set(username=role).render_as_string(False), size=2
+    )
+    taken = await limited.acquire()  # the role's one connection: the next is refused
+    try:
+        row, events = await held.start(attempt=1)
+        ending = outcomes(held.app_pool, limited, held.settings, HOLDER)
+        await ending.complete(row, events, TaskStatus.succeeded, None, result="Done.")
+        task, events_stored, outbox_events = await stored(owner_pool, row["id"])
+        assert task["status"] == "succeeded" and (events_stored, outbox_events) == (1, 1)
+    finally:
+        await limited.release(taken)
+        limited.terminate()
+        await owner_pool.execute(f"DROP ROLE {role}")
