@@ -43,6 +43,25 @@ async def ended_task(
     return row
 
 
+def tenant_memory(
+    app_pool: asyncpg.Pool,
+    settings: Settings,
+    tenant: TenantHandle,
+    *,
+    index_builder: IndexBuilder | None = None,
+) -> TenantMemory:
+    """The tenant's memory as a worker's run binds it (the local embedding model)."""
+    resolver = CredentialResolver(
+        pool=app_pool, store=open_secret_store(settings), settings=settings
+    )
+    return TenantMemory(
+        app_pool=app_pool,
+        tenant_id=tenant.id,
+        embedders=Embedders(resolver=resolver, settings=settings).for_run(),
+        index_builder=index_builder,
+    )
+
+
 async def waiting_for_a_lock(owner_pool: asyncpg.Pool, within: float = 10.0) -> None:
     deadline = asyncio.get_running_loop().time() + within
     while asyncio.get_running_loop().time() < deadline:
@@ -64,14 +83,7 @@ async def test_a_write_back_waiting_for_its_tenants_lock_holds_back_no_events(
     tenant_b: TenantHandle,
 ) -> None:
     row = await ended_task(owner_pool, tenant_a)
-    resolver = CredentialResolver(
-        pool=app_pool, store=open_secret_store(settings), settings=settings
-    )
-    memory = TenantMemory(
-        app_pool=app_pool,
-        tenant_id=tenant_a.id,
-        embedders=Embedders(resolver=resolver, settings=settings).for_run(),
-    )
+    memory = tenant_memory(app_pool, settings, tenant_a)
     write_back = MemoryWriteBack(owner_pool=owner_pool, worker_id=HOLDER, lease_seconds=60)
     async with owner_pool.acquire() as other_writer, other_writer.transaction():
         # Another write-back of tenant A, under way (it takes the lock before writing too).
@@ -106,14 +118,7 @@ async def test_a_runs_memories_are_picked_with_the_model_that_will_embed_them(
     """One read of the tenant's memory settings gives the extraction switch and the embedding
     model: the write-back embeds with it before its storing transaction, without reading the
     model again in a transaction of its own."""
-    resolver = CredentialResolver(
-        pool=app_pool, store=open_secret_store(settings), settings=settings
-    )
-    memory = TenantMemory(
-        app_pool=app_pool,
-        tenant_id=tenant_a.id,
-        embedders=Embedders(resolver=resolver, settings=settings).for_run(),
-    )
+    memory = tenant_memory(app_pool, settings, tenant_a)
 
     picked = await memories_of_run(
         memory,
@@ -138,14 +143,7 @@ async def test_a_write_back_another_worker_took_over_stores_nothing(
     """This worker was presumed dead and another holds the task's lease now (and writes its
     memories): what this one stored in its transaction goes with it, usage included."""
     row = await ended_task(owner_pool, tenant_a, holder="the-worker-that-took-over")
-    resolver = CredentialResolver(
-        pool=app_pool, store=open_secret_store(settings), settings=settings
-    )
-    memory = TenantMemory(
-        app_pool=app_pool,
-        tenant_id=tenant_a.id,
-        embedders=Embedders(resolver=resolver, settings=settings).for_run(),
-    )
+    memory = tenant_memory(app_pool, settings, tenant_a)
     write_back = MemoryWriteBack(owner_pool=owner_pool, worker_id=HOLDER, lease_seconds=60)
 
     saved = await write_back.write(
@@ -173,15 +171,8 @@ async def test_a_write_back_writes_last_and_in_as_few_statements_as_it_can(
     statements: list[str] = []
     app = await create_pool(urls.app, size=1, transactions_only=True)
     try:
-        resolver = CredentialResolver(
-            pool=app, store=open_secret_store(settings), settings=settings
-        )
-        memory = TenantMemory(
-            app_pool=app,
-            tenant_id=tenant_a.id,
-            embedders=Embedders(resolver=resolver, settings=settings).for_run(),
-            index_builder=IndexBuilder(owner_pool=owner_pool, threshold=1_000),
-        )
+        builder = IndexBuilder(owner_pool=owner_pool, threshold=1_000)
+        memory = tenant_memory(app, settings, tenant_a, index_builder=builder)
         write_back = MemoryWriteBack(owner_pool=owner_pool, worker_id=HOLDER, lease_seconds=60)
         # The connection's first use looks up the statements' types (asyncpg's introspection).
         await write_back.write(
