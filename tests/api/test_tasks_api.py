@@ -21,7 +21,9 @@ from httpx import ASGITransport, AsyncClient
 from opshub.app import create_app
 from opshub.auth.models import Role
 from opshub.config import Settings
-from opshub.db.engine import DatabaseUrls, transaction
+from opshub.db.engine import DatabaseUrls, create_pool, tenant_transaction, transaction
+from opshub.tasks import service as tasks_service
+from opshub.tasks.schemas import TaskCreate
 from opshub.tenants import service as tenants_service
 from tests.conftest import TenantHandle
 
@@ -473,6 +475,42 @@ async def test_submitting_writes_a_task_queued_event_to_the_outbox(
     assert [row["event_type"] for row in rows] == ["task.queued"]
     assert rows[0]["data"]["status"] == "queued"
     assert rows[0]["data"]["crew"] == "assistant"
+
+
+async def test_a_submission_writes_its_task_and_event_in_one_statement(
+    urls: DatabaseUrls, tenant_a: TenantHandle, owner_pool: asyncpg.Pool
+) -> None:
+    """From a transaction's first write to its commit every tenant's ``/v1/events`` waits: the
+    task and its ``task.queued`` event (the request's start, as lists show it) are one
+    statement."""
+    statements: list[str] = []
+    pool = await create_pool(urls.app, size=1, transactions_only=True)
+    try:
+        async with tenant_transaction(pool, tenant_a.id) as conn:  # types looked up once
+            await tasks_service.submit_task(
+                conn, tenant_id=tenant_a.id, body=TaskCreate(crew="assistant", input="warm")
+            )
+        async with pool.acquire() as conn:
+            conn.add_query_logger(lambda logged: statements.append(logged.query))
+        async with tenant_transaction(pool, tenant_a.id) as conn:
+            task, created = await tasks_service.submit_task(
+                conn, tenant_id=tenant_a.id, body=TaskCreate(crew="assistant", input="x" * 300)
+            )
+    finally:
+        await pool.close()
+
+    assert created
+    begin, _tenant_bound, written, commit = statements
+    assert (begin, commit) == ("BEGIN;", "COMMIT;")
+    assert written.startswith("WITH inserted AS (")
+    data = await owner_pool.fetchval(
+        "SELECT data FROM outbox WHERE tenant_id = $1 AND data->>'task_id' = $2",
+        tenant_a.id,
+        str(task.id),
+    )
+    assert data == {
+        "task_id": str(task.id), "status": "queued", "crew": "assistant", "input": "x" * 200,
+    }  # fmt: skip
 
 
 async def test_an_idempotent_replay_writes_no_second_outbox_event(

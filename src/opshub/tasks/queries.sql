@@ -1,12 +1,24 @@
 -- Every statement names the tenant besides RLS: the planner then sees it as an index condition.
 
 -- insert_task --
-INSERT INTO tasks (tenant_id, crew, input, inputs, thread_id, schedule_id, retry_of, priority,
-                   idempotency_key, webhook_url, trace_context)
-VALUES (:tenant_id, :crew, :input, :inputs, :thread_id, :schedule_id, :retry_of, :priority,
-        :idempotency_key, :webhook_url, :trace_context)
-ON CONFLICT (tenant_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
-RETURNING *
+-- The task and its task.queued event (service.domain_event_data's, with the request's start as a
+-- list shows it) in one statement: the submitting transaction holds an id from here to its
+-- commit, and every tenant's /v1/events waits behind it. No row when the key is taken.
+WITH inserted AS (
+    INSERT INTO tasks (tenant_id, crew, input, inputs, thread_id, schedule_id, retry_of,
+                       priority, idempotency_key, webhook_url, trace_context)
+    VALUES (:tenant_id, :crew, :input, :inputs, :thread_id, :schedule_id, :retry_of, :priority,
+            :idempotency_key, :webhook_url, :trace_context)
+    ON CONFLICT (tenant_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
+    RETURNING *
+), queued AS (
+    INSERT INTO outbox (tenant_id, event_type, data)
+    SELECT tenant_id, 'task.queued',
+           jsonb_build_object('task_id', id::text, 'status', status, 'crew', crew,
+                              'input', left(input, :preview_chars))
+    FROM inserted
+)
+SELECT * FROM inserted
 
 -- get_by_idempotency_key --
 SELECT * FROM tasks WHERE tenant_id = :tenant_id AND idempotency_key = :idempotency_key

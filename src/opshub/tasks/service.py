@@ -110,6 +110,9 @@ async def submit_task(
         "idempotency_key": body.idempotency_key,
         "webhook_url": str(body.webhook_url) if body.webhook_url else None,
         "trace_context": trace_context(),
+        # A new run's request comes along with its task.queued event (its start, as a list
+        # shows it), so that an open dashboard can show the run without asking for it.
+        "preview_chars": INPUT_PREVIEW_CHARS,
     }
     by_key = {"tenant_id": tenant_id, "idempotency_key": body.idempotency_key}
     row = await QUERIES["insert_task"].fetchrow(conn, **task)
@@ -126,10 +129,6 @@ async def submit_task(
             # The conflict means the row exists.
             existing = await QUERIES["get_by_idempotency_key"].fetchone(conn, **by_key)
             return task_read(existing), False
-    # A new run's request comes along (its start, as a list shows it), so that an open dashboard
-    # can show the run without asking for it.
-    queued = {**domain_event_data(row), "input": row["input"][:INPUT_PREVIEW_CHARS]}
-    await outbox.emit(conn, tenant_id=tenant_id, event_type="task.queued", data=queued)
     TASKS_SUBMITTED.labels(row["crew"] or "routed").inc()
     return task_read(row), True
 
