@@ -130,6 +130,19 @@ async def run_metered(meter: RunMeter, llm: Any, *, with_tool: bool = False) -> 
         crewai_event_bus.flush()
 
 
+async def write_ledger(conn: asyncpg.Connection, meter: RunMeter) -> None:
+    """The meter's rows (``RunMeter.ledger``) as a run's ending writes them."""
+    await conn.execute(
+        "INSERT INTO usage_records (tenant_id, task_id, provider, model, input_tokens,"
+        " output_tokens, cached_tokens, cost_usd, billed_to, kind) SELECT $1, $2, u.* FROM"
+        " unnest($3::text[], $4::text[], $5::integer[], $6::integer[], $7::integer[],"
+        " $8::numeric[], $9::text[], $10::text[]) u",
+        meter.tenant_id,
+        meter.task_id,
+        *meter.ledger().values(),
+    )
+
+
 def meter_for(tenant: TenantHandle, billed_to: Source, **kwargs: Any) -> RunMeter:
     return RunMeter(
         tenant_id=tenant.id,
@@ -255,7 +268,7 @@ async def test_usage_is_captured_per_call_and_priced_from_the_table(
 
     await run_metered(meter, llm.llm)
     async with tenant_transaction(app_pool, tenant_a.id) as conn:
-        await meter.persist(conn)
+        await write_ledger(conn, meter)
         rows = await conn.fetch("SELECT * FROM usage_records WHERE tenant_id = $1", tenant_a.id)
 
     # gpt-4o: 2.50 in, 1.25 cached in, 10.00 out, per million tokens
@@ -388,7 +401,7 @@ async def test_a_byok_run_is_billed_the_plans_run_fee_not_its_model_cost(
 
     await run_metered(meter, llm.llm)
     async with tenant_transaction(app_pool, tenant_a.id) as conn:
-        await meter.persist(conn)
+        await write_ledger(conn, meter)
         billable = await usage_ledger.billable_this_month(conn, tenant_id=tenant_a.id)
         spend = await usage_ledger.platform_spend_this_month(conn, tenant_id=tenant_a.id)
 

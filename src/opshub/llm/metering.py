@@ -18,7 +18,6 @@ from typing import Any
 
 from opshub.config import ModelPrice
 from opshub.credentials.models import Source
-from opshub.db.sql import Connection
 from opshub.errors import DomainError
 from opshub.llm import usage as usage_ledger
 from opshub.llm.crewai_setup import install_once, prepare_crewai
@@ -104,7 +103,8 @@ class RunMeter:
 
     def ledger(self) -> dict[str, list[Any]]:
         """The run's rows of the usage ledger as columns: one per model call, and the
-        platform's fee for a run on the tenant's own key (the ``insert_run_usage`` arrays)."""
+        platform's fee for a run on the tenant's own key. The run's ending writes them
+        (``end_run``), and its memory write-back the extraction call's (``memory_written``)."""
         rows: list[tuple[str, str, int, int, int, Decimal, str, str]] = [
             (
                 self.provider,
@@ -123,12 +123,6 @@ class RunMeter:
                 ("opshub", "byok-run-fee", 0, 0, 0, self.byok_run_fee_usd, "byok", "run_fee")
             )
         return {name: [row[i] for row in rows] for i, name in enumerate(LEDGER_COLUMNS)}
-
-    async def persist(self, conn: Connection) -> None:
-        """Write the run's usage to the tenant's ledger (once, when the run ends)."""
-        await usage_ledger.QUERIES["insert_run_usage"].execute(
-            conn, tenant_id=self.tenant_id, task_id=self.task_id, **self.ledger()
-        )
 
 
 def call(llm: Any, messages: list[Any]) -> Any:

@@ -5,17 +5,6 @@ INSERT INTO usage_records
 VALUES (:tenant_id, :task_id, :provider, :model, :input_tokens, :output_tokens, :cached_tokens,
     :cost_usd, :billed_to)
 
--- insert_run_usage --
--- A run's model calls and its BYOK fee (RunMeter.ledger), one row each, in one statement.
-INSERT INTO usage_records
-    (tenant_id, task_id, provider, model, input_tokens, output_tokens, cached_tokens, cost_usd,
-        billed_to, kind)
-SELECT :tenant_id, :task_id, u.*
-FROM unnest(
-    :providers::text[], :models::text[], :input_tokens::integer[], :output_tokens::integer[],
-    :cached_tokens::integer[], :costs_usd::numeric[], :billed_to::text[], :kinds::text[]
-) u
-
 -- billable_this_month --
 -- What the platform bills: model calls on its own keys, plus the fee of each BYOK run.
 SELECT coalesce(sum(cost_usd) FILTER (WHERE billed_to = 'platform' OR kind = 'run_fee'), 0)
